@@ -1,0 +1,5 @@
+//! Work in progress: see the workspace ARCHITECTURE.md for this crate's purpose.
+//!
+//! ```
+//! assert!(true);
+//! ```

@@ -1,0 +1,1 @@
+//! Shared helpers for the example binaries (argument parsing and terminal output only).

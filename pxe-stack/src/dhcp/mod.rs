@@ -1,0 +1,1 @@
+//! The dhcp server (work in progress).

@@ -1,0 +1,165 @@
+//! The per-host event stream: one vocabulary for every server's part of a host's timeline.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::host::Mac;
+
+/// Something that happened to one host, stamped when it happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// When it happened.
+    pub at: SystemTime,
+    /// The host's MAC address, when known.
+    pub mac: Option<Mac>,
+    /// The host's network address, when known.
+    pub addr: Option<IpAddr>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// An event stamped now.
+    pub fn now(mac: Option<Mac>, addr: Option<IpAddr>, kind: EventKind) -> Self {
+        Event {
+            at: SystemTime::now(),
+            mac,
+            addr,
+            kind,
+        }
+    }
+}
+
+/// The DHCP message types that appear on a timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum DhcpStep {
+    /// The client looked for servers.
+    Discover,
+    /// We offered an address.
+    Offer,
+    /// The client asked for the address.
+    Request,
+    /// We confirmed the lease.
+    Ack,
+    /// We refused the request.
+    Nak,
+    /// The client found the address in use.
+    Decline,
+    /// The client gave the address back.
+    Release,
+    /// The client asked for configuration only.
+    Inform,
+}
+
+/// The transfer protocol of a file event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Protocol {
+    /// TFTP (the first boot file).
+    Tftp,
+    /// HTTP (scripts, kernels, images, configs).
+    Http,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A DHCP exchange step.
+    Dhcp {
+        /// The step.
+        step: DhcpStep,
+        /// The address offered, requested or acknowledged.
+        yiaddr: Option<std::net::Ipv4Addr>,
+        /// The boot file handed out, if any.
+        boot_file: Option<String>,
+    },
+    /// A file transfer finished (or failed).
+    Transfer {
+        /// TFTP or HTTP.
+        protocol: Protocol,
+        /// The requested path.
+        path: String,
+        /// Bytes sent.
+        bytes: u64,
+        /// How long the transfer took.
+        duration: Duration,
+        /// HTTP status, or 0 for a TFTP success and the TFTP error code otherwise.
+        status: u16,
+    },
+    /// A host fetched its Ignition config.
+    Ignition {
+        /// The role config it was built from.
+        role: String,
+        /// The sha512 of the bytes served, hex.
+        sha512: String,
+    },
+    /// A host posted its hardware inventory and was assigned a role.
+    Introspected {
+        /// The role decided.
+        role: String,
+        /// The install disk chosen.
+        install_dev: Option<String>,
+    },
+    /// A host reported progress or completion (for example from the installer).
+    Report {
+        /// The stage name the host reported.
+        stage: String,
+        /// Free-form detail.
+        detail: String,
+    },
+    /// A power or boot-device action on the host's BMC.
+    Power {
+        /// The action, such as `bootdev pxe` or `on`.
+        action: String,
+        /// Whether the read-back confirmed it.
+        ok: bool,
+    },
+}
+
+/// Where events go. Implementations must be cheap and must not block: servers call this inline.
+pub trait EventSink: Send + Sync {
+    /// Record one event.
+    fn emit(&self, event: Event);
+}
+
+/// A sink that drops everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Discard;
+
+impl EventSink for Discard {
+    fn emit(&self, _event: Event) {}
+}
+
+/// A sink that keeps every event in memory, for tests and small deployments.
+#[derive(Debug, Default, Clone)]
+pub struct Recorder(Arc<Mutex<Vec<Event>>>);
+
+impl Recorder {
+    /// A new, empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of everything recorded so far, in order.
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl EventSink for Recorder {
+    fn emit(&self, event: Event) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(event);
+        }
+    }
+}
+
+impl<T: EventSink + ?Sized> EventSink for Arc<T> {
+    fn emit(&self, event: Event) {
+        (**self).emit(event)
+    }
+}

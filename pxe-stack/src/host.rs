@@ -1,0 +1,170 @@
+//! Host identity shared by every server: the MAC address and the lease lookup.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// An Ethernet MAC address, the identity of a booting host.
+///
+/// Parses `52:54:00:12:34:56`, `52-54-00-12-34-56` (iPXE's `${mac:hexhyp}`) and
+/// `525400123456` (`${mac:hexraw}`), in either case. Displays as lowercase colon-separated hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// The address in iPXE's `${mac:hexhyp}` form: `52-54-00-12-34-56`.
+    pub fn hexhyp(&self) -> String {
+        self.join('-')
+    }
+
+    /// Whether the locally-administered bit is set (true for most virtual NICs' random MACs).
+    pub fn is_local(&self) -> bool {
+        self.0[0] & 0x02 != 0
+    }
+
+    /// Whether this is a multicast (group) address, never a host's identity.
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 0x01 != 0
+    }
+
+    fn join(&self, sep: char) -> String {
+        let mut s = String::with_capacity(17);
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                s.push(sep);
+            }
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.join(':'))
+    }
+}
+
+impl fmt::Debug for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Mac({self})")
+    }
+}
+
+/// The error for a string that is not a MAC address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid MAC address {input:?}: expected six hex octets such as 52:54:00:12:34:56")]
+pub struct ParseMacError {
+    /// The rejected input.
+    pub input: String,
+}
+
+impl FromStr for Mac {
+    type Err = ParseMacError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseMacError { input: s.to_owned() };
+        let hex: Vec<u8> = if s.len() == 12 {
+            s.bytes().collect()
+        } else if s.len() == 17 {
+            let sep = s.as_bytes()[2];
+            if sep != b':' && sep != b'-' {
+                return Err(err());
+            }
+            let mut out = Vec::with_capacity(12);
+            for (i, b) in s.bytes().enumerate() {
+                if i % 3 == 2 {
+                    if b != sep {
+                        return Err(err());
+                    }
+                } else {
+                    out.push(b);
+                }
+            }
+            out
+        } else {
+            return Err(err());
+        };
+        let mut mac = [0u8; 6];
+        for (i, pair) in hex.chunks(2).enumerate() {
+            let pair = std::str::from_utf8(pair).map_err(|_| err())?;
+            mac[i] = u8::from_str_radix(pair, 16).map_err(|_| err())?;
+        }
+        Ok(Mac(mac))
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Maps between a host's network address and its MAC, usually through the DHCP lease table.
+///
+/// The HTTP server uses it to name the host behind a request; Ignition serving uses it to check
+/// that a config goes only to the address holding that host's lease.
+pub trait HostLookup: Send + Sync {
+    /// The MAC address that currently holds `addr`, if any.
+    fn mac_for(&self, addr: IpAddr) -> Option<Mac>;
+    /// The address currently leased to `mac`, if any.
+    fn addr_for(&self, mac: Mac) -> Option<IpAddr>;
+}
+
+/// A lookup that knows no host: for setups without a DHCP server of ours.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoLookup;
+
+impl HostLookup for NoLookup {
+    fn mac_for(&self, _addr: IpAddr) -> Option<Mac> {
+        None
+    }
+    fn addr_for(&self, _mac: Mac) -> Option<IpAddr> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: Option<&str>) {
+        let got = input.parse::<Mac>().ok().map(|m| m.to_string());
+        assert_eq!(got.as_deref(), expected, "input {input:?}");
+    }
+
+    #[test]
+    fn parses_the_three_forms() {
+        check("52:54:00:12:34:56", Some("52:54:00:12:34:56"));
+        check("52-54-00-AB-cd-EF", Some("52:54:00:ab:cd:ef"));
+        check("525400123456", Some("52:54:00:12:34:56"));
+        check("52:54-00:12:34:56", None);
+        check("52:54:00:12:34", None);
+        check("52:54:00:12:34:5g", None);
+        check("", None);
+        check("+5:54:00:12:34:56", None);
+        check("ééé", None);
+    }
+
+    #[test]
+    fn hexhyp_and_serde() {
+        let mac: Mac = "52:54:00:12:34:56".parse().unwrap();
+        assert_eq!(mac.hexhyp(), "52-54-00-12-34-56");
+        let json = serde_json_like(&mac);
+        assert_eq!(json, "52:54:00:12:34:56");
+    }
+
+    fn serde_json_like(mac: &Mac) -> String {
+        // Display is what Serialize writes.
+        mac.to_string()
+    }
+}

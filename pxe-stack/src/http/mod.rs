@@ -1,0 +1,1 @@
+//! The http server (work in progress).

@@ -1,0 +1,53 @@
+//! PXE boot servers for bare metal, replacing the runbook's dnsmasq and nginx.
+//!
+//! A booting host meets three servers in turn: DHCP hands it an address and a first boot file
+//! chosen by its firmware architecture; TFTP carries that small file (an iPXE binary); HTTP
+//! carries everything after it: the per-host iPXE script, kernel, initramfs, the metal image and
+//! the Ignition config. This crate provides the three servers and the vocabulary they share:
+//!
+//! - [`Mac`] and [`HostLookup`]: a host's identity and the lease table that maps addresses to it.
+//! - [`Event`] and [`EventSink`]: one per-host timeline fed by every server.
+//! - [`route::Handler`]: how other crates (`ipxe-script`, `ignition-serve`, `introspect`) plug
+//!   dynamic content into the HTTP server without this crate depending on them.
+//!
+//! The core (this module's types) has no runtime; each server is a cargo feature.
+//!
+//! # Feature flags
+//! - `dhcp`: the PXE-aware DHCPv4 server.
+//! - `tftp`: the TFTP server.
+//! - `http`: the HTTP server for artifacts and dynamic routes.
+//! - `tls`: HTTPS for the HTTP server.
+//!
+//! # Example
+//! ```
+//! use pxe_stack::{Event, EventKind, EventSink, Mac, Recorder};
+//!
+//! let mac: Mac = "52-54-00-12-60-01".parse()?;
+//! let events = Recorder::new();
+//! events.emit(Event::now(
+//!     Some(mac),
+//!     None,
+//!     EventKind::Report { stage: "installed".into(), detail: String::new() },
+//! ));
+//! assert_eq!(events.events()[0].mac, Some(mac));
+//! assert_eq!(mac.hexhyp(), "52-54-00-12-60-01");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What it does not do
+//! It does not serve DHCPv6, act as a DNS server, or decide what a host should boot: that is the
+//! job of the route handlers the caller plugs in.
+
+mod events;
+mod host;
+pub mod route;
+
+pub use events::{Discard, DhcpStep, Event, EventKind, EventSink, Protocol, Recorder};
+pub use host::{HostLookup, Mac, NoLookup, ParseMacError};
+
+#[cfg(feature = "dhcp")]
+pub mod dhcp;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "tftp")]
+pub mod tftp;

@@ -1,0 +1,1 @@
+//! The tftp server (work in progress).

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 system package that rhcos-metal's tests, benchmarks and lab need.
+# Idempotent: when everything is already installed it only checks and exits (about a second).
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  pkg-config libvirt-dev gcc
+  # firmware and VMs for the lab
+  qemu-system-x86 qemu-utils ipxe-qemu ipxe ovmf seabios linux-image-amd64 busybox-static cpio
+  # namespaces, bridges, captures
+  iproute2 iptables tcpdump procps
+  # libvirt peers and schema validation
+  libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu dnsmasq-base libxml2-utils
+  # BMC peers
+  openipmi ipmitool python3-venv
+  # protocol clients used as real peers
+  isc-dhcp-client tftp-hpa atftp curl
+  # baselines for the comparison benchmarks
+  nginx-light tftpd-hpa kea-admin
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  # Never let a package start a host-wide service (dnsmasq, tftpd-hpa, nginx, libvirtd).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get update -qq
+  # A fresh machine once failed with "cannot access archive" mid-install; a second try fixed it.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Python peers (sushy-emulator) live in a venv owned by the project, outside the repo.
+VENV="${RHCOS_METAL_VENV:-/opt/rhcos-metal-venv}"
+if [ ! -x "$VENV/bin/sushy-emulator" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q sushy-tools
+fi
