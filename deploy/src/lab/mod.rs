@@ -1,0 +1,276 @@
+//! A throwaway lab on this machine: bare-metal servers as QEMU VMs behind ipmi_sim BMCs, on a
+//! bridge inside a network namespace of their own, with a fake RHCOS installer.
+//!
+//! [`Lab::build`] creates everything; dropping the [`Lab`] removes it all again (VMs, BMCs,
+//! namespace, files), on success, on error and on Ctrl-C alike. The lab knows nothing about the
+//! deployment: it hands out a [`crate::Plan`]-shaped description of its hosts and checks their disks
+//! afterwards, and the same deployment code as on real hardware runs in between.
+
+mod image;
+mod initramfs;
+mod netns;
+mod sys;
+mod vm;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+pub use image::{Image, sha256_file};
+pub use initramfs::{INIT_SCRIPT, Installer};
+pub use netns::Netns;
+pub use vm::{Accel, BMC_PASSWORD, BMC_USER, DiskReport, Firmware, Vm, VmSpec, inspect_disk};
+
+/// Everything that can go wrong building or checking the lab.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabError {
+    /// A prerequisite (program, package, file, privilege) is missing.
+    #[error("missing prerequisite: {what}")]
+    Missing {
+        /// What is missing and how to get it.
+        what: String,
+    },
+    /// A program could not be started.
+    #[error("cannot run {program}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A program exited with an error.
+    #[error("`{command}` failed ({status:?}): {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Its exit code.
+        status: Option<i32>,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// A file operation failed.
+    #[error("i/o error on {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Entering the namespace failed.
+    #[error("cannot enter network namespace {name} (errno {errno})")]
+    Setns {
+        /// The namespace.
+        name: String,
+        /// The OS error number.
+        errno: i32,
+    },
+    /// The disk carries no installer marker: the install did not finish.
+    #[error("no installer marker on {path}")]
+    NoMarker {
+        /// The disk image.
+        path: PathBuf,
+    },
+}
+
+/// One lab host: a VM and the role it should get.
+#[derive(Debug, Clone)]
+pub struct LabHost {
+    /// The VM.
+    pub vm: VmSpec,
+    /// A fixed role (`master`, `worker`), or `None` to have the host introspected.
+    pub role: Option<String>,
+}
+
+/// The lab's shape.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// The hosts.
+    pub hosts: Vec<LabHost>,
+    /// The generated metal image's size in MiB.
+    pub image_mib: u32,
+    /// Where the lab's files go; a fresh directory is created inside.
+    pub work_dir: PathBuf,
+    /// The namespace name (unique per run).
+    pub netns: String,
+    /// The provisioning server's address on the lab bridge.
+    pub server_ip: Ipv4Addr,
+    /// The bridge's prefix length.
+    pub prefix: u8,
+    /// QEMU's accelerator.
+    pub accel: Accel,
+    /// Keep the files after teardown (for debugging).
+    pub keep_files: bool,
+}
+
+impl LabConfig {
+    /// The default lab: one BIOS host with a fixed role and one UEFI host that is introspected.
+    pub fn two_hosts(work_dir: PathBuf) -> Self {
+        let pid = std::process::id();
+        let host = |i: u8, firmware, role: Option<&str>| LabHost {
+            vm: VmSpec {
+                name: format!("node{i}"),
+                mac: pxe_stack::Mac([0x52, 0x54, 0x00, 0x7e, 0x60, i + 1]),
+                firmware,
+                memory_mib: 512,
+                disk_mib: 0,
+            },
+            role: role.map(str::to_owned),
+        };
+        LabConfig {
+            hosts: vec![
+                host(0, Firmware::Bios, Some("master")),
+                host(1, Firmware::Uefi, None),
+            ],
+            image_mib: 16,
+            work_dir,
+            netns: format!("rmlab{pid}"),
+            server_ip: Ipv4Addr::new(192, 168, 126, 1),
+            prefix: 24,
+            accel: Accel::Tcg,
+            keep_files: false,
+        }
+    }
+}
+
+/// The built lab. Drop tears it down.
+#[derive(Debug)]
+pub struct Lab {
+    /// The VMs, in the order of [`LabConfig::hosts`].
+    pub vms: Vec<Vm>,
+    /// The roles asked for, in the same order (`None` = introspect).
+    pub roles: Vec<Option<String>>,
+    /// The fake installer.
+    pub installer: Installer,
+    /// The generated metal image.
+    pub image: Image,
+    /// The `stream.json` that names the installer and the image.
+    pub stream: PathBuf,
+    /// A fake `openshift-install create ignition-configs` output directory.
+    pub assets: PathBuf,
+    /// A directory with the iPXE binaries (undionly.kpxe, snponly.efi, ipxe.efi).
+    pub ipxe_dir: PathBuf,
+    /// The provisioning address on the bridge.
+    pub server_ip: Ipv4Addr,
+    /// The bridge's name inside the namespace.
+    pub bridge: String,
+    /// The lab's own directory.
+    pub dir: PathBuf,
+    keep_files: bool,
+    // Declared last: dropped after the VMs, so no QEMU outlives its tap.
+    netns: Netns,
+}
+
+impl Lab {
+    /// Builds the lab. Needs root (namespaces, taps) and the packages of scripts/install-deps.sh.
+    pub fn build(config: &LabConfig) -> Result<Lab, LabError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(LabError::Missing {
+                what: "root privileges (network namespaces and tap devices)".into(),
+            });
+        }
+        let dir = config.work_dir.join(&config.netns);
+        let _ = std::fs::remove_dir_all(&dir);
+        mkdir(&dir)?;
+        let artifacts = dir.join("artifacts");
+        mkdir(&artifacts)?;
+        let installer = initramfs::build(&artifacts)?;
+        let image = image::generate(&artifacts, config.image_mib)?;
+        let stream = image::write_stream(&artifacts, &image, &installer.kernel, &installer.initramfs)?;
+        let assets = dir.join("assets");
+        write_assets(&assets)?;
+        let ipxe_dir = dir.join("ipxe");
+        mkdir(&ipxe_dir)?;
+        for f in ["undionly.kpxe", "snponly.efi", "ipxe.efi"] {
+            let src = Path::new("/usr/lib/ipxe").join(f);
+            std::fs::copy(&src, ipxe_dir.join(f)).map_err(|source| LabError::Io {
+                path: src.clone(),
+                source,
+            })?;
+        }
+
+        let netns = Netns::create(&config.netns)?;
+        let bridge = "br0".to_owned();
+        netns.add_bridge(&bridge, config.server_ip, config.prefix)?;
+        let mut vms = Vec::new();
+        for (i, host) in config.hosts.iter().enumerate() {
+            let tap = format!("tap{i}");
+            netns.add_tap(&tap, &bridge)?;
+            let mut spec = host.vm.clone();
+            if spec.disk_mib == 0 {
+                spec.disk_mib = config.image_mib + 16;
+            }
+            let vm_dir = dir.join(&spec.name);
+            vms.push(Vm::create(spec, vm_dir, netns.name(), &tap, config.accel)?);
+        }
+        Ok(Lab {
+            vms,
+            roles: config.hosts.iter().map(|h| h.role.clone()).collect(),
+            installer,
+            image,
+            stream,
+            assets,
+            ipxe_dir,
+            server_ip: config.server_ip,
+            bridge,
+            dir,
+            keep_files: config.keep_files,
+            netns,
+        })
+    }
+
+    /// The lab's network namespace.
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// The Ignition config the fake assets hold for `role`.
+    pub fn role_config(&self, role: &str) -> Result<Vec<u8>, LabError> {
+        let path = self.assets.join(format!("{role}.ign"));
+        std::fs::read(&path).map_err(|source| LabError::Io { path, source })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.vms.clear();
+        if !self.keep_files {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn mkdir(path: &Path) -> Result<(), LabError> {
+    std::fs::create_dir_all(path).map_err(|source| LabError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes a stand-in for `openshift-install create ignition-configs` output: small Ignition 3.2
+/// configs that differ per role, so the disk check can tell which one a host received.
+fn write_assets(dir: &Path) -> Result<(), LabError> {
+    mkdir(dir)?;
+    for role in ["bootstrap", "master", "worker"] {
+        let config = serde_json::json!({
+            "ignition": { "version": "3.2.0" },
+            "passwd": { "users": [ { "name": "core", "sshAuthorizedKeys": [
+                format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILabLabLabLabLabLabLabLabLabLabLabLabLab {role}@rhcos-metal-lab")
+            ] } ] },
+            "storage": { "files": [ {
+                "path": "/etc/rhcos-metal-role",
+                "mode": 420,
+                "contents": { "source": format!("data:,{role}") },
+            } ] },
+        });
+        let path = dir.join(format!("{role}.ign"));
+        std::fs::write(&path, config.to_string()).map_err(|source| LabError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let meta = serde_json::json!({ "clusterName": "lab", "clusterID": "00000000-0000-4000-8000-000000000000", "infraID": "lab-0000" });
+    let path = dir.join("metadata.json");
+    std::fs::write(&path, meta.to_string()).map_err(|source| LabError::Io { path, source })
+}

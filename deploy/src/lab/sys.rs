@@ -1,0 +1,50 @@
+//! Running system programs (ip, qemu, ipmi_sim) with errors that say what failed.
+
+use std::ffi::OsStr;
+use std::process::{Command, Output, Stdio};
+
+use super::LabError;
+
+/// Runs `program args…`, returning its stdout; a non-zero exit is an error carrying stderr.
+pub(crate) fn run<I, S>(program: &str, args: I) -> Result<String, LabError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<_> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_os_string())
+        .collect();
+    let out: Output = Command::new(program)
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| LabError::Spawn {
+            program: program.to_owned(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(LabError::Command {
+            command: format!(
+                "{program} {}",
+                args.iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            status: out.status.code(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether `program` can be found on PATH.
+pub(crate) fn have(program: &str) -> bool {
+    if program.contains('/') {
+        return std::path::Path::new(program).exists();
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}

@@ -1,0 +1,367 @@
+//! One lab VM: a QEMU guest on the lab bridge, powered by its own ipmi_sim BMC.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pxe_stack::Mac;
+use sha2::{Digest, Sha256};
+
+use super::LabError;
+use super::sys::{have, run};
+
+const CHASSIS_SCRIPT: &str = include_str!("chassis.sh");
+const BMC_EMU: &str = "mc_setbmc 0x20\n\
+mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\n\
+sel_enable 0x20 1000 0x0a\n\
+mc_enable 0x20\n";
+
+/// The firmware a lab VM boots with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    /// SeaBIOS with QEMU's iPXE option ROM (which chains our script directly).
+    Bios,
+    /// OVMF with no NIC option ROM: the firmware's own PXE fetches snponly.efi over TFTP.
+    Uefi,
+}
+
+/// The QEMU accelerator. TCG is the default: under nested KVM the iPXE ROM hits an emulation
+/// failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Accel {
+    /// Software emulation.
+    #[default]
+    Tcg,
+    /// KVM.
+    Kvm,
+}
+
+/// What the lab needs to know to create one VM.
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    /// A short name (`node0`), used for files and the tap device.
+    pub name: String,
+    /// The NIC's MAC.
+    pub mac: Mac,
+    /// BIOS or UEFI.
+    pub firmware: Firmware,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Disk size in MiB.
+    pub disk_mib: u32,
+}
+
+/// A VM and its BMC. Dropping it powers the VM off and stops the BMC.
+#[derive(Debug)]
+pub struct Vm {
+    /// The spec it was made from.
+    pub spec: VmSpec,
+    /// Where the BMC listens (IPMI over LAN, UDP).
+    pub bmc: SocketAddr,
+    /// The VM's directory: disk, serial log, BMC state.
+    pub dir: PathBuf,
+    bmc_process: Child,
+}
+
+/// The BMC's credentials (administrator).
+pub const BMC_USER: &str = "admin";
+/// The BMC's password; a throwaway lab secret.
+pub const BMC_PASSWORD: &str = "password";
+
+impl Vm {
+    /// Creates the VM's disk and start script and starts its BMC. The VM is powered off.
+    pub fn create(
+        spec: VmSpec,
+        dir: PathBuf,
+        netns: &str,
+        tap: &str,
+        accel: Accel,
+    ) -> Result<Self, LabError> {
+        for p in ["qemu-system-x86_64", "ipmi_sim", "ipmitool"] {
+            if !have(p) {
+                return Err(LabError::Missing {
+                    what: format!("{p} (run scripts/install-deps.sh)"),
+                });
+            }
+        }
+        std::fs::create_dir_all(dir.join("state")).map_err(|source| LabError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let disk = dir.join("disk.raw");
+        File::create(&disk)
+            .and_then(|f| f.set_len(u64::from(spec.disk_mib) << 20))
+            .map_err(|source| LabError::Io {
+                path: disk.clone(),
+                source,
+            })?;
+        write(&dir.join("sercon"), &0x3f8u64.to_le_bytes(), 0o644)?;
+        let mut firmware_args = String::new();
+        let mut nic_extra = "";
+        if spec.firmware == Firmware::Uefi {
+            let vars = dir.join("OVMF_VARS.fd");
+            std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).map_err(|source| {
+                LabError::Io {
+                    path: "/usr/share/OVMF/OVMF_VARS_4M.fd".into(),
+                    source,
+                }
+            })?;
+            firmware_args = format!(
+                "-M q35 -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+                 -drive if=pflash,format=raw,file={vars} \
+                 -fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n",
+                vars = vars.display()
+            );
+            // No option ROM: OVMF's own PXE client runs, as on a real UEFI server.
+            nic_extra = ",romfile=";
+        }
+        let accel = match accel {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        };
+        let d = dir.display();
+        let start = format!(
+            "#!/bin/sh\n\
+             # Starts this VM; $1 is the BMC's boot device (pxe boots the NIC first).\n\
+             if [ \"$1\" = pxe ]; then net=1; disk=2; else net=2; disk=1; fi\n\
+             exec ip netns exec {netns} qemu-system-x86_64 -name {name} -accel {accel} \
+             -m {mem} -smp 1 -display none -vga none -nodefaults {firmware_args} \
+             -fw_cfg name=etc/sercon-port,file={d}/sercon \
+             -serial file:{d}/serial.log -pidfile {d}/qemu.pid -daemonize \
+             -drive file={d}/disk.raw,if=none,id=d0,format=raw \
+             -device virtio-blk-pci,drive=d0,bootindex=$disk \
+             -netdev tap,id=n0,ifname={tap},script=no,downscript=no \
+             -device virtio-net-pci,netdev=n0,mac={mac},bootindex=$net{nic_extra}\n",
+            name = spec.name,
+            mem = spec.memory_mib,
+            mac = spec.mac,
+        );
+        write(&dir.join("start-vm.sh"), start.as_bytes(), 0o755)?;
+        let chassis = dir.join("chassis.sh");
+        write(&chassis, CHASSIS_SCRIPT.as_bytes(), 0o755)?;
+        write(&dir.join("bmc.emu"), BMC_EMU.as_bytes(), 0o644)?;
+
+        let port = free_udp_port()?;
+        let conf = format!(
+            "name \"{name}\"\n\
+             set_working_mc 0x20\n\
+             \x20 startlan 1\n\
+             \x20   addr 127.0.0.1 {port}\n\
+             \x20   priv_limit admin\n\
+             \x20   allowed_auths_callback none md2 md5 straight\n\
+             \x20   allowed_auths_user none md2 md5 straight\n\
+             \x20   allowed_auths_operator none md2 md5 straight\n\
+             \x20   allowed_auths_admin none md2 md5 straight\n\
+             \x20   guid a123456789abcdefa123456789abcdef\n\
+             \x20 endlan\n\
+             \x20 chassis_control \"{chassis} {d}\"\n\
+             \x20 user 1 false \"\" \"\" user 10 none md2 md5 straight\n\
+             \x20 user 2 true \"{BMC_USER}\" \"{BMC_PASSWORD}\" admin 10 none md2 md5 straight\n",
+            name = spec.name,
+            chassis = chassis.display(),
+        );
+        write(&dir.join("lan.conf"), conf.as_bytes(), 0o644)?;
+        let log = File::create(dir.join("bmc.log")).map_err(|source| LabError::Io {
+            path: dir.join("bmc.log"),
+            source,
+        })?;
+        let bmc_process = Command::new("ipmi_sim")
+            .arg("-c")
+            .arg(dir.join("lan.conf"))
+            .arg("-f")
+            .arg(dir.join("bmc.emu"))
+            .arg("-s")
+            .arg(dir.join("state"))
+            .arg("-n")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|source| LabError::Io {
+                path: dir.join("bmc.log"),
+                source,
+            })?)
+            .stderr(log)
+            .spawn()
+            .map_err(|source| LabError::Spawn {
+                program: "ipmi_sim".into(),
+                source,
+            })?;
+        let vm = Vm {
+            spec,
+            bmc: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            bmc_process,
+        };
+        vm.wait_for_bmc()?;
+        Ok(vm)
+    }
+
+    fn wait_for_bmc(&self) -> Result<(), LabError> {
+        let port = self.bmc.port().to_string();
+        for _ in 0..50 {
+            let ok = run(
+                "ipmitool",
+                [
+                    "-I",
+                    "lanplus",
+                    "-C",
+                    "3",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    BMC_USER,
+                    "-P",
+                    BMC_PASSWORD,
+                    "-N",
+                    "1",
+                    "-R",
+                    "1",
+                    "chassis",
+                    "power",
+                    "status",
+                ],
+            );
+            if ok.is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(LabError::Missing {
+            what: format!("an answering ipmi_sim on {} (see bmc.log)", self.bmc),
+        })
+    }
+
+    /// Whether the VM's QEMU process is running.
+    pub fn running(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("qemu.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .is_some_and(|pid| {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+            })
+    }
+
+    /// The serial console output so far.
+    pub fn serial_log(&self) -> String {
+        std::fs::read(self.dir.join("serial.log"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Reads back what the fake installer wrote to this VM's disk.
+    pub fn inspect_disk(&self, image_bytes: u64) -> Result<DiskReport, LabError> {
+        inspect_disk(&self.dir.join("disk.raw"), image_bytes)
+    }
+
+    fn kill_qemu(&self) {
+        if let Some(pid) = std::fs::read_to_string(self.dir.join("qemu.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            // Only a process that is this VM's QEMU is killed.
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&self.dir.display().to_string()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.kill_qemu();
+        let _ = self.bmc_process.kill();
+        let _ = self.bmc_process.wait();
+    }
+}
+
+/// What the fake installer left on a disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskReport {
+    /// sha256 of the first `image_bytes` of the disk.
+    pub image_sha256: String,
+    /// The installer's marker fields (`mac`, `ip`, `image_sha256`, `ignition_sha256`, …).
+    pub marker: Vec<(String, String)>,
+    /// The Ignition config the installer received, verbatim.
+    pub ignition: Vec<u8>,
+}
+
+impl DiskReport {
+    /// A marker field by name.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.marker
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads the image digest and the installer's marker (in the disk's last MiB) from a raw disk.
+pub fn inspect_disk(path: &Path, image_bytes: u64) -> Result<DiskReport, LabError> {
+    let io = |source| LabError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut h = Sha256::new();
+    std::io::copy(&mut (&mut f).take(image_bytes), &mut h).map_err(io)?;
+    let image_sha256 = hex::encode(h.finalize());
+    f.seek(SeekFrom::Start(len.saturating_sub(1 << 20)))
+        .map_err(io)?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).map_err(io)?;
+    let text_end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+    let tail = &tail[..text_end];
+    let mut marker = Vec::new();
+    let mut ignition = Vec::new();
+    let mut lines = tail.split(|&b| b == b'\n');
+    if lines.next() != Some(b"FAKEINST-MARKER v1".as_slice()) {
+        return Err(LabError::NoMarker {
+            path: path.to_owned(),
+        });
+    }
+    for line in lines.by_ref() {
+        if line == b"END-MARKER" {
+            break;
+        }
+        let line = String::from_utf8_lossy(line);
+        if let Some((k, v)) = line.split_once('=') {
+            marker.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    let rest: Vec<&[u8]> = lines.collect();
+    ignition.extend_from_slice(&rest.join(&b'\n'));
+    Ok(DiskReport {
+        image_sha256,
+        marker,
+        ignition,
+    })
+}
+
+fn write(path: &Path, data: &[u8], mode: u32) -> Result<(), LabError> {
+    std::fs::write(path, data)
+        .and_then(|_| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
+        .map_err(|source| LabError::Io {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn free_udp_port() -> Result<u16, LabError> {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .map_err(|source| LabError::Io {
+            path: "udp 127.0.0.1:0".into(),
+            source,
+        })
+}
