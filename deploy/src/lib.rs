@@ -19,6 +19,13 @@
 
 #[cfg(feature = "lab")]
 pub mod lab;
+mod plan;
+mod timeline;
+
+pub use timeline::{HostTimeline, Phase, Span, Timeline};
+pub use plan::{
+    Bmc, BmcDriver, Bootstrap, Cluster, Host, Images, Plan, PlanError, Provisioning, Role, Timeouts,
+};
 
 /// Whether this build includes the [`lab`] module.
 pub fn lab_feature_enabled() -> bool {

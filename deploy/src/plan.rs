@@ -1,0 +1,505 @@
+//! The deployment file: what to deploy, where, and with which credentials.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pxe_stack::Mac;
+use serde::{Deserialize, Serialize};
+
+/// A whole deployment, as read from its TOML file.
+///
+/// ```toml
+/// [cluster]
+/// name = "ocp"
+/// base_domain = "example.com"
+/// assets = "/srv/ocp/install-dir"     # openshift-install create ignition-configs output
+///
+/// [images]
+/// stream = "https://example.com/streams/rhcos-4.16.json"   # or a file:// URL or a path
+/// arch = "x86_64"
+///
+/// [provisioning]
+/// interface = "eno2"
+/// address = "172.22.0.1"
+/// prefix = 24
+/// dhcp_range = ["172.22.0.100", "172.22.0.199"]
+///
+/// [[hosts]]
+/// name = "master-0"
+/// mac = "52:54:00:12:60:01"
+/// role = "master"                     # or "worker", or "introspect"
+/// bmc = { driver = "ipmi", address = "10.0.0.10:623", user = "admin", password_env = "BMC_PW" }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// The cluster and its Ignition assets.
+    pub cluster: Cluster,
+    /// Where the RHCOS images come from.
+    pub images: Images,
+    /// The provisioning network the servers listen on.
+    pub provisioning: Provisioning,
+    /// The bootstrap VM, when the plan creates one.
+    #[serde(default)]
+    pub bootstrap: Option<Bootstrap>,
+    /// The bare-metal hosts.
+    #[serde(default)]
+    pub hosts: Vec<Host>,
+    /// How long each stage may take.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+}
+
+/// The cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// The cluster name (`ocp` in `api.ocp.example.com`).
+    pub name: String,
+    /// The base domain.
+    pub base_domain: String,
+    /// The `openshift-install create ignition-configs` output directory.
+    pub assets: PathBuf,
+}
+
+/// The image source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Images {
+    /// A stream.json URL (`https://`, `file://`) or path.
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// A local mirror directory (air-gapped sites), used instead of the artifact URLs.
+    #[serde(default)]
+    pub mirror: Option<PathBuf>,
+    /// The architecture to deploy.
+    #[serde(default = "default_arch")]
+    pub arch: String,
+    /// Where verified artifacts are cached.
+    #[serde(default = "default_cache")]
+    pub cache: PathBuf,
+}
+
+fn default_arch() -> String {
+    "x86_64".into()
+}
+
+fn default_cache() -> PathBuf {
+    PathBuf::from("/var/cache/rhcos-metal")
+}
+
+/// The provisioning network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provisioning {
+    /// The interface DHCP binds to.
+    pub interface: String,
+    /// The servers' address on that interface.
+    pub address: Ipv4Addr,
+    /// The subnet's prefix length.
+    #[serde(default = "default_prefix")]
+    pub prefix: u8,
+    /// The dynamic pool (first, last); reservations for the hosts are added on top.
+    #[serde(default)]
+    pub dhcp_range: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// The default gateway handed out, if any.
+    #[serde(default)]
+    pub router: Option<Ipv4Addr>,
+    /// DNS servers handed out.
+    #[serde(default)]
+    pub dns: Vec<Ipv4Addr>,
+    /// The HTTP port.
+    #[serde(default = "default_http_port")]
+    pub http_port: u16,
+    /// Run the servers inside this network namespace (the lab does).
+    #[serde(default)]
+    pub netns: Option<String>,
+}
+
+fn default_prefix() -> u8 {
+    24
+}
+
+fn default_http_port() -> u16 {
+    8080
+}
+
+/// The bootstrap VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    /// The libvirt connection URI.
+    #[serde(default = "default_libvirt_uri")]
+    pub libvirt_uri: String,
+    /// Memory in MiB.
+    #[serde(default = "default_bootstrap_memory")]
+    pub memory_mib: u64,
+    /// Virtual CPUs.
+    #[serde(default = "default_bootstrap_vcpus")]
+    pub vcpus: u32,
+    /// The bootstrap VM's MAC on the cluster network.
+    pub mac: Mac,
+    /// The bootstrap VM's address.
+    pub address: Ipv4Addr,
+}
+
+fn default_libvirt_uri() -> String {
+    "qemu:///system".into()
+}
+
+fn default_bootstrap_memory() -> u64 {
+    16384
+}
+
+fn default_bootstrap_vcpus() -> u32 {
+    4
+}
+
+/// One bare-metal host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// The host name.
+    pub name: String,
+    /// The provisioning NIC's MAC.
+    pub mac: Mac,
+    /// Its role, or introspection.
+    pub role: Role,
+    /// A reserved address; otherwise one comes from the pool.
+    #[serde(default)]
+    pub address: Option<Ipv4Addr>,
+    /// The install disk.
+    #[serde(default = "default_install_dev")]
+    pub install_dev: String,
+    /// The host's BMC.
+    #[serde(default)]
+    pub bmc: Option<Bmc>,
+}
+
+fn default_install_dev() -> String {
+    "/dev/sda".into()
+}
+
+/// A host's role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A control-plane node.
+    Master,
+    /// A compute node.
+    Worker,
+    /// Decided by the introspection rules from the host's hardware.
+    Introspect,
+}
+
+impl Role {
+    /// The Ignition asset name (`master`, `worker`), or `None` for introspection.
+    pub fn asset(&self) -> Option<&'static str> {
+        match self {
+            Role::Master => Some("master"),
+            Role::Worker => Some("worker"),
+            Role::Introspect => None,
+        }
+    }
+}
+
+/// A BMC and how to reach it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bmc {
+    /// The driver.
+    pub driver: BmcDriver,
+    /// `host:port` for IPMI, a URL for Redfish, a domain name for libvirt.
+    pub address: String,
+    /// The user name.
+    #[serde(default)]
+    pub user: String,
+    /// The password, inline (prefer `password_env`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The environment variable that holds the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+/// The BMC protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BmcDriver {
+    /// IPMI over LAN.
+    Ipmi,
+    /// Redfish over HTTPS.
+    Redfish,
+    /// A libvirt domain.
+    Libvirt,
+}
+
+/// Stage time limits, in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Power-on to installed, per host.
+    #[serde(default = "default_install_secs")]
+    pub install_secs: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            install_secs: default_install_secs(),
+        }
+    }
+}
+
+fn default_install_secs() -> u64 {
+    1800
+}
+
+impl Timeouts {
+    /// The install limit.
+    pub fn install(&self) -> Duration {
+        Duration::from_secs(self.install_secs)
+    }
+}
+
+/// A deployment file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// Not valid TOML, or a value of the wrong type or shape, at `path`.
+    #[error("{file}: at `{path}`: {message}")]
+    Syntax {
+        /// The file, or `<string>`.
+        file: String,
+        /// The key path (`hosts[1].mac`).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Values that are fine alone but not together.
+    #[error("{file}: at `{path}`: {message}")]
+    Invalid {
+        /// The file, or `<string>`.
+        file: String,
+        /// The key path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read {file}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Plan {
+    /// Reads and checks a deployment file.
+    pub fn load(path: &std::path::Path) -> Result<Plan, PlanError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses and checks a deployment from TOML text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Plan, PlanError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| PlanError::Syntax {
+            file: file.to_owned(),
+            path: String::new(),
+            message: e.message().to_owned(),
+        })?;
+        let plan: Plan = serde_path_to_error::deserialize(de).map_err(|e| PlanError::Syntax {
+            file: file.to_owned(),
+            path: e.path().to_string(),
+            message: e.inner().message().to_owned(),
+        })?;
+        plan.check(file)?;
+        Ok(plan)
+    }
+
+    fn check(&self, file: &str) -> Result<(), PlanError> {
+        let invalid = |path: String, message: String| PlanError::Invalid {
+            file: file.to_owned(),
+            path,
+            message,
+        };
+        if self.images.stream.is_none() && self.images.mirror.is_none() {
+            return Err(invalid(
+                "images".into(),
+                "give `stream` (a stream.json URL or path) or `mirror` (a directory)".into(),
+            ));
+        }
+        if self.provisioning.prefix == 0 || self.provisioning.prefix > 30 {
+            return Err(invalid(
+                "provisioning.prefix".into(),
+                format!("{} is not a usable IPv4 prefix length", self.provisioning.prefix),
+            ));
+        }
+        let (mut names, mut macs, mut addrs) = (HashSet::new(), HashSet::new(), HashSet::new());
+        for (i, h) in self.hosts.iter().enumerate() {
+            if !names.insert(h.name.as_str()) {
+                return Err(invalid(
+                    format!("hosts[{i}].name"),
+                    format!("{} is used twice", h.name),
+                ));
+            }
+            if !macs.insert(h.mac) {
+                return Err(invalid(
+                    format!("hosts[{i}].mac"),
+                    format!("{} is used twice", h.mac),
+                ));
+            }
+            if let Some(a) = h.address {
+                if !addrs.insert(a) || a == self.provisioning.address {
+                    return Err(invalid(
+                        format!("hosts[{i}].address"),
+                        format!("{a} is used twice"),
+                    ));
+                }
+                if !self.in_subnet(a) {
+                    return Err(invalid(
+                        format!("hosts[{i}].address"),
+                        format!(
+                            "{a} is outside {}/{}",
+                            self.provisioning.address, self.provisioning.prefix
+                        ),
+                    ));
+                }
+            }
+            if let Some(bmc) = &h.bmc {
+                if bmc.driver == BmcDriver::Ipmi && bmc.address.parse::<SocketAddr>().is_err() {
+                    return Err(invalid(
+                        format!("hosts[{i}].bmc.address"),
+                        format!("{:?} is not host:port", bmc.address),
+                    ));
+                }
+                if bmc.password.is_some() && bmc.password_env.is_some() {
+                    return Err(invalid(
+                        format!("hosts[{i}].bmc"),
+                        "give `password` or `password_env`, not both".into(),
+                    ));
+                }
+            }
+        }
+        if let Some((first, last)) = self.provisioning.dhcp_range {
+            if !self.in_subnet(first) || !self.in_subnet(last) || first > last {
+                return Err(invalid(
+                    "provisioning.dhcp_range".into(),
+                    format!("{first}..{last} is not a range inside the provisioning subnet"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `addr` is inside the provisioning subnet.
+    pub fn in_subnet(&self, addr: Ipv4Addr) -> bool {
+        let mask = u32::MAX << (32 - u32::from(self.provisioning.prefix));
+        u32::from(addr) & mask == u32::from(self.provisioning.address) & mask
+    }
+}
+
+impl Bmc {
+    /// The password, from the file or the named environment variable.
+    pub fn password(&self) -> Option<String> {
+        self.password.clone().or_else(|| {
+            self.password_env
+                .as_deref()
+                .and_then(|v| std::env::var(v).ok())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[cluster]
+name = "ocp"
+base_domain = "example.com"
+assets = "/srv/ocp"
+
+[images]
+stream = "file:///srv/stream.json"
+
+[provisioning]
+interface = "eno2"
+address = "172.22.0.1"
+dhcp_range = ["172.22.0.100", "172.22.0.199"]
+
+[[hosts]]
+name = "master-0"
+mac = "52:54:00:12:60:01"
+role = "master"
+address = "172.22.0.10"
+bmc = { driver = "ipmi", address = "127.0.0.1:623", user = "admin", password_env = "PW" }
+
+[[hosts]]
+name = "worker-0"
+mac = "52:54:00:12:60:02"
+role = "introspect"
+"#;
+
+    fn check(edit: impl Fn(&str) -> String, expected: &str) {
+        let text = edit(GOOD);
+        let got = match Plan::parse(&text, "plan.toml") {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            got.contains(expected),
+            "expected {expected:?} in {got:?} for\n{text}"
+        );
+    }
+
+    #[test]
+    fn a_good_plan_parses() {
+        let plan = Plan::parse(GOOD, "plan.toml").unwrap();
+        assert_eq!(plan.hosts.len(), 2);
+        assert_eq!(plan.hosts[1].role, Role::Introspect);
+        assert_eq!(plan.provisioning.http_port, 8080);
+        assert_eq!(plan.images.arch, "x86_64");
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        check(|s| s.to_owned(), "ok");
+        check(
+            |s| s.replace("52:54:00:12:60:02", "52:54:00:zz:60:02"),
+            "at `hosts[1].mac`",
+        );
+        check(|s| s.replace("\"introspect\"", "\"boss\""), "hosts[1].role");
+        check(
+            |s| s.replace("52:54:00:12:60:02", "52:54:00:12:60:01"),
+            "at `hosts[1].mac`: 52:54:00:12:60:01 is used twice",
+        );
+        check(
+            |s| s.replace("172.22.0.10", "10.0.0.10"),
+            "hosts[0].address`: 10.0.0.10 is outside",
+        );
+        check(
+            |s| s.replace("127.0.0.1:623", "bmc0"),
+            "hosts[0].bmc.address",
+        );
+        check(|s| s.replace("base_domain", "basedomain"), "basedomain");
+        check(
+            |s| s.replace("stream = \"file:///srv/stream.json\"", ""),
+            "at `images`",
+        );
+        check(|s| s.replace("[cluster]", "[cluster"), "plan.toml");
+        check(
+            |s| s.replace("\"172.22.0.199\"", "\"172.23.0.199\""),
+            "provisioning.dhcp_range",
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! One timeline per host, built from the servers' events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use pxe_stack::{DhcpStep, Event, EventKind, Mac, Protocol};
+use serde::Serialize;
+
+/// The stages of a network install, in the order a host goes through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Phase {
+    /// The BMC powered the host on.
+    PowerOn,
+    /// DHCP, from the first DISCOVER to the first ACK.
+    Dhcp,
+    /// The first boot file (an iPXE binary) over TFTP.
+    BootFile,
+    /// The per-host iPXE script over HTTP.
+    Script,
+    /// The kernel over HTTP.
+    Kernel,
+    /// The initramfs over HTTP.
+    Initramfs,
+    /// The hardware inventory was posted and a role decided.
+    Introspection,
+    /// The metal image over HTTP.
+    Image,
+    /// The Ignition config.
+    Ignition,
+    /// The installer reported completion.
+    Installed,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 10] = [
+        Phase::PowerOn,
+        Phase::Dhcp,
+        Phase::BootFile,
+        Phase::Script,
+        Phase::Kernel,
+        Phase::Initramfs,
+        Phase::Introspection,
+        Phase::Image,
+        Phase::Ignition,
+        Phase::Installed,
+    ];
+
+    /// A short column name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::PowerOn => "power",
+            Phase::Dhcp => "dhcp",
+            Phase::BootFile => "bootfile",
+            Phase::Script => "script",
+            Phase::Kernel => "kernel",
+            Phase::Initramfs => "initrd",
+            Phase::Introspection => "introspect",
+            Phase::Image => "image",
+            Phase::Ignition => "ignition",
+            Phase::Installed => "installed",
+        }
+    }
+}
+
+/// When a phase started and ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Span {
+    /// The start.
+    pub start: SystemTime,
+    /// The end.
+    pub end: SystemTime,
+}
+
+impl Span {
+    /// The phase's length.
+    pub fn duration(&self) -> Duration {
+        self.end.duration_since(self.start).unwrap_or_default()
+    }
+}
+
+/// One host's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostTimeline {
+    /// The host's name.
+    pub name: String,
+    /// The host's MAC.
+    pub mac: Mac,
+    /// The phases seen so far.
+    pub phases: BTreeMap<Phase, Span>,
+    /// The role the host got (fixed or introspected).
+    pub role: Option<String>,
+    /// Why the host failed, if it did.
+    pub failure: Option<String>,
+}
+
+impl HostTimeline {
+    /// The last phase reached.
+    pub fn last_phase(&self) -> Option<Phase> {
+        self.phases.keys().next_back().copied()
+    }
+
+    /// Whether the host finished.
+    pub fn installed(&self) -> bool {
+        self.phases.contains_key(&Phase::Installed)
+    }
+
+    /// Power-on to installed (or to the last event).
+    pub fn total(&self) -> Option<Duration> {
+        let start = self.phases.values().map(|s| s.start).min()?;
+        let end = self.phases.values().map(|s| s.end).max()?;
+        end.duration_since(start).ok()
+    }
+
+    fn extend(&mut self, phase: Phase, start: SystemTime, end: SystemTime) {
+        self.phases
+            .entry(phase)
+            .and_modify(|s| {
+                s.start = s.start.min(start);
+                s.end = s.end.max(end);
+            })
+            .or_insert(Span { start, end });
+    }
+}
+
+/// Timelines for every host of a deployment.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    hosts: Vec<HostTimeline>,
+    paths: HashMap<String, Phase>,
+}
+
+impl Timeline {
+    /// A timeline for these hosts (name, MAC).
+    pub fn new(hosts: impl IntoIterator<Item = (String, Mac)>) -> Self {
+        Timeline {
+            hosts: hosts
+                .into_iter()
+                .map(|(name, mac)| HostTimeline {
+                    name,
+                    mac,
+                    phases: BTreeMap::new(),
+                    role: None,
+                    failure: None,
+                })
+                .collect(),
+            paths: HashMap::new(),
+        }
+    }
+
+    /// Says which phase an HTTP transfer of `path` belongs to (kernel, initramfs, image…).
+    pub fn classify(&mut self, path: impl Into<String>, phase: Phase) {
+        self.paths.insert(path.into(), phase);
+    }
+
+    /// The hosts' timelines.
+    pub fn hosts(&self) -> &[HostTimeline] {
+        &self.hosts
+    }
+
+    /// One host's timeline.
+    pub fn host(&self, mac: Mac) -> Option<&HostTimeline> {
+        self.hosts.iter().find(|h| h.mac == mac)
+    }
+
+    /// Marks a host failed.
+    pub fn fail(&mut self, mac: Mac, why: impl Into<String>) {
+        if let Some(h) = self.hosts.iter_mut().find(|h| h.mac == mac) {
+            h.failure.get_or_insert(why.into());
+        }
+    }
+
+    /// Folds one event in. Events for unknown hosts are ignored.
+    pub fn record(&mut self, event: &Event) {
+        let Some(mac) = event.mac else { return };
+        let paths = &self.paths;
+        let Some(host) = self.hosts.iter_mut().find(|h| h.mac == mac) else {
+            return;
+        };
+        let at = event.at;
+        match &event.kind {
+            EventKind::Dhcp { step, .. } => match step {
+                DhcpStep::Discover | DhcpStep::Request | DhcpStep::Offer => {
+                    // A DHCP phase ends only at an ACK; before it, keep the start.
+                    if !host.phases.contains_key(&Phase::Dhcp) {
+                        host.phases.insert(Phase::Dhcp, Span { start: at, end: at });
+                    }
+                }
+                DhcpStep::Ack => host.extend(Phase::Dhcp, at, at),
+                _ => {}
+            },
+            EventKind::Transfer {
+                protocol,
+                path,
+                duration,
+                status,
+                ..
+            } => {
+                let start = at.checked_sub(*duration).unwrap_or(at);
+                let ok = match protocol {
+                    Protocol::Tftp => *status == 0,
+                    Protocol::Http => (200..300).contains(status),
+                };
+                if !ok {
+                    return;
+                }
+                let path_only = path.split('?').next().unwrap_or(path);
+                let phase = match protocol {
+                    Protocol::Tftp => Some(Phase::BootFile),
+                    Protocol::Http => paths.get(path_only).copied(),
+                };
+                if let Some(phase) = phase {
+                    host.extend(phase, start, at);
+                }
+            }
+            EventKind::Ignition { role, .. } => {
+                host.role.get_or_insert_with(|| role.clone());
+                host.extend(Phase::Ignition, at, at);
+            }
+            EventKind::Introspected { role, .. } => {
+                host.role = Some(role.clone());
+                host.extend(Phase::Introspection, at, at);
+            }
+            EventKind::Report { stage, detail } => match stage.as_str() {
+                "installed" => host.extend(Phase::Installed, at, at),
+                "failed" => {
+                    host.failure.get_or_insert_with(|| detail.clone());
+                }
+                "image-written" => host.extend(Phase::Image, at, at),
+                _ => {}
+            },
+            EventKind::Power { action, ok } => {
+                if action == "on" && *ok {
+                    host.extend(Phase::PowerOn, at, at);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A plain-text table: one row per host, seconds per phase, the total and the outcome.
+    pub fn render_table(&self) -> String {
+        let mut out = String::new();
+        let _ = write!(out, "{:<12} {:<17} {:<8}", "host", "mac", "role");
+        for p in Phase::ALL.iter().skip(1) {
+            let _ = write!(out, " {:>10}", p.label());
+        }
+        let _ = writeln!(out, " {:>8}  result", "total");
+        for h in &self.hosts {
+            let _ = write!(
+                out,
+                "{:<12} {:<17} {:<8}",
+                h.name,
+                h.mac.to_string(),
+                h.role.as_deref().unwrap_or("-")
+            );
+            for p in Phase::ALL.iter().skip(1) {
+                match h.phases.get(p) {
+                    Some(s) => {
+                        let _ = write!(out, " {:>10.2}", s.duration().as_secs_f64());
+                    }
+                    None => {
+                        let _ = write!(out, " {:>10}", "-");
+                    }
+                }
+            }
+            let total = h
+                .total()
+                .map(|d| format!("{:.1}", d.as_secs_f64()))
+                .unwrap_or_else(|| "-".into());
+            let result = match (&h.failure, h.installed()) {
+                (Some(f), _) => format!("FAILED: {f}"),
+                (None, true) => "installed".into(),
+                (None, false) => format!(
+                    "incomplete (last: {})",
+                    h.last_phase().map(Phase::label).unwrap_or("none")
+                ),
+            };
+            let _ = writeln!(out, " {total:>8}  {result}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(mac: Mac, secs: u64, kind: EventKind) -> Event {
+        Event {
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+            mac: Some(mac),
+            addr: None,
+            kind,
+        }
+    }
+
+    #[test]
+    fn phases_from_events() {
+        let mac = Mac([0x52, 0x54, 0, 0, 0, 1]);
+        let mut t = Timeline::new([("node0".to_owned(), mac)]);
+        t.classify("/artifacts/vmlinuz", Phase::Kernel);
+        let dhcp = |step| EventKind::Dhcp {
+            step,
+            yiaddr: None,
+            boot_file: None,
+        };
+        t.record(&ev(mac, 10, dhcp(DhcpStep::Discover)));
+        t.record(&ev(mac, 11, dhcp(DhcpStep::Ack)));
+        t.record(&ev(mac, 12, dhcp(DhcpStep::Discover)));
+        t.record(&ev(mac, 12, dhcp(DhcpStep::Ack)));
+        t.record(&ev(
+            mac,
+            20,
+            EventKind::Transfer {
+                protocol: Protocol::Http,
+                path: "/artifacts/vmlinuz".into(),
+                bytes: 1,
+                duration: Duration::from_secs(3),
+                status: 200,
+            },
+        ));
+        t.record(&ev(
+            mac,
+            30,
+            EventKind::Report {
+                stage: "installed".into(),
+                detail: String::new(),
+            },
+        ));
+        let h = t.host(mac).unwrap();
+        assert_eq!(h.phases[&Phase::Dhcp].duration(), Duration::from_secs(2));
+        assert_eq!(h.phases[&Phase::Kernel].duration(), Duration::from_secs(3));
+        assert!(h.installed());
+        assert_eq!(h.total(), Some(Duration::from_secs(20)));
+        let table = t.render_table();
+        assert!(table.contains("node0"), "{table}");
+        assert!(table.contains("installed"), "{table}");
+    }
+
+    #[test]
+    fn events_of_strangers_and_failed_transfers_are_ignored() {
+        let mac = Mac([0x52, 0x54, 0, 0, 0, 1]);
+        let other = Mac([0x52, 0x54, 0, 0, 0, 2]);
+        let mut t = Timeline::new([("node0".to_owned(), mac)]);
+        t.classify("/a", Phase::Image);
+        let transfer = |status| EventKind::Transfer {
+            protocol: Protocol::Http,
+            path: "/a".into(),
+            bytes: 0,
+            duration: Duration::ZERO,
+            status,
+        };
+        t.record(&ev(other, 1, transfer(200)));
+        t.record(&ev(mac, 1, transfer(404)));
+        assert!(t.host(mac).unwrap().phases.is_empty());
+    }
+}
