@@ -16,8 +16,10 @@ PACKAGES=(
   openipmi ipmitool python3-venv
   # protocol clients used as real peers
   isc-dhcp-client tftp-hpa atftp curl
+  # Ignition itself (ignition-validate, and the fetch stage for ignition-serve tests)
+  ignition
   # baselines for the comparison benchmarks
-  nginx-light tftpd-hpa kea-admin
+  nginx-light tftpd-hpa kea-admin time
 )
 
 missing=()

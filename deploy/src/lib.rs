@@ -20,12 +20,18 @@
 #[cfg(feature = "lab")]
 pub mod lab;
 mod plan;
+#[cfg(feature = "run")]
+mod run;
 mod timeline;
 
-pub use timeline::{HostTimeline, Phase, Span, Timeline};
 pub use plan::{
     Bmc, BmcDriver, Bootstrap, Cluster, Host, Images, Plan, PlanError, Provisioning, Role, Timeouts,
 };
+#[cfg(feature = "run")]
+pub use run::{
+    Artifacts, DeployError, Outcome, Servers, fetch_artifacts, open_bmc, run, start_servers,
+};
+pub use timeline::{HostTimeline, Phase, Span, Timeline};
 
 /// Whether this build includes the [`lab`] module.
 pub fn lab_feature_enabled() -> bool {

@@ -47,6 +47,11 @@ pub struct Plan {
     /// The bare-metal hosts.
     #[serde(default)]
     pub hosts: Vec<Host>,
+    /// How introspected hosts get their role and install disk (`[introspection]`, with
+    /// `[[introspection.rules]]`); by default they become workers on the smallest disk of at
+    /// least 8 GiB.
+    #[serde(default)]
+    pub introspection: rhcos_introspect::Rules,
     /// How long each stage may take.
     #[serde(default)]
     pub timeouts: Timeouts,
@@ -113,9 +118,6 @@ pub struct Provisioning {
     /// The HTTP port.
     #[serde(default = "default_http_port")]
     pub http_port: u16,
-    /// Run the servers inside this network namespace (the lab does).
-    #[serde(default)]
-    pub netns: Option<String>,
 }
 
 fn default_prefix() -> u8 {
@@ -341,7 +343,10 @@ impl Plan {
         if self.provisioning.prefix == 0 || self.provisioning.prefix > 30 {
             return Err(invalid(
                 "provisioning.prefix".into(),
-                format!("{} is not a usable IPv4 prefix length", self.provisioning.prefix),
+                format!(
+                    "{} is not a usable IPv4 prefix length",
+                    self.provisioning.prefix
+                ),
             ));
         }
         let (mut names, mut macs, mut addrs) = (HashSet::new(), HashSet::new(), HashSet::new());

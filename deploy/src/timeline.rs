@@ -93,6 +93,10 @@ pub struct HostTimeline {
     pub role: Option<String>,
     /// Why the host failed, if it did.
     pub failure: Option<String>,
+    /// Whether the firmware's first DHCP exchange has finished (later ones, by iPXE and the
+    /// installer, are not part of the DHCP phase).
+    #[serde(skip)]
+    dhcp_done: bool,
 }
 
 impl HostTimeline {
@@ -143,6 +147,7 @@ impl Timeline {
                     phases: BTreeMap::new(),
                     role: None,
                     failure: None,
+                    dhcp_done: false,
                 })
                 .collect(),
             paths: HashMap::new(),
@@ -187,7 +192,10 @@ impl Timeline {
                         host.phases.insert(Phase::Dhcp, Span { start: at, end: at });
                     }
                 }
-                DhcpStep::Ack => host.extend(Phase::Dhcp, at, at),
+                DhcpStep::Ack if !host.dhcp_done => {
+                    host.dhcp_done = true;
+                    host.extend(Phase::Dhcp, at, at);
+                }
                 _ => {}
             },
             EventKind::Transfer {
@@ -309,7 +317,7 @@ mod tests {
         t.record(&ev(mac, 10, dhcp(DhcpStep::Discover)));
         t.record(&ev(mac, 11, dhcp(DhcpStep::Ack)));
         t.record(&ev(mac, 12, dhcp(DhcpStep::Discover)));
-        t.record(&ev(mac, 12, dhcp(DhcpStep::Ack)));
+        t.record(&ev(mac, 25, dhcp(DhcpStep::Ack)));
         t.record(&ev(
             mac,
             20,
@@ -330,7 +338,8 @@ mod tests {
             },
         ));
         let h = t.host(mac).unwrap();
-        assert_eq!(h.phases[&Phase::Dhcp].duration(), Duration::from_secs(2));
+        // Only the firmware's first exchange counts; iPXE's and the installer's come later.
+        assert_eq!(h.phases[&Phase::Dhcp].duration(), Duration::from_secs(1));
         assert_eq!(h.phases[&Phase::Kernel].duration(), Duration::from_secs(3));
         assert!(h.installed());
         assert_eq!(h.total(), Some(Duration::from_secs(20)));

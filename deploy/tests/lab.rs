@@ -32,8 +32,9 @@ fn nix_is_root() -> bool {
 
 fn ipmitool(lab: &Lab, vm: usize, args: &[&str]) -> String {
     let port = lab.vms[vm].bmc.port().to_string();
-    let mut cmd = std::process::Command::new("ipmitool");
-    cmd.args(["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", &port])
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", lab.netns().name(), "ipmitool"])
+        .args(["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", &port])
         .args(["-U", BMC_USER, "-P", BMC_PASSWORD])
         .args(args);
     let out = cmd.output().expect("ipmitool runs");

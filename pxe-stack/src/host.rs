@@ -65,7 +65,9 @@ impl FromStr for Mac {
     type Err = ParseMacError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseMacError { input: s.to_owned() };
+        let err = || ParseMacError {
+            input: s.to_owned(),
+        };
         let hex: Vec<u8> = if s.len() == 12 {
             s.bytes().collect()
         } else if s.len() == 17 {
@@ -89,6 +91,10 @@ impl FromStr for Mac {
         };
         let mut mac = [0u8; 6];
         for (i, pair) in hex.chunks(2).enumerate() {
+            // from_str_radix accepts a leading sign ("+5"); a MAC octet is two hex digits.
+            if !pair.iter().all(u8::is_ascii_hexdigit) {
+                return Err(err());
+            }
             let pair = std::str::from_utf8(pair).map_err(|_| err())?;
             mac[i] = u8::from_str_radix(pair, 16).map_err(|_| err())?;
         }

@@ -14,6 +14,8 @@
 //!
 //! # Feature flags
 //! - `dhcp`: the PXE-aware DHCPv4 server.
+//! - `ipv6-ra`: with `dhcp`, a SLAAC-only IPv6 router advertisement sender so iPXE does not wait
+//!   for IPv6 autoconfiguration.
 //! - `tftp`: the TFTP server.
 //! - `http`: the HTTP server for artifacts and dynamic routes.
 //! - `tls`: HTTPS for the HTTP server.
@@ -42,7 +44,7 @@ mod events;
 mod host;
 pub mod route;
 
-pub use events::{Discard, DhcpStep, Event, EventKind, EventSink, Protocol, Recorder};
+pub use events::{DhcpStep, Discard, Event, EventKind, EventSink, Protocol, Recorder};
 pub use host::{HostLookup, Mac, NoLookup, ParseMacError};
 
 #[cfg(feature = "dhcp")]

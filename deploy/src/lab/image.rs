@@ -92,6 +92,13 @@ pub(crate) fn write_stream(
     kernel: &Path,
     initramfs: &Path,
 ) -> Result<PathBuf, LabError> {
+    // A live PXE boot names a rootfs too; the fake installer fetches it as dracut would, but
+    // needs nothing from it.
+    let rootfs = dir.join("rhcos-lab-live-rootfs.x86_64.img");
+    std::fs::write(&rootfs, vec![0u8; 1 << 20]).map_err(|source| LabError::Io {
+        path: rootfs.clone(),
+        source,
+    })?;
     let url = |p: &Path| format!("file://{}", p.display());
     let stream = serde_json::json!({
         "stream": "rhcos-metal-lab",
@@ -107,6 +114,7 @@ pub(crate) fn write_stream(
                 "pxe": {
                     "kernel": { "location": url(kernel), "sha256": sha256_file(kernel)? },
                     "initramfs": { "location": url(initramfs), "sha256": sha256_file(initramfs)? },
+                    "rootfs": { "location": url(&rootfs), "sha256": sha256_file(&rootfs)? },
                 },
             },
         } } } },

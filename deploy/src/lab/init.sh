@@ -32,7 +32,7 @@ for m in $(cat /etc/modules.order); do
     insmod "/lib/modules/$m.ko" 2>/dev/null
 done
 
-DEV="" IMG="" IGN="" INTRO="" LEGACY=""
+DEV="" IMG="" IGN="" INTRO="" LEGACY="" ROOTFS=""
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         coreos.inst.install_dev=*) DEV="${arg#*=}" ;;
@@ -40,6 +40,7 @@ for arg in $(cat /proc/cmdline); do
         coreos.inst.ignition_url=*) IGN="${arg#*=}" ;;
         coreos.inst.introspection_endpoint=*) INTRO="${arg#*=}" ;;
         coreos.inst=yes) LEGACY=1 ;;
+        coreos.live.rootfs_url=*) ROOTFS="${arg#*=}" ;;
         rhcos_metal.report=*) REPORT="${arg#*=}" ;;
     esac
 done
@@ -68,6 +69,12 @@ udhcpc -i "$NIC" -f -q -n -t 20 -T 1 -s /etc/udhcpc.script >/tmp/udhcpc.log 2>&1
 IP=$(cat /tmp/ip)
 log "dhcp bound ip=$IP"
 report booted "ip=$IP"
+
+if [ -n "$ROOTFS" ]; then
+    # The live initramfs fetches its root filesystem before anything else.
+    wget -q -O /dev/null "$ROOTFS" || fail "rootfs fetch failed"
+    log "rootfs fetched"
+fi
 
 if [ -n "$INTRO" ]; then
     # The 2019 introspection client's payload: ghwc {block,cpu,gpu,memory,net,topology} -f json,

@@ -227,7 +227,10 @@ mod tests {
         assert!(trailer > 0);
         // The file's data follows its 4-aligned name.
         let init = out.windows(4).position(|w| w == b"init").expect("name");
-        let data = out.windows(9).position(|w| w == b"#!/bin/sh").expect("data");
+        let data = out
+            .windows(9)
+            .position(|w| w == b"#!/bin/sh")
+            .expect("data");
         assert_eq!(data % 4, 0);
         assert!(data > init);
     }

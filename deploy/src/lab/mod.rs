@@ -6,6 +6,7 @@
 //! deployment: it hands out a [`crate::Plan`]-shaped description of its hosts and checks their disks
 //! afterwards, and the same deployment code as on real hardware runs in between.
 
+mod flow;
 mod image;
 mod initramfs;
 mod netns;
@@ -15,6 +16,7 @@ mod vm;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+pub use flow::{DiskCheck, LabReport};
 pub use image::{Image, sha256_file};
 pub use initramfs::{INIT_SCRIPT, Installer};
 pub use netns::Netns;
@@ -66,6 +68,12 @@ pub enum LabError {
         /// The OS error number.
         errno: i32,
     },
+    /// The deployment itself failed.
+    #[error("deployment")]
+    Deploy(#[from] crate::DeployError),
+    /// Fetching the lab's images failed.
+    #[error("images")]
+    Images(#[from] rhcos_images::Error),
     /// The disk carries no installer marker: the install did not finish.
     #[error("no installer marker on {path}")]
     NoMarker {
@@ -177,7 +185,8 @@ impl Lab {
         mkdir(&artifacts)?;
         let installer = initramfs::build(&artifacts)?;
         let image = image::generate(&artifacts, config.image_mib)?;
-        let stream = image::write_stream(&artifacts, &image, &installer.kernel, &installer.initramfs)?;
+        let stream =
+            image::write_stream(&artifacts, &image, &installer.kernel, &installer.initramfs)?;
         let assets = dir.join("assets");
         write_assets(&assets)?;
         let ipxe_dir = dir.join("ipxe");

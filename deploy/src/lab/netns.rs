@@ -46,7 +46,15 @@ impl Netns {
 
     /// Adds a bridge with an address (`br0`, `192.168.126.1`, `24`) and brings it up.
     pub fn add_bridge(&self, bridge: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), LabError> {
-        self.ip(&["link", "add", bridge, "type", "bridge", "forward_delay", "0"])?;
+        self.ip(&[
+            "link",
+            "add",
+            bridge,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+        ])?;
         self.ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", bridge])?;
         self.ip(&["link", "set", bridge, "up"])?;
         Ok(())
@@ -60,8 +68,9 @@ impl Netns {
         Ok(())
     }
 
-    /// Runs `f` on a thread that has entered this namespace: sockets created there belong to
-    /// the namespace for their whole life, whichever thread uses them afterwards.
+    /// Runs `f` on a thread that has entered this namespace. Sockets created there belong to
+    /// the namespace for their whole life, and threads it starts (a tokio runtime's workers)
+    /// are born inside it too.
     pub fn enter<T, F>(&self, f: F) -> Result<T, LabError>
     where
         F: FnOnce() -> T + Send,
@@ -95,7 +104,10 @@ impl Drop for Netns {
     fn drop(&mut self) {
         // Every process still inside (QEMU, anything a test started) goes first.
         if let Ok(pids) = run("ip", ["netns", "pids", &self.name]) {
-            for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            for pid in pids
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,

@@ -61,10 +61,11 @@ pub struct VmSpec {
 pub struct Vm {
     /// The spec it was made from.
     pub spec: VmSpec,
-    /// Where the BMC listens (IPMI over LAN, UDP).
+    /// Where the BMC listens (IPMI over LAN, UDP), on the loopback of the lab's namespace.
     pub bmc: SocketAddr,
     /// The VM's directory: disk, serial log, BMC state.
     pub dir: PathBuf,
+    netns: String,
     bmc_process: Child,
 }
 
@@ -170,8 +171,9 @@ impl Vm {
             path: dir.join("bmc.log"),
             source,
         })?;
-        let bmc_process = Command::new("ipmi_sim")
-            .arg("-c")
+        // The BMC listens on the namespace's loopback: the lab's management network.
+        let bmc_process = Command::new("ip")
+            .args(["netns", "exec", netns, "ipmi_sim", "-c"])
             .arg(dir.join("lan.conf"))
             .arg("-f")
             .arg(dir.join("bmc.emu"))
@@ -193,6 +195,7 @@ impl Vm {
             spec,
             bmc: SocketAddr::from(([127, 0, 0, 1], port)),
             dir,
+            netns: netns.to_owned(),
             bmc_process,
         };
         vm.wait_for_bmc()?;
@@ -203,8 +206,12 @@ impl Vm {
         let port = self.bmc.port().to_string();
         for _ in 0..50 {
             let ok = run(
-                "ipmitool",
+                "ip",
                 [
+                    "netns",
+                    "exec",
+                    &self.netns,
+                    "ipmitool",
                     "-I",
                     "lanplus",
                     "-C",

@@ -1,1 +1,87 @@
-//! The dhcp server (work in progress).
+//! A PXE-aware DHCPv4 server that replaces dnsmasq for network boots.
+//!
+//! The decision core is [`respond`]: a request, the [`LeaseTable`] and the time in; an
+//! [`Outcome`] (reply, events, whether to persist) out. [`Server`] wraps it on tokio: it binds one
+//! interface, batches datagrams, writes the [`LeaseFile`] before any ACK leaves, and emits
+//! [`EventKind::Dhcp`](crate::EventKind::Dhcp) events per MAC.
+//!
+//! Boot selection: BIOS PXE (arch 0) gets [`Boot::bios`], x86-64 UEFI (7, 9) [`Boot::efi_x64`],
+//! ARM64 UEFI (11) [`Boot::efi_arm64`], UEFI HTTP boot (class `HTTPClient`) the
+//! [`Boot::http_boot_url`] with option 60 echoed, and iPXE (user class `iPXE` or option 175) the
+//! [`Boot::ipxe_script_url`] plus option 175.176 (`no-pxedhcp`). Plain OS clients get an address
+//! and no boot file.
+//!
+//! Modes ([`Mode`]): authoritative (pools plus [`Reservation`]s), reservations only, ProxyDHCP
+//! (boot information beside another server, ports 67 and 4011) and off. Relayed requests
+//! (giaddr) get an address from the relay's [`Subnet`] and are answered to the relay with
+//! option 82 echoed. [`Chain::Stateful`] with [`Leases::mark_chained`] supports the BIOS
+//! chainload path (PXE ROM, then `undionly.kpxe`, whose DISCOVERs are byte-identical).
+//!
+//! # Example
+//! The decision core, without sockets: a BIOS PXE DISCOVER gets `undionly.kpxe`.
+//! ```
+//! use std::net::{Ipv4Addr, SocketAddrV4};
+//! use std::time::SystemTime;
+//! use pxe_stack::dhcp::{Config, LeaseTable, Policy, Range, Request, Subnet, respond};
+//!
+//! let mut subnet = Subnet::new(Ipv4Addr::new(192, 168, 126, 0), 24);
+//! subnet.pool = Some(Range {
+//!     start: Ipv4Addr::new(192, 168, 126, 100),
+//!     end: Ipv4Addr::new(192, 168, 126, 199),
+//! });
+//! let policy = Policy::new(Config {
+//!     server_ip: Ipv4Addr::new(192, 168, 126, 1),
+//!     subnets: vec![subnet],
+//!     ..Config::default()
+//! })?;
+//!
+//! // A DISCOVER as a BIOS PXE ROM sends it (option 53 = 1, option 93 = 0, option 60).
+//! let mut bytes = vec![0u8; 240];
+//! bytes[..3].copy_from_slice(&[1, 1, 6]);
+//! bytes[28..34].copy_from_slice(&[0x52, 0x54, 0, 0x12, 0x60, 1]);
+//! bytes[236..240].copy_from_slice(&[99, 130, 83, 99]);
+//! bytes.extend([53, 1, 1, 93, 2, 0, 0]);
+//! bytes.extend([60, 9]);
+//! bytes.extend(b"PXEClient");
+//! bytes.push(255);
+//!
+//! let src = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68);
+//! let request = Request::decode(&bytes, src, 67).expect("a valid DISCOVER");
+//! let mut leases = LeaseTable::new();
+//! let outcome = respond(&policy, &mut leases, &request, SystemTime::now());
+//! let offer = outcome.reply.expect("an offer");
+//! assert_eq!(offer.message.yiaddr(), Ipv4Addr::new(192, 168, 126, 100));
+//! assert_eq!(offer.message.fname_str().and_then(Result::ok), Some("undionly.kpxe"));
+//! assert!(!outcome.persist); // offers are not persisted; ACKs are
+//! # Ok::<(), pxe_stack::dhcp::Error>(())
+//! ```
+//!
+//! To serve: `let socket = dhcp::bind(Some("br0"), 67)?;` then
+//! `Server::new(config, socket)?.with_lease_file(LeaseFile::new(path))?.run(shutdown).await`.
+//!
+//! # What it does not do
+//! No DHCPv6, no DNS, no ping probe before an offer (firmware waits for it; declines are
+//! handled instead), no ARP injection (replies to clients without an address are broadcast),
+//! no failover between servers, no plain BOOTP (requests without the DHCP magic cookie).
+
+mod config;
+mod error;
+mod leases;
+mod packet;
+#[cfg(feature = "ipv6-ra")]
+mod ra;
+mod respond;
+mod server;
+mod store;
+
+pub use config::{
+    Boot, Chain, Config, MAX_POOL, Mode, Policy, Range, RawOption, Reservation, Subnet,
+};
+pub use error::Error;
+pub use leases::{Lease, LeaseTable, Leases, State, unix_secs};
+pub use packet::{Client, MAX_PACKET, Malformed, Request};
+#[cfg(feature = "ipv6-ra")]
+pub use ra::{Advertisement, RouterAdvertiser, is_router_solicitation};
+pub use respond::{CLIENT_PORT, Outcome, PROXY_PORT, Reply, SERVER_PORT, respond};
+pub use server::{Server, bind};
+pub use store::LeaseFile;

@@ -1,1 +1,513 @@
-//! The http server (work in progress).
+//! The HTTP server: static artifacts (kernels, initramfs, multi-GB metal images) and dynamic
+//! routes (iPXE scripts, Ignition configs, introspection) on hyper 1.
+//!
+//! Static files stream from disk in large chunks read by a blocking thread, one chunk ahead of
+//! the socket, so a 4 GiB image never sits in memory. Range (single range), `If-Range`, strong
+//! `ETag`, `Last-Modified`, conditional GET and HEAD follow RFC 9110; the decision is the pure
+//! function [`check`]. Request paths are percent-decoded and confined to the root: `..` gives
+//! 404 and a symlink that resolves outside the root gives 403.
+//!
+//! Dynamic routes ([`Routes`]) are consulted first. Every request, static or dynamic, yields
+//! one access-log line (nginx-like, with the client's MAC from the [`HostLookup`]) and one
+//! [`Transfer`](crate::EventKind::Transfer) event when its response body is done.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), pxe_stack::http::Error> {
+//! use pxe_stack::http::{Config, Routes, Server};
+//! use pxe_stack::route::{reply, RouteRequest};
+//!
+//! let listener = tokio::net::TcpListener::bind("192.168.126.1:8080").await?;
+//! let routes = Routes::new().exact("/boot.ipxe", |req: RouteRequest| async move {
+//!     reply::ok("text/plain", format!("#!ipxe\necho {:?}\n", req.mac))
+//! });
+//! let mut config = Config::default();
+//! config.root = Some("/srv/www".into());
+//! Server::new(config).with_routes(routes).serve(listener, std::future::pending()).await
+//! # }
+//! ```
+
+mod access;
+mod body;
+mod cond;
+mod mime;
+#[path = "../tftp/path.rs"]
+mod path;
+mod routes;
+#[cfg(feature = "tls")]
+mod tls;
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use access::{AccessEntry, AccessLog};
+pub use cond::{Decision, Validators, check};
+pub use mime::content_type;
+pub use routes::{DEFAULT_BODY_LIMIT, Routes};
+#[cfg(feature = "tls")]
+pub use tls::Tls;
+
+use crate::events::{Discard, EventSink};
+use crate::host::{HostLookup, Mac, NoLookup};
+use crate::route::{RouteRequest, reply};
+use access::Reporters;
+use body::{Body, Report};
+use routes::Route;
+
+/// What the server serves and how.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Directory of static files; `None` serves dynamic routes only.
+    pub root: Option<PathBuf>,
+    /// Bytes per disk read when streaming a file. Larger is faster; each download holds about
+    /// three chunks in memory.
+    pub chunk_size: usize,
+    /// How long a client may take to send its request headers.
+    pub header_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            root: None,
+            chunk_size: 512 * 1024,
+            header_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Errors starting or running the HTTP server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The static root cannot be used.
+    #[error("http root {path:?} is not a readable directory")]
+    Root {
+        /// The configured root.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A socket operation failed.
+    #[error("http socket error")]
+    Io(#[from] std::io::Error),
+    /// A PEM input could not be read.
+    #[cfg(feature = "tls")]
+    #[error("cannot read the tls {what} pem")]
+    Pem {
+        /// `certificate` or `private key`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// rustls refused the certificate or key.
+    #[cfg(feature = "tls")]
+    #[error("tls configuration rejected")]
+    Tls(#[source] rustls::Error),
+}
+
+/// The HTTP server. Build with [`Server::new`], then [`serve`](Server::serve).
+pub struct Server {
+    config: Config,
+    routes: Routes,
+    lookup: Arc<dyn HostLookup>,
+    events: Arc<dyn EventSink>,
+    access_log: Option<Arc<dyn AccessLog>>,
+    #[cfg(feature = "tls")]
+    tls: Option<Tls>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    root: Option<PathBuf>,
+    chunk_size: usize,
+    routes: Routes,
+    lookup: Arc<dyn HostLookup>,
+    reporters: Arc<Reporters>,
+}
+
+impl Server {
+    /// A server with no routes, no host lookup and no event sink.
+    pub fn new(config: Config) -> Self {
+        Server {
+            config,
+            routes: Routes::new(),
+            lookup: Arc::new(NoLookup),
+            events: Arc::new(Discard),
+            access_log: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Serve these dynamic routes (before static files).
+    pub fn with_routes(mut self, routes: Routes) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// Name hosts through this lookup (usually the DHCP lease table) in routes, logs and events.
+    pub fn with_lookup(mut self, lookup: Arc<dyn HostLookup>) -> Self {
+        self.lookup = lookup;
+        self
+    }
+
+    /// Send one [`Transfer`](crate::EventKind::Transfer) event per request here.
+    pub fn with_events(mut self, events: Arc<dyn EventSink>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Also hand every access entry to `log` (entries always go to `tracing` at info level,
+    /// target `pxe_stack::http::access`).
+    pub fn with_access_log(mut self, log: Arc<dyn AccessLog>) -> Self {
+        self.access_log = Some(log);
+        self
+    }
+
+    /// Speak HTTPS instead of plain HTTP.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Serves connections from `listener` until `shutdown` completes, then stops accepting,
+    /// lets every connection finish its current response, and returns.
+    ///
+    /// To bound the drain (a client in the middle of a 4 GiB download), wrap the returned future
+    /// in a timeout.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let root = match &self.config.root {
+            Some(path) => Some(
+                std::fs::canonicalize(path)
+                    .and_then(|p| {
+                        if p.is_dir() {
+                            Ok(p)
+                        } else {
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::NotADirectory,
+                                "not a directory",
+                            ))
+                        }
+                    })
+                    .map_err(|source| Error::Root {
+                        path: path.clone(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let inner = Arc::new(Inner {
+            root,
+            chunk_size: self.config.chunk_size.max(4096),
+            routes: self.routes,
+            lookup: self.lookup,
+            reporters: Arc::new(Reporters {
+                events: self.events,
+                access_log: self.access_log,
+            }),
+        });
+        #[cfg(feature = "tls")]
+        let tls = self.tls;
+        let header_timeout = self.config.header_timeout;
+        tracing::info!(addr = ?listener.local_addr().ok(), "http server listening");
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut conns = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        let inner = Arc::clone(&inner);
+                        let stop = stop_rx.clone();
+                        #[cfg(feature = "tls")]
+                        if let Some(tls) = &tls {
+                            let acceptor = tls.acceptor.clone();
+                            conns.spawn(async move {
+                                match acceptor.accept(stream).await {
+                                    Ok(s) => connection(inner, s, peer, header_timeout, stop).await,
+                                    Err(e) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                                }
+                            });
+                            continue;
+                        }
+                        conns.spawn(connection(inner, stream, peer, header_timeout, stop));
+                    }
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        while conns.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+async fn connection<I>(
+    inner: Arc<Inner>,
+    io: I,
+    peer: SocketAddr,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let inner = Arc::clone(&inner);
+        async move { Ok::<_, Infallible>(inner.handle(req, peer).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let res = tokio::select! {
+        res = conn.as_mut() => res,
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(%peer, error = %e, "http connection ended with an error");
+    }
+}
+
+impl Inner {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let mac = self.lookup.mac_for(peer.ip().to_canonical());
+        let entry = AccessEntry {
+            end: SystemTime::now(),
+            duration: Duration::ZERO,
+            peer,
+            mac,
+            method: req.method().to_string(),
+            target: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| req.uri().to_string(), |p| p.to_string()),
+            version: format!("{:?}", req.version()),
+            status: 0,
+            bytes: 0,
+            request_length: content_length(req.headers()).unwrap_or(0),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default(),
+        };
+        let path = req.uri().path().to_owned();
+        let resp = match self.routes.find(&path) {
+            Some(route) => dynamic(route, req, peer, mac).await,
+            None => self.static_file(req).await,
+        };
+        let mut entry = entry;
+        entry.status = resp.status().as_u16();
+        let report = Report {
+            reporters: Arc::clone(&self.reporters),
+            entry,
+            path,
+            started,
+        };
+        resp.map(|b| b.with_report(report))
+    }
+
+    async fn static_file(&self, req: Request<Incoming>) -> Response<Body> {
+        let method = req.method().clone();
+        if method != Method::GET && method != Method::HEAD {
+            let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return resp;
+        }
+        let Some(root) = self.root.clone() else {
+            return error(StatusCode::NOT_FOUND, "not found");
+        };
+        let Some(rel) = decode_path(req.uri().path()) else {
+            return error(StatusCode::NOT_FOUND, "not found");
+        };
+        let opened = {
+            let rel = rel.clone();
+            tokio::task::spawn_blocking(move || open(&root, &rel)).await
+        };
+        let (file, v) = match opened {
+            Ok(Ok(x)) => x,
+            Ok(Err(status)) => return error(status, status.canonical_reason().unwrap_or("error")),
+            Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        };
+        let decision = check(&method, req.headers(), &v);
+        let mut resp = Response::new(Body::empty());
+        let h = resp.headers_mut();
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Ok(etag) = HeaderValue::from_str(&v.etag) {
+            h.insert(header::ETAG, etag);
+        }
+        if let Ok(lm) = HeaderValue::from_str(&v.last_modified()) {
+            h.insert(header::LAST_MODIFIED, lm);
+        }
+        let (status, range) = match decision {
+            Decision::Full => (StatusCode::OK, Some((0, v.len))),
+            Decision::Partial { start, end } => {
+                let cr = format!("bytes {start}-{end}/{}", v.len);
+                if let Ok(cr) = HeaderValue::from_str(&cr) {
+                    h.insert(header::CONTENT_RANGE, cr);
+                }
+                (StatusCode::PARTIAL_CONTENT, Some((start, end - start + 1)))
+            }
+            Decision::NotModified => (StatusCode::NOT_MODIFIED, None),
+            Decision::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, None),
+            Decision::RangeNotSatisfiable => {
+                if let Ok(cr) = HeaderValue::from_str(&format!("bytes */{}", v.len)) {
+                    h.insert(header::CONTENT_RANGE, cr);
+                }
+                (StatusCode::RANGE_NOT_SATISFIABLE, None)
+            }
+        };
+        *resp.status_mut() = status;
+        if let Some((start, len)) = range {
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type(&rel)),
+            );
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            if method == Method::GET && len > 0 {
+                *resp.body_mut() = Body::file(file, start, len, self.chunk_size);
+            }
+        }
+        resp
+    }
+}
+
+/// Percent-decodes an absolute request path and confines it: `None` for anything that is not a
+/// plain relative file path under the root.
+fn decode_path(raw: &str) -> Option<String> {
+    let raw = raw.strip_prefix('/')?;
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
+    path::confine(&decoded).ok()
+}
+
+/// Opens a confined path under `root`: 404 when missing or not a file, 403 when a symlink leads
+/// out of the root or the file is unreadable.
+fn open(root: &std::path::Path, rel: &str) -> Result<(File, Validators), StatusCode> {
+    let real = match path::resolve(root, rel) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(StatusCode::NOT_FOUND),
+        Err(()) => return Err(StatusCode::FORBIDDEN),
+    };
+    let file = File::open(&real).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        _ => StatusCode::NOT_FOUND,
+    })?;
+    let meta = file.metadata().map_err(|_| StatusCode::NOT_FOUND)?;
+    if !meta.is_file() {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    Ok((file, Validators::new(meta.len(), modified, meta.ino())))
+}
+
+async fn dynamic(
+    route: &Route,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    mac: Option<Mac>,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    if content_length(&parts.headers).is_some_and(|n| n > route.body_limit as u64) {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    let bytes: Bytes = match Limited::new(body, route.body_limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        }
+        Err(_) => return error(StatusCode::BAD_REQUEST, "cannot read request body"),
+    };
+    let request = Request::from_parts(parts, bytes);
+    route
+        .handler
+        .handle(RouteRequest { request, peer, mac })
+        .await
+        .map(Body::full)
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    reply::error(status, message).map(Body::full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_path(raw: &str, expected: Option<&str>) {
+        assert_eq!(decode_path(raw).as_deref(), expected, "{raw}");
+    }
+
+    #[test]
+    fn decode_and_confine() {
+        check_path("/rhcos/vmlinuz", Some("rhcos/vmlinuz"));
+        check_path("/a%20b.img", Some("a b.img"));
+        check_path("/%2e%2e/etc/passwd", None);
+        check_path("/%2E%2E%2Fetc%2Fpasswd", None);
+        check_path("/../etc/passwd", None);
+        check_path("/a/..%5c..%5csecret", None);
+        check_path("//etc/passwd", None);
+        check_path("/%00", None);
+        check_path("/%ff", None);
+        check_path("/", None);
+        check_path("relative", None);
+    }
+}

@@ -1,0 +1,420 @@
+//! A boot-storm load generator: N simulated PXE clients, each doing what a booting server does.
+//!
+//! Per client: DHCP DORA as PXE firmware (arch 0, `PXEClient`), TFTP of the boot file it was
+//! given, DHCP DORA again as iPXE (user class `iPXE`, option 175), then HTTP GETs of the script
+//! it was given, and of the kernel, initramfs and Ignition URLs inside that script. Each phase is
+//! timed; the summary has success counts and p50/p99 per phase, as JSON on stdout.
+//!
+//! Run it inside a network namespace whose only interface faces the server (see
+//! benches/bootstorm/run.sh): it broadcasts DHCP. Clients use MACs `02:bb:XX:XX:XX:XX` and expect
+//! the server to hold reservations for them, whose addresses run.sh also adds to the client
+//! interface so each client's TFTP and HTTP traffic comes from its own leased address.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use dhcproto::v4::{
+    Architecture, DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption,
+};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, UdpSocket};
+use tokio::sync::oneshot;
+
+const PHASES: [&str; 7] = [
+    "dhcp_pxe",
+    "tftp",
+    "dhcp_ipxe",
+    "script",
+    "kernel",
+    "initrd",
+    "ignition",
+];
+
+struct Args {
+    clients: u32,
+    arrival: Duration,
+    iface: String,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        clients: 10,
+        arrival: Duration::from_secs(1),
+        iface: "eth0".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--clients" => a.clients = value.parse()?,
+            "--arrival-ms" => a.arrival = Duration::from_millis(value.parse()?),
+            "--iface" => a.iface = value,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(a)
+}
+
+type Waiters = Arc<Mutex<HashMap<u32, oneshot::Sender<Message>>>>;
+
+/// One socket on port 68 for every client, as perfdhcp does; replies are routed by xid.
+struct Dhcp {
+    socket: Arc<UdpSocket>,
+    waiters: Waiters,
+}
+
+impl Dhcp {
+    async fn bind(iface: &str) -> Result<Dhcp> {
+        let s = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        s.set_reuse_address(true)?;
+        s.set_broadcast(true)?;
+        s.bind_device(Some(iface.as_bytes()))?;
+        s.set_recv_buffer_size(8 << 20)?;
+        s.set_nonblocking(true)?;
+        s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68).into())?;
+        let socket = Arc::new(UdpSocket::from_std(s.into())?);
+        let waiters: Waiters = Arc::default();
+        let (rx_socket, rx_waiters) = (socket.clone(), waiters.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 1500];
+            while let Ok(n) = rx_socket.recv(&mut buf).await {
+                let Ok(msg) = Message::decode(&mut Decoder::new(&buf[..n])) else {
+                    continue;
+                };
+                if msg.opcode() != Opcode::BootReply {
+                    continue;
+                }
+                let waiter = rx_waiters
+                    .lock()
+                    .ok()
+                    .and_then(|mut w| w.remove(&msg.xid()));
+                if let Some(tx) = waiter {
+                    let _ = tx.send(msg);
+                }
+            }
+        });
+        Ok(Dhcp { socket, waiters })
+    }
+
+    /// Sends `msg` and waits for the reply with the same xid, retransmitting like firmware.
+    async fn exchange(&self, msg: &Message, want: MessageType) -> Result<Message> {
+        let mut bytes = Vec::new();
+        msg.encode(&mut Encoder::new(&mut bytes))?;
+        let mut wait = Duration::from_millis(1000);
+        for _ in 0..5 {
+            let (tx, rx) = oneshot::channel();
+            if let Ok(mut w) = self.waiters.lock() {
+                w.insert(msg.xid(), tx);
+            }
+            self.socket
+                .send_to(&bytes, (Ipv4Addr::BROADCAST, 67))
+                .await?;
+            if let Ok(Ok(reply)) = tokio::time::timeout(wait, rx).await {
+                match reply.opts().msg_type() {
+                    Some(t) if t == want => return Ok(reply),
+                    Some(MessageType::Nak) => bail!("NAK"),
+                    _ => continue,
+                }
+            }
+            wait *= 2;
+        }
+        bail!("no {want:?} after 5 tries")
+    }
+}
+
+fn dhcp_message(mac: [u8; 6], xid: u32, ipxe: bool) -> Message {
+    let mut m = Message::default();
+    m.set_opcode(Opcode::BootRequest)
+        .set_xid(xid)
+        .set_flags(Flags::default().set_broadcast())
+        .set_chaddr(&mac);
+    let o = m.opts_mut();
+    o.insert(DhcpOption::MessageType(MessageType::Discover));
+    o.insert(DhcpOption::ClientSystemArchitecture(Architecture::X86_Bios));
+    o.insert(DhcpOption::ClassIdentifier(
+        b"PXEClient:Arch:00000:UNDI:002001".to_vec(),
+    ));
+    o.insert(DhcpOption::ParameterRequestList(vec![
+        OptionCode::SubnetMask,
+        OptionCode::Router,
+        OptionCode::BootfileName,
+        OptionCode::TFTPServerName,
+    ]));
+    if ipxe {
+        o.insert(DhcpOption::UserClass(b"iPXE".to_vec()));
+        // Feature list as iPXE sends it: PXE_EXT, HTTP, bzImage.
+        o.insert(DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::from(175),
+            vec![0x10, 1, 2, 0x13, 1, 1, 0x18, 1, 1],
+        )));
+    }
+    m
+}
+
+async fn dora(
+    dhcp: &Dhcp,
+    mac: [u8; 6],
+    xid: u32,
+    ipxe: bool,
+) -> Result<(Ipv4Addr, Ipv4Addr, String)> {
+    let discover = dhcp_message(mac, xid, ipxe);
+    let offer = dhcp.exchange(&discover, MessageType::Offer).await?;
+    let server = match offer.opts().get(OptionCode::ServerIdentifier) {
+        Some(DhcpOption::ServerIdentifier(s)) => *s,
+        _ => bail!("offer without server identifier"),
+    };
+    let mut request = dhcp_message(mac, xid, ipxe);
+    request
+        .opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Request));
+    request
+        .opts_mut()
+        .insert(DhcpOption::RequestedIpAddress(offer.yiaddr()));
+    request
+        .opts_mut()
+        .insert(DhcpOption::ServerIdentifier(server));
+    let ack = dhcp.exchange(&request, MessageType::Ack).await?;
+    let file = match ack.opts().get(OptionCode::BootfileName) {
+        Some(DhcpOption::BootfileName(f)) => String::from_utf8_lossy(f).into_owned(),
+        _ => String::from_utf8_lossy(ack.fname().unwrap_or_default())
+            .trim_end_matches('\0')
+            .to_owned(),
+    };
+    let next = if ack.siaddr().is_unspecified() {
+        server
+    } else {
+        ack.siaddr()
+    };
+    Ok((ack.yiaddr(), next, file))
+}
+
+/// A TFTP read with blksize 1468, from our own leased address. Returns the byte count.
+async fn tftp_get(local: Ipv4Addr, server: Ipv4Addr, file: &str) -> Result<u64> {
+    let sock = UdpSocket::bind((local, 0)).await?;
+    let mut rrq = vec![0, 1];
+    rrq.extend_from_slice(file.as_bytes());
+    rrq.extend_from_slice(b"\0octet\0blksize\01468\0tsize\00\0");
+    sock.send_to(&rrq, (server, 69)).await?;
+    let mut buf = vec![0u8; 1600];
+    let mut total = 0u64;
+    let mut expect: u16 = 1;
+    let mut blksize = 512usize;
+    loop {
+        let (n, peer) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
+            .await
+            .map_err(|_| anyhow!("tftp timeout after {total} bytes"))??;
+        let op = u16::from_be_bytes([buf[0], buf[1]]);
+        match op {
+            6 => {
+                // OACK: read blksize, acknowledge block 0.
+                let opts: Vec<&[u8]> = buf[2..n].split(|&b| b == 0).collect();
+                for pair in opts.chunks(2) {
+                    if pair.len() == 2 && pair[0].eq_ignore_ascii_case(b"blksize") {
+                        blksize = std::str::from_utf8(pair[1])?.parse()?;
+                    }
+                }
+                sock.send_to(&[0, 4, 0, 0], peer).await?;
+            }
+            3 => {
+                let block = u16::from_be_bytes([buf[2], buf[3]]);
+                sock.send_to(&[0, 4, buf[2], buf[3]], peer).await?;
+                if block == expect {
+                    total += (n - 4) as u64;
+                    expect = expect.wrapping_add(1);
+                    if n - 4 < blksize {
+                        return Ok(total);
+                    }
+                }
+            }
+            5 => bail!(
+                "tftp error: {}",
+                String::from_utf8_lossy(&buf[4..n]).trim_end_matches('\0')
+            ),
+            _ => bail!("unexpected tftp opcode {op}"),
+        }
+    }
+}
+
+/// An HTTP/1.1 GET with `Connection: close` from our own address; returns the body.
+async fn http_get(local: Ipv4Addr, url: &str) -> Result<Vec<u8>> {
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("not an http URL: {url}"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let addr: SocketAddr = if authority.contains(':') {
+        authority.parse()?
+    } else {
+        format!("{authority}:80").parse()?
+    };
+    let sock = TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::from((local, 0)))?;
+    let mut stream = sock.connect(addr).await?;
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: iPXE/1.0 bootstorm\r\nConnection: close\r\n\r\n",
+        if path.is_empty() { "/" } else { path }
+    );
+    stream.write_all(req.as_bytes()).await?;
+    let mut resp = Vec::new();
+    stream.read_to_end(&mut resp).await?;
+    let head_end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of headers")?;
+    let status_line =
+        String::from_utf8_lossy(&resp[..resp.iter().position(|&b| b == b'\r').unwrap_or(0)])
+            .into_owned();
+    if !status_line.contains(" 200 ") {
+        bail!("GET {url}: {status_line}");
+    }
+    Ok(resp.split_off(head_end + 4))
+}
+
+/// The kernel, initrd and Ignition URLs in an iPXE script (relative URLs resolved).
+fn script_urls(script: &str, base: &str) -> (Option<String>, Option<String>, Option<String>) {
+    let origin = base
+        .find("//")
+        .and_then(|i| base[i + 2..].find('/').map(|j| &base[..i + 2 + j]))
+        .unwrap_or(base);
+    let abs = |u: &str| {
+        if u.starts_with("http") {
+            u.to_owned()
+        } else {
+            format!("{origin}{u}")
+        }
+    };
+    let (mut kernel, mut initrd, mut ignition) = (None, None, None);
+    for line in script.lines() {
+        let mut words = line.split_whitespace().filter(|w| !w.starts_with("--"));
+        match words.next() {
+            Some("kernel") => {
+                kernel = words.next().map(abs);
+                for w in words {
+                    for key in ["coreos.inst.ignition_url=", "ignition.config.url="] {
+                        if let Some(u) = w.strip_prefix(key) {
+                            ignition = Some(abs(u));
+                        }
+                    }
+                }
+            }
+            Some("initrd") => initrd = words.next().map(abs),
+            _ => {}
+        }
+    }
+    (kernel, initrd, ignition)
+}
+
+async fn client(dhcp: Arc<Dhcp>, i: u32) -> Result<[Duration; 7]> {
+    let mac = [
+        0x02,
+        0xbb,
+        (i >> 24) as u8,
+        (i >> 16) as u8,
+        (i >> 8) as u8,
+        i as u8,
+    ];
+    let mut times = [Duration::ZERO; 7];
+    let t = Instant::now();
+    let (addr, next, file) = dora(&dhcp, mac, 0x1000_0000 | i, false)
+        .await
+        .context("dhcp as firmware")?;
+    times[0] = t.elapsed();
+    let t = Instant::now();
+    tftp_get(addr, next, &file).await.context("tftp")?;
+    times[1] = t.elapsed();
+    let t = Instant::now();
+    let (addr2, _, script_url) = dora(&dhcp, mac, 0x2000_0000 | i, true)
+        .await
+        .context("dhcp as ipxe")?;
+    times[2] = t.elapsed();
+    if addr2 != addr {
+        bail!("second lease {addr2} differs from {addr}");
+    }
+    let t = Instant::now();
+    let script = http_get(addr, &script_url).await.context("script")?;
+    times[3] = t.elapsed();
+    let (kernel, initrd, ignition) = script_urls(&String::from_utf8_lossy(&script), &script_url);
+    for (slot, url, what) in [
+        (4, kernel, "kernel"),
+        (5, initrd, "initrd"),
+        (6, ignition, "ignition"),
+    ] {
+        let url = url.with_context(|| format!("no {what} URL in the script"))?;
+        let t = Instant::now();
+        http_get(addr, &url)
+            .await
+            .with_context(|| what.to_owned())?;
+        times[slot] = t.elapsed();
+    }
+    Ok(times)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let a = args()?;
+    let dhcp = Arc::new(Dhcp::bind(&a.iface).await?);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..a.clients {
+        let dhcp = dhcp.clone();
+        let at = a
+            .arrival
+            .mul_f64(f64::from(i) / f64::from(a.clients.max(1)));
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(start + at)).await;
+            client(dhcp, i).await
+        }));
+    }
+    let mut ok: Vec<[Duration; 7]> = Vec::new();
+    let mut errors: HashMap<String, u32> = HashMap::new();
+    for t in tasks {
+        match t.await {
+            Ok(Ok(times)) => ok.push(times),
+            Ok(Err(e)) => *errors.entry(format!("{e:#}")).or_default() += 1,
+            Err(e) => *errors.entry(e.to_string()).or_default() += 1,
+        }
+    }
+    let wall = start.elapsed();
+    let mut phases = serde_json::Map::new();
+    for (p, name) in PHASES.iter().enumerate() {
+        let mut v: Vec<f64> = ok.iter().map(|t| t[p].as_secs_f64() * 1000.0).collect();
+        v.sort_by(f64::total_cmp);
+        phases.insert(
+            (*name).into(),
+            serde_json::json!({ "p50_ms": percentile(&v, 0.5), "p99_ms": percentile(&v, 0.99) }),
+        );
+    }
+    let mut totals: Vec<f64> = ok
+        .iter()
+        .map(|t| t.iter().sum::<Duration>().as_secs_f64() * 1000.0)
+        .collect();
+    totals.sort_by(f64::total_cmp);
+    let summary = serde_json::json!({
+        "clients": a.clients,
+        "arrival_ms": a.arrival.as_millis() as u64,
+        "succeeded": ok.len(),
+        "failed": a.clients as usize - ok.len(),
+        "wall_s": wall.as_secs_f64(),
+        "total_p50_ms": percentile(&totals, 0.5),
+        "total_p99_ms": percentile(&totals, 0.99),
+        "phases": phases,
+        "errors": errors,
+    });
+    println!("{summary}");
+    Ok(())
+}

@@ -1,0 +1,679 @@
+//! The tokio UDP driver: retransmission with backoff, late and duplicate reply filtering,
+//! session setup with suite and version fallback, and the [`Bmc`] implementation.
+
+use std::net::SocketAddr;
+
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+
+use super::commands::{self, cmd};
+use super::session::{self, CipherSuite, Credentials, Handshake, SessionV2, SessionV15, Step};
+use super::wire::{AuthType, Request};
+use crate::bmc::{Bmc, BmcFuture, check_boot};
+use crate::error::{Error, Refusal, Result};
+use crate::types::{Boot, Policy, PowerAction, PowerState};
+
+/// Which IPMI LAN protocol to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Version {
+    /// RMCP+ (IPMI 2.0) when the channel offers it, else IPMI 1.5.
+    #[default]
+    Auto,
+    /// RMCP+ only (`ipmitool -I lanplus`).
+    Lanplus,
+    /// IPMI 1.5 only (`ipmitool -I lan`).
+    Lan,
+}
+
+/// Everything the IPMI driver needs to reach one BMC.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `host` or `host:port` (default port 623).
+    pub address: String,
+    /// User, password and optional BMC key.
+    pub credentials: Credentials,
+    /// Protocol version choice.
+    pub version: Version,
+    /// RMCP+ suites to try, in order, when the BMC does not list its suites (Get Channel
+    /// Cipher Suites). Listed suites are tried in this order too.
+    pub suites: Vec<CipherSuite>,
+    /// Ask the BMC for its suites (Get Channel Cipher Suites) before opening a session. When
+    /// off, or when the BMC does not answer, each suite in `suites` is tried with Open Session.
+    pub query_suites: bool,
+    /// Timeouts, retries and settle times.
+    pub policy: Policy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            address: String::new(),
+            credentials: Credentials::default(),
+            version: Version::Auto,
+            suites: vec![CipherSuite::Suite17, CipherSuite::Suite3],
+            query_suites: true,
+            policy: Policy::default(),
+        }
+    }
+}
+
+/// An IPMI-over-LAN BMC. Each call opens a session, runs its commands and closes it.
+#[derive(Debug)]
+pub struct Ipmi {
+    config: Config,
+    /// The suite that worked last time, tried first (and without asking) next time.
+    last_suite: std::sync::Mutex<Option<CipherSuite>>,
+}
+
+/// What an established connection ended up using (for logs and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Negotiated {
+    /// RMCP+ with this suite.
+    Lanplus(CipherSuite),
+    /// IPMI 1.5 with MD5 auth codes.
+    LanMd5,
+    /// IPMI 1.5 with the password in clear.
+    LanStraight,
+    /// IPMI 1.5 without authentication.
+    LanNone,
+}
+
+enum Sess {
+    None,
+    V2(SessionV2),
+    V15(SessionV15),
+}
+
+struct Conn<'a> {
+    sock: UdpSocket,
+    cfg: &'a Config,
+    sess: Sess,
+    rq_seq: u8,
+    negotiated: Option<Negotiated>,
+}
+
+fn with_address(e: Error, address: &str) -> Error {
+    match e {
+        Error::Authentication { message, .. } => Error::Authentication {
+            address: address.to_string(),
+            message,
+        },
+        other => other,
+    }
+}
+
+/// Send what `make` builds, retransmit on silence with backoff, and hand every datagram to
+/// `accept` until it returns a value. Late and duplicate datagrams are for `accept` to drop.
+async fn exchange<S, T>(
+    sock: &UdpSocket,
+    address: &str,
+    policy: &Policy,
+    state: &mut S,
+    make: impl Fn(&mut S) -> Vec<u8>,
+    accept: impl Fn(&mut S, &[u8]) -> Result<Option<T>>,
+) -> Result<T> {
+    let start = Instant::now();
+    let mut buf = vec![0u8; 1024];
+    let mut symptom = "no reply";
+    for attempt in 0..=policy.retries {
+        if attempt > 0 {
+            tokio::time::sleep(policy.backoff_for(attempt - 1)).await;
+        }
+        let packet = make(state);
+        let deadline = Instant::now() + policy.timeout;
+        if let Err(e) = sock.send(&packet).await
+            && e.kind() != std::io::ErrorKind::ConnectionRefused
+        {
+            return Err(Error::Transport {
+                address: address.to_string(),
+                message: e.to_string(),
+            });
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+                Err(_) => break,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    // ICMP port unreachable: treat like silence (the BMC may be booting), so the
+                    // error and its timing are the same as for a BMC that drops packets.
+                    symptom = "connection refused";
+                    tokio::time::sleep_until(deadline).await;
+                    break;
+                }
+                Ok(Err(e)) => {
+                    return Err(Error::Transport {
+                        address: address.to_string(),
+                        message: e.to_string(),
+                    });
+                }
+                Ok(Ok(n)) => {
+                    if let Some(v) = accept(state, &buf[..n])? {
+                        return Ok(v);
+                    }
+                }
+            }
+        }
+    }
+    Err(Error::Timeout {
+        address: address.to_string(),
+        after: start.elapsed(),
+        message: symptom.to_string(),
+    })
+}
+
+impl Conn<'_> {
+    fn next_seq(&mut self) -> u8 {
+        self.rq_seq = (self.rq_seq + 1) & 0x3F;
+        self.rq_seq
+    }
+
+    /// Send one request inside the current session (or none) and return the reply.
+    async fn raw(&mut self, (netfn, cmd): (u8, u8), data: &[u8]) -> Result<super::wire::Reply> {
+        let req = Request {
+            netfn,
+            cmd,
+            rq_seq: self.next_seq(),
+            data: data.to_vec(),
+        };
+        let addr = self.cfg.address.as_str();
+        let mut st = (&mut self.sess, &req);
+        exchange(
+            &self.sock,
+            addr,
+            &self.cfg.policy,
+            &mut st,
+            |(sess, req)| match sess {
+                Sess::None => session::encode_sessionless(req),
+                Sess::V2(s) => s.encode(req, rand::random()),
+                Sess::V15(s) => s.encode(req),
+            },
+            |(sess, req), d| {
+                let reply = match sess {
+                    Sess::None => session::decode_sessionless(d),
+                    Sess::V2(s) => s.decode(d),
+                    Sess::V15(s) => s.decode(d),
+                };
+                // A datagram that does not parse may be a stray from an earlier session.
+                match reply {
+                    Ok(Some(r)) if r.answers(req) => Ok(Some(r)),
+                    Ok(_) | Err(Error::Protocol { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Send a request and insist on completion code 0; returns the reply data.
+    async fn command(
+        &mut self,
+        operation: &'static str,
+        c: (u8, u8),
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
+        let r = self.raw(c, data).await?;
+        match r.cc {
+            0x00 => Ok(r.data),
+            0xC1 => Err(Error::Unsupported {
+                operation,
+                message: "the bmc does not implement this command (completion code 0xc1)".into(),
+            }),
+            cc => Err(Error::Refused {
+                operation,
+                refusal: Refusal::CompletionCode(cc),
+                message: String::new(),
+            }),
+        }
+    }
+
+    async fn status(&mut self) -> Result<PowerState> {
+        let d = self
+            .command("get chassis status", cmd::GET_CHASSIS_STATUS, &[])
+            .await?;
+        commands::chassis_status(&d)
+    }
+
+    async fn control(&mut self, action: PowerAction) -> Result<()> {
+        self.command(
+            "chassis control",
+            cmd::CHASSIS_CONTROL,
+            &[commands::chassis_control(action)],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn read_boot(&mut self) -> Result<(Boot, bool)> {
+        let d = self
+            .command(
+                "get system boot options",
+                cmd::GET_BOOT_OPTIONS,
+                &commands::GET_BOOT_FLAGS,
+            )
+            .await?;
+        commands::boot_flags(&d)
+    }
+
+    async fn settle(&mut self, operation: &'static str, target: PowerState) -> Result<PowerState> {
+        let policy = &self.cfg.policy;
+        let deadline = Instant::now() + policy.settle;
+        let interval = policy.poll_interval;
+        loop {
+            let now = self.status().await?;
+            if now == target {
+                return Ok(now);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotApplied {
+                    operation,
+                    expected: target.to_string(),
+                    actual: now.to_string(),
+                });
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// Close Session: best effort, one attempt, errors ignored (the BMC times it out anyway).
+    async fn close(mut self) {
+        let sid = match &self.sess {
+            Sess::V2(s) => s.bmc_sid,
+            Sess::V15(s) => s.sid,
+            Sess::None => return,
+        };
+        let mut policy = self.cfg.policy.clone();
+        policy.retries = 0;
+        let cfg = Config {
+            policy,
+            ..self.cfg.clone()
+        };
+        self.cfg = &cfg;
+        let _ = self.raw(cmd::CLOSE_SESSION, &sid.to_le_bytes()).await;
+    }
+
+    /// Raise the session to Administrator (without it, chassis commands fail with 0xD4).
+    async fn set_admin(&mut self) -> Result<()> {
+        self.command(
+            "set session privilege level",
+            cmd::SET_SESSION_PRIVILEGE,
+            &[session::ADMIN],
+        )
+        .await
+        .map(drop)
+    }
+}
+
+impl Ipmi {
+    /// Check the configuration and make a driver. No traffic yet.
+    pub fn new(config: Config) -> Result<Self> {
+        config.credentials.check()?;
+        if config.suites.is_empty() {
+            return Err(Error::Config {
+                message: "no rmcp+ cipher suite to try".into(),
+            });
+        }
+        Ok(Ipmi {
+            config,
+            last_suite: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    async fn resolve(&self) -> Result<SocketAddr> {
+        let a = &self.config.address;
+        let target = if a.parse::<SocketAddr>().is_ok()
+            || a.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok())
+        {
+            a.clone()
+        } else if a.contains(':') && !a.starts_with('[') {
+            format!("[{a}]:623")
+        } else {
+            format!("{a}:623")
+        };
+        tokio::net::lookup_host(&target)
+            .await
+            .map_err(|e| Error::Config {
+                message: format!("cannot resolve {a}: {e}"),
+            })?
+            .next()
+            .ok_or_else(|| Error::Config {
+                message: format!("{a} resolves to no address"),
+            })
+    }
+
+    async fn socket(&self) -> Result<UdpSocket> {
+        let peer = self.resolve().await?;
+        let local: SocketAddr = if peer.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let transport = |e: std::io::Error| Error::Transport {
+            address: self.config.address.clone(),
+            message: e.to_string(),
+        };
+        let sock = UdpSocket::bind(local).await.map_err(transport)?;
+        sock.connect(peer).await.map_err(transport)?;
+        Ok(sock)
+    }
+
+    /// Open an authenticated Administrator session.
+    async fn connect(&self) -> Result<Conn<'_>> {
+        let cfg = &self.config;
+        let mut c = Conn {
+            sock: self.socket().await?,
+            cfg,
+            sess: Sess::None,
+            rq_seq: 0,
+            negotiated: None,
+        };
+        // Get Channel Authentication Capabilities, asking for IPMI 2.0 data (bit 7); a
+        // 1.5-only BMC rejects that, so ask again without it.
+        let caps = match c
+            .raw(cmd::GET_CHANNEL_AUTH_CAPS, &[0x8E, session::ADMIN])
+            .await?
+        {
+            r if r.cc == 0 => commands::auth_caps(&r.data)?,
+            _ => commands::auth_caps(
+                &c.command(
+                    "get channel auth capabilities",
+                    cmd::GET_CHANNEL_AUTH_CAPS,
+                    &[0x0E, session::ADMIN],
+                )
+                .await?,
+            )?,
+        };
+        let use_v2 = match cfg.version {
+            Version::Lanplus => true,
+            Version::Lan => false,
+            Version::Auto => caps.v2,
+        };
+        if use_v2 {
+            let known = *self.last_suite.lock().unwrap_or_else(|e| e.into_inner());
+            let offered = match known {
+                Some(s) => Some(vec![s.id()]),
+                None if cfg.query_suites => self.offered_suites(&mut c).await,
+                None => None,
+            };
+            let mut last = None;
+            for suite in cfg.suites.iter().copied() {
+                if offered.as_ref().is_some_and(|o| !o.contains(&suite.id())) {
+                    continue;
+                }
+                match self.handshake(&c.sock, suite).await {
+                    Ok(s) => {
+                        c.sess = Sess::V2(s);
+                        c.negotiated = Some(Negotiated::Lanplus(suite));
+                        *self.last_suite.lock().unwrap_or_else(|e| e.into_inner()) = Some(suite);
+                        last = None;
+                        break;
+                    }
+                    Err(e @ Error::Unsupported { .. }) => {
+                        tracing::debug!(suite = suite.id(), error = %e, "cipher suite rejected");
+                        last = Some(e);
+                    }
+                    Err(e) => return Err(with_address(e, &cfg.address)),
+                }
+            }
+            if let Some(e) = last {
+                // Forget a suite that stopped working (BMC reconfigured); renegotiate next time.
+                *self.last_suite.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                return Err(e);
+            }
+            if c.negotiated.is_none() {
+                return Err(Error::Unsupported {
+                    operation: "open session",
+                    message: "the bmc offers none of the configured cipher suites".into(),
+                });
+            }
+        } else {
+            self.activate_v15(&mut c, caps).await?;
+        }
+        c.set_admin().await?;
+        Ok(c)
+    }
+
+    /// Get Channel Cipher Suites, sent pre-session in IPMI 1.5 format (ipmi_sim answers that
+    /// format only); `None` when the BMC does not answer it, which means "probe with Open Session".
+    async fn offered_suites(&self, c: &mut Conn<'_>) -> Option<Vec<u8>> {
+        let mut records = Vec::new();
+        // One retry only: a BMC that does not implement the command (ipmi_sim in RMCP+ format,
+        // some older BMCs) would otherwise cost the full retry budget on every connection.
+        let mut policy = self.config.policy.clone();
+        policy.retries = policy.retries.min(1);
+        for index in 0..0x40u8 {
+            let req = Request {
+                netfn: cmd::GET_CHANNEL_CIPHER_SUITES.0,
+                cmd: cmd::GET_CHANNEL_CIPHER_SUITES.1,
+                rq_seq: c.next_seq(),
+                data: vec![0x0E, 0x00, 0x80 | index],
+            };
+            let r = exchange(
+                &c.sock,
+                &self.config.address,
+                &policy,
+                &mut (),
+                |_| session::encode_sessionless(&req),
+                |_, d| {
+                    Ok(session::decode_sessionless(d)
+                        .ok()
+                        .flatten()
+                        .filter(|r| r.answers(&req)))
+                },
+            )
+            .await
+            .ok()?;
+            if r.cc != 0 || r.data.is_empty() {
+                return None;
+            }
+            records.extend_from_slice(&r.data[1..]);
+            if r.data.len() < 17 {
+                break;
+            }
+        }
+        let ids = commands::cipher_suites(&records);
+        tracing::debug!(?ids, "bmc lists cipher suites");
+        Some(ids)
+    }
+
+    async fn handshake(&self, sock: &UdpSocket, suite: CipherSuite) -> Result<SessionV2> {
+        let mut hs = Handshake::new(
+            suite,
+            self.config.credentials.clone(),
+            rand::random::<u32>() | 1,
+            rand::random(),
+        );
+        let mut packet = hs.start();
+        loop {
+            let step = exchange(
+                sock,
+                &self.config.address,
+                &self.config.policy,
+                &mut hs,
+                |_| packet.clone(),
+                |hs, d| hs.handle(d),
+            )
+            .await?;
+            match step {
+                Step::Send(p) => packet = p,
+                Step::Done(s) => return Ok(s),
+            }
+        }
+    }
+
+    async fn activate_v15(&self, c: &mut Conn<'_>, caps: commands::AuthCaps) -> Result<()> {
+        let cfg = &self.config;
+        let (auth, negotiated) = if caps.md5 {
+            (AuthType::Md5, Negotiated::LanMd5)
+        } else if caps.straight {
+            (AuthType::Straight, Negotiated::LanStraight)
+        } else if caps.none {
+            (AuthType::None, Negotiated::LanNone)
+        } else {
+            return Err(Error::Unsupported {
+                operation: "activate session",
+                message:
+                    "the bmc offers no ipmi 1.5 auth type this crate speaks (md5, straight, none)"
+                        .into(),
+            });
+        };
+        let auth_fail = |e: Error| match e {
+            Error::Refused {
+                refusal: Refusal::CompletionCode(cc @ 0x81..=0x86),
+                operation,
+                ..
+            } => Error::Authentication {
+                address: cfg.address.clone(),
+                message: format!("{operation}: completion code {cc:#04x}"),
+            },
+            other => other,
+        };
+        let mut data = vec![auth as u8];
+        let mut user = [0u8; 16];
+        let u = cfg.credentials.username.as_bytes();
+        user[..u.len().min(16)].copy_from_slice(&u[..u.len().min(16)]);
+        data.extend_from_slice(&user);
+        let ch = c
+            .command("get session challenge", cmd::GET_SESSION_CHALLENGE, &data)
+            .await
+            .map_err(auth_fail)?;
+        if ch.len() < 20 {
+            return Err(Error::protocol("get session challenge reply truncated"));
+        }
+        let temp_sid = u32::from_le_bytes(ch[0..4].try_into().expect("4 bytes"));
+        let challenge: [u8; 16] = ch[4..20].try_into().expect("16 bytes");
+        let rq_seq = c.next_seq();
+        let initial_outbound = rand::random::<u32>() | 1;
+        let password = cfg.credentials.password.clone();
+        let packet = session::activate_v15(
+            auth,
+            &password,
+            temp_sid,
+            &challenge,
+            initial_outbound,
+            rq_seq,
+        );
+        let r = exchange(
+            &c.sock,
+            &cfg.address,
+            &cfg.policy,
+            &mut (),
+            |_| packet.clone(),
+            |_, d| {
+                Ok(session::decode_sessionless(d)
+                    .ok()
+                    .flatten()
+                    .filter(|r| r.cmd == 0x3A && r.rq_seq == rq_seq))
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            // ipmi_sim (and others) silently drop an Activate Session with a bad auth code.
+            Error::Timeout { .. } => Error::Authentication {
+                address: cfg.address.clone(),
+                message: "activate session got no answer: wrong password or auth type".into(),
+            },
+            other => other,
+        })?;
+        if r.cc != 0 {
+            return Err(auth_fail(Error::Refused {
+                operation: "activate session",
+                refusal: Refusal::CompletionCode(r.cc),
+                message: String::new(),
+            }));
+        }
+        if r.data.len() < 10 {
+            return Err(Error::protocol("activate session reply truncated"));
+        }
+        let sid = u32::from_le_bytes(r.data[1..5].try_into().expect("4 bytes"));
+        let seq = u32::from_le_bytes(r.data[5..9].try_into().expect("4 bytes"));
+        c.sess = Sess::V15(SessionV15::new(auth, &password, sid, seq));
+        c.negotiated = Some(negotiated);
+        Ok(())
+    }
+
+    /// Open a session, report what was negotiated, and close it again.
+    pub async fn probe(&self) -> Result<Negotiated> {
+        let c = self.connect().await?;
+        let n = c.negotiated.expect("connect sets negotiated");
+        c.close().await;
+        Ok(n)
+    }
+
+    async fn run<T>(
+        &self,
+        f: impl for<'c> AsyncFnOnce(&'c mut Conn<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut c = self.connect().await?;
+        let r = f(&mut c).await;
+        c.close().await;
+        r
+    }
+
+    async fn do_power(&self, action: PowerAction) -> Result<PowerState> {
+        self.run(async |c| {
+            match action {
+                PowerAction::Cycle => match c.control(PowerAction::Cycle).await {
+                    Ok(()) => {}
+                    // Some BMCs (virtualbmc, or any BMC while the host is off) refuse a cycle.
+                    Err(Error::Refused { .. } | Error::Unsupported { .. }) => {
+                        tracing::debug!("power cycle refused, falling back to off + on");
+                        if c.status().await? == PowerState::On {
+                            c.control(PowerAction::Off).await?;
+                            c.settle("power cycle", PowerState::Off).await?;
+                        }
+                        c.control(PowerAction::On).await?;
+                    }
+                    Err(e) => return Err(e),
+                },
+                other => c.control(other).await?,
+            }
+            c.settle("power", action.expected_state()).await
+        })
+        .await
+    }
+
+    async fn do_set_boot(&self, boot: Boot) -> Result<Boot> {
+        let flags = commands::set_boot_flags(&boot)?;
+        self.run(async |c| {
+            c.command("set system boot options", cmd::SET_BOOT_OPTIONS, &flags)
+                .await?;
+            let (actual, valid) = c.read_boot().await?;
+            if valid {
+                check_boot(&boot, &actual)?;
+            } else {
+                // Only the device selector is meaningful (see commands::boot_flags).
+                tracing::debug!(
+                    "boot flags valid bit clear on read-back: checking the device only"
+                );
+                check_boot(&Boot::once(boot.device), &actual)?;
+            }
+            Ok(actual)
+        })
+        .await
+    }
+}
+
+impl Bmc for Ipmi {
+    fn power_status(&self) -> BmcFuture<'_, PowerState> {
+        Box::pin(self.run(async |c| c.status().await))
+    }
+
+    fn power(&self, action: PowerAction) -> BmcFuture<'_, PowerState> {
+        Box::pin(self.do_power(action))
+    }
+
+    fn set_boot(&self, boot: Boot) -> BmcFuture<'_, Boot> {
+        Box::pin(self.do_set_boot(boot))
+    }
+
+    fn boot(&self) -> BmcFuture<'_, Boot> {
+        Box::pin(self.run(async |c| c.read_boot().await.map(|(b, _)| b)))
+    }
+}

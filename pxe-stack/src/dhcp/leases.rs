@@ -1,0 +1,325 @@
+//! The lease table: pure state that [`respond`](super::respond) changes, and the shared handle
+//! other servers read through [`HostLookup`].
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{HostLookup, Mac};
+
+/// Where an address stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Offered and held for the client until `expires`; not persisted.
+    Offered,
+    /// Acknowledged: the client holds it until `expires`.
+    Bound,
+    /// Given back by the client; kept so the same MAC gets it again.
+    Released,
+    /// Declined by a client (someone else answers on it): out of the pool until `expires`.
+    Declined,
+}
+
+/// One address and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// The client (for a declined address, the client that declined it).
+    pub mac: Mac,
+    /// When the lease (or offer, or quarantine) ends, in seconds since the Unix epoch.
+    pub expires: u64,
+    /// The hostname handed out or sent by the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Where the address stands.
+    pub state: State,
+}
+
+impl Lease {
+    /// Whether the lease still holds the address at `now` (seconds since the epoch).
+    pub fn active(&self, now: u64) -> bool {
+        self.expires > now && self.state != State::Released
+    }
+}
+
+/// Seconds since the Unix epoch (0 for times before it).
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Every address the server knows about. Invariant: one entry per address and at most one
+/// non-declined address per MAC, so two MACs never hold one address.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseTable {
+    by_addr: HashMap<Ipv4Addr, Lease>,
+    by_mac: HashMap<Mac, Ipv4Addr>,
+    chained: HashSet<Mac>,
+    /// Where the last pool search per subnet stopped, so searches do not rescan from the start.
+    pub(crate) cursors: HashMap<usize, u32>,
+}
+
+impl LeaseTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A table holding `leases` (for example read from the lease file). A later entry for the
+    /// same address or MAC replaces an earlier one; offers are skipped.
+    pub fn from_leases(leases: impl IntoIterator<Item = Lease>) -> Self {
+        let mut t = Self::new();
+        for l in leases {
+            if l.state != State::Offered {
+                t.insert(l);
+            }
+        }
+        t
+    }
+
+    /// The entry for an address.
+    pub fn get(&self, addr: Ipv4Addr) -> Option<&Lease> {
+        self.by_addr.get(&addr)
+    }
+
+    /// The entry a MAC holds (bound, offered or released).
+    pub fn for_mac(&self, mac: Mac) -> Option<&Lease> {
+        self.by_mac.get(&mac).and_then(|a| self.by_addr.get(a))
+    }
+
+    /// Every entry, in address order.
+    pub fn leases(&self) -> Vec<Lease> {
+        let mut v: Vec<Lease> = self.by_addr.values().cloned().collect();
+        v.sort_by_key(|l| l.addr);
+        v
+    }
+
+    /// The entries worth keeping across a restart (everything but offers), in address order.
+    pub fn persistent(&self) -> Vec<Lease> {
+        let mut v: Vec<Lease> = self
+            .by_addr
+            .values()
+            .filter(|l| l.state != State::Offered)
+            .cloned()
+            .collect();
+        v.sort_by_key(|l| l.addr);
+        v
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.by_addr.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_addr.is_empty()
+    }
+
+    /// Put an entry in, removing whatever the address or the MAC held before.
+    pub fn insert(&mut self, lease: Lease) {
+        if let Some(old) = self.by_addr.remove(&lease.addr)
+            && self.by_mac.get(&old.mac) == Some(&old.addr)
+        {
+            self.by_mac.remove(&old.mac);
+        }
+        if lease.state != State::Declined
+            && let Some(prev) = self.by_mac.insert(lease.mac, lease.addr)
+            && prev != lease.addr
+        {
+            self.by_addr.remove(&prev);
+        }
+        self.by_addr.insert(lease.addr, lease);
+    }
+
+    /// Remove the entry for an address.
+    pub fn remove(&mut self, addr: Ipv4Addr) -> Option<Lease> {
+        let old = self.by_addr.remove(&addr)?;
+        if self.by_mac.get(&old.mac) == Some(&addr) {
+            self.by_mac.remove(&old.mac);
+        }
+        Some(old)
+    }
+
+    /// Whether `mac` may take `addr` at `now`: nobody else holds it (or their hold ran out).
+    pub fn free_for(&self, addr: Ipv4Addr, mac: Mac, now: u64) -> bool {
+        match self.by_addr.get(&addr) {
+            None => true,
+            Some(l) if l.state == State::Declined => l.expires <= now,
+            Some(l) => l.mac == mac || !l.active(now),
+        }
+    }
+
+    /// Drop offers, bound leases and quarantines that ended before `now`; released entries stay
+    /// (they only remember affinity). Returns whether a persisted entry was removed.
+    pub fn expire(&mut self, now: u64) -> bool {
+        let gone: Vec<(Ipv4Addr, State)> = self
+            .by_addr
+            .values()
+            .filter(|l| l.state != State::Released && l.expires <= now)
+            .map(|l| (l.addr, l.state))
+            .collect();
+        let mut persisted = false;
+        for (addr, state) in gone {
+            persisted |= state != State::Offered;
+            self.remove(addr);
+        }
+        persisted
+    }
+
+    /// Remember that `mac` has been sent the chainloaded iPXE binary (see [`Chain::Stateful`](super::Chain::Stateful)).
+    pub fn mark_chained(&mut self, mac: Mac) {
+        self.chained.insert(mac);
+    }
+
+    /// Forget the chained mark of `mac`.
+    pub fn unmark_chained(&mut self, mac: Mac) {
+        self.chained.remove(&mac);
+    }
+
+    /// Whether `mac` is marked chained.
+    pub fn is_chained(&self, mac: Mac) -> bool {
+        self.chained.contains(&mac)
+    }
+}
+
+/// A shared handle on a lease table: the server writes through it, the HTTP server and
+/// Ignition serving read through [`HostLookup`]. Cloning shares the table.
+#[derive(Debug, Clone, Default)]
+pub struct Leases(Arc<RwLock<LeaseTable>>);
+
+impl Leases {
+    /// A handle on `table`.
+    pub fn new(table: LeaseTable) -> Self {
+        Leases(Arc::new(RwLock::new(table)))
+    }
+
+    /// Read access to the table.
+    pub fn read(&self) -> RwLockReadGuard<'_, LeaseTable> {
+        // A panic while holding the lock leaves consistent data (every method keeps the
+        // invariant before returning), so a poisoned lock is still usable.
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write access to the table.
+    pub fn write(&self) -> RwLockWriteGuard<'_, LeaseTable> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Mark `mac` as chained: its next iPXE DHCP gets the script instead of `undionly.kpxe`.
+    /// The TFTP server calls this when it has sent the boot file.
+    pub fn mark_chained(&self, mac: Mac) {
+        self.write().mark_chained(mac);
+    }
+
+    /// A copy of every entry, in address order.
+    pub fn snapshot(&self) -> Vec<Lease> {
+        self.read().leases()
+    }
+}
+
+impl HostLookup for Leases {
+    fn mac_for(&self, addr: IpAddr) -> Option<Mac> {
+        let IpAddr::V4(v4) = addr else {
+            return None;
+        };
+        let now = unix_secs(SystemTime::now());
+        self.read()
+            .get(v4)
+            .filter(|l| l.state == State::Bound && l.active(now))
+            .map(|l| l.mac)
+    }
+
+    fn addr_for(&self, mac: Mac) -> Option<IpAddr> {
+        let now = unix_secs(SystemTime::now());
+        self.read()
+            .for_mac(mac)
+            .filter(|l| l.state == State::Bound && l.active(now))
+            .map(|l| IpAddr::V4(l.addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(mac: u8, addr: u8, state: State, expires: u64) -> Lease {
+        Lease {
+            addr: Ipv4Addr::new(10, 0, 0, addr),
+            mac: Mac([0x52, 0x54, 0, 0, 0, mac]),
+            expires,
+            hostname: None,
+            state,
+        }
+    }
+
+    #[test]
+    fn one_mac_per_address_and_one_address_per_mac() {
+        let mut t = LeaseTable::new();
+        t.insert(lease(1, 10, State::Bound, 100));
+        t.insert(lease(1, 11, State::Bound, 100));
+        assert!(t.get(Ipv4Addr::new(10, 0, 0, 10)).is_none());
+        assert_eq!(
+            t.for_mac(Mac([0x52, 0x54, 0, 0, 0, 1])).unwrap().addr,
+            Ipv4Addr::new(10, 0, 0, 11)
+        );
+        t.insert(lease(2, 11, State::Bound, 100));
+        assert!(t.for_mac(Mac([0x52, 0x54, 0, 0, 0, 1])).is_none());
+        assert_eq!(t.len(), 1);
+        // A declined address does not count as the decliner's address.
+        t.insert(lease(2, 12, State::Declined, 100));
+        assert_eq!(
+            t.for_mac(Mac([0x52, 0x54, 0, 0, 0, 2])).unwrap().addr,
+            Ipv4Addr::new(10, 0, 0, 11)
+        );
+        assert!(!t.free_for(
+            Ipv4Addr::new(10, 0, 0, 12),
+            Mac([0x52, 0x54, 0, 0, 0, 2]),
+            50
+        ));
+        assert!(t.free_for(
+            Ipv4Addr::new(10, 0, 0, 12),
+            Mac([0x52, 0x54, 0, 0, 0, 2]),
+            100
+        ));
+    }
+
+    #[test]
+    fn expiry_and_lookup() {
+        let leases = Leases::default();
+        let now = unix_secs(SystemTime::now());
+        leases.write().insert(lease(1, 10, State::Bound, now + 100));
+        leases
+            .write()
+            .insert(lease(2, 11, State::Bound, now.saturating_sub(1)));
+        leases
+            .write()
+            .insert(lease(3, 12, State::Offered, now + 100));
+        let mac1 = Mac([0x52, 0x54, 0, 0, 0, 1]);
+        assert_eq!(
+            leases.mac_for(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 10))),
+            Some(mac1)
+        );
+        assert_eq!(
+            leases.addr_for(mac1),
+            Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 10)))
+        );
+        assert_eq!(
+            leases.mac_for(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 11))),
+            None
+        );
+        assert_eq!(
+            leases.mac_for(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 12))),
+            None
+        );
+        assert!(leases.write().expire(now));
+        assert_eq!(leases.snapshot().len(), 2);
+        assert_eq!(leases.read().persistent().len(), 1);
+    }
+}

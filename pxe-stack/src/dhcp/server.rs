@@ -1,0 +1,275 @@
+//! The tokio server: moves datagrams between the socket and [`respond`], persisting leases
+//! before any ACK leaves.
+
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+
+use super::config::{Config, Policy};
+use super::error::Error;
+use super::leases::{LeaseTable, Leases, unix_secs};
+use super::packet::{MAX_PACKET, Request};
+use super::respond::{PROXY_PORT, Reply, SERVER_PORT, respond};
+use super::store::LeaseFile;
+use crate::{Discard, EventSink};
+
+/// Datagrams handled per batch before the lease file is written and the replies sent.
+const BATCH: usize = 256;
+/// How often expired leases are swept out.
+const SWEEP: Duration = Duration::from_secs(30);
+
+/// Bind a DHCP server socket: UDP on `0.0.0.0:port`, tied to `interface` (SO_BINDTODEVICE) when
+/// given, with SO_BROADCAST and SO_REUSEADDR. Must be called inside a tokio runtime.
+///
+/// Port 67 needs `CAP_NET_BIND_SERVICE`, and SO_BINDTODEVICE needs `CAP_NET_RAW` on kernels
+/// before 5.7; a permission error names the missing one in [`Error::Bind`].
+pub fn bind(interface: Option<&str>, port: u16) -> Result<UdpSocket, Error> {
+    let fail = |hint: Option<&'static str>| {
+        move |source: io::Error| {
+            let perm = matches!(source.kind(), io::ErrorKind::PermissionDenied)
+                || source.raw_os_error() == Some(1);
+            Error::Bind {
+                interface: interface.unwrap_or("*").to_owned(),
+                port,
+                hint: if perm { hint } else { None },
+                source,
+            }
+        }
+    };
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(fail(None))?;
+    s.set_reuse_address(true).map_err(fail(None))?;
+    s.set_broadcast(true).map_err(fail(None))?;
+    // Boot storms arrive in bursts; a larger buffer rides them out while a batch is on disk.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    if let Some(ifname) = interface {
+        s.bind_device(Some(ifname.as_bytes()))
+            .map_err(fail(Some("CAP_NET_RAW")))?;
+    }
+    s.set_nonblocking(true).map_err(fail(None))?;
+    s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())
+        .map_err(fail(Some("CAP_NET_BIND_SERVICE")))?;
+    UdpSocket::from_std(s.into()).map_err(fail(None))
+}
+
+/// The DHCP server: one socket (port 67), optionally a ProxyDHCP socket (port 4011), a lease
+/// table, a lease file and an event sink.
+pub struct Server {
+    policy: Arc<Policy>,
+    socket: UdpSocket,
+    proxy_socket: Option<UdpSocket>,
+    leases: Leases,
+    store: Option<LeaseFile>,
+    events: Arc<dyn EventSink>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("policy", &self.policy)
+            .field("socket", &self.socket)
+            .field("proxy_socket", &self.proxy_socket)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server for `config` on an already bound `socket` (see [`bind`]).
+    pub fn new(config: Config, socket: UdpSocket) -> Result<Server, Error> {
+        let policy = Policy::new(config)?;
+        socket.set_broadcast(true)?;
+        Ok(Server {
+            policy: Arc::new(policy),
+            socket,
+            proxy_socket: None,
+            leases: Leases::default(),
+            store: None,
+            events: Arc::new(Discard),
+        })
+    }
+
+    /// Persist leases in `file`, loading what it holds now.
+    pub fn with_lease_file(mut self, file: LeaseFile) -> Result<Server, Error> {
+        let loaded = LeaseTable::from_leases(file.load()?);
+        let mut table = self.leases.write();
+        for lease in loaded.leases() {
+            table.insert(lease);
+        }
+        drop(table);
+        self.store = Some(file);
+        Ok(self)
+    }
+
+    /// Use (and share) an existing lease table handle, for example one the HTTP server already
+    /// holds. Call before [`with_lease_file`](Server::with_lease_file).
+    pub fn with_leases(mut self, leases: Leases) -> Server {
+        self.leases = leases;
+        self
+    }
+
+    /// Send per-MAC events to `sink`.
+    pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> Server {
+        self.events = sink;
+        self
+    }
+
+    /// Serve ProxyDHCP boot requests on this socket (bound to port 4011).
+    pub fn with_proxy_socket(mut self, socket: UdpSocket) -> Server {
+        self.proxy_socket = Some(socket);
+        self
+    }
+
+    /// The lease table handle: a [`HostLookup`](crate::HostLookup), and where
+    /// [`Leases::mark_chained`] is called.
+    pub fn leases(&self) -> Leases {
+        self.leases.clone()
+    }
+
+    /// Serve until `shutdown` completes. Returns an error only when the lease file cannot be
+    /// written at shutdown or a socket fails for good.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        tokio::pin!(shutdown);
+        let mut buf = vec![0u8; MAX_PACKET + 1];
+        let mut pbuf = vec![0u8; MAX_PACKET + 1];
+        let mut sweep = tokio::time::interval(SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut batch = Batch::default();
+            tokio::select! {
+                _ = &mut shutdown => break,
+                r = self.socket.recv_from(&mut buf) => {
+                    self.take(r, &buf, SERVER_PORT, &mut batch);
+                }
+                r = recv_opt(self.proxy_socket.as_ref(), &mut pbuf) => {
+                    self.take(r, &pbuf, PROXY_PORT, &mut batch);
+                }
+                _ = sweep.tick() => {
+                    batch.persist = self.leases.write().expire(unix_secs(SystemTime::now()));
+                }
+            }
+            // Whatever queued up meanwhile joins this batch: one lease-file write covers it.
+            for sock_port in [SERVER_PORT, PROXY_PORT] {
+                let sock = if sock_port == SERVER_PORT {
+                    Some(&self.socket)
+                } else {
+                    self.proxy_socket.as_ref()
+                };
+                let Some(sock) = sock else { continue };
+                while batch.seen < BATCH {
+                    match sock.try_recv_from(&mut buf) {
+                        Ok(r) => self.take(Ok(r), &buf, sock_port, &mut batch),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "dhcp receive failed");
+                            break;
+                        }
+                    }
+                }
+            }
+            self.finish(batch).await;
+        }
+        if let Some(store) = &self.store {
+            let snapshot = self.leases.read().persistent();
+            store.save(&snapshot)?;
+        }
+        Ok(())
+    }
+
+    fn take(&self, r: io::Result<(usize, SocketAddr)>, buf: &[u8], port: u16, batch: &mut Batch) {
+        batch.seen += 1;
+        let (n, src) = match r {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "dhcp receive failed");
+                return;
+            }
+        };
+        let SocketAddr::V4(src) = src else { return };
+        if n > MAX_PACKET {
+            tracing::debug!(%src, len = n, "dropping oversized datagram");
+            return;
+        }
+        let req = match Request::decode(&buf[..n], src, port) {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::debug!(%src, reason = %why, "dropping datagram");
+                return;
+            }
+        };
+        let now = SystemTime::now();
+        let out = {
+            let mut table = self.leases.write();
+            respond(&self.policy, &mut table, &req, now)
+        };
+        batch.persist |= out.persist;
+        batch.events.extend(out.events);
+        if let Some(reply) = out.reply {
+            batch.replies.push((port, reply, out.persist));
+        }
+    }
+
+    async fn finish(&self, batch: Batch) {
+        let Batch {
+            persist,
+            replies,
+            events,
+            ..
+        } = batch;
+        // OFFERs and NAKs promise nothing that must survive a restart: send them first.
+        for (port, reply, _) in replies.iter().filter(|r| !r.2) {
+            self.send(*port, reply).await;
+        }
+        if persist && let Some(store) = &self.store {
+            let snapshot = self.leases.read().persistent();
+            let store = store.clone();
+            let saved = tokio::task::spawn_blocking(move || store.save(&snapshot)).await;
+            if !matches!(saved, Ok(Ok(()))) {
+                // An ACK for a lease that is not on disk could be handed out twice after a
+                // restart: send nothing; the clients retry.
+                tracing::error!(result = ?saved, "cannot persist leases; replies withheld");
+                return;
+            }
+        }
+        for (port, reply, _) in replies.iter().filter(|r| r.2) {
+            self.send(*port, reply).await;
+        }
+        for e in events {
+            self.events.emit(e);
+        }
+    }
+
+    async fn send(&self, port: u16, reply: &Reply) {
+        let sock = match (port, &self.proxy_socket) {
+            (PROXY_PORT, Some(p)) => p,
+            _ => &self.socket,
+        };
+        let Some(bytes) = reply.encode() else {
+            tracing::debug!(to = %reply.to, "reply does not encode");
+            return;
+        };
+        if let Err(e) = sock.send_to(&bytes, reply.to).await {
+            tracing::debug!(to = %reply.to, error = %e, "dhcp send failed");
+        }
+    }
+}
+
+#[derive(Default)]
+struct Batch {
+    seen: usize,
+    persist: bool,
+    /// Replies with the port they answer and whether they wait for the lease file.
+    replies: Vec<(u16, Reply, bool)>,
+    events: Vec<crate::Event>,
+}
+
+async fn recv_opt(sock: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,130 @@
+//! The lease file: the whole table as JSON, replaced atomically.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::Error;
+use super::leases::Lease;
+
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct OnDisk {
+    version: u32,
+    leases: Vec<Lease>,
+}
+
+/// Where leases live between runs.
+///
+/// [`save`](LeaseFile::save) writes a temporary file next to the target, fsyncs it, renames it
+/// over the target and fsyncs the directory, so a crash leaves either the old or the new table,
+/// never a torn one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseFile {
+    path: PathBuf,
+}
+
+impl LeaseFile {
+    /// A lease file at `path` (created on the first save).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        LeaseFile { path: path.into() }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read the leases; a missing file is an empty table.
+    pub fn load(&self) -> Result<Vec<Lease>, Error> {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::LeaseFile {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let disk: OnDisk = serde_json::from_slice(&bytes).map_err(|e| Error::LeaseFileFormat {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        if disk.version != VERSION {
+            return Err(Error::LeaseFileFormat {
+                path: self.path.clone(),
+                reason: format!("version {} is not {VERSION}", disk.version),
+            });
+        }
+        Ok(disk.leases)
+    }
+
+    /// Replace the file with `leases`, durably.
+    pub fn save(&self, leases: &[Lease]) -> Result<(), Error> {
+        let err = |source| Error::LeaseFile {
+            path: self.path.clone(),
+            source,
+        };
+        let body = serde_json::to_vec(&OnDiskRef {
+            version: VERSION,
+            leases,
+        })
+        .map_err(|e| err(e.into()))?;
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".tmp");
+        let tmp = dir.join(tmp_name);
+        let mut f = File::create(&tmp).map_err(err)?;
+        f.write_all(&body).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        drop(f);
+        fs::rename(&tmp, &self.path).map_err(err)?;
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(err)?;
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct OnDiskRef<'a> {
+    version: u32,
+    leases: &'a [Lease],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Mac;
+    use crate::dhcp::leases::State;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn round_trip_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = LeaseFile::new(dir.path().join("leases.json"));
+        assert_eq!(file.load().unwrap(), vec![]);
+        let leases = vec![Lease {
+            addr: Ipv4Addr::new(10, 0, 0, 5),
+            mac: Mac([0x52, 0x54, 0, 0, 0, 1]),
+            expires: 1_900_000_000,
+            hostname: Some("master-0".into()),
+            state: State::Bound,
+        }];
+        file.save(&leases).unwrap();
+        assert_eq!(file.load().unwrap(), leases);
+        file.save(&[]).unwrap();
+        assert_eq!(file.load().unwrap(), vec![]);
+        fs::write(file.path(), b"{not json").unwrap();
+        assert!(matches!(file.load(), Err(Error::LeaseFileFormat { .. })));
+        fs::write(file.path(), br#"{"version":9,"leases":[]}"#).unwrap();
+        assert!(matches!(file.load(), Err(Error::LeaseFileFormat { .. })));
+        let bad = LeaseFile::new(dir.path().join("missing-dir/leases.json"));
+        assert!(matches!(bad.save(&leases), Err(Error::LeaseFile { .. })));
+    }
+}

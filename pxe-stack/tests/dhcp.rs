@@ -1,0 +1,834 @@
+//! DHCP server against real clients (busybox udhcpc, ISC dhclient) inside network namespaces
+//! the tests create: `ns-server` and `ns-client`, joined by a veth pair.
+//!
+//! The server runs in a child process entered into the server namespace with `ip netns exec`:
+//! the test binary re-executes itself with `DHCP_TEST_CHILD` set, which turns the
+//! `child_server` test into the server. Everything (namespaces, processes, files) is removed by
+//! Drop guards, also on failure. Without root or the client programs the tests print why and
+//! return, except under `CI=true`, where they fail.
+#![cfg(feature = "dhcp")]
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pxe_stack::dhcp::{Boot, Config, LeaseFile, Range, Reservation, Server, State, Subnet, bind};
+use pxe_stack::{Event, EventSink, Mac};
+
+const CHILD_ENV: &str = "DHCP_TEST_CHILD";
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+
+// ---------------------------------------------------------------------------------------------
+// The server child.
+
+/// Appends every event as one JSON line to a file.
+struct JsonLines(Mutex<fs::File>);
+
+impl EventSink for JsonLines {
+    fn emit(&self, event: Event) {
+        if let (Ok(mut f), Ok(line)) = (self.0.lock(), serde_json::to_string(&event)) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// Not a test on its own: the body of the server process (see the module docs).
+#[test]
+fn child_server() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let config: Config =
+        serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let iface = fs::read_to_string(dir.join("iface")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = bind(Some(iface.trim()), 67).unwrap();
+        let events = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("events.jsonl"))
+            .unwrap();
+        let proxy = config.mode == pxe_stack::dhcp::Mode::Proxy;
+        let mut server = Server::new(config, socket).unwrap();
+        if proxy {
+            server = server.with_proxy_socket(bind(Some(iface.trim()), 4011).unwrap());
+        }
+        let server = server
+            .with_lease_file(LeaseFile::new(dir.join("leases.json")))
+            .unwrap()
+            .with_events(Arc::new(JsonLines(Mutex::new(events))));
+        #[cfg(feature = "ipv6-ra")]
+        if let Ok(prefix) = fs::read_to_string(dir.join("ra_prefix")) {
+            use pxe_stack::dhcp::{Advertisement, RouterAdvertiser};
+            let ad = Advertisement::new(prefix.trim().parse().unwrap());
+            let ra = RouterAdvertiser::new(iface.trim(), ad, Duration::from_secs(1)).unwrap();
+            tokio::spawn(ra.run(std::future::pending()));
+        }
+        println!("dhcp-server-ready");
+        // Runs until the parent kills the process: a crash, as far as the lease file can tell.
+        server.run(std::future::pending()).await.unwrap();
+    });
+}
+
+/// Not a test on its own: binds port 67 and prints the error (run without the capability).
+#[test]
+fn child_bind() {
+    if std::env::var_os("DHCP_TEST_BIND").is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match rt.block_on(async { bind(None, 67) }) {
+        Ok(_) => println!("bind-ok"),
+        Err(e) => println!("bind-error: {e}"),
+    }
+}
+
+/// Not a test on its own: a relay-agent load client for the restart test. Sends DISCOVERs for
+/// `count` MACs as a relay (giaddr) and REQUESTs for every OFFER, and appends each ACK as
+/// "mac addr" to `acks`, until everything is acknowledged or the server goes quiet.
+#[test]
+fn child_storm() {
+    use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
+    use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+    let Ok(dir) = std::env::var("DHCP_TEST_STORM") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let count: u32 = fs::read_to_string(dir.join("storm-count"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let relay = Ipv4Addr::new(10, 77, 0, 2);
+    let sock = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 67)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut acks = fs::File::create(dir.join("acks")).unwrap();
+    let mac_of = |i: u32| {
+        let b = i.to_be_bytes();
+        [0x52, 0x54, 0x01, b[1], b[2], b[3]]
+    };
+    let send = |i: u32, kind: MessageType, addr: Option<Ipv4Addr>| {
+        let mut m = Message::new_with_id(
+            i,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            relay,
+            &mac_of(i),
+        );
+        m.opts_mut().insert(DhcpOption::MessageType(kind));
+        if let Some(a) = addr {
+            m.opts_mut().insert(DhcpOption::RequestedIpAddress(a));
+            m.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER_IP));
+        }
+        let mut buf = Vec::new();
+        m.encode(&mut Encoder::new(&mut buf)).unwrap();
+        let _ = sock.send_to(&buf, (SERVER_IP, 67));
+    };
+    for i in 0..count {
+        send(i, MessageType::Discover, None);
+    }
+    let mut done = 0;
+    let mut buf = [0u8; 1500];
+    while done < count {
+        let Ok((n, _)) = sock.recv_from(&mut buf) else {
+            break; // the server went away
+        };
+        let Ok(m) = Message::decode(&mut Decoder::new(&buf[..n])) else {
+            continue;
+        };
+        if m.opcode() != Opcode::BootReply {
+            continue;
+        }
+        match m.opts().msg_type() {
+            Some(MessageType::Offer) => send(m.xid(), MessageType::Request, Some(m.yiaddr())),
+            Some(MessageType::Ack) => {
+                let c = m.chaddr();
+                let mac = Mac([c[0], c[1], c[2], c[3], c[4], c[5]]);
+                writeln!(acks, "{mac} {}", m.yiaddr()).unwrap();
+                acks.flush().unwrap();
+                done += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guards and prerequisites.
+
+fn prerequisites(tools: &[&str]) -> bool {
+    let mut missing = Vec::new();
+    // SAFETY-free root check: /proc/self/status Uid line.
+    let root = fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        missing.push("root".to_owned());
+    }
+    for t in tools {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+            .unwrap_or(false);
+        if !found {
+            missing.push((*t).to_owned());
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("skipping: missing {}", missing.join(", "));
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg}");
+    }
+    eprintln!("{msg}");
+    false
+}
+
+fn run(cmd: &[&str]) {
+    let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Two namespaces joined by a veth pair; removed on drop.
+struct Netns {
+    server: String,
+    client: String,
+    server_if: String,
+    client_if: String,
+    dir: tempfile::TempDir,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let id = format!(
+            "{}{}",
+            std::process::id() % 100_000,
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        let n = Netns {
+            server: format!("dhcp-s-{id}"),
+            client: format!("dhcp-c-{id}"),
+            server_if: format!("ds{id}"),
+            client_if: format!("dc{id}"),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        run(&["ip", "netns", "add", &n.server]);
+        run(&["ip", "netns", "add", &n.client]);
+        run(&[
+            "ip",
+            "link",
+            "add",
+            &n.server_if,
+            "netns",
+            &n.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &n.client_if,
+            "netns",
+            &n.client,
+        ]);
+        n.exec_s(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{SERVER_IP}/24"),
+            "dev",
+            &n.server_if,
+        ]);
+        n.exec_s(&["ip", "link", "set", &n.server_if, "up"]);
+        n.exec_s(&["ip", "link", "set", "lo", "up"]);
+        n.exec_c(&["ip", "link", "set", &n.client_if, "up"]);
+        n.exec_c(&["ip", "link", "set", "lo", "up"]);
+        n
+    }
+
+    fn exec_s(&self, cmd: &[&str]) {
+        let mut v = vec!["ip", "netns", "exec", &self.server];
+        v.extend(cmd);
+        run(&v);
+    }
+
+    fn exec_c(&self, cmd: &[&str]) {
+        let mut v = vec!["ip", "netns", "exec", &self.client];
+        v.extend(cmd);
+        run(&v);
+    }
+
+    fn set_client_mac(&self, mac: &str) {
+        self.exec_c(&["ip", "link", "set", &self.client_if, "down"]);
+        self.exec_c(&["ip", "link", "set", &self.client_if, "address", mac]);
+        self.exec_c(&["ip", "link", "set", &self.client_if, "up"]);
+    }
+
+    fn flush_client(&self) {
+        self.exec_c(&["ip", "addr", "flush", "dev", &self.client_if]);
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Start the server with `config`; it is killed when the guard drops.
+    fn start_server(&self, config: &Config) -> Proc {
+        fs::write(
+            self.path("config.json"),
+            serde_json::to_vec(config).unwrap(),
+        )
+        .unwrap();
+        fs::write(self.path("iface"), &self.server_if).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.server])
+            .arg(exe)
+            .args(["child_server", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let proc = Proc(child);
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if line.contains("dhcp-server-ready") {
+                return proc;
+            }
+        }
+        panic!("the server child exited before it was ready");
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        fs::read_to_string(self.path("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Run busybox udhcpc once with `extra` arguments; the variables its script saw on `bound`.
+    fn udhcpc(&self, extra: &[&str]) -> HashMap<String, String> {
+        let script = self.path("udhcpc.sh");
+        let out = self.path("udhcpc.env");
+        let _ = fs::remove_file(&out);
+        fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nif [ \"$1\" = bound ]; then env > {out}.tmp; mv {out}.tmp {out}; \
+                 ip addr add $ip/$mask dev $interface; fi\nexit 0\n",
+                out = out.display()
+            ),
+        )
+        .unwrap();
+        make_executable(&script);
+        let script = script.to_str().unwrap().to_owned();
+        let mut cmd = vec![
+            "busybox",
+            "udhcpc",
+            "-i",
+            &self.client_if,
+            "-n",
+            "-q",
+            "-f",
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-s",
+            &script,
+        ];
+        cmd.extend(extra);
+        let mut v = vec!["ip", "netns", "exec", &self.client];
+        v.extend(cmd);
+        let status = Command::new(v[0])
+            .args(&v[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "udhcpc failed: {status}");
+        parse_env(&fs::read_to_string(&out).unwrap(), '=')
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end inside it (and with it the peer).
+        for ns in [&self.server, &self.client] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn make_executable(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn parse_env(text: &str, sep: char) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(sep))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect()
+}
+
+fn config() -> Config {
+    let mut subnet = Subnet::new(Ipv4Addr::new(10, 77, 0, 0), 24);
+    subnet.pool = Some(Range {
+        start: Ipv4Addr::new(10, 77, 0, 100),
+        end: Ipv4Addr::new(10, 77, 0, 150),
+    });
+    subnet.router = Some(SERVER_IP);
+    subnet.dns = vec![Ipv4Addr::new(10, 77, 0, 53), Ipv4Addr::new(10, 77, 0, 54)];
+    subnet.domain = Some("cluster.test".into());
+    subnet.mtu = Some(1400);
+    Config {
+        server_ip: SERVER_IP,
+        subnets: vec![subnet],
+        reservations: vec![Reservation {
+            mac: "52:54:00:77:00:09".parse().unwrap(),
+            addr: Ipv4Addr::new(10, 77, 0, 9),
+            hostname: Some("master-0".into()),
+        }],
+        boot: Boot {
+            ipxe_script_url: Some("http://10.77.0.1:8080/ipxe?mac={mac}".into()),
+            ..Boot::default()
+        },
+        lease_secs: 600,
+        ..Config::default()
+    }
+}
+
+const PXE_BIOS: [&str; 4] = ["-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000"];
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+#[test]
+fn netns_udhcpc_gets_address_options_and_boot_file() {
+    if !prerequisites(&["ip", "busybox"]) {
+        return;
+    }
+    let ns = Netns::new();
+    let _server = ns.start_server(&config());
+
+    // A plain OS client: address and options, no boot file.
+    ns.set_client_mac("52:54:00:77:00:01");
+    let env = ns.udhcpc(&[]);
+    assert_eq!(env["ip"], "10.77.0.100");
+    assert_eq!(env["subnet"], "255.255.255.0");
+    assert_eq!(env["router"], "10.77.0.1");
+    assert_eq!(
+        env["dns"].split_whitespace().collect::<Vec<_>>(),
+        ["10.77.0.53", "10.77.0.54"]
+    );
+    assert_eq!(env["domain"], "cluster.test");
+    assert_eq!(env["mtu"], "1400");
+    assert_eq!(env["lease"], "600");
+    assert_eq!(env["serverid"], "10.77.0.1");
+    assert!(!env.contains_key("boot_file"), "{env:?}");
+
+    // BIOS PXE firmware: the first-stage iPXE binary over TFTP.
+    ns.flush_client();
+    ns.set_client_mac("52:54:00:77:00:02");
+    let env = ns.udhcpc(&PXE_BIOS);
+    assert_eq!(env["boot_file"], "undionly.kpxe");
+    assert_eq!(env["siaddr"], "10.77.0.1");
+    assert_eq!(env["tftp"], "10.77.0.1");
+
+    // iPXE (user class "iPXE"): the script URL, per MAC.
+    ns.flush_client();
+    let env = ns.udhcpc(&["-x", "0x4d:69505845", "-x", "0x5d:0000"]);
+    assert_eq!(
+        env["boot_file"],
+        "http://10.77.0.1:8080/ipxe?mac=52-54-00-77-00-02"
+    );
+    assert_eq!(env["ip"], "10.77.0.101");
+
+    // Events per MAC reached the sink.
+    let events = ns.events();
+    let steps: Vec<String> = events
+        .iter()
+        .filter(|e| e["mac"] == "52:54:00:77:00:01")
+        .map(|e| e["kind"]["Dhcp"]["step"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(steps, ["Discover", "Offer", "Request", "Ack"]);
+}
+
+#[test]
+fn netns_reservation_honoured() {
+    if !prerequisites(&["ip", "busybox"]) {
+        return;
+    }
+    let ns = Netns::new();
+    let _server = ns.start_server(&config());
+    ns.set_client_mac("52:54:00:77:00:09");
+    let env = ns.udhcpc(&[]);
+    assert_eq!(env["ip"], "10.77.0.9");
+    assert_eq!(env["hostname"], "master-0");
+}
+
+#[test]
+fn netns_dhclient_gets_lease() {
+    if !prerequisites(&["ip", "dhclient"]) {
+        return;
+    }
+    let ns = Netns::new();
+    let _server = ns.start_server(&config());
+    ns.set_client_mac("52:54:00:77:00:09");
+    let out = ns.path("dhclient.env");
+    let script = ns.path("dhclient.sh");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$reason\" in BOUND|RENEW|REBOOT) env > {o}.tmp; mv {o}.tmp {o};; esac\nexit 0\n",
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    make_executable(&script);
+    let lease_file = ns.path("dhclient.leases");
+    let pid_file = ns.path("dhclient.pid");
+    let child = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.client, "dhclient", "-4", "-1", "-d", "-sf",
+        ])
+        .arg(&script)
+        .arg("-lf")
+        .arg(&lease_file)
+        .arg("-pf")
+        .arg(&pid_file)
+        .arg(&ns.client_if)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut client = Proc(child);
+    // dhclient stays in the foreground after binding; wait for its script, or for it to give up.
+    let env = loop {
+        if let Ok(text) = fs::read_to_string(&out) {
+            break parse_env(&text, '=');
+        }
+        if let Some(status) = client.0.try_wait().unwrap() {
+            panic!("dhclient exited without a lease: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(client);
+    assert_eq!(env["new_ip_address"], "10.77.0.9");
+    assert_eq!(env["new_host_name"], "master-0");
+    assert_eq!(env["new_routers"], "10.77.0.1");
+    assert_eq!(env["new_domain_name"], "cluster.test");
+    assert_eq!(env["new_domain_name_servers"], "10.77.0.53 10.77.0.54");
+    assert_eq!(env["new_dhcp_lease_time"], "600");
+    assert_eq!(env["new_subnet_mask"], "255.255.255.0");
+    assert_eq!(env["new_interface_mtu"], "1400");
+    let lease = fs::read_to_string(&lease_file).unwrap();
+    assert!(lease.contains("fixed-address 10.77.0.9;"), "{lease}");
+}
+
+#[test]
+fn netns_leases_survive_restart() {
+    if !prerequisites(&["ip", "busybox"]) {
+        return;
+    }
+    let ns = Netns::new();
+    let server = ns.start_server(&config());
+    ns.set_client_mac("52:54:00:77:00:21");
+    let first = ns.udhcpc(&[])["ip"].clone();
+    // SIGKILL: no graceful shutdown; the lease must already be on disk.
+    drop(server);
+    let on_disk = LeaseFile::new(ns.path("leases.json")).load().unwrap();
+    assert_eq!(on_disk.len(), 1);
+    assert_eq!(on_disk[0].mac, "52:54:00:77:00:21".parse::<Mac>().unwrap());
+    assert_eq!(on_disk[0].addr.to_string(), first);
+    assert_eq!(on_disk[0].state, State::Bound);
+
+    let _server = ns.start_server(&config());
+    // Another host asks for the first host's address: it is not handed out twice.
+    ns.flush_client();
+    ns.set_client_mac("52:54:00:77:00:22");
+    let second = ns.udhcpc(&["-r", &first])["ip"].clone();
+    assert_ne!(second, first);
+    // The first host comes back and gets its address again.
+    ns.flush_client();
+    ns.set_client_mac("52:54:00:77:00:21");
+    assert_eq!(ns.udhcpc(&[])["ip"], first);
+}
+
+#[cfg(feature = "ipv6-ra")]
+#[test]
+fn netns_ipv6_ra_gives_slaac_address() {
+    if !prerequisites(&["ip"]) {
+        return;
+    }
+    let ns = Netns::new();
+    fs::write(ns.path("ra_prefix"), "fd00:77::").unwrap();
+    let _server = ns.start_server(&config());
+    // The client kernel autoconfigures from the advertisement. Poll (this is a deadline for a
+    // broken setup, not a performance threshold).
+    for _ in 0..600 {
+        let out = Command::new("ip")
+            .args([
+                "-n",
+                &ns.client,
+                "-6",
+                "addr",
+                "show",
+                "dev",
+                &ns.client_if,
+                "scope",
+                "global",
+            ])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("inet6 fd00:77::") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no SLAAC address from the router advertisement");
+}
+
+#[test]
+fn netns_bind_error_names_the_missing_capability() {
+    if !prerequisites(&["ip", "setpriv"]) {
+        return;
+    }
+    let ns = Netns::new();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.server,
+            "setpriv",
+            "--bounding-set",
+            "-net_bind_service",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .args(["child_bind", "--exact", "--nocapture", "--test-threads=1"])
+        .env("DHCP_TEST_BIND", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("bind-"))
+        .unwrap_or_default();
+    assert!(line.contains("needs CAP_NET_BIND_SERVICE"), "{stdout}");
+    assert!(line.contains("port 67"), "{line}");
+}
+
+/// Seconds (as f64) of a serialized `SystemTime`.
+fn event_secs(e: &serde_json::Value) -> f64 {
+    e["at"]["secs_since_epoch"].as_f64().unwrap_or(0.0)
+        + e["at"]["nanos_since_epoch"].as_f64().unwrap_or(0.0) / 1e9
+}
+
+/// Polls of 50 ms before a QEMU test gives up (`DHCP_TEST_WAIT_STEPS` overrides it).
+const WAIT_STEPS: u32 = 2400;
+
+/// Bridge a tap device to the client end of the veth pair, for QEMU; returns the tap's name.
+fn add_tap(ns: &Netns) -> String {
+    let (br, tap) = (format!("b{}", ns.client_if), format!("t{}", ns.client_if));
+    ns.exec_c(&["ip", "link", "add", &br, "type", "bridge"]);
+    ns.exec_c(&["ip", "link", "set", &ns.client_if, "master", &br]);
+    ns.exec_c(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"]);
+    ns.exec_c(&["ip", "link", "set", &tap, "master", &br]);
+    ns.exec_c(&["ip", "link", "set", &tap, "up"]);
+    ns.exec_c(&["ip", "link", "set", &br, "up"]);
+    tap
+}
+
+/// Power on a diskless BIOS VM (TCG) whose NIC ROM is QEMU's iPXE, in the client namespace.
+fn boot_qemu(ns: &Netns, tap: &str, mac: &str) -> Proc {
+    let serial = ns.path("serial.log");
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.client,
+            "qemu-system-x86_64",
+            "-machine",
+            "pc",
+            "-accel",
+            "tcg",
+            "-m",
+            "128",
+        ])
+        .args([
+            "-nodefaults",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-boot",
+            "n",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .args([
+            "-netdev",
+            &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
+        ])
+        .args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+/// Wait for the server's event `step` for `mac`. The deadline is for a broken setup (TCG boots
+/// to the ROM in a few seconds), not a performance threshold.
+fn wait_event(ns: &Netns, vm: &mut Proc, mac: &str, step: &str) -> serde_json::Value {
+    let steps = std::env::var("DHCP_TEST_WAIT_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(WAIT_STEPS);
+    for _ in 0..steps {
+        if let Some(e) = ns
+            .events()
+            .into_iter()
+            .find(|e| e["mac"] == mac && e["kind"]["Dhcp"]["step"] == step)
+        {
+            return e;
+        }
+        if let Some(status) = vm.0.try_wait().unwrap() {
+            panic!("qemu exited: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen: Vec<_> = ns.events().into_iter().filter(|e| e["mac"] == mac).map(|e| e["kind"].clone()).collect();
+    let serial = fs::read(ns.path("serial.log")).unwrap_or_default();
+    panic!(
+        "no {step} event for {mac}; events {seen:?}; serial: {}",
+        String::from_utf8_lossy(&serial[serial.len().saturating_sub(2000)..])
+    );
+}
+
+/// QEMU's own NIC ROM (iPXE, BIOS mode, TCG) does DHCP against the server: it is recognised as
+/// iPXE and gets the per-MAC script URL, with no ProxyDHCP wait.
+#[test]
+fn netns_qemu_ipxe_gets_script_url() {
+    if !prerequisites(&["ip", "qemu-system-x86_64"]) {
+        return;
+    }
+    let ns = Netns::new();
+    let tap = add_tap(&ns);
+    let _server = ns.start_server(&config());
+    let mac = "52:54:00:77:00:31";
+    let started = std::time::SystemTime::now();
+    let mut vm = boot_qemu(&ns, &tap, mac);
+    let ack = wait_event(&ns, &mut vm, mac, "Ack");
+    drop(vm);
+    assert_eq!(
+        ack["kind"]["Dhcp"]["boot_file"],
+        "http://10.77.0.1:8080/ipxe?mac=52-54-00-77-00-31"
+    );
+    assert_eq!(ack["kind"]["Dhcp"]["yiaddr"], "10.77.0.100");
+    let events = ns.events();
+    let discover = events
+        .iter()
+        .find(|e| e["mac"] == mac && e["kind"]["Dhcp"]["step"] == "Discover")
+        .unwrap();
+    let start = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    eprintln!(
+        "qemu iPXE: power-on to DISCOVER {:.2} s, DISCOVER to ACK {:.3} s",
+        event_secs(discover) - start,
+        event_secs(&ack) - event_secs(discover)
+    );
+}
+
+/// ProxyDHCP beside dnsmasq (which hands out the address): QEMU's iPXE takes our proxy offer
+/// and completes the port 4011 exchange with us.
+#[test]
+fn netns_qemu_ipxe_through_proxydhcp_beside_dnsmasq() {
+    if !prerequisites(&["ip", "qemu-system-x86_64", "dnsmasq"]) {
+        return;
+    }
+    let ns = Netns::new();
+    let tap = add_tap(&ns);
+    let dnsmasq = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.server,
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+        ])
+        .args(["--port=0", "--bind-interfaces", "--no-ping", "--pid-file="])
+        .arg(format!("--interface={}", ns.server_if))
+        .arg("--dhcp-range=10.77.0.200,10.77.0.210,255.255.255.0,1h")
+        .arg(format!(
+            "--dhcp-leasefile={}",
+            ns.path("dnsmasq.leases").display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _dnsmasq = Proc(dnsmasq);
+    let mut c = config();
+    c.mode = pxe_stack::dhcp::Mode::Proxy;
+    c.subnets.clear();
+    c.reservations.clear();
+    let _server = ns.start_server(&c);
+    let mac = "52:54:00:77:00:32";
+    let mut vm = boot_qemu(&ns, &tap, mac);
+    let ack = wait_event(&ns, &mut vm, mac, "Ack");
+    drop(vm);
+    let offer = ns
+        .events()
+        .into_iter()
+        .find(|e| e["mac"] == mac && e["kind"]["Dhcp"]["step"] == "Offer")
+        .unwrap();
+    let script = "http://10.77.0.1:8080/ipxe?mac=52-54-00-77-00-32";
+    assert_eq!(offer["kind"]["Dhcp"]["boot_file"], script);
+    assert_eq!(offer["kind"]["Dhcp"]["yiaddr"], serde_json::Value::Null);
+    assert_eq!(ack["kind"]["Dhcp"]["boot_file"], script);
+    // The address came from dnsmasq.
+    let leases = fs::read_to_string(ns.path("dnsmasq.leases")).unwrap_or_default();
+    assert!(
+        leases.contains(mac) && leases.contains("10.77.0.2"),
+        "{leases}"
+    );
+}

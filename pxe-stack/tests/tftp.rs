@@ -1,0 +1,496 @@
+//! The TFTP server against real clients: tftp-hpa's `tftp`, `atftp` and curl, plus a small
+//! RFC 7440 client written here because no packaged client speaks `windowsize`.
+#![cfg(feature = "tftp")]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pxe_stack::tftp::{Config, STATUS_BUSY, Server};
+use pxe_stack::{Event, EventKind, HostLookup, Mac, Protocol, Recorder};
+
+/// Whether `cmd` exists; outside CI a missing client skips the test, in CI it fails it.
+fn have(cmd: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{cmd} is required in CI (scripts/install-deps.sh installs it)");
+        }
+        eprintln!("skipping: {cmd} not installed");
+    }
+    found
+}
+
+struct OneHost;
+impl HostLookup for OneHost {
+    fn mac_for(&self, addr: IpAddr) -> Option<Mac> {
+        addr.is_loopback()
+            .then(|| "52:54:00:00:00:01".parse().unwrap())
+    }
+    fn addr_for(&self, _mac: Mac) -> Option<IpAddr> {
+        None
+    }
+}
+
+/// A running server on 127.0.0.1 with a temp root; stops and cleans up on drop.
+struct Running {
+    addr: SocketAddr,
+    root: PathBuf,
+    events: Recorder,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(tweak: impl FnOnce(&mut Config, &Path)) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(dir.path().join("secret"), b"outside the root\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("escape")).unwrap();
+        std::fs::write(root.join("small.bin"), pattern(3000)).unwrap();
+        let mut config = Config::default();
+        config.root = Some(root.clone());
+        config.files.insert(
+            "mem/boot.ipxe".into(),
+            Bytes::from_static(b"#!ipxe\nshell\n"),
+        );
+        config.generator = Some(Arc::new(
+            |path: &str, _peer: SocketAddr, mac: Option<Mac>| {
+                (path == "host.ipxe").then(|| {
+                    Bytes::from(format!(
+                        "#!ipxe\necho {}\n",
+                        mac.map(|m| m.hexhyp()).unwrap_or_default()
+                    ))
+                })
+            },
+        ));
+        config.timeout = Duration::from_secs(1);
+        tweak(&mut config, &root);
+        let events = Recorder::new();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let server = Server::new(config)
+            .with_lookup(Arc::new(OneHost))
+            .with_events(Arc::new(events.clone()));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(server.serve(socket, async {
+                let _ = rx.await;
+            }))
+            .unwrap();
+        });
+        Running {
+            addr,
+            root,
+            events,
+            stop: Some(tx),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// Waits (up to a generous bound, not a performance threshold) for an event on `path`.
+    fn event_for(&self, path: &str) -> Event {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(e) = self
+                .events
+                .events()
+                .into_iter()
+                .find(|e| matches!(&e.kind, EventKind::Transfer { path: p, .. } if p == path))
+            {
+                return e;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no event for {path}: {:?}",
+                self.events.events()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run client");
+    eprintln!(
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn transfer(e: &Event) -> (u64, u16) {
+    match &e.kind {
+        EventKind::Transfer {
+            protocol: Protocol::Tftp,
+            bytes,
+            status,
+            ..
+        } => (*bytes, *status),
+        k => panic!("not a tftp transfer: {k:?}"),
+    }
+}
+
+#[test]
+fn tftp_hpa_gets_files_from_root_memory_and_generator() {
+    if !have("tftp") {
+        return;
+    }
+    let srv = Running::start(|_, _| {});
+    let out_dir = tempfile::tempdir().unwrap();
+    for (remote, expected) in [
+        ("small.bin", pattern(3000)),
+        ("mem/boot.ipxe", b"#!ipxe\nshell\n".to_vec()),
+        ("host.ipxe", b"#!ipxe\necho 52-54-00-00-00-01\n".to_vec()),
+    ] {
+        let local = out_dir.path().join("out");
+        let out = run(Command::new("tftp")
+            .args([
+                "-m",
+                "binary",
+                "127.0.0.1",
+                &srv.port(),
+                "-c",
+                "get",
+                remote,
+            ])
+            .arg(&local));
+        assert!(out.status.success());
+        assert_eq!(std::fs::read(&local).unwrap(), expected, "{remote}");
+        let e = srv.event_for(remote.trim_start_matches("./"));
+        assert_eq!(transfer(&e), (expected.len() as u64, 0));
+        assert_eq!(e.mac, Some("52:54:00:00:00:01".parse().unwrap()));
+    }
+}
+
+#[test]
+fn atftp_negotiates_blksize_and_tsize_and_cannot_write() {
+    if !have("atftp") {
+        return;
+    }
+    let srv =
+        Running::start(|_, root| std::fs::write(root.join("big.bin"), pattern(200_000)).unwrap());
+    let out_dir = tempfile::tempdir().unwrap();
+    let local = out_dir.path().join("big");
+    let out = run(Command::new("atftp")
+        .args([
+            "--trace",
+            "--option",
+            "blksize 1468",
+            "--option",
+            "tsize 0",
+            "-g",
+            "-r",
+            "big.bin",
+            "-l",
+        ])
+        .arg(&local)
+        .args(["127.0.0.1", &srv.port()]));
+    assert!(out.status.success());
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("received OACK <tsize: 200000, blksize: 1468"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read(&local).unwrap(), pattern(200_000));
+    assert_eq!(transfer(&srv.event_for("big.bin")), (200_000, 0));
+
+    // Writes are refused with "illegal operation" and nothing appears in the root.
+    let out = run(Command::new("atftp")
+        .args(["-p", "-r", "upload.bin", "-l"])
+        .arg(&local)
+        .args(["127.0.0.1", &srv.port()]));
+    assert!(!out.status.success());
+    assert!(!srv.root.join("upload.bin").exists());
+    assert_eq!(transfer(&srv.event_for("upload.bin")), (0, 4));
+}
+
+#[test]
+fn traversal_absolute_and_symlink_escape_are_refused() {
+    if !have("atftp") || !have("curl") {
+        return;
+    }
+    let srv = Running::start(|_, _| {});
+    let out_dir = tempfile::tempdir().unwrap();
+    let local = out_dir.path().join("x");
+    for remote in ["../secret", "/etc/passwd", "escape", "a/../../secret"] {
+        let out = run(Command::new("atftp")
+            .args(["-g", "-r", remote, "-l"])
+            .arg(&local)
+            .args(["127.0.0.1", &srv.port()]));
+        assert!(!out.status.success(), "{remote} was served");
+        let (bytes, status) = transfer(&srv.event_for(remote));
+        assert_eq!((bytes, status), (0, 2), "{remote}");
+    }
+    // curl percent-decodes the URL path and sends "../secret" as the file name.
+    let out = run(Command::new("curl")
+        .args(["-sS", "--path-as-is", "-o"])
+        .arg(&local)
+        .arg(format!("tftp://{}/%2e%2e/secret", srv.addr)));
+    assert!(!out.status.success());
+    assert!(
+        !std::fs::read(&local)
+            .unwrap_or_default()
+            .starts_with(b"outside")
+    );
+}
+
+#[test]
+fn curl_blksize_and_block_number_wraparound() {
+    if !have("curl") {
+        return;
+    }
+    // 33 MiB + 100 bytes at blksize 512 needs 67 585 blocks: the block number wraps past 65535.
+    let len = 33 * 1024 * 1024 + 100;
+    let srv =
+        Running::start(|_, root| std::fs::write(root.join("huge.bin"), pattern(len)).unwrap());
+    let out_dir = tempfile::tempdir().unwrap();
+    let local = out_dir.path().join("huge");
+    let out = run(Command::new("curl")
+        .args(["-sS", "--tftp-blksize", "512", "-o"])
+        .arg(&local)
+        .arg(format!("tftp://{}/huge.bin", srv.addr)));
+    assert!(out.status.success());
+    assert!(
+        std::fs::read(&local).unwrap() == pattern(len),
+        "curl copy differs"
+    );
+    assert_eq!(transfer(&srv.event_for("huge.bin")), (len as u64, 0));
+
+    let out = run(Command::new("curl")
+        .args(["-sS", "--tftp-blksize", "1468", "-o"])
+        .arg(&local)
+        .arg(format!("tftp://{}/small.bin", srv.addr)));
+    assert!(out.status.success());
+    assert_eq!(std::fs::read(&local).unwrap(), pattern(3000));
+}
+
+#[test]
+fn windowsize_client_and_wraparound() {
+    let len = 33 * 1024 * 1024 + 1;
+    let srv =
+        Running::start(|_, root| std::fs::write(root.join("huge.bin"), pattern(len)).unwrap());
+    let got = client::get(
+        srv.addr,
+        "huge.bin",
+        &[("blksize", "512"), ("windowsize", "16"), ("tsize", "0")],
+    )
+    .unwrap();
+    assert_eq!(got.oack.get("windowsize").map(String::as_str), Some("16"));
+    assert_eq!(got.oack.get("blksize").map(String::as_str), Some("512"));
+    assert_eq!(
+        got.oack.get("tsize").map(String::as_str),
+        Some(len.to_string().as_str())
+    );
+    assert!(got.data == pattern(len), "windowed copy differs");
+
+    // The limit on the window is enforced by the OACK.
+    let got = client::get(
+        srv.addr,
+        "small.bin",
+        &[("blksize", "1468"), ("windowsize", "1000")],
+    )
+    .unwrap();
+    assert_eq!(got.oack.get("windowsize").map(String::as_str), Some("64"));
+    assert_eq!(got.data, pattern(3000));
+}
+
+#[test]
+fn missing_file_and_concurrency_limits_give_error_packets() {
+    let srv = Running::start(|c, _| {
+        c.max_per_client = 2;
+        c.max_total = 3;
+        c.max_send_retries = 2;
+    });
+    let err = client::get(srv.addr, "nope.bin", &[]).unwrap_err();
+    assert_eq!(err.code, 1, "{err:?}");
+
+    // Two transfers held open (first block received, never acknowledged) fill this client's slots.
+    let held: Vec<UdpSocket> = (0..2)
+        .map(|_| client::hold(srv.addr, "small.bin"))
+        .collect();
+    let err = client::get(srv.addr, "small.bin", &[]).unwrap_err();
+    assert_eq!(err.code, 0);
+    assert!(err.message.contains("too many"), "{err:?}");
+    assert!(srv.events.events().iter().any(|e| matches!(
+        e.kind,
+        EventKind::Transfer {
+            status: STATUS_BUSY,
+            ..
+        }
+    )));
+    drop(held);
+}
+
+/// A minimal blocking RFC 1350/2347/7440 read client: no packaged client speaks `windowsize`.
+mod client {
+    use super::*;
+
+    #[derive(Debug)]
+    pub(crate) struct Got {
+        pub(crate) data: Vec<u8>,
+        pub(crate) oack: HashMap<String, String>,
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct TftpError {
+        pub(crate) code: u16,
+        pub(crate) message: String,
+    }
+
+    fn rrq(path: &str, opts: &[(&str, &str)]) -> Vec<u8> {
+        let mut p = vec![0, 1];
+        for s in [path, "octet"]
+            .into_iter()
+            .chain(opts.iter().flat_map(|(k, v)| [*k, *v]))
+        {
+            p.extend_from_slice(s.as_bytes());
+            p.push(0);
+        }
+        p
+    }
+
+    fn ack(block: u16) -> [u8; 4] {
+        let b = block.to_be_bytes();
+        [0, 4, b[0], b[1]]
+    }
+
+    /// Sends an RRQ and returns the socket after the first answer, without acknowledging it.
+    pub(crate) fn hold(server: SocketAddr, path: &str) -> UdpSocket {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sock.send_to(&rrq(path, &[]), server).unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..2], &[0, 3], "expected DATA, got {:?}", &buf[..n]);
+        sock
+    }
+
+    pub(crate) fn get(
+        server: SocketAddr,
+        path: &str,
+        opts: &[(&str, &str)],
+    ) -> Result<Got, TftpError> {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        sock.send_to(&rrq(path, opts), server).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut data = Vec::new();
+        let mut oack = HashMap::new();
+        let mut blksize = 512usize;
+        let mut window = 1usize;
+        let mut expected: u16 = 1;
+        let mut in_window = 0usize;
+        let mut tid: Option<SocketAddr> = None;
+        let mut last_ack: Option<[u8; 4]> = None;
+        let mut timeouts = 0;
+        loop {
+            let (n, from) = match sock.recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(_) => {
+                    timeouts += 1;
+                    assert!(timeouts < 20, "server went silent");
+                    if let (Some(a), Some(t)) = (last_ack, tid) {
+                        sock.send_to(&a, t).unwrap();
+                    }
+                    in_window = 0;
+                    continue;
+                }
+            };
+            if *tid.get_or_insert(from) != from {
+                continue;
+            }
+            let pkt = &buf[..n];
+            match u16::from_be_bytes([pkt[0], pkt[1]]) {
+                6 => {
+                    let fields: Vec<String> = pkt[2..]
+                        .split(|b| *b == 0)
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect();
+                    for kv in fields.chunks(2) {
+                        if kv.len() == 2 && !kv[0].is_empty() {
+                            oack.insert(kv[0].to_lowercase(), kv[1].clone());
+                        }
+                    }
+                    blksize = oack.get("blksize").map_or(512, |v| v.parse().unwrap());
+                    window = oack.get("windowsize").map_or(1, |v| v.parse().unwrap());
+                    let a = ack(0);
+                    sock.send_to(&a, from).unwrap();
+                    last_ack = Some(a);
+                }
+                3 => {
+                    let block = u16::from_be_bytes([pkt[2], pkt[3]]);
+                    let payload = &pkt[4..];
+                    if block == expected {
+                        data.extend_from_slice(payload);
+                        expected = expected.wrapping_add(1);
+                        in_window += 1;
+                        let last = payload.len() < blksize;
+                        if in_window == window || last {
+                            let a = ack(block);
+                            sock.send_to(&a, from).unwrap();
+                            last_ack = Some(a);
+                            in_window = 0;
+                        }
+                        if last {
+                            return Ok(Got { data, oack });
+                        }
+                    } else if block != expected.wrapping_sub(1) || in_window == 0 {
+                        // Out of order: acknowledge what arrived in order so the server resends the rest.
+                        let a = ack(expected.wrapping_sub(1));
+                        sock.send_to(&a, from).unwrap();
+                        last_ack = Some(a);
+                        in_window = 0;
+                    }
+                }
+                5 => {
+                    let code = u16::from_be_bytes([pkt[2], pkt[3]]);
+                    let message = String::from_utf8_lossy(&pkt[4..])
+                        .trim_end_matches('\0')
+                        .to_owned();
+                    return Err(TftpError { code, message });
+                }
+                op => panic!("unexpected opcode {op}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! A content-addressed cache: `<root>/<sha256>` holds verified files only, `<root>/by-name/<file
+//! name>` is a symlink index for people, and `<root>/tmp/` holds downloads in progress.
+//!
+//! A file reaches its final name only after it was verified and fsynced, via an atomic rename
+//! within one filesystem, so a crash leaves at worst a stray temporary file.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::error::{Error, Result};
+use crate::select::{check_sha256, file_name};
+
+/// A cache directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// Opens (creating if needed) a cache rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for dir in [root.clone(), root.join("by-name"), root.join("tmp")] {
+            fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok(Cache { root })
+    }
+
+    /// The cache's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a file with this SHA-256 lives (whether or not it exists yet).
+    pub fn path_for(&self, sha256: &str) -> Result<PathBuf> {
+        let sha = check_sha256("sha256", sha256)?;
+        Ok(self.root.join(sha))
+    }
+
+    /// The verified file with this SHA-256, if the cache has it.
+    pub fn get(&self, sha256: &str) -> Option<PathBuf> {
+        let p = self.path_for(sha256).ok()?;
+        p.is_file().then_some(p)
+    }
+
+    /// The cached file behind a readable name, if the index has it.
+    pub fn get_by_name(&self, name: &str) -> Option<PathBuf> {
+        let link = self.root.join("by-name").join(file_name(name)?);
+        let target = fs::canonicalize(link).ok()?;
+        target.is_file().then_some(target)
+    }
+
+    /// A new temporary file inside the cache (same filesystem as the final names).
+    pub fn temp_file(&self) -> Result<NamedTempFile> {
+        let dir = self.root.join("tmp");
+        tempfile::Builder::new()
+            .prefix(".partial-")
+            .tempfile_in(&dir)
+            .map_err(|e| Error::io(dir, e))
+    }
+
+    /// Moves a verified temporary file to `<root>/<sha256>` and points `by-name/<name>` at it.
+    ///
+    /// Fsyncs the file before the rename and the directory after it.
+    pub fn commit(&self, tmp: NamedTempFile, sha256: &str, name: &str) -> Result<PathBuf> {
+        let dest = self.path_for(sha256)?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(tmp.path(), e))?;
+        let tmp_path = tmp.path().to_owned();
+        tmp.persist(&dest)
+            .map_err(|e| Error::io(tmp_path, e.error))?;
+        sync_dir(&self.root)?;
+        self.link_name(name, &dest)?;
+        Ok(dest)
+    }
+
+    /// Points `by-name/<name>` at `target` (replacing an older link atomically).
+    pub fn link_name(&self, name: &str, target: &Path) -> Result<()> {
+        let Some(name) = file_name(name) else {
+            return Ok(());
+        };
+        let dir = self.root.join("by-name");
+        let link = dir.join(&name);
+        let rel = Path::new("..").join(target.file_name().unwrap_or_default());
+        let staging = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let _ = fs::remove_file(&staging);
+        symlink(&rel, &staging).map_err(|e| Error::io(&staging, e))?;
+        fs::rename(&staging, &link).map_err(|e| Error::io(&link, e))?;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, link: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn symlink(target: &Path, link: &Path) -> io::Result<()> {
+    // Without symlinks the index is a small text file naming the hash.
+    fs::write(link, target.to_string_lossy().as_bytes())
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))?;
+    #[cfg(not(unix))]
+    let _ = (dir, File::open);
+    Ok(())
+}
