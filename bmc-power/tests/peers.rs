@@ -100,6 +100,12 @@ mod ipmi {
     }
 
     fn ipmi_sim() -> Option<(Peer, u16)> {
+        ipmi_sim_with(true)
+    }
+
+    /// `chassis_control = false` leaves the chassis without power control: ipmi_sim then
+    /// refuses power and boot commands with completion code 0xCC (invalid data field).
+    pub(super) fn ipmi_sim_with(chassis_control: bool) -> Option<(Peer, u16)> {
         if !have("ipmi_sim") {
             return None;
         }
@@ -114,7 +120,11 @@ mod ipmi {
             .replace(
                 "@CHASSISCTL@",
                 peers_dir().join("ipmi/chassisctl.sh").to_str().unwrap(),
-            );
+            )
+            .lines()
+            .filter(|l| chassis_control || !l.trim_start().starts_with("chassis_control"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let conf_path = dir.path().join("lan.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let child = Command::new("ipmi_sim")
@@ -277,6 +287,29 @@ mod ipmi_more {
                 "{version:?}: {e:?}"
             );
         }
+        drop(peer);
+    }
+
+    #[tokio::test]
+    async fn netns_ipmi_sim_refusal_carries_completion_code() {
+        let Some((peer, port)) = super::ipmi::ipmi_sim_with(false) else {
+            return;
+        };
+        let bmc = super::ipmi::client_pub(port, IpmiVersion::Auto, "password", true);
+        super::ipmi::wait_up_pub(&bmc).await;
+        let e = bmc.power(PowerAction::On).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Refused {
+                    refusal: bmc_power::Refusal::CompletionCode(0xCC),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = bmc.set_boot(Boot::once(BootDevice::Pxe)).await.unwrap_err();
+        assert!(matches!(e, Error::Refused { .. }), "{e:?}");
         drop(peer);
     }
 
@@ -474,6 +507,15 @@ mod redfish {
         };
         let bmc = Redfish::new(config(&url, "password", Tls::System)).unwrap();
         power_and_boot(&bmc).await;
+        // sushy-tools links no SessionService: Auto fell back to basic auth above; insisting
+        // on a session is a typed "unsupported".
+        let session_only = Redfish::new(bmc_power::RedfishConfig {
+            auth: bmc_power::RedfishAuth::Session,
+            ..config(&url, "password", Tls::System)
+        })
+        .unwrap();
+        let e = session_only.power_status().await.unwrap_err();
+        assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
         drop(peer);
     }
 

@@ -118,6 +118,26 @@ pub struct Provisioning {
     /// The HTTP port.
     #[serde(default = "default_http_port")]
     pub http_port: u16,
+    /// Send SLAAC-only IPv6 router advertisements for this ULA /64 prefix (`fd00:126::`) on the
+    /// interface. iPXE otherwise waits about 13 s for IPv6 autoconfiguration on every boot.
+    #[serde(default)]
+    pub ipv6_ra_prefix: Option<std::net::Ipv6Addr>,
+    /// How BIOS clients that look like iPXE are treated: `trust` (default) hands them the
+    /// script URL at once; `stateful` first sends `undionly.kpxe` over TFTP and the script only
+    /// after that transfer (for NIC ROMs that are not iPXE but cannot be told apart).
+    #[serde(default)]
+    pub chain: Chain,
+}
+
+/// See [`Provisioning::chain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Chain {
+    /// iPXE is iPXE.
+    #[default]
+    Trust,
+    /// Chainload undionly.kpxe once per host first.
+    Stateful,
 }
 
 fn default_prefix() -> u8 {

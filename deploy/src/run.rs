@@ -317,6 +317,10 @@ pub async fn start_servers(
     config.boot.efi_x64 = Some("snponly.efi".into());
     config.boot.http_boot_url = Some(format!("{base}/snponly.efi"));
     config.boot.ipxe_script_url = Some(format!("{base}/boot.ipxe"));
+    config.boot.chain = match p.chain {
+        crate::plan::Chain::Trust => dhcp::Chain::Trust,
+        crate::plan::Chain::Stateful => dhcp::Chain::Stateful,
+    };
     for h in &plan.hosts {
         if let Some(addr) = h.address {
             config.reservations.push(dhcp::Reservation {
@@ -431,7 +435,10 @@ pub async fn start_servers(
     tftp_config.root = Some(artifacts.ipxe_dir.clone());
     let tftp = pxe_stack::tftp::Server::new(tftp_config)
         .with_lookup(lookup.clone())
-        .with_events(events.clone());
+        .with_events(Arc::new(Chained {
+            leases: leases.clone(),
+            next: events.clone(),
+        }));
     let mut http_config = pxe_stack::http::Config::default();
     http_config.root = Some(artifacts.root.clone());
     let http = pxe_stack::http::Server::new(http_config)
@@ -446,13 +453,30 @@ pub async fn start_servers(
         })?;
 
     let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if let Some(prefix) = p.ipv6_ra_prefix {
+        let advertiser = dhcp::RouterAdvertiser::new(
+            &p.interface,
+            dhcp::Advertisement::new(prefix),
+            Duration::from_secs(10),
+        )?;
+        let mut rx = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let until = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = advertiser.run(until).await {
+                tracing::error!(error = %e, "router advertisements stopped");
+            }
+        }));
+    }
     let until = move || {
         let mut rx = stopped.clone();
         async move {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let tasks = vec![
+    tasks.extend([
         tokio::spawn({
             let until = until();
             async move {
@@ -477,7 +501,7 @@ pub async fn start_servers(
                 }
             }
         }),
-    ];
+    ]);
     Ok(Servers {
         stop,
         tasks,
@@ -485,6 +509,25 @@ pub async fn start_servers(
         base_url: base,
         introspector: Some(introspector),
     })
+}
+
+/// Passes TFTP events on, and marks a host chained once it has the whole `undionly.kpxe`, so
+/// its next DHCP request (from that iPXE) gets the script URL ([`crate::Chain::Stateful`]).
+struct Chained {
+    leases: pxe_stack::dhcp::Leases,
+    next: Arc<dyn EventSink>,
+}
+
+impl EventSink for Chained {
+    fn emit(&self, event: Event) {
+        if let (Some(mac), EventKind::Transfer { path, status: 0, .. }) = (event.mac, &event.kind)
+        {
+            if path.trim_start_matches('/') == "undionly.kpxe" {
+                self.leases.mark_chained(mac);
+            }
+        }
+        self.next.emit(event);
+    }
 }
 
 /// The value of query parameter `key`, percent-decoding not needed for MACs and stage names.

@@ -81,3 +81,65 @@ fn root_lab_boots_firmware_into_ipxe_and_tears_down() {
         "the namespace is gone"
     );
 }
+
+fn lab_config(tag: &str, work: &std::path::Path) -> LabConfig {
+    let mut config = LabConfig::two_hosts(work.to_owned());
+    config.netns = format!("rmlab{tag}{}", std::process::id());
+    config
+}
+
+fn print_report(report: &rhcos_deploy::lab::LabReport) {
+    eprintln!("{}", report.outcome.timeline.render_table());
+    for d in &report.disks {
+        eprintln!("disk {} role {:?}: {:?}", d.name, d.role, d.result);
+    }
+}
+
+/// The README's main job, as a test: a BIOS VM with a fixed role and a UEFI VM that is
+/// introspected, PXE-booted through our DHCP, TFTP and HTTP servers, powered on over IPMI,
+/// installed by the fake installer, and their disks checked.
+#[test]
+fn root_lab_deploys_a_bios_master_and_an_introspected_uefi_host() {
+    if !prerequisites() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let lab = Lab::build(&lab_config("d", work.path())).expect("lab builds");
+    let report = lab
+        .deploy(|_| {}, std::future::pending())
+        .expect("deployment runs");
+    print_report(&report);
+    assert!(report.success(), "every host installed and checked out");
+    let roles: Vec<_> = report.disks.iter().map(|d| d.role.clone()).collect();
+    assert_eq!(roles, [Some("master".into()), Some("worker".into())]);
+    let uefi = report.outcome.timeline.host(lab.vms[1].spec.mac).unwrap();
+    assert!(
+        uefi.phases.contains_key(&rhcos_deploy::Phase::BootFile),
+        "the UEFI host fetched snponly.efi over TFTP"
+    );
+    assert!(uefi.phases.contains_key(&rhcos_deploy::Phase::Introspection));
+}
+
+/// The BIOS chainload path: the NIC ROM is handed undionly.kpxe over TFTP first, and only the
+/// iPXE that comes from it gets the script.
+#[test]
+fn root_lab_chainloads_undionly_kpxe_on_bios() {
+    if !prerequisites() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mut config = lab_config("u", work.path());
+    config.hosts.truncate(1);
+    config.chain = rhcos_deploy::Chain::Stateful;
+    let lab = Lab::build(&config).expect("lab builds");
+    let report = lab
+        .deploy(|_| {}, std::future::pending())
+        .expect("deployment runs");
+    print_report(&report);
+    assert!(report.success());
+    let bios = report.outcome.timeline.host(lab.vms[0].spec.mac).unwrap();
+    assert!(
+        bios.phases.contains_key(&rhcos_deploy::Phase::BootFile),
+        "undionly.kpxe went over TFTP"
+    );
+}

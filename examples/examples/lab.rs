@@ -30,6 +30,9 @@ struct Args {
     /// Use KVM instead of TCG (iPXE fails under nested KVM).
     #[arg(long)]
     kvm: bool,
+    /// BIOS VMs chainload undionly.kpxe over TFTP first, as with a non-iPXE PXE ROM.
+    #[arg(long)]
+    undionly: bool,
     /// Where the lab's files go.
     #[arg(long, default_value = "/var/tmp/rhcos-metal-lab")]
     work_dir: PathBuf,
@@ -55,6 +58,9 @@ fn config(args: &Args) -> LabConfig {
     config.image_mib = args.image_mib;
     config.keep_files = args.keep;
     config.accel = if args.kvm { Accel::Kvm } else { Accel::Tcg };
+    if args.undionly {
+        config.chain = rhcos_deploy::Chain::Stateful;
+    }
     config
 }
 

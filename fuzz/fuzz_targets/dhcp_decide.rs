@@ -37,7 +37,9 @@ fn policy(mode: Mode) -> Policy {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, mut rest)) = data.split_first() else { return };
+    let Some((&selector, mut rest)) = data.split_first() else {
+        return;
+    };
     let mode = match selector % 3 {
         0 => Mode::Authoritative,
         1 => Mode::ReservationsOnly,

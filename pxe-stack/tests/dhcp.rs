@@ -719,7 +719,10 @@ fn boot_qemu(ns: &Netns, tap: &str, mac: &str) -> Proc {
 /// Wait for the server's event `step` for `mac`. The deadline is for a broken setup (TCG boots
 /// to the ROM in a few seconds), not a performance threshold.
 fn wait_event(ns: &Netns, vm: &mut Proc, mac: &str, step: &str) -> serde_json::Value {
-    let steps = std::env::var("DHCP_TEST_WAIT_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(WAIT_STEPS);
+    let steps = std::env::var("DHCP_TEST_WAIT_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(WAIT_STEPS);
     for _ in 0..steps {
         if let Some(e) = ns
             .events()
@@ -733,12 +736,50 @@ fn wait_event(ns: &Netns, vm: &mut Proc, mac: &str, step: &str) -> serde_json::V
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let seen: Vec<_> = ns.events().into_iter().filter(|e| e["mac"] == mac).map(|e| e["kind"].clone()).collect();
+    let seen: Vec<_> = ns
+        .events()
+        .into_iter()
+        .filter(|e| e["mac"] == mac)
+        .map(|e| e["kind"].clone())
+        .collect();
     let serial = fs::read(ns.path("serial.log")).unwrap_or_default();
     panic!(
         "no {step} event for {mac}; events {seen:?}; serial: {}",
         String::from_utf8_lossy(&serial[serial.len().saturating_sub(2000)..])
     );
+}
+
+/// A one-shot TCP listener on the server's port 8080 (busybox nc) that records what iPXE sends.
+fn http_listener(ns: &Netns) -> (Proc, PathBuf) {
+    let out = ns.path("http-request.txt");
+    let child = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.server, "busybox", "nc", "-l", "-p", "8080",
+        ])
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Proc(child), out)
+}
+
+/// Wait until the listener saw iPXE's request line; returns it.
+fn wait_request(vm: &mut Proc, file: &Path) -> String {
+    let steps = std::env::var("DHCP_TEST_WAIT_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(WAIT_STEPS);
+    for _ in 0..steps {
+        let text = fs::read_to_string(file).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.starts_with("GET ")) {
+            return line.trim().to_owned();
+        }
+        if let Some(status) = vm.0.try_wait().unwrap() {
+            panic!("qemu exited: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("iPXE never fetched its script");
 }
 
 /// QEMU's own NIC ROM (iPXE, BIOS mode, TCG) does DHCP against the server: it is recognised as
@@ -750,11 +791,22 @@ fn netns_qemu_ipxe_gets_script_url() {
     }
     let ns = Netns::new();
     let tap = add_tap(&ns);
+    // With the `ipv6-ra` feature the server also advertises a ULA prefix, so iPXE's IPv6
+    // autoconfiguration ends at once instead of timing out before the script is fetched.
+    #[cfg(feature = "ipv6-ra")]
+    fs::write(ns.path("ra_prefix"), "fd00:77::").unwrap();
     let _server = ns.start_server(&config());
+    let (_http, requests) = http_listener(&ns);
     let mac = "52:54:00:77:00:31";
     let started = std::time::SystemTime::now();
     let mut vm = boot_qemu(&ns, &tap, mac);
     let ack = wait_event(&ns, &mut vm, mac, "Ack");
+    // iPXE took the boot file from our ACK: it fetches the script from the URL given.
+    assert_eq!(
+        wait_request(&mut vm, &requests),
+        "GET /ipxe?mac=52-54-00-77-00-31 HTTP/1.1"
+    );
+    let fetched = std::time::SystemTime::now();
     drop(vm);
     assert_eq!(
         ack["kind"]["Dhcp"]["boot_file"],
@@ -770,18 +822,25 @@ fn netns_qemu_ipxe_gets_script_url() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
+    let fetched = fetched
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     eprintln!(
-        "qemu iPXE: power-on to DISCOVER {:.2} s, DISCOVER to ACK {:.3} s",
+        "qemu iPXE (ipv6-ra {}): power-on to DISCOVER {:.2} s, DISCOVER to ACK {:.3} s, ACK to script GET seen {:.2} s",
+        cfg!(feature = "ipv6-ra"),
         event_secs(discover) - start,
-        event_secs(&ack) - event_secs(discover)
+        event_secs(&ack) - event_secs(discover),
+        fetched - event_secs(&ack)
     );
 }
 
-/// ProxyDHCP beside dnsmasq (which hands out the address): QEMU's iPXE takes our proxy offer
-/// and completes the port 4011 exchange with us.
+/// ProxyDHCP beside dnsmasq (which hands out the address): QEMU's iPXE takes the script URL
+/// from our proxy offer and fetches it. (iPXE uses the ProxyDHCP offer directly and sends no
+/// port 4011 request; that exchange is covered by the unit tests.)
 #[test]
 fn netns_qemu_ipxe_through_proxydhcp_beside_dnsmasq() {
-    if !prerequisites(&["ip", "qemu-system-x86_64", "dnsmasq"]) {
+    if !prerequisites(&["ip", "qemu-system-x86_64", "dnsmasq", "busybox"]) {
         return;
     }
     let ns = Netns::new();
@@ -812,19 +871,24 @@ fn netns_qemu_ipxe_through_proxydhcp_beside_dnsmasq() {
     c.subnets.clear();
     c.reservations.clear();
     let _server = ns.start_server(&c);
+    let (_http, requests) = http_listener(&ns);
     let mac = "52:54:00:77:00:32";
     let mut vm = boot_qemu(&ns, &tap, mac);
-    let ack = wait_event(&ns, &mut vm, mac, "Ack");
+    assert_eq!(
+        wait_request(&mut vm, &requests),
+        "GET /ipxe?mac=52-54-00-77-00-32 HTTP/1.1"
+    );
     drop(vm);
     let offer = ns
         .events()
         .into_iter()
         .find(|e| e["mac"] == mac && e["kind"]["Dhcp"]["step"] == "Offer")
         .unwrap();
-    let script = "http://10.77.0.1:8080/ipxe?mac=52-54-00-77-00-32";
-    assert_eq!(offer["kind"]["Dhcp"]["boot_file"], script);
+    assert_eq!(
+        offer["kind"]["Dhcp"]["boot_file"],
+        "http://10.77.0.1:8080/ipxe?mac=52-54-00-77-00-32"
+    );
     assert_eq!(offer["kind"]["Dhcp"]["yiaddr"], serde_json::Value::Null);
-    assert_eq!(ack["kind"]["Dhcp"]["boot_file"], script);
     // The address came from dnsmasq.
     let leases = fs::read_to_string(ns.path("dnsmasq.leases")).unwrap_or_default();
     assert!(

@@ -94,6 +94,20 @@ struct Conn<'a> {
     negotiated: Option<Negotiated>,
 }
 
+/// `host` -> `host:623`, `::1` -> `[::1]:623`; addresses with a port stay as they are.
+fn with_default_port(a: &str) -> String {
+    let has_port = a.parse::<SocketAddr>().is_ok()
+        || a.rsplit_once(':')
+            .is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok());
+    if has_port {
+        a.to_string()
+    } else if a.contains(':') && !a.starts_with('[') {
+        format!("[{a}]:623")
+    } else {
+        format!("{a}:623")
+    }
+}
+
 fn with_address(e: Error, address: &str) -> Error {
     match e {
         Error::Authentication { message, .. } => Error::Authentication {
@@ -326,16 +340,7 @@ impl Ipmi {
 
     async fn resolve(&self) -> Result<SocketAddr> {
         let a = &self.config.address;
-        let target = if a.parse::<SocketAddr>().is_ok()
-            || a.rsplit_once(':')
-                .is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok())
-        {
-            a.clone()
-        } else if a.contains(':') && !a.starts_with('[') {
-            format!("[{a}]:623")
-        } else {
-            format!("{a}:623")
-        };
+        let target = with_default_port(a);
         tokio::net::lookup_host(&target)
             .await
             .map_err(|e| Error::Config {
@@ -675,5 +680,24 @@ impl Bmc for Ipmi {
 
     fn boot(&self) -> BmcFuture<'_, Boot> {
         Box::pin(self.run(async |c| c.read_boot().await.map(|(b, _)| b)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_port() {
+        let cases = [
+            ("10.0.0.5", "10.0.0.5:623"),
+            ("10.0.0.5:9623", "10.0.0.5:9623"),
+            ("bmc.example", "bmc.example:623"),
+            ("bmc.example:1623", "bmc.example:1623"),
+            ("::1", "[::1]:623"),
+            ("[::1]", "[::1]:623"),
+            ("[::1]:9623", "[::1]:9623"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(super::with_default_port(input), want, "{input}");
+        }
     }
 }

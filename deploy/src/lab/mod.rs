@@ -110,6 +110,9 @@ pub struct LabConfig {
     pub accel: Accel,
     /// Keep the files after teardown (for debugging).
     pub keep_files: bool,
+    /// How BIOS hosts chain into iPXE: [`crate::Chain::Stateful`] makes QEMU's iPXE ROM fetch
+    /// `undionly.kpxe` over TFTP first, as a non-iPXE PXE ROM would.
+    pub chain: crate::Chain,
 }
 
 impl LabConfig {
@@ -138,6 +141,7 @@ impl LabConfig {
             prefix: 24,
             accel: Accel::Tcg,
             keep_files: false,
+            chain: crate::Chain::Trust,
         }
     }
 }
@@ -163,6 +167,8 @@ pub struct Lab {
     pub server_ip: Ipv4Addr,
     /// The bridge's name inside the namespace.
     pub bridge: String,
+    /// How BIOS hosts chain into iPXE.
+    pub chain: crate::Chain,
     /// The lab's own directory.
     pub dir: PathBuf,
     keep_files: bool,
@@ -223,6 +229,7 @@ impl Lab {
             ipxe_dir,
             server_ip: config.server_ip,
             bridge,
+            chain: config.chain,
             dir,
             keep_files: config.keep_files,
             netns,

@@ -111,15 +111,17 @@ impl RouterAdvertiser {
                 source,
             }
         };
-        let sys =
-            |name: &str| std::fs::read_to_string(format!("/sys/class/net/{interface}/{name}"));
-        let ifindex: u32 = sys("ifindex")
-            .map_err(fail(None))?
-            .trim()
-            .parse()
-            .map_err(|_| fail(None)(io::Error::other("unreadable ifindex")))?;
+        // Ask the kernel, not /sys: sysfs shows the namespace it was mounted in, while these
+        // calls answer for the calling thread's network namespace.
+        let ifindex = nix::net::if_::if_nametoindex(interface)
+            .map_err(|e| fail(None)(io::Error::from_raw_os_error(e as i32)))?;
         if ad.source_mac.is_none() {
-            ad.source_mac = sys("address").ok().and_then(|s| s.trim().parse().ok());
+            ad.source_mac = nix::ifaddrs::getifaddrs().ok().and_then(|addrs| {
+                addrs
+                    .filter(|a| a.interface_name == interface)
+                    .find_map(|a| a.address?.as_link_addr()?.addr())
+                    .map(Mac)
+            });
         }
         let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
             .map_err(fail(Some("CAP_NET_RAW")))?;
