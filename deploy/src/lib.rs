@@ -25,7 +25,8 @@ mod run;
 mod timeline;
 
 pub use plan::{
-    Bmc, BmcDriver, Bootstrap, Chain, Cluster, Host, Images, Plan, PlanError, Provisioning, Role, Timeouts,
+    Bmc, BmcDriver, Bootstrap, Chain, Cluster, Host, Images, Plan, PlanError, Provisioning, Role,
+    Timeouts,
 };
 #[cfg(feature = "run")]
 pub use run::{

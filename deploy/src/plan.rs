@@ -415,13 +415,13 @@ impl Plan {
                 }
             }
         }
-        if let Some((first, last)) = self.provisioning.dhcp_range {
-            if !self.in_subnet(first) || !self.in_subnet(last) || first > last {
-                return Err(invalid(
-                    "provisioning.dhcp_range".into(),
-                    format!("{first}..{last} is not a range inside the provisioning subnet"),
-                ));
-            }
+        if let Some((first, last)) = self.provisioning.dhcp_range
+            && (!self.in_subnet(first) || !self.in_subnet(last) || first > last)
+        {
+            return Err(invalid(
+                "provisioning.dhcp_range".into(),
+                format!("{first}..{last} is not a range inside the provisioning subnet"),
+            ));
         }
         Ok(())
     }

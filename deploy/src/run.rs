@@ -14,7 +14,6 @@ use ignition_serve::{Group, Profile, Selector};
 use ipxe_script::{CoreosArgs, Generation, Word};
 use pxe_stack::route::{RouteRequest, reply};
 use pxe_stack::{Event, EventKind, EventSink, HostLookup, Mac};
-use rhcos_introspect::{ConfigAnswer, ConfigSource, HostFacts};
 use tokio::sync::{mpsc, watch};
 
 use crate::plan::{BmcDriver, Host, Plan, Role};
@@ -217,38 +216,6 @@ fn bind_sockets(
     }
 }
 
-/// The role configs, as the introspection service asks for them.
-struct StoreConfigs(ignition_serve::Route);
-
-impl ConfigSource for StoreConfigs {
-    fn config_for(&self, host: &HostFacts) -> Result<ConfigAnswer, rhcos_introspect::Error> {
-        use rhcos_introspect::Error;
-        let store = self.0.store();
-        let Some(config) = store.role(&host.role) else {
-            let role = host.role.clone();
-            return Err(if store.is_ready() {
-                Error::UnknownRole { role }
-            } else {
-                Error::NotReady { role }
-            });
-        };
-        let customization = ignition_serve::Customization {
-            hostname: Some(host.hostname.clone()),
-            ..Default::default()
-        };
-        let rendered =
-            ignition_serve::render_for_host(config, &customization, &ignition_serve::Mode::Merged)
-                .map_err(|e| Error::Config {
-                    role: host.role.clone(),
-                    message: e.to_string(),
-                })?;
-        Ok(ConfigAnswer {
-            body: rendered.bytes,
-            sha512: Some(rendered.sha512),
-        })
-    }
-}
-
 /// The per-host iPXE scripts: `/ipxe?mac=..` answers with the kernel, initramfs and arguments
 /// for that host; unknown hosts get a 404 (iPXE's retry loop reports it on the console).
 fn scripts(
@@ -376,7 +343,7 @@ pub async fn start_servers(
         .lookup(lookup.clone())
         .events(events.clone())
         .build(
-            StoreConfigs(ignition.clone()),
+            rhcos_introspect::IgnitionConfigs::from_route(ignition.clone()),
             rhcos_introspect::FileStore::new(&inventory)?,
         )?;
 
@@ -520,11 +487,15 @@ struct Chained {
 
 impl EventSink for Chained {
     fn emit(&self, event: Event) {
-        if let (Some(mac), EventKind::Transfer { path, status: 0, .. }) = (event.mac, &event.kind)
+        if let (
+            Some(mac),
+            EventKind::Transfer {
+                path, status: 0, ..
+            },
+        ) = (event.mac, &event.kind)
+            && path.trim_start_matches('/') == "undionly.kpxe"
         {
-            if path.trim_start_matches('/') == "undionly.kpxe" {
-                self.leases.mark_chained(mac);
-            }
+            self.leases.mark_chained(mac);
         }
         self.next.emit(event);
     }

@@ -188,9 +188,9 @@ impl Timeline {
             EventKind::Dhcp { step, .. } => match step {
                 DhcpStep::Discover | DhcpStep::Request | DhcpStep::Offer => {
                     // A DHCP phase ends only at an ACK; before it, keep the start.
-                    if !host.phases.contains_key(&Phase::Dhcp) {
-                        host.phases.insert(Phase::Dhcp, Span { start: at, end: at });
-                    }
+                    host.phases
+                        .entry(Phase::Dhcp)
+                        .or_insert(Span { start: at, end: at });
                 }
                 DhcpStep::Ack if !host.dhcp_done => {
                     host.dhcp_done = true;
@@ -238,10 +238,8 @@ impl Timeline {
                 "image-written" => host.extend(Phase::Image, at, at),
                 _ => {}
             },
-            EventKind::Power { action, ok } => {
-                if action == "on" && *ok {
-                    host.extend(Phase::PowerOn, at, at);
-                }
+            EventKind::Power { action, ok } if action == "on" && *ok => {
+                host.extend(Phase::PowerOn, at, at);
             }
             _ => {}
         }

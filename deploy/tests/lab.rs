@@ -117,7 +117,10 @@ fn root_lab_deploys_a_bios_master_and_an_introspected_uefi_host() {
         uefi.phases.contains_key(&rhcos_deploy::Phase::BootFile),
         "the UEFI host fetched snponly.efi over TFTP"
     );
-    assert!(uefi.phases.contains_key(&rhcos_deploy::Phase::Introspection));
+    assert!(
+        uefi.phases
+            .contains_key(&rhcos_deploy::Phase::Introspection)
+    );
 }
 
 /// The BIOS chainload path: the NIC ROM is handed undionly.kpxe over TFTP first, and only the

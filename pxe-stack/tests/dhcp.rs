@@ -870,6 +870,8 @@ fn netns_qemu_ipxe_through_proxydhcp_beside_dnsmasq() {
     c.mode = pxe_stack::dhcp::Mode::Proxy;
     c.subnets.clear();
     c.reservations.clear();
+    #[cfg(feature = "ipv6-ra")]
+    fs::write(ns.path("ra_prefix"), "fd00:77::").unwrap();
     let _server = ns.start_server(&c);
     let (_http, requests) = http_listener(&ns);
     let mac = "52:54:00:77:00:32";

@@ -72,18 +72,18 @@ pub(crate) fn build(dir: &Path) -> Result<Installer, LabError> {
         let deps = run("modprobe", ["--show-depends", "-S", &release, m])?;
         for line in deps.lines() {
             let mut words = line.split_whitespace();
-            if words.next() == Some("insmod") {
-                if let Some(ko) = words.next() {
-                    let ko = PathBuf::from(ko);
-                    if ko.extension().and_then(|e| e.to_str()) != Some("ko") {
-                        // busybox insmod cannot read compressed modules.
-                        return Err(LabError::Missing {
-                            what: format!("an uncompressed module, found {}", ko.display()),
-                        });
-                    }
-                    if !modules.contains(&ko) {
-                        modules.push(ko);
-                    }
+            if words.next() == Some("insmod")
+                && let Some(ko) = words.next()
+            {
+                let ko = PathBuf::from(ko);
+                if ko.extension().and_then(|e| e.to_str()) != Some("ko") {
+                    // busybox insmod cannot read compressed modules.
+                    return Err(LabError::Missing {
+                        what: format!("an uncompressed module, found {}", ko.display()),
+                    });
+                }
+                if !modules.contains(&ko) {
+                    modules.push(ko);
                 }
             }
         }
@@ -197,7 +197,7 @@ impl Cpio {
     }
 
     fn pad(&mut self) {
-        while self.out.len() % 4 != 0 {
+        while !self.out.len().is_multiple_of(4) {
             self.out.push(0);
         }
     }
