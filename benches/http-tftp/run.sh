@@ -30,6 +30,9 @@ REPEAT=${REPEAT:-3}
 BIN="$TARGET_DIR/release"
 
 ip link set lo up
+# glibc's AI_ADDRCONFIG ignores 127.0.0.1, and tftpd-hpa exits when its -a address does not
+# resolve: one more (unrouted, namespace-local) address on lo satisfies it.
+ip addr add 10.254.0.1/32 dev lo
 WORK=$(mktemp -d /tmp/pxe-bench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -86,7 +89,8 @@ PIDS+=($!)
 for _ in $(seq 100); do
     if curl -sf -o /dev/null -r 0-0 http://127.0.0.1:$HTTP_OURS/big.bin &&
         curl -sf -o /dev/null -r 0-0 http://127.0.0.1:$HTTP_NGINX/big.bin &&
-        curl -sf -o /dev/null tftp://127.0.0.1:$TFTP_OURS/t1.bin 2>/dev/null; then break; fi
+        curl -sf -o /dev/null tftp://127.0.0.1:$TFTP_OURS/t1.bin 2>/dev/null &&
+        curl -sf -o /dev/null tftp://127.0.0.1:$TFTP_HPA/t1.bin 2>/dev/null; then break; fi
     sleep 0.1
 done
 curl -sf -o /dev/null tftp://127.0.0.1:$TFTP_DNSMASQ/t1.bin || { echo "dnsmasq tftp not answering" >&2; exit 1; }

@@ -103,6 +103,18 @@ fn progress(start: Instant) -> impl FnMut(&Timeline) {
     }
 }
 
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 fn main() -> Result<ExitCode> {
     let args = Args::parse();
     ensure_packages()?;
@@ -113,10 +125,28 @@ fn main() -> Result<ExitCode> {
         config.image_mib,
         config.netns
     );
-    let lab = Lab::build(&config)?;
+    // Ctrl-C or SIGTERM while the lab is being built waits for the build, then removes it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let lab = runtime.block_on(async {
+        let build = tokio::task::spawn_blocking(move || Lab::build(&config));
+        tokio::pin!(build);
+        tokio::select! {
+            built = &mut build => Ok(Some(built??)),
+            () = interrupted() => {
+                println!("interrupted: removing the lab");
+                drop(build.await??);
+                Ok::<_, anyhow::Error>(None)
+            }
+        }
+    })?;
+    let Some(lab) = lab else {
+        return Ok(ExitCode::FAILURE);
+    };
     let start = Instant::now();
     let report = lab.deploy(progress(start), async {
-        let _ = tokio::signal::ctrl_c().await;
+        interrupted().await;
         println!("interrupted: stopping and removing the lab");
     })?;
     println!("\n{}", report.outcome.timeline.render_table());

@@ -15,7 +15,8 @@
 //! (boot information beside another server, ports 67 and 4011) and off. Relayed requests
 //! (giaddr) get an address from the relay's [`Subnet`] and are answered to the relay with
 //! option 82 echoed. [`Chain::Stateful`] with [`Leases::mark_chained`] supports the BIOS
-//! chainload path (PXE ROM, then `undionly.kpxe`, whose DISCOVERs are byte-identical).
+//! chainload path (PXE ROM, then `undionly.kpxe`, whose DISCOVERs are byte-identical); wrap the
+//! TFTP server's event sink in [`MarkChained`] to set the mark when the file was sent.
 //!
 //! # Example
 //! The decision core, without sockets: a BIOS PXE DISCOVER gets `undionly.kpxe`.
@@ -64,6 +65,7 @@
 //! handled instead), no ARP injection (replies to clients without an address are broadcast),
 //! no failover between servers, no plain BOOTP (requests without the DHCP magic cookie).
 
+mod chain;
 mod config;
 mod error;
 mod leases;
@@ -74,6 +76,7 @@ mod respond;
 mod server;
 mod store;
 
+pub use chain::MarkChained;
 pub use config::{
     Boot, Chain, Config, MAX_POOL, Mode, Policy, Range, RawOption, Reservation, Subnet,
 };
