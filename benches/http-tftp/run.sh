@@ -7,7 +7,8 @@
 # Everything runs inside a private network namespace (unshare -n) on its own loopback, so the
 # fixed TFTP port 69 that dnsmasq insists on cannot collide with anything, and no packet leaves it.
 # Knobs (environment): SIZE_MIB=1024 (HTTP file), HTTP_CONC="1 4 16", TFTP_SIZES_MIB="1 32",
-# TFTP_CONC="1 16", REPEAT=3 (best of), CHUNK (our read chunk in bytes, default the server's).
+# TFTP_CONC="1 16", REPEAT=3 (best of), CHUNK (our read chunk in bytes, default the server's),
+# BIN_DIR (use prebuilt pxe-serve and tftp-get from there instead of building the benches package).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -18,8 +19,11 @@ if [ "${PXE_BENCH_INNER:-}" != 1 ]; then
     for c in curl nginx dnsmasq in.tftpd unshare; do
         command -v "$c" >/dev/null || { echo "missing $c (scripts/install-deps.sh)" >&2; exit 1; }
     done
-    (cd "$REPO" && cargo build --release -q -p benches --bin pxe-serve --bin tftp-get)
-    exec unshare -n env PXE_BENCH_INNER=1 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}" bash "$0" "$@"
+    if [ -z "${BIN_DIR:-}" ]; then
+        (cd "$REPO" && cargo build --release -q -p benches --bin pxe-serve --bin tftp-get)
+        BIN_DIR="${CARGO_TARGET_DIR:-$REPO/target}/release"
+    fi
+    exec unshare -n env PXE_BENCH_INNER=1 BIN_DIR="$BIN_DIR" bash "$0" "$@"
 fi
 
 SIZE_MIB=${SIZE_MIB:-1024}
@@ -27,7 +31,7 @@ HTTP_CONC=${HTTP_CONC:-"1 4 16"}
 TFTP_SIZES_MIB=${TFTP_SIZES_MIB:-"1 32"}
 TFTP_CONC=${TFTP_CONC:-"1 16"}
 REPEAT=${REPEAT:-3}
-BIN="$TARGET_DIR/release"
+BIN="$BIN_DIR"
 
 ip link set lo up
 # glibc's AI_ADDRCONFIG ignores 127.0.0.1, and tftpd-hpa exits when its -a address does not

@@ -6,6 +6,11 @@
 //! workspace's crates and follows every host on a timeline.
 //!
 //! # Feature flags
+//! - `run`: the deployment itself ([`run`], [`fetch_artifacts`], [`start_servers`],
+//!   [`open_bmc`] with IPMI BMCs).
+//! - `redfish`: Redfish BMCs in [`open_bmc`] (reqwest with rustls).
+//! - `libvirt`: libvirt domains as BMCs in [`open_bmc`], and [`apply_bootstrap`] /
+//!   [`remove_bootstrap`] for the bootstrap VM (needs libvirt-dev to build).
 //! - `lab`: [`lab`], a throwaway lab of QEMU VMs behind ipmi_sim BMCs on this machine (root only).
 //!
 //! # Example
@@ -17,6 +22,15 @@
 //! It does not run `openshift-install`, wait for the cluster to finish bootstrapping, or manage
 //! DNS outside the libvirt network.
 
+// The crate docs link the feature-gated items; without every feature those links dangle.
+#![cfg_attr(
+    not(all(feature = "lab", feature = "redfish", feature = "libvirt")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
+
+#[cfg(feature = "run")]
+mod bmc;
+mod bootstrap;
 #[cfg(feature = "lab")]
 pub mod lab;
 mod plan;
@@ -24,13 +38,18 @@ mod plan;
 mod run;
 mod timeline;
 
+#[cfg(feature = "run")]
+pub use bmc::open_bmc;
+#[cfg(feature = "libvirt")]
+pub use bootstrap::{Applied, apply_bootstrap, remove_bootstrap};
+pub use bootstrap::{bootstrap_cluster, bootstrap_ignition};
 pub use plan::{
-    Bmc, BmcDriver, Bootstrap, Chain, Cluster, Host, Images, Plan, PlanError, Provisioning, Role,
-    Timeouts,
+    Bmc, BmcDriver, Bootstrap, Chain, Cluster, Host, IgnitionVia, Images, Plan, PlanError,
+    Provisioning, Role, Timeouts,
 };
 #[cfg(feature = "run")]
 pub use run::{
-    Artifacts, DeployError, Outcome, Servers, fetch_artifacts, open_bmc, run, start_servers,
+    Artifacts, DeployError, Outcome, Servers, fetch_artifacts, ipxe_scripts, run, start_servers,
 };
 pub use timeline::{HostTimeline, Phase, Span, Timeline};
 

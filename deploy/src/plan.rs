@@ -148,7 +148,20 @@ fn default_http_port() -> u16 {
     8080
 }
 
-/// The bootstrap VM.
+/// The bootstrap VM and the libvirt cluster network it sits on.
+///
+/// ```toml
+/// [bootstrap]
+/// libvirt_uri = "qemu:///system"
+/// image = "/var/lib/libvirt/images/ocp-bootstrap.qcow2"  # an RHCOS qcow2 on the libvirt host
+/// mac = "52:54:00:7e:00:0a"
+/// address = "192.168.126.10"                          # inside network_address/network_prefix
+/// # ignition = "/var/lib/libvirt/images/bootstrap.ign" # default: <cluster.assets>/bootstrap.ign
+/// # ignition_via = "fwcfg"                            # or "qemu-commandline"
+/// # domain_type = "kvm"                               # or "qemu" (TCG)
+/// # network_address = "192.168.126.1"
+/// # network_prefix = 24
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bootstrap {
@@ -165,6 +178,55 @@ pub struct Bootstrap {
     pub mac: Mac,
     /// The bootstrap VM's address.
     pub address: Ipv4Addr,
+    /// The boot disk (an RHCOS qcow2 image), an absolute path on the libvirt host.
+    pub image: PathBuf,
+    /// The Ignition config QEMU hands the VM through fw_cfg, a path QEMU can read on the libvirt
+    /// host; by default `bootstrap.ign` in [`Cluster::assets`].
+    #[serde(default)]
+    pub ignition: Option<PathBuf>,
+    /// How the Ignition config reaches QEMU's fw_cfg.
+    #[serde(default)]
+    pub ignition_via: IgnitionVia,
+    /// `kvm`, or `qemu` (TCG) where KVM is missing or unreliable.
+    #[serde(default = "default_domain_type")]
+    pub domain_type: libvirt_templates::DomainType,
+    /// The domain name; by default `<cluster>-bootstrap`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The libvirt network name; by default the cluster name.
+    #[serde(default)]
+    pub network_name: Option<String>,
+    /// The network's bridge (at most 15 bytes); by default `br-<cluster>`.
+    #[serde(default)]
+    pub bridge: Option<String>,
+    /// The host's address on the cluster network (the VM's gateway and DNS server).
+    #[serde(default = "default_network_address")]
+    pub network_address: Ipv4Addr,
+    /// The cluster network's prefix length.
+    #[serde(default = "default_prefix")]
+    pub network_prefix: u8,
+    /// The cluster network's dynamic DHCP pool (first, last); by default its upper half.
+    #[serde(default)]
+    pub dhcp_range: Option<(Ipv4Addr, Ipv4Addr)>,
+}
+
+/// See [`Bootstrap::ignition_via`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IgnitionVia {
+    /// libvirt's native `<sysinfo type='fwcfg'>` (libvirt 6.5 and later).
+    #[default]
+    Fwcfg,
+    /// `<qemu:commandline>` with `-fw_cfg` (older libvirt; taints the domain "custom-argv").
+    QemuCommandline,
+}
+
+fn default_domain_type() -> libvirt_templates::DomainType {
+    libvirt_templates::DomainType::Kvm
+}
+
+fn default_network_address() -> Ipv4Addr {
+    Ipv4Addr::new(192, 168, 126, 1)
 }
 
 fn default_libvirt_uri() -> String {
@@ -228,12 +290,18 @@ impl Role {
 }
 
 /// A BMC and how to reach it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// ```toml
+/// bmc = { driver = "ipmi", address = "10.0.0.10:623", user = "admin", password_env = "BMC_PW" }
+/// bmc = { driver = "redfish", address = "https://10.0.0.11", user = "root", password_env = "BMC_PW", ca_file = "/etc/pki/bmc-ca.pem" }
+/// bmc = { driver = "libvirt", address = "ocp-master-0", uri = "qemu:///system" }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bmc {
     /// The driver.
     pub driver: BmcDriver,
-    /// `host:port` for IPMI, a URL for Redfish, a domain name for libvirt.
+    /// `host:port` for IPMI, an `http(s)://` URL for Redfish, a domain name for libvirt.
     pub address: String,
     /// The user name.
     #[serde(default)]
@@ -244,18 +312,42 @@ pub struct Bmc {
     /// The environment variable that holds the password.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// Redfish: trust only the CA certificates in this PEM file instead of the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Redfish: accept any certificate. Anyone on the path can then read the password.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Redfish: the system's id (or `@odata.id`); by default the first of the Systems.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// libvirt: the connection URI; by default `qemu:///system`.
+    #[serde(default)]
+    pub uri: Option<String>,
 }
 
 /// The BMC protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BmcDriver {
     /// IPMI over LAN.
+    #[default]
     Ipmi,
     /// Redfish over HTTPS.
     Redfish,
     /// A libvirt domain.
     Libvirt,
+}
+
+impl BmcDriver {
+    /// The name used in plan files (`ipmi`, `redfish`, `libvirt`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BmcDriver::Ipmi => "ipmi",
+            BmcDriver::Redfish => "redfish",
+            BmcDriver::Libvirt => "libvirt",
+        }
+    }
 }
 
 /// Stage time limits, in seconds.
@@ -401,18 +493,8 @@ impl Plan {
                 }
             }
             if let Some(bmc) = &h.bmc {
-                if bmc.driver == BmcDriver::Ipmi && bmc.address.parse::<SocketAddr>().is_err() {
-                    return Err(invalid(
-                        format!("hosts[{i}].bmc.address"),
-                        format!("{:?} is not host:port", bmc.address),
-                    ));
-                }
-                if bmc.password.is_some() && bmc.password_env.is_some() {
-                    return Err(invalid(
-                        format!("hosts[{i}].bmc"),
-                        "give `password` or `password_env`, not both".into(),
-                    ));
-                }
+                bmc.check()
+                    .map_err(|(key, message)| invalid(format!("hosts[{i}].bmc{key}"), message))?;
             }
         }
         if let Some((first, last)) = self.provisioning.dhcp_range
@@ -423,6 +505,7 @@ impl Plan {
                 format!("{first}..{last} is not a range inside the provisioning subnet"),
             ));
         }
+        crate::bootstrap::layout(self, file)?;
         Ok(())
     }
 
@@ -434,6 +517,52 @@ impl Plan {
 }
 
 impl Bmc {
+    /// Checks the fields against the driver: `Err((".key", message))`.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let only = |key: &'static str, set: bool, driver: BmcDriver| {
+            if set && self.driver != driver {
+                Err((
+                    key,
+                    format!("only the {} driver takes `{}`", driver.name(), &key[1..]),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        only(".ca_file", self.ca_file.is_some(), BmcDriver::Redfish)?;
+        only(".insecure", self.insecure, BmcDriver::Redfish)?;
+        only(".system", self.system.is_some(), BmcDriver::Redfish)?;
+        only(".uri", self.uri.is_some(), BmcDriver::Libvirt)?;
+        match self.driver {
+            BmcDriver::Ipmi if self.address.parse::<SocketAddr>().is_err() => {
+                return Err((".address", format!("{:?} is not host:port", self.address)));
+            }
+            BmcDriver::Redfish
+                if !(self.address.starts_with("https://")
+                    || self.address.starts_with("http://")) =>
+            {
+                return Err((
+                    ".address",
+                    format!("{:?} is not an http(s):// URL", self.address),
+                ));
+            }
+            BmcDriver::Libvirt if self.address.is_empty() || self.address.contains('/') => {
+                return Err((
+                    ".address",
+                    format!("{:?} is not a domain name", self.address),
+                ));
+            }
+            _ => {}
+        }
+        if self.ca_file.is_some() && self.insecure {
+            return Err(("", "give `ca_file` or `insecure`, not both".into()));
+        }
+        if self.password.is_some() && self.password_env.is_some() {
+            return Err(("", "give `password` or `password_env`, not both".into()));
+        }
+        Ok(())
+    }
+
     /// The password, from the file or the named environment variable.
     pub fn password(&self) -> Option<String> {
         self.password.clone().or_else(|| {
@@ -525,6 +654,164 @@ role = "introspect"
         check(
             |s| s.replace("\"172.22.0.199\"", "\"172.23.0.199\""),
             "provisioning.dhcp_range",
+        );
+    }
+
+    /// `GOOD` with host 1's BMC set to `bmc`.
+    fn with_bmc(bmc: &str) -> impl Fn(&str) -> String {
+        let bmc = bmc.to_owned();
+        move |s| {
+            s.replace(
+                "role = \"introspect\"",
+                &format!("role = \"introspect\"\nbmc = {bmc}"),
+            )
+        }
+    }
+
+    #[test]
+    fn bmc_drivers_take_their_own_fields() {
+        let redfish = r#"{ driver = "redfish", address = "https://10.0.0.11", user = "root", password = "pw", ca_file = "/etc/ca.pem", system = "1" }"#;
+        check(with_bmc(redfish), "ok");
+        let plan = Plan::parse(&with_bmc(redfish)(GOOD), "plan.toml").unwrap();
+        let bmc = plan.hosts[1].bmc.as_ref().unwrap();
+        assert_eq!(bmc.driver, BmcDriver::Redfish);
+        assert_eq!(
+            bmc.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(bmc.system.as_deref(), Some("1"));
+        assert!(!bmc.insecure);
+        check(
+            with_bmc(
+                r#"{ driver = "redfish", address = "http://127.0.0.1:8000", insecure = true }"#,
+            ),
+            "ok",
+        );
+        check(
+            with_bmc(
+                r#"{ driver = "libvirt", address = "ocp-master-0", uri = "qemu+ssh://kvm1/system" }"#,
+            ),
+            "ok",
+        );
+        check(
+            with_bmc(r#"{ driver = "libvirt", address = "ocp-master-0" }"#),
+            "ok",
+        );
+
+        check(
+            with_bmc(r#"{ driver = "redfish", address = "10.0.0.11" }"#),
+            "at `hosts[1].bmc.address`: \"10.0.0.11\" is not an http(s):// URL",
+        );
+        check(
+            with_bmc(
+                r#"{ driver = "redfish", address = "https://b", ca_file = "/c", insecure = true }"#,
+            ),
+            "at `hosts[1].bmc`: give `ca_file` or `insecure`, not both",
+        );
+        check(
+            with_bmc(r#"{ driver = "ipmi", address = "127.0.0.1:623", ca_file = "/c" }"#),
+            "at `hosts[1].bmc.ca_file`: only the redfish driver takes `ca_file`",
+        );
+        check(
+            with_bmc(r#"{ driver = "ipmi", address = "127.0.0.1:623", insecure = true }"#),
+            "hosts[1].bmc.insecure",
+        );
+        check(
+            with_bmc(r#"{ driver = "redfish", address = "https://b", uri = "test:///default" }"#),
+            "at `hosts[1].bmc.uri`: only the libvirt driver takes `uri`",
+        );
+        check(
+            with_bmc(r#"{ driver = "libvirt", address = "qemu:///system" }"#),
+            "hosts[1].bmc.address",
+        );
+        check(
+            with_bmc(r#"{ driver = "redfish", address = "https://b", insecure = "yes" }"#),
+            "hosts[1].bmc.insecure",
+        );
+        check(
+            with_bmc(r#"{ driver = "redfish", address = "https://b", cafile = "/c" }"#),
+            "cafile",
+        );
+        check(
+            with_bmc(r#"{ driver = "amt", address = "x" }"#),
+            "hosts[1].bmc.driver",
+        );
+    }
+
+    const BOOTSTRAP: &str = r#"
+[bootstrap]
+libvirt_uri = "test:///default"
+image = "/var/lib/libvirt/images/ocp-bootstrap.qcow2"
+mac = "52:54:00:7e:00:0a"
+address = "192.168.126.10"
+"#;
+
+    /// `GOOD` with `BOOTSTRAP` plus `extra` lines before the hosts.
+    fn with_bootstrap(extra: &str) -> impl Fn(&str) -> String {
+        let bootstrap = format!("{BOOTSTRAP}{extra}\n\n[[hosts]]");
+        move |s| s.replacen("[[hosts]]", &bootstrap, 1)
+    }
+
+    #[test]
+    fn bootstrap_is_laid_out_at_load() {
+        check(with_bootstrap(""), "ok");
+        let plan = Plan::parse(&with_bootstrap("")(GOOD), "plan.toml").unwrap();
+        let b = plan.bootstrap.as_ref().unwrap();
+        assert_eq!(b.ignition_via, IgnitionVia::Fwcfg);
+        assert_eq!(b.network_address, Ipv4Addr::new(192, 168, 126, 1));
+        let cluster = crate::bootstrap_cluster(&plan).unwrap().unwrap();
+        assert_eq!(cluster.network.name, "ocp");
+        assert_eq!(cluster.bootstrap.name, "ocp-bootstrap");
+        assert_eq!(
+            crate::bootstrap_ignition(&plan).unwrap(),
+            std::path::Path::new("/srv/ocp/bootstrap.ign")
+        );
+        let xml = cluster.bootstrap.to_xml().unwrap();
+        assert!(
+            xml.contains(r#"<entry name="opt/com.coreos/config" file="/srv/ocp/bootstrap.ign"/>"#),
+            "{xml}"
+        );
+        check(
+            with_bootstrap("ignition_via = \"qemu-commandline\"\ndomain_type = \"qemu\""),
+            "ok",
+        );
+
+        check(
+            |s| with_bootstrap("")(s).replace("192.168.126.10", "192.168.127.10"),
+            "at `bootstrap.address`",
+        );
+        check(
+            |s| with_bootstrap("")(s).replace("192.168.126.10", "192.168.126.200"),
+            "at `bootstrap.address`",
+        );
+        check(
+            |s| with_bootstrap("")(s).replace("/var/lib/libvirt/images/", ""),
+            "at `bootstrap.image`",
+        );
+        check(
+            with_bootstrap("memory_mib = 0"),
+            "at `bootstrap.memory_mib`",
+        );
+        check(
+            with_bootstrap("bridge = \"a-very-long-bridge-name\""),
+            "at `bootstrap.bridge`",
+        );
+        check(
+            with_bootstrap("network_prefix = 31"),
+            "at `bootstrap.network_address`",
+        );
+        check(
+            with_bootstrap("ignition_via = \"cdrom\""),
+            "bootstrap.ignition_via",
+        );
+        check(with_bootstrap("disk = \"/x\""), "disk");
+        check(
+            |s| with_bootstrap("")(s).replace("image = ", "# image = "),
+            "bootstrap",
+        );
+        check(
+            |s| with_bootstrap("")(s).replace("name = \"ocp\"", "name = \"ocp_1\""),
+            "at `cluster.name`",
         );
     }
 }

@@ -16,7 +16,8 @@ use pxe_stack::route::{RouteRequest, reply};
 use pxe_stack::{Event, EventKind, EventSink, HostLookup, Mac};
 use tokio::sync::{mpsc, watch};
 
-use crate::plan::{BmcDriver, Host, Plan, Role};
+use crate::bmc::open_bmc;
+use crate::plan::{Plan, Role};
 use crate::timeline::{Phase, Timeline};
 
 /// Everything that can stop a deployment.
@@ -61,6 +62,18 @@ pub enum DeployError {
     /// The plan lacks something the deployment needs.
     #[error("{0}")]
     Plan(String),
+    /// A file the plan names could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bootstrap VM or its network could not be laid out, defined, started or removed.
+    #[error("bootstrap vm")]
+    Bootstrap(#[from] libvirt_templates::Error),
 }
 
 /// Where the deployment gets the files it serves.
@@ -216,9 +229,10 @@ fn bind_sockets(
     }
 }
 
-/// The per-host iPXE scripts: `/ipxe?mac=..` answers with the kernel, initramfs and arguments
-/// for that host; unknown hosts get a 404 (iPXE's retry loop reports it on the console).
-fn scripts(
+/// The per-host iPXE scripts, for hosts that fetch everything from `base` (`http://addr:port`):
+/// `/ipxe?mac=..` answers with the kernel, initramfs and arguments for that host; unknown hosts
+/// get a 404 (iPXE's retry loop reports it on the console).
+pub fn ipxe_scripts(
     plan: &Plan,
     artifacts: &Artifacts,
     base: &str,
@@ -347,7 +361,7 @@ pub async fn start_servers(
             rhcos_introspect::FileStore::new(&inventory)?,
         )?;
 
-    let scripts = Arc::new(scripts(plan, artifacts, &base)?);
+    let scripts = Arc::new(ipxe_scripts(plan, artifacts, &base)?);
     let chain = Bytes::from(
         ipxe_script::Chain::per_host(&format!("{base}/ipxe"))?
             .script()?
@@ -402,10 +416,11 @@ pub async fn start_servers(
     tftp_config.root = Some(artifacts.ipxe_dir.clone());
     let tftp = pxe_stack::tftp::Server::new(tftp_config)
         .with_lookup(lookup.clone())
-        .with_events(Arc::new(Chained {
-            leases: leases.clone(),
-            next: events.clone(),
-        }));
+        .with_events(Arc::new(dhcp::MarkChained::new(
+            leases.clone(),
+            "undionly.kpxe",
+            events.clone(),
+        )));
     let mut http_config = pxe_stack::http::Config::default();
     http_config.root = Some(artifacts.root.clone());
     let http = pxe_stack::http::Server::new(http_config)
@@ -478,64 +493,12 @@ pub async fn start_servers(
     })
 }
 
-/// Passes TFTP events on, and marks a host chained once it has the whole `undionly.kpxe`, so
-/// its next DHCP request (from that iPXE) gets the script URL ([`crate::Chain::Stateful`]).
-struct Chained {
-    leases: pxe_stack::dhcp::Leases,
-    next: Arc<dyn EventSink>,
-}
-
-impl EventSink for Chained {
-    fn emit(&self, event: Event) {
-        if let (
-            Some(mac),
-            EventKind::Transfer {
-                path, status: 0, ..
-            },
-        ) = (event.mac, &event.kind)
-            && path.trim_start_matches('/') == "undionly.kpxe"
-        {
-            self.leases.mark_chained(mac);
-        }
-        self.next.emit(event);
-    }
-}
-
 /// The value of query parameter `key`, percent-decoding not needed for MACs and stage names.
 fn query(req: &RouteRequest, key: &str) -> Option<String> {
     req.request.uri().query()?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k == key).then(|| v.to_owned())
     })
-}
-
-/// Opens the BMC driver a host's plan entry names.
-pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, DeployError> {
-    let Some(b) = &host.bmc else { return Ok(None) };
-    let bmc_err = |source| DeployError::Bmc {
-        host: host.name.clone(),
-        source,
-    };
-    match b.driver {
-        BmcDriver::Ipmi => {
-            let config = bmc_power::IpmiConfig {
-                address: b.address.clone(),
-                credentials: bmc_power::Credentials {
-                    username: b.user.clone(),
-                    password: b.password().unwrap_or_default(),
-                    kg: None,
-                },
-                ..Default::default()
-            };
-            Ok(Some(Box::new(
-                bmc_power::Ipmi::new(config).map_err(bmc_err)?,
-            )))
-        }
-        other => Err(DeployError::Plan(format!(
-            "host {}: bmc driver {other:?} is not built into this deployment",
-            host.name
-        ))),
-    }
 }
 
 /// What [`run`] reports back.

@@ -1,1 +1,70 @@
 //! Shared helpers for the example binaries (argument parsing and terminal output only).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use rhcos_images::{Progress, ProgressEvent};
+
+/// Renders image download progress as one indicatif bar per artifact.
+#[derive(Debug, Default)]
+pub struct DownloadBars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl DownloadBars {
+    fn bar(&self, name: &str) -> ProgressBar {
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        bars.entry(name.to_owned())
+            .or_insert_with(|| {
+                let style = ProgressStyle::with_template(
+                    "{msg:40!} {bar:30} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+                let pb = self.multi.add(ProgressBar::new(0).with_style(style));
+                pb.set_message(name.to_owned());
+                pb
+            })
+            .clone()
+    }
+}
+
+impl Progress for DownloadBars {
+    fn event(&self, event: &ProgressEvent<'_>) {
+        match event {
+            ProgressEvent::Started { name, total } => {
+                let pb = self.bar(name);
+                pb.set_length(total.unwrap_or(0));
+                pb.set_position(0);
+            }
+            ProgressEvent::Advanced { name, done, total } => {
+                let pb = self.bar(name);
+                if let Some(t) = total {
+                    pb.set_length(*t);
+                }
+                pb.set_position(*done);
+            }
+            ProgressEvent::Retrying {
+                name,
+                attempt,
+                error,
+            } => {
+                let _ = self
+                    .multi
+                    .println(format!("{name}: attempt {attempt} after: {error}"));
+            }
+            ProgressEvent::Restarted { name, reason } => {
+                let _ = self
+                    .multi
+                    .println(format!("{name}: restarting from zero: {reason}"));
+            }
+            ProgressEvent::Cached { name } => {
+                self.bar(name)
+                    .finish_with_message(format!("{name} (cached)"));
+            }
+            ProgressEvent::Finished { name } => self.bar(name).finish(),
+            _ => {}
+        }
+    }
+}

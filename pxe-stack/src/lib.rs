@@ -16,8 +16,10 @@
 //! - `dhcp`: the PXE-aware DHCPv4 server.
 //! - `ipv6-ra`: with `dhcp`, a SLAAC-only IPv6 router advertisement sender so iPXE does not wait
 //!   for IPv6 autoconfiguration.
-//! - `tftp`: the TFTP server.
-//! - `http`: the HTTP server for artifacts and dynamic routes.
+//! - `tftp`: the TFTP server (`tftp::Server`): read-only files from a root, from memory or
+//!   generated per host; `blksize`, `tsize`, `timeout` and `windowsize`; concurrency limits.
+//! - `http`: the HTTP server for artifacts and dynamic routes (`http::Server`, `http::Routes`):
+//!   ranges, conditional requests, an nginx-like access log with the host's MAC.
 //! - `tls`: HTTPS for the HTTP server.
 //!
 //! # Example

@@ -184,9 +184,11 @@ fn prerequisites(tools: &[&str]) -> bool {
         missing.push("root".to_owned());
     }
     for t in tools {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
-            .unwrap_or(false);
+        // An absolute path names a file (firmware), anything else a program on PATH.
+        let found = Path::new(t).is_absolute() && Path::new(t).exists()
+            || std::env::var_os("PATH")
+                .map(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+                .unwrap_or(false);
         if !found {
             missing.push((*t).to_owned());
         }
@@ -677,6 +679,36 @@ fn add_tap(ns: &Netns) -> String {
 
 /// Power on a diskless BIOS VM (TCG) whose NIC ROM is QEMU's iPXE, in the client namespace.
 fn boot_qemu(ns: &Netns, tap: &str, mac: &str) -> Proc {
+    boot_qemu_with(ns, tap, &format!("virtio-net-pci,netdev=n0,mac={mac}"), &[])
+}
+
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// Power on a diskless UEFI VM (OVMF, TCG) that netboots with OVMF's own network stack (no
+/// iPXE ROM), with extra `-fw_cfg` knobs.
+fn boot_ovmf(ns: &Netns, tap: &str, mac: &str, fw_cfg: &[&str]) -> Proc {
+    let vars = ns.path("OVMF_VARS.fd");
+    fs::copy(OVMF_VARS, &vars).unwrap();
+    let mut extra = vec![
+        "-drive".to_owned(),
+        format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+        "-drive".to_owned(),
+        format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+    ];
+    for f in fw_cfg {
+        extra.push("-fw_cfg".to_owned());
+        extra.push((*f).to_owned());
+    }
+    boot_qemu_with(
+        ns,
+        tap,
+        &format!("virtio-net-pci,netdev=n0,mac={mac},romfile="),
+        &extra,
+    )
+}
+
+fn boot_qemu_with(ns: &Netns, tap: &str, nic: &str, extra: &[String]) -> Proc {
     let serial = ns.path("serial.log");
     let child = Command::new("ip")
         .args([
@@ -689,7 +721,7 @@ fn boot_qemu(ns: &Netns, tap: &str, mac: &str) -> Proc {
             "-accel",
             "tcg",
             "-m",
-            "128",
+            "256",
         ])
         .args([
             "-nodefaults",
@@ -707,7 +739,8 @@ fn boot_qemu(ns: &Netns, tap: &str, mac: &str) -> Proc {
             "-netdev",
             &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
         ])
-        .args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac}")])
+        .args(["-device", nic])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -763,7 +796,7 @@ fn http_listener(ns: &Netns) -> (Proc, PathBuf) {
     (Proc(child), out)
 }
 
-/// Wait until the listener saw iPXE's request line; returns it.
+/// Wait until the listener saw the firmware's request line; returns it.
 fn wait_request(vm: &mut Proc, file: &Path) -> String {
     let steps = std::env::var("DHCP_TEST_WAIT_STEPS")
         .ok()
@@ -771,7 +804,10 @@ fn wait_request(vm: &mut Proc, file: &Path) -> String {
         .unwrap_or(WAIT_STEPS);
     for _ in 0..steps {
         let text = fs::read_to_string(file).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.starts_with("GET ")) {
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.starts_with("GET ") || l.starts_with("HEAD "))
+        {
             return line.trim().to_owned();
         }
         if let Some(status) = vm.0.try_wait().unwrap() {
@@ -897,4 +933,131 @@ fn netns_qemu_ipxe_through_proxydhcp_beside_dnsmasq() {
         leases.contains(mac) && leases.contains("10.77.0.2"),
         "{leases}"
     );
+}
+
+/// UEFI PXE firmware (OVMF, arch 7 or 9, class PXEClient) gets the configured x86-64 EFI binary
+/// over TFTP from the server.
+#[test]
+fn netns_qemu_ovmf_pxe_gets_efi_binary() {
+    if !prerequisites(&["ip", "qemu-system-x86_64", OVMF_CODE]) {
+        return;
+    }
+    let ns = Netns::new();
+    let tap = add_tap(&ns);
+    let mut c = config();
+    c.boot.efi_x64 = Some("snponly.efi".into());
+    let _server = ns.start_server(&c);
+    let mac = "52:54:00:77:00:33";
+    let mut vm = boot_ovmf(
+        &ns,
+        &tap,
+        mac,
+        &["name=opt/org.tianocore/IPv6PXESupport,string=n"],
+    );
+    let ack = wait_event(&ns, &mut vm, mac, "Ack");
+    drop(vm);
+    assert_eq!(ack["kind"]["Dhcp"]["boot_file"], "snponly.efi");
+    assert_eq!(ack["kind"]["Dhcp"]["yiaddr"], "10.77.0.100");
+}
+
+/// UEFI HTTP boot (OVMF, class HTTPClient): the offer carries the URL and option 60
+/// `HTTPClient`, and the firmware fetches the URL.
+#[test]
+fn netns_qemu_ovmf_http_boot_fetches_url() {
+    if !prerequisites(&["ip", "qemu-system-x86_64", "busybox", OVMF_CODE]) {
+        return;
+    }
+    let ns = Netns::new();
+    let tap = add_tap(&ns);
+    let mut c = config();
+    c.boot.http_boot_url = Some("http://10.77.0.1:8080/snponly.efi".into());
+    let _server = ns.start_server(&c);
+    let (_http, requests) = http_listener(&ns);
+    let mac = "52:54:00:77:00:34";
+    // Without PXE entries OVMF goes straight to HTTP boot.
+    let mut vm = boot_ovmf(
+        &ns,
+        &tap,
+        mac,
+        &[
+            "name=opt/org.tianocore/IPv4PXESupport,string=n",
+            "name=opt/org.tianocore/IPv6PXESupport,string=n",
+        ],
+    );
+    let line = wait_request(&mut vm, &requests);
+    drop(vm);
+    assert!(line.ends_with(" /snponly.efi HTTP/1.1"), "{line}");
+    let ack = ns
+        .events()
+        .into_iter()
+        .find(|e| e["mac"] == mac && e["kind"]["Dhcp"]["step"] == "Ack")
+        .unwrap();
+    assert_eq!(
+        ack["kind"]["Dhcp"]["boot_file"],
+        "http://10.77.0.1:8080/snponly.efi"
+    );
+}
+
+/// A server killed (SIGKILL) in the middle of a storm of 3000 relayed clients has every lease
+/// it acknowledged on disk: ACKs leave only after the lease file is written.
+#[test]
+fn netns_restart_mid_storm_loses_no_acknowledged_lease() {
+    if !prerequisites(&["ip"]) {
+        return;
+    }
+    let ns = Netns::new();
+    ns.exec_c(&["ip", "addr", "add", "10.77.0.2/16", "dev", &ns.client_if]);
+    let mut c = config();
+    c.subnets[0].prefix_len = 16;
+    c.subnets[0].pool = Some(Range {
+        start: Ipv4Addr::new(10, 77, 1, 0),
+        end: Ipv4Addr::new(10, 77, 20, 255),
+    });
+    let server = ns.start_server(&c);
+    fs::write(ns.path("storm-count"), "3000").unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.client])
+        .arg(std::env::current_exe().unwrap())
+        .args(["child_storm", "--exact", "--nocapture", "--test-threads=1"])
+        .env("DHCP_TEST_STORM", ns.dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut storm = Proc(child);
+    let acked = || fs::read_to_string(ns.path("acks")).unwrap_or_default();
+    // Kill the server once a first part of the storm is acknowledged.
+    for _ in 0..2400 {
+        if acked().lines().count() >= 300 || storm.0.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(server);
+    let status = storm.0.wait().unwrap();
+    assert!(status.success(), "storm client failed: {status}");
+    let acks = acked();
+    let n_acks = acks.lines().count();
+    assert!(n_acks >= 300, "only {n_acks} acks before the kill");
+    let on_disk: HashMap<Mac, (Ipv4Addr, State)> = LeaseFile::new(ns.path("leases.json"))
+        .load()
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.mac, (l.addr, l.state)))
+        .collect();
+    for line in acks.lines() {
+        let (mac, addr) = line.split_once(' ').unwrap();
+        let mac: Mac = mac.parse().unwrap();
+        let addr: Ipv4Addr = addr.parse().unwrap();
+        assert_eq!(
+            on_disk.get(&mac),
+            Some(&(addr, State::Bound)),
+            "acknowledged {mac} {addr} is not on disk"
+        );
+    }
+    eprintln!(
+        "{n_acks} acknowledged before the kill, {} leases on disk",
+        on_disk.len()
+    );
+    // The restarted server loads them all.
+    let _server = ns.start_server(&c);
 }

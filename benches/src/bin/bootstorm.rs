@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use dhcproto::v4::{
     Architecture, DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption,
 };
@@ -197,20 +197,39 @@ async fn dora(
 }
 
 /// A TFTP read with blksize 1468, from our own leased address. Returns the byte count.
+///
+/// Like firmware, it resends its last packet (the RRQ or the last ACK) after 1 s of silence,
+/// up to 5 times, so one lost datagram costs a second rather than the client.
 async fn tftp_get(local: Ipv4Addr, server: Ipv4Addr, file: &str) -> Result<u64> {
     let sock = UdpSocket::bind((local, 0)).await?;
     let mut rrq = vec![0, 1];
     rrq.extend_from_slice(file.as_bytes());
     rrq.extend_from_slice(b"\0octet\0blksize\01468\0tsize\00\0");
-    sock.send_to(&rrq, (server, 69)).await?;
+    let mut last: Vec<u8> = rrq;
+    let mut last_to = SocketAddr::from((server, 69));
+    sock.send_to(&last, last_to).await?;
     let mut buf = vec![0u8; 1600];
     let mut total = 0u64;
     let mut expect: u16 = 1;
     let mut blksize = 512usize;
+    let mut silent = 0;
     loop {
-        let (n, peer) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
-            .await
-            .map_err(|_| anyhow!("tftp timeout after {total} bytes"))??;
+        let (n, peer) =
+            match tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    silent += 1;
+                    if silent > 5 {
+                        bail!("tftp timeout after {total} bytes");
+                    }
+                    sock.send_to(&last, last_to).await?;
+                    continue;
+                }
+            };
+        silent = 0;
+        if n < 4 {
+            continue;
+        }
         let op = u16::from_be_bytes([buf[0], buf[1]]);
         match op {
             6 => {
@@ -221,17 +240,24 @@ async fn tftp_get(local: Ipv4Addr, server: Ipv4Addr, file: &str) -> Result<u64> 
                         blksize = std::str::from_utf8(pair[1])?.parse()?;
                     }
                 }
-                sock.send_to(&[0, 4, 0, 0], peer).await?;
+                last = vec![0, 4, 0, 0];
+                last_to = peer;
+                sock.send_to(&last, peer).await?;
             }
             3 => {
                 let block = u16::from_be_bytes([buf[2], buf[3]]);
-                sock.send_to(&[0, 4, buf[2], buf[3]], peer).await?;
                 if block == expect {
                     total += (n - 4) as u64;
                     expect = expect.wrapping_add(1);
+                    last = vec![0, 4, buf[2], buf[3]];
+                    last_to = peer;
+                    sock.send_to(&last, peer).await?;
                     if n - 4 < blksize {
                         return Ok(total);
                     }
+                } else {
+                    // A duplicate: acknowledge it again, as RFC 1350 clients do.
+                    sock.send_to(&[0, 4, buf[2], buf[3]], peer).await?;
                 }
             }
             5 => bail!(
@@ -243,8 +269,11 @@ async fn tftp_get(local: Ipv4Addr, server: Ipv4Addr, file: &str) -> Result<u64> 
     }
 }
 
-/// An HTTP/1.1 GET with `Connection: close` from our own address; returns the body.
-async fn http_get(local: Ipv4Addr, url: &str) -> Result<Vec<u8>> {
+/// An HTTP/1.1 GET with `Connection: close` from our own address. Returns the body length and,
+/// for bodies up to 1 MiB (scripts, Ignition), the body itself: a thousand clients must not each
+/// hold a kernel and an initramfs in memory.
+async fn http_get(local: Ipv4Addr, url: &str) -> Result<(u64, Vec<u8>)> {
+    const KEEP: usize = 1 << 20;
     let rest = url
         .strip_prefix("http://")
         .with_context(|| format!("not an http URL: {url}"))?;
@@ -262,53 +291,125 @@ async fn http_get(local: Ipv4Addr, url: &str) -> Result<Vec<u8>> {
         if path.is_empty() { "/" } else { path }
     );
     stream.write_all(req.as_bytes()).await?;
-    let mut resp = Vec::new();
-    stream.read_to_end(&mut resp).await?;
-    let head_end = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("no end of headers")?;
-    let status_line =
-        String::from_utf8_lossy(&resp[..resp.iter().position(|&b| b == b'\r').unwrap_or(0)])
-            .into_owned();
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let head_end = loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            bail!("GET {url}: connection closed in the headers");
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(p) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+    };
+    let head_text = String::from_utf8_lossy(&head[..head_end]).into_owned();
+    let status_line = head_text.lines().next().unwrap_or_default().to_owned();
     if !status_line.contains(" 200 ") {
         bail!("GET {url}: {status_line}");
     }
-    Ok(resp.split_off(head_end + 4))
+    let length: Option<u64> = head_text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().ok())
+            .flatten()
+    });
+    let mut body = head.split_off(head_end + 4);
+    let mut total = body.len() as u64;
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if body.len() < KEEP {
+            body.extend_from_slice(&buf[..n]);
+        }
+    }
+    if let Some(want) = length
+        && want != total
+    {
+        bail!("GET {url}: {total} bytes of {want}");
+    }
+    Ok((total, body))
 }
 
-/// The kernel, initrd and Ignition URLs in an iPXE script (relative URLs resolved).
-fn script_urls(script: &str, base: &str) -> (Option<String>, Option<String>, Option<String>) {
+/// Expands the iPXE settings the scripts use, as a BIOS iPXE would.
+fn expand(word: &str, mac: [u8; 6]) -> String {
+    let hexhyp = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join("-");
+    word.replace("${mac:hexhyp}", &hexhyp)
+        .replace("${net0/mac:hexhyp}", &hexhyp)
+        .replace("${uuid}", "")
+        .replace("${buildarch}", "i386")
+        .replace("${platform}", "pcbios")
+}
+
+/// What an iPXE script asks for next: a `chain` to another script, or kernel, initrd and
+/// Ignition URLs (relative URLs resolved against `base`).
+#[derive(Debug, Default, PartialEq)]
+struct ScriptUrls {
+    chain: Option<String>,
+    kernel: Option<String>,
+    initrd: Option<String>,
+    ignition: Option<String>,
+}
+
+fn script_urls(script: &str, base: &str, mac: [u8; 6]) -> ScriptUrls {
     let origin = base
         .find("//")
         .and_then(|i| base[i + 2..].find('/').map(|j| &base[..i + 2 + j]))
         .unwrap_or(base);
     let abs = |u: &str| {
+        let u = expand(u, mac);
         if u.starts_with("http") {
-            u.to_owned()
+            u
         } else {
             format!("{origin}{u}")
         }
     };
-    let (mut kernel, mut initrd, mut ignition) = (None, None, None);
+    // The image argument: the first word that is not an option (`--name main` takes a value,
+    // `--autofree` does not) and not a key=value argument.
+    let image = |words: &[&str]| -> Option<String> {
+        let mut i = 1;
+        while i < words.len() {
+            let w = words[i];
+            if let Some(opt) = w.strip_prefix("--") {
+                if !opt.contains('=') && matches!(opt, "name" | "n" | "timeout" | "t") {
+                    i += 1;
+                }
+            } else if w.starts_with("http") || w.starts_with('/') {
+                return Some(abs(w));
+            } else if w == "||" {
+                return None;
+            }
+            i += 1;
+        }
+        None
+    };
+    let mut out = ScriptUrls::default();
     for line in script.lines() {
-        let mut words = line.split_whitespace().filter(|w| !w.starts_with("--"));
-        match words.next() {
-            Some("kernel") => {
-                kernel = words.next().map(abs);
-                for w in words {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.first().copied() {
+            Some("chain" | "chainload") => out.chain = image(&words),
+            Some("kernel" | "imgexec") => {
+                out.kernel = image(&words);
+                for w in &words[1..] {
                     for key in ["coreos.inst.ignition_url=", "ignition.config.url="] {
                         if let Some(u) = w.strip_prefix(key) {
-                            ignition = Some(abs(u));
+                            out.ignition = Some(abs(u));
                         }
                     }
                 }
             }
-            Some("initrd") => initrd = words.next().map(abs),
+            Some("initrd") => out.initrd = image(&words),
             _ => {}
         }
     }
-    (kernel, initrd, ignition)
+    out
 }
 
 async fn client(dhcp: Arc<Dhcp>, i: u32) -> Result<[Duration; 7]> {
@@ -337,14 +438,23 @@ async fn client(dhcp: Arc<Dhcp>, i: u32) -> Result<[Duration; 7]> {
     if addr2 != addr {
         bail!("second lease {addr2} differs from {addr}");
     }
+    // The DHCP URL is the entry script (`/boot.ipxe`), which chains to the host's own script.
     let t = Instant::now();
-    let script = http_get(addr, &script_url).await.context("script")?;
+    let mut url = script_url;
+    let mut urls = ScriptUrls::default();
+    for _ in 0..4 {
+        let (_, script) = http_get(addr, &url).await.context("script")?;
+        urls = script_urls(&String::from_utf8_lossy(&script), &url, mac);
+        match urls.chain.take() {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
     times[3] = t.elapsed();
-    let (kernel, initrd, ignition) = script_urls(&String::from_utf8_lossy(&script), &script_url);
     for (slot, url, what) in [
-        (4, kernel, "kernel"),
-        (5, initrd, "initrd"),
-        (6, ignition, "ignition"),
+        (4, urls.kernel, "kernel"),
+        (5, urls.initrd, "initrd"),
+        (6, urls.ignition, "ignition"),
     ] {
         let url = url.with_context(|| format!("no {what} URL in the script"))?;
         let t = Instant::now();

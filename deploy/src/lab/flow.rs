@@ -95,6 +95,7 @@ impl Lab {
                         user: BMC_USER.into(),
                         password: Some(BMC_PASSWORD.into()),
                         password_env: None,
+                        ..Bmc::default()
                     }),
                 })
                 .collect(),

@@ -1325,4 +1325,55 @@ mod tests {
         }
         assert!(decoded > 1000, "{decoded}");
     }
+
+    proptest::proptest! {
+        /// Any sequence of DISCOVER / REQUEST / DECLINE / RELEASE from 12 clients competing for
+        /// a pool of 4 (plus one reservation) keeps the table's invariants: no address held by
+        /// two MACs, every ACK matches the table, a reserved address only for its owner.
+        #[test]
+        fn random_sequences_keep_the_invariants(
+            ops in proptest::collection::vec((0u8..12, 0u8..5, 0u8..6, 0u64..400), 1..200)
+        ) {
+            let mut b = Bench::new(config());
+            let mut t = 0;
+            for (n, kind, a, dt) in ops {
+                t += dt;
+                let addr = Ipv4Addr::new(10, 0, 0, if a == 5 { 10 } else { 100 + a });
+                let out = match kind {
+                    0 => b.dhcp(n, MessageType::Discover, vec![], t),
+                    1 => b.dhcp(n, MessageType::Request, vec![
+                        DhcpOption::RequestedIpAddress(addr),
+                        DhcpOption::ServerIdentifier(SERVER),
+                    ], t),
+                    2 => b.dhcp(n, MessageType::Request, vec![DhcpOption::RequestedIpAddress(addr)], t),
+                    3 => b.dhcp(n, MessageType::Decline, vec![DhcpOption::RequestedIpAddress(addr)], t),
+                    _ => {
+                        let mut p = packet(mac(n), MessageType::Release, vec![]);
+                        p[12..16].copy_from_slice(&addr.octets());
+                        b.send(&p, SERVER_PORT, t)
+                    }
+                };
+                let now = unix_secs(at(t));
+                if let Some(r) = out.reply.filter(|r| r.kind() == Some(MessageType::Ack)) {
+                    let l = b.leases.get(r.message.yiaddr()).unwrap();
+                    proptest::prop_assert_eq!(l.mac, Mac(mac(n)));
+                    proptest::prop_assert_eq!(l.state, State::Bound);
+                }
+                let mut held = std::collections::HashMap::new();
+                for l in b.leases.leases() {
+                    if l.state == State::Bound && l.active(now) {
+                        proptest::prop_assert!(held.insert(l.mac, l.addr).is_none(), "{} holds two", l.mac);
+                        if l.addr == Ipv4Addr::new(10, 0, 0, 10) {
+                            proptest::prop_assert_eq!(l.mac, Mac(mac(9)));
+                        }
+                    }
+                    // The table is keyed by address, so one entry per address holds by
+                    // construction; the MAC index must agree with it.
+                    if l.state != State::Declined {
+                        proptest::prop_assert_eq!(b.leases.for_mac(l.mac).map(|x| x.addr), Some(l.addr));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -127,4 +127,29 @@ mod tests {
         let bad = LeaseFile::new(dir.path().join("missing-dir/leases.json"));
         assert!(matches!(bad.save(&leases), Err(Error::LeaseFile { .. })));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn lease_file_round_trips(
+            raw in proptest::collection::vec(
+                (proptest::array::uniform6(0u8..), 0u32.., 0u64..4_000_000_000, proptest::option::of("[a-z0-9-]{1,20}"), 0u8..4),
+                0..40,
+            )
+        ) {
+            let leases: Vec<Lease> = raw
+                .into_iter()
+                .map(|(mac, addr, expires, hostname, st)| Lease {
+                    addr: Ipv4Addr::from(addr),
+                    mac: Mac(mac),
+                    expires,
+                    hostname,
+                    state: [State::Offered, State::Bound, State::Released, State::Declined][usize::from(st)],
+                })
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let file = LeaseFile::new(dir.path().join("leases.json"));
+            file.save(&leases).unwrap();
+            proptest::prop_assert_eq!(file.load().unwrap(), leases);
+        }
+    }
 }

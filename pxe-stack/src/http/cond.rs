@@ -76,10 +76,10 @@ pub fn check(method: &Method, headers: &HeaderMap, v: &Validators) -> Decision {
         if !etag_list_matches(im, &v.etag, true) {
             return Decision::PreconditionFailed;
         }
-    } else if let Some(date) = header_date(headers, &header::IF_UNMODIFIED_SINCE) {
-        if v.modified_secs() > date {
-            return Decision::PreconditionFailed;
-        }
+    } else if let Some(date) = header_date(headers, &header::IF_UNMODIFIED_SINCE)
+        && v.modified_secs() > date
+    {
+        return Decision::PreconditionFailed;
     }
     if let Some(inm) = header_str(headers, &header::IF_NONE_MATCH) {
         if etag_list_matches(inm, &v.etag, false) {
@@ -89,12 +89,11 @@ pub fn check(method: &Method, headers: &HeaderMap, v: &Validators) -> Decision {
                 Decision::PreconditionFailed
             };
         }
-    } else if get_or_head {
-        if let Some(date) = header_date(headers, &header::IF_MODIFIED_SINCE) {
-            if v.modified_secs() <= date {
-                return Decision::NotModified;
-            }
-        }
+    } else if get_or_head
+        && let Some(date) = header_date(headers, &header::IF_MODIFIED_SINCE)
+        && v.modified_secs() <= date
+    {
+        return Decision::NotModified;
     }
     if method != Method::GET {
         return Decision::Full;
@@ -175,10 +174,7 @@ fn parse_range(value: &str, len: u64) -> RangeSpec {
     let end = if last.is_empty() {
         u64::MAX
     } else {
-        match last.parse::<u64>() {
-            Ok(e) => e,
-            Err(_) => u64::MAX,
-        }
+        last.parse::<u64>().unwrap_or(u64::MAX)
     };
     if end < start {
         return RangeSpec::Ignore;

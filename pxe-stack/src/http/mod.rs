@@ -11,27 +11,56 @@
 //! one access-log line (nginx-like, with the client's MAC from the [`HostLookup`]) and one
 //! [`Transfer`](crate::EventKind::Transfer) event when its response body is done.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), pxe_stack::http::Error> {
-//! use pxe_stack::http::{Config, Routes, Server};
-//! use pxe_stack::route::{reply, RouteRequest};
+//! A dynamic route next to static files, and a request to it:
 //!
-//! let listener = tokio::net::TcpListener::bind("192.168.126.1:8080").await?;
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use pxe_stack::http::{Config, Routes, Server};
+//! use pxe_stack::route::{RouteRequest, reply};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
 //! let routes = Routes::new().exact("/boot.ipxe", |req: RouteRequest| async move {
-//!     reply::ok("text/plain", format!("#!ipxe\necho {:?}\n", req.mac))
+//!     let mac = req.mac.map(|m| m.hexhyp()).unwrap_or_default();
+//!     reply::ok("text/plain", format!("#!ipxe\necho {mac}\n"))
 //! });
 //! let mut config = Config::default();
-//! config.root = Some("/srv/www".into());
-//! Server::new(config).with_routes(routes).serve(listener, std::future::pending()).await
+//! config.root = None; // or Some("/srv/www".into()) for kernels and images
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(Server::new(config).with_routes(routes).serve(listener, async {
+//!     let _ = stopped.await;
+//! }));
+//!
+//! let mut conn = tokio::net::TcpStream::connect(addr).await?;
+//! conn.write_all(b"GET /boot.ipxe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await?;
+//! let mut response = String::new();
+//! conn.read_to_string(&mut response).await?;
+//! assert!(response.starts_with("HTTP/1.1 200 OK"));
+//! assert!(response.ends_with("#!ipxe\necho \n"));
+//! stop.send(()).ok();
+//! server.await??;
+//! # Ok(())
 //! # }
 //! ```
+//!
+//! # What it does not do
+//! No HTTP/2 (iPXE, firmware and coreos-installer speak HTTP/1.1), no multi-range responses (a
+//! multi-range request gets the whole file), no directory listings or index files, no
+//! compression, and no `sendfile`: it copies through user space in large chunks, which measured
+//! faster than nginx with `sendfile on` on loopback (see `benches/http-tftp`).
 
 mod access;
 mod body;
 mod cond;
 mod mime;
+// One confinement implementation for both servers, compiled once whatever the features.
+#[cfg(not(feature = "tftp"))]
 #[path = "../tftp/path.rs"]
 mod path;
+#[cfg(feature = "tftp")]
+use crate::tftp::path;
 mod routes;
 #[cfg(feature = "tls")]
 mod tls;

@@ -91,7 +91,7 @@ impl Routes {
             },
         ));
         // Longest first, so the first match is the most specific.
-        self.prefix.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.prefix.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         self
     }
 

@@ -1,22 +1,19 @@
-//! The async-tftp handler: lookup order, confinement, limits, and the counting reader that emits
-//! the transfer event when the engine drops it.
+//! What a request gets: lookup order (generator, memory, root), confinement, concurrency limits
+//! and the transfer event.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::Duration;
 
-use async_tftp::packet;
 use bytes::Bytes;
-use futures_lite::AsyncRead;
 
+use super::packet::code;
 use super::path::{confine, resolve};
-use super::{Config, STATUS_BUSY, STATUS_INCOMPLETE};
+use super::{Config, STATUS_BUSY};
 use crate::events::{Event, EventKind, EventSink, Protocol};
 use crate::host::{HostLookup, Mac};
 
@@ -37,6 +34,26 @@ pub(super) struct Handler {
     counts: Arc<Mutex<Counts>>,
 }
 
+/// A request that will be served.
+pub(super) struct Opened {
+    pub(super) content: Content,
+    pub(super) len: u64,
+    /// The normalized path, for the event.
+    pub(super) path: String,
+    pub(super) mac: Option<Mac>,
+    pub(super) _slot: Slot,
+}
+
+/// A request that is refused with a TFTP error packet.
+#[derive(Debug)]
+pub(super) struct Refused {
+    pub(super) code: u16,
+    pub(super) message: &'static str,
+    /// The event status: the code, or [`STATUS_BUSY`].
+    pub(super) status: u16,
+    pub(super) mac: Option<Mac>,
+}
+
 impl Handler {
     pub(super) fn new(
         root: Option<PathBuf>,
@@ -53,27 +70,51 @@ impl Handler {
         }
     }
 
-    fn refuse(
-        &self,
-        peer: &SocketAddr,
-        mac: Option<Mac>,
-        path: &str,
-        err: packet::Error,
-        status: u16,
-    ) -> packet::Error {
-        tracing::info!(%peer, path, ?err, "tftp request refused");
+    pub(super) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(super) fn mac_for(&self, peer: SocketAddr) -> Option<Mac> {
+        self.lookup.mac_for(peer.ip().to_canonical())
+    }
+
+    /// Decides a read request: confinement first, then the limits, then the lookup.
+    pub(super) fn open(&self, peer: SocketAddr, filename: &str) -> Result<Opened, Refused> {
+        let mac = self.mac_for(peer);
+        let refuse = |code, message, status| Refused { code, message, status, mac };
+        let Ok(rel) = confine(filename) else {
+            return Err(refuse(code::ACCESS, "Access violation", code::ACCESS));
+        };
+        let Some(slot) = self.acquire(peer.ip().to_canonical()) else {
+            return Err(refuse(code::UNDEFINED, "Too many concurrent transfers, retry later", STATUS_BUSY));
+        };
+        let content = self.content(&rel, peer, mac).map_err(|code| {
+            let message = if code == code::ACCESS { "Access violation" } else { "File not found" };
+            refuse(code, message, code)
+        })?;
+        Ok(Opened {
+            len: content.len(),
+            content,
+            path: rel,
+            mac,
+            _slot: slot,
+        })
+    }
+
+    /// Emits the transfer event.
+    pub(super) fn report(&self, peer: SocketAddr, mac: Option<Mac>, path: &str, bytes: u64, duration: Duration, status: u16) {
+        tracing::info!(%peer, path, bytes, ?duration, status, "tftp transfer");
         self.events.emit(Event::now(
             mac,
-            Some(peer.ip()),
+            Some(peer.ip().to_canonical()),
             EventKind::Transfer {
                 protocol: Protocol::Tftp,
                 path: path.to_owned(),
-                bytes: 0,
-                duration: std::time::Duration::ZERO,
+                bytes,
+                duration,
                 status,
             },
         ));
-        err
     }
 
     /// Takes a transfer slot for `ip`, or `None` when a limit is reached.
@@ -91,16 +132,12 @@ impl Handler {
         })
     }
 
-    fn open(
-        &self,
-        rel: &str,
-        peer: SocketAddr,
-        mac: Option<Mac>,
-    ) -> Result<Content, packet::Error> {
-        if let Some(generator) = &self.config.generator {
-            if let Some(bytes) = generator.generate(rel, peer, mac) {
-                return Ok(Content::Memory { bytes, pos: 0 });
-            }
+    /// The content for a confined path, or the TFTP error code.
+    fn content(&self, rel: &str, peer: SocketAddr, mac: Option<Mac>) -> Result<Content, u16> {
+        if let Some(generator) = &self.config.generator
+            && let Some(bytes) = generator.generate(rel, peer, mac)
+        {
+            return Ok(Content::Memory { bytes, pos: 0 });
         }
         if let Some(bytes) = self.config.files.get(rel) {
             return Ok(Content::Memory {
@@ -109,15 +146,15 @@ impl Handler {
             });
         }
         let Some(root) = &self.root else {
-            return Err(packet::Error::FileNotFound);
+            return Err(code::NOT_FOUND);
         };
         match resolve(root, rel) {
             Ok(Some(path)) => open_file(&path).map_err(|e| match e.kind() {
-                io::ErrorKind::PermissionDenied => packet::Error::PermissionDenied,
-                _ => packet::Error::FileNotFound,
+                io::ErrorKind::PermissionDenied => code::ACCESS,
+                _ => code::NOT_FOUND,
             }),
-            Ok(None) => Err(packet::Error::FileNotFound),
-            Err(()) => Err(packet::Error::PermissionDenied),
+            Ok(None) => Err(code::NOT_FOUND),
+            Err(()) => Err(code::ACCESS),
         }
     }
 }
@@ -133,81 +170,8 @@ fn open_file(path: &Path) -> io::Result<Content> {
     })
 }
 
-fn code(err: &packet::Error) -> u16 {
-    match err {
-        packet::Error::FileNotFound => 1,
-        packet::Error::PermissionDenied => 2,
-        packet::Error::DiskFull => 3,
-        packet::Error::IllegalOperation => 4,
-        packet::Error::UnknownTransferId => 5,
-        packet::Error::FileAlreadyExists => 6,
-        packet::Error::NoSuchUser => 7,
-        _ => 0,
-    }
-}
-
-impl async_tftp::server::Handler for Handler {
-    type Reader = Reader;
-    type Writer = futures_lite::io::Sink;
-
-    async fn read_req_open(
-        &mut self,
-        client: &SocketAddr,
-        path: &Path,
-    ) -> Result<(Self::Reader, Option<u64>), packet::Error> {
-        let mac = self.lookup.mac_for(client.ip().to_canonical());
-        let requested = path.to_string_lossy().into_owned();
-        let rel = match confine(&requested) {
-            Ok(rel) => rel,
-            Err(_) => {
-                let err = packet::Error::PermissionDenied;
-                let status = code(&err);
-                return Err(self.refuse(client, mac, &requested, err, status));
-            }
-        };
-        let Some(slot) = self.acquire(client.ip().to_canonical()) else {
-            let err = packet::Error::Msg("too many concurrent transfers, retry later".into());
-            return Err(self.refuse(client, mac, &requested, err, STATUS_BUSY));
-        };
-        let content = match self.open(&rel, *client, mac) {
-            Ok(c) => c,
-            Err(err) => {
-                let status = code(&err);
-                return Err(self.refuse(client, mac, &requested, err, status));
-            }
-        };
-        let len = content.len();
-        tracing::debug!(peer = %client, path = rel, len, "tftp transfer starts");
-        Ok((
-            Reader {
-                content,
-                sent: 0,
-                len,
-                started: Instant::now(),
-                path: rel,
-                peer: *client,
-                mac,
-                events: Arc::clone(&self.events),
-                _slot: slot,
-            },
-            Some(len),
-        ))
-    }
-
-    async fn write_req_open(
-        &mut self,
-        client: &SocketAddr,
-        path: &Path,
-        _size: Option<u64>,
-    ) -> Result<Self::Writer, packet::Error> {
-        let mac = self.lookup.mac_for(client.ip().to_canonical());
-        let requested = path.to_string_lossy().into_owned();
-        Err(self.refuse(client, mac, &requested, packet::Error::IllegalOperation, 4))
-    }
-}
-
 /// A held transfer slot, released on drop.
-struct Slot {
+pub(super) struct Slot {
     ip: IpAddr,
     counts: Arc<Mutex<Counts>>,
 }
@@ -225,17 +189,10 @@ impl Drop for Slot {
     }
 }
 
-enum Content {
-    Memory {
-        bytes: Bytes,
-        pos: usize,
-    },
-    File {
-        file: File,
-        len: u64,
-        buf: Vec<u8>,
-        start: usize,
-    },
+/// A file's bytes, from memory or disk.
+pub(super) enum Content {
+    Memory { bytes: Bytes, pos: usize },
+    File { file: File, len: u64, buf: Vec<u8>, start: usize },
 }
 
 impl Content {
@@ -245,10 +202,12 @@ impl Content {
             Content::File { len, .. } => *len,
         }
     }
+}
 
-    /// Reads synchronously. Boot files are small and in the page cache, and the engine reads a
-    /// block at a time, so a large buffer turns thousands of tiny reads into a few big ones; a
-    /// thread hop per block would cost more than the read.
+/// Reads synchronously on the transfer's task: boot files are small and in the page cache, and a
+/// 256 KiB buffer turns thousands of block-sized reads into a few large ones; a thread hop per
+/// block would cost more than the read.
+impl Read for Content {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         match self {
             Content::Memory { bytes, pos } => {
@@ -257,9 +216,7 @@ impl Content {
                 *pos += n;
                 Ok(n)
             }
-            Content::File {
-                file, buf, start, ..
-            } => {
+            Content::File { file, buf, start, .. } => {
                 if *start == buf.len() {
                     buf.resize(READ_BUF, 0);
                     let n = file.read(buf)?;
@@ -275,55 +232,5 @@ impl Content {
                 Ok(n)
             }
         }
-    }
-}
-
-/// The engine's reader: counts bytes and reports the transfer when the engine drops it, which it
-/// does when the transfer ends for any reason.
-pub(super) struct Reader {
-    content: Content,
-    sent: u64,
-    len: u64,
-    started: Instant,
-    path: String,
-    peer: SocketAddr,
-    mac: Option<Mac>,
-    events: Arc<dyn EventSink>,
-    _slot: Slot,
-}
-
-impl AsyncRead for Reader {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        out: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let n = this.content.read(out)?;
-        this.sent += n as u64;
-        Poll::Ready(Ok(n))
-    }
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        let duration = self.started.elapsed();
-        let status = if self.sent == self.len {
-            0
-        } else {
-            STATUS_INCOMPLETE
-        };
-        tracing::info!(peer = %self.peer, path = self.path, bytes = self.sent, ?duration, status, "tftp transfer");
-        self.events.emit(Event::now(
-            self.mac,
-            Some(self.peer.ip()),
-            EventKind::Transfer {
-                protocol: Protocol::Tftp,
-                path: std::mem::take(&mut self.path),
-                bytes: self.sent,
-                duration,
-                status,
-            },
-        ));
     }
 }

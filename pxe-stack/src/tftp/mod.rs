@@ -1,37 +1,65 @@
 //! The TFTP server: read-only boot files from a directory, from memory, or generated per host.
 //!
 //! TFTP only carries the first small boot file (an iPXE binary); everything after it goes over
-//! HTTP. The protocol engine is [`async_tftp`] (RFC 1350, 2347, 2348 `blksize`, 2349 `timeout`
-//! and `tsize`, 7440 `windowsize`, block-number wraparound). This module adds what it lacks:
-//! path confinement that also resolves symlinks, refusal of writes, per-client and total
-//! concurrency limits, and a [`Transfer`](crate::EventKind::Transfer) event per request.
+//! HTTP. It speaks RFC 1350 with options (RFC 2347): `blksize` (2348), `timeout` and `tsize`
+//! (2349) and `windowsize` (7440), and wraps block numbers past 65535 for files over 32 MiB at
+//! 512-byte blocks. Paths are confined to the root, symlinks included; writes are refused;
+//! concurrent transfers are limited per client and in total; every request yields one
+//! [`Transfer`](crate::EventKind::Transfer) event with the bytes the client acknowledged.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), pxe_stack::tftp::Error> {
+//! Each transfer is a sans-IO state machine driven by its own task on the caller's runtime, so
+//! transfers spread over the runtime's threads.
+//!
+//! Serve an in-memory iPXE script and fetch it with a bare RRQ:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use pxe_stack::tftp::{Config, Server};
 //!
-//! let socket = std::net::UdpSocket::bind("192.168.126.1:69")?;
+//! let socket = std::net::UdpSocket::bind("127.0.0.1:0")?; // the provisioning address
+//! let addr = socket.local_addr()?;
 //! let mut config = Config::default();
-//! config.root = Some("/srv/tftp".into());
-//! config.files.insert("boot.ipxe".into(), "#!ipxe\nchain http://192.168.126.1/boot\n".into());
-//! Server::new(config).serve(socket, std::future::pending()).await
+//! config.root = None; // or Some("/srv/tftp".into())
+//! config.files.insert("boot.ipxe".into(), "#!ipxe\nshell\n".into());
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(Server::new(config).serve(socket, async {
+//!     let _ = stopped.await;
+//! }));
+//!
+//! let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+//! client.send_to(b"\0\x01boot.ipxe\0octet\0", addr).await?;
+//! let mut buf = [0u8; 600];
+//! let (n, _) = client.recv_from(&mut buf).await?;
+//! assert_eq!(&buf[..n], b"\0\x03\0\x01#!ipxe\nshell\n"); // DATA block 1, the last one
+//! stop.send(()).ok();
+//! server.await??;
+//! # Ok(())
 //! # }
 //! ```
+//!
+//! # What it does not do
+//! No write requests, no multicast (RFC 2090), no netascii translation (`netascii` requests get
+//! the bytes as stored, as most servers do), and no per-transfer rate limiting. It is meant for
+//! the first boot file only: kernels and images belong on the HTTP server.
 
 mod handler;
+mod packet;
 pub(crate) mod path;
+mod transfer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::events::{Discard, EventSink};
 use crate::host::{HostLookup, Mac, NoLookup};
+use transfer::{Outcome, Transfer};
 
 /// [`EventKind::Transfer`](crate::EventKind::Transfer) status of a request refused because a
 /// concurrency limit was reached (the client gets TFTP error 0 with a message).
@@ -139,9 +167,6 @@ pub enum Error {
     /// A socket operation failed.
     #[error("tftp socket error")]
     Io(#[from] std::io::Error),
-    /// The protocol engine failed.
-    #[error("tftp engine error")]
-    Engine(#[source] async_tftp::Error),
 }
 
 /// The TFTP server. Build with [`Server::new`], then [`serve`](Server::serve).
@@ -183,8 +208,9 @@ impl Server {
 
     /// Serves requests arriving on `socket` until `shutdown` completes.
     ///
-    /// Transfers in flight when `shutdown` completes are abandoned (TFTP has no graceful close;
-    /// the client retries).
+    /// Each transfer runs as its own task on the caller's runtime, from its own socket bound to
+    /// the listening address (a new transfer ID, as RFC 1350 asks). Transfers in flight when
+    /// `shutdown` completes are abandoned: TFTP has no graceful close, and clients retry.
     pub async fn serve(
         self,
         socket: UdpSocket,
@@ -214,22 +240,187 @@ impl Server {
             ),
             None => None,
         };
-        let handler = handler::Handler::new(root, self.config.clone(), self.lookup, self.events);
-        let server = async_tftp::server::TftpServerBuilder::with_handler(handler)
-            .std_socket(socket)
-            .map_err(Error::Engine)?
-            .timeout(self.config.timeout)
-            .block_size_limit(self.config.block_size_limit)
-            .window_size_limit(self.config.window_size_limit)
-            .max_send_retries(self.config.max_send_retries)
-            .build()
-            .await
-            .map_err(Error::Engine)?;
+        socket.set_nonblocking(true)?;
+        let socket = tokio::net::UdpSocket::from_std(socket)?;
+        let handler = Arc::new(handler::Handler::new(
+            root,
+            self.config,
+            self.lookup,
+            self.events,
+        ));
+        let in_progress: Arc<Mutex<HashSet<SocketAddr>>> = Arc::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut buf = vec![0u8; 4096];
         tracing::info!(%addr, "tftp server listening");
-        let serve = server.serve();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                received = socket.recv_from(&mut buf) => {
+                    let (n, peer) = match received {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "tftp receive failed");
+                            continue;
+                        }
+                    };
+                    let Some(request) = Request::from_datagram(&buf[..n]) else {
+                        continue;
+                    };
+                    // A retransmitted request for a transfer in progress is not a new transfer.
+                    if !lock(&in_progress).insert(peer) {
+                        continue;
+                    }
+                    let guard = InProgress { peer, set: Arc::clone(&in_progress) };
+                    tasks.spawn(serve_request(Arc::clone(&handler), addr.ip(), peer, request, guard));
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        tasks.abort_all();
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes a peer from the in-progress set when its request task ends.
+struct InProgress {
+    peer: SocketAddr,
+    set: Arc<Mutex<HashSet<SocketAddr>>>,
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        lock(&self.set).remove(&self.peer);
+    }
+}
+
+/// An owned copy of a request, to move into its task.
+struct Request {
+    write: bool,
+    filename: String,
+    mode: String,
+    options: Vec<(String, String)>,
+}
+
+impl Request {
+    fn from_datagram(datagram: &[u8]) -> Option<Self> {
+        let (write, req) = match packet::Packet::decode(datagram) {
+            Ok(packet::Packet::Rrq(r)) => (false, r),
+            Ok(packet::Packet::Wrq(r)) => (true, r),
+            // Anything else on the listening port is noise.
+            _ => return None,
+        };
+        Some(Request {
+            write,
+            filename: req.filename.to_owned(),
+            mode: req.mode.to_ascii_lowercase(),
+            options: req
+                .options
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        })
+    }
+}
+
+async fn serve_request(
+    handler: Arc<handler::Handler>,
+    local: IpAddr,
+    peer: SocketAddr,
+    request: Request,
+    _guard: InProgress,
+) {
+    let socket = match transfer_socket(local, peer) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "tftp cannot open a transfer socket");
+            return;
+        }
+    };
+    let refuse = |code: u16, message: &str, status: u16, mac: Option<Mac>| {
+        let socket = &socket;
+        let handler = &handler;
+        let path = request.filename.clone();
+        let pkt = packet::error(code, message);
+        async move {
+            let _ = socket.send(&pkt).await;
+            handler.report(peer, mac, &path, 0, Duration::ZERO, status);
+        }
+    };
+    if request.write {
+        let mac = handler.mac_for(peer);
+        return refuse(packet::code::ILLEGAL, "Server is read-only", packet::code::ILLEGAL, mac).await;
+    }
+    if request.mode != "octet" && request.mode != "netascii" {
+        let mac = handler.mac_for(peer);
+        return refuse(packet::code::ILLEGAL, "Unsupported mode", packet::code::ILLEGAL, mac).await;
+    }
+    let opened = match handler.open(peer, &request.filename) {
+        Ok(o) => o,
+        Err(r) => return refuse(r.code, r.message, r.status, r.mac).await,
+    };
+    let config = handler.config();
+    let options: Vec<(&str, &str)> = request
+        .options
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let limits = packet::Limits {
+        block_size: config.block_size_limit,
+        window_size: config.window_size_limit,
+        timeout: config.timeout,
+    };
+    let negotiated = packet::negotiate(&options, limits, Some(opened.len));
+    let started = Instant::now();
+    let mut transfer = Transfer::new(opened.content, negotiated, config.max_send_retries, started);
+    let outcome = drive(&socket, &mut transfer).await;
+    let status = match outcome {
+        Outcome::Done => 0,
+        Outcome::ClientError(code) if code != 0 => code,
+        _ => STATUS_INCOMPLETE,
+    };
+    handler.report(peer, opened.mac, &opened.path, transfer.acked(), started.elapsed(), status);
+}
+
+/// A socket for one transfer: a fresh port on the listening address, connected to the client so
+/// the kernel drops datagrams from anyone else.
+fn transfer_socket(local: IpAddr, peer: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    let socket = UdpSocket::bind(SocketAddr::new(local, 0))?;
+    socket.connect(peer)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::UdpSocket::from_std(socket)
+}
+
+/// Runs the state machine against the socket until it ends.
+async fn drive<R: std::io::Read>(socket: &tokio::net::UdpSocket, t: &mut Transfer<R>) -> Outcome {
+    let mut buf = [0u8; 1500];
+    let sleep = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(sleep);
+    loop {
+        while let Some(pkt) = t.poll_transmit() {
+            if socket.send(&pkt).await.is_err() {
+                // ICMP port unreachable from an earlier datagram: the client is gone.
+                return Outcome::TimedOut;
+            }
+        }
+        if let Some(outcome) = t.outcome() {
+            return outcome.clone();
+        }
+        let Some(deadline) = t.poll_timeout() else {
+            return Outcome::TimedOut;
+        };
+        sleep.as_mut().reset(tokio::time::Instant::from_std(deadline));
         tokio::select! {
-            res = serve => res.map_err(Error::Engine),
-            () = shutdown => Ok(()),
+            biased;
+            received = socket.recv(&mut buf) => match received {
+                Ok(n) => t.handle_datagram(Instant::now(), &buf[..n]),
+                Err(_) => return Outcome::TimedOut,
+            },
+            () = &mut sleep => t.handle_timeout(Instant::now()),
         }
     }
 }

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Boot storm: N simulated PXE clients (benches/src/bin/bootstorm.rs) against the real deployment
+# servers (benches/src/bin/bootstorm-server.rs = rhcos_deploy::start_servers), for N = 10, 100,
+# 1000, each N against a fresh server. Reports success, p50/p99 per phase, server CPU seconds
+# (utime+stime from /proc/PID/stat) and peak RSS (VmHWM).
+#
+#   sudo benches/bootstorm/run.sh                       # N="10 100 1000", 10 s arrival window
+#   sudo N="10 100" KERNEL_MIB=1 INITRD_MIB=2 benches/bootstorm/run.sh
+#
+# Environment: N (client counts), ARRIVAL_MS (clients start evenly spread over this window,
+# default 10000), KERNEL_MIB / INITRD_MIB (served file sizes, default 8 / 32), THREADS (server
+# runtime threads, default 2), OUT (directory for bootstorm-N.json, default
+# benches/results/bootstorm).
+#
+# Network: namespaces bs-s-PID (server, 10.99.0.1/16) and bs-c-PID (clients) joined by one veth
+# pair; client i's reserved address (10.99.(1+i/250).(1+i%250)) is added to the client veth so
+# its TFTP and HTTP come from the address holding its lease. Nothing else is touched; the
+# namespaces, processes and work directory are removed on exit.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+N_LIST=${N:-"10 100 1000"}
+ARRIVAL_MS=${ARRIVAL_MS:-10000}
+KERNEL_MIB=${KERNEL_MIB:-8}
+INITRD_MIB=${INITRD_MIB:-32}
+THREADS=${THREADS:-2}
+OUT=${OUT:-$ROOT/benches/results/bootstorm}
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+
+[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 1; }
+command -v ip >/dev/null || { echo "missing ip (iproute2)" >&2; exit 1; }
+[ -f /usr/lib/ipxe/undionly.kpxe ] || { echo "missing /usr/lib/ipxe/undionly.kpxe (package ipxe)" >&2; exit 1; }
+if [ -z "${NO_BUILD:-}" ]; then
+    (cd "$ROOT" && cargo build --release -q -p benches --bin bootstorm --bin bootstorm-server)
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+NS_S="bs-s-$$"; NS_C="bs-c-$$"; IF_S="bss$$"; IF_C="bsc$$"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bootstorm.XXXXXX")
+SERVER_PID=
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+    ip netns del "$NS_S" 2>/dev/null || true
+    ip netns del "$NS_C" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+ip netns add "$NS_S"; ip netns add "$NS_C"
+ip link add "$IF_S" netns "$NS_S" type veth peer name "$IF_C" netns "$NS_C"
+ip -n "$NS_S" addr add 10.99.0.1/16 dev "$IF_S"
+for ns in "$NS_S" "$NS_C"; do
+    ip -n "$ns" link set lo up
+    # A neighbour table per namespace large enough for every client (default gc_thresh3 1024).
+    ip netns exec "$ns" sysctl -qw net.ipv4.neigh.default.gc_thresh1=8192 \
+        net.ipv4.neigh.default.gc_thresh2=16384 net.ipv4.neigh.default.gc_thresh3=32768 2>/dev/null || true
+done
+ip -n "$NS_S" link set "$IF_S" up
+ip -n "$NS_C" link set "$IF_C" up
+
+MAX_N=0
+for n in $N_LIST; do [ "$n" -gt "$MAX_N" ] && MAX_N=$n; done
+[ "$MAX_N" -le 62500 ] || { echo "at most 62500 clients" >&2; exit 1; }
+# Every client's reserved address on the client side, in one netlink batch.
+for i in $(seq 0 $((MAX_N - 1))); do
+    echo "addr add 10.99.$((1 + i / 250)).$((1 + i % 250))/16 dev $IF_C"
+done >"$WORK/addrs.batch"
+ip -n "$NS_C" -batch "$WORK/addrs.batch"
+
+clk=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+mkdir -p "$OUT"
+
+echo "## Boot storm: rhcos_deploy::start_servers vs N simulated PXE clients"
+echo
+echo "Arrival window ${ARRIVAL_MS} ms; kernel ${KERNEL_MIB} MiB, initramfs ${INITRD_MIB} MiB; server runtime threads ${THREADS}; $(nproc) cores shared by clients and server."
+echo
+echo "| N | ok | failed | wall s | total p50 ms | total p99 ms | dhcp_pxe p50/p99 | tftp p50/p99 | dhcp_ipxe p50/p99 | script p50/p99 | kernel p50/p99 | initrd p50/p99 | ignition p50/p99 | server CPU s | CPU ms/client | peak RSS MiB | RSS idle MiB |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for n in $N_LIST; do
+    ip netns exec "$NS_S" "$BIN/bootstorm-server" --clients "$n" --iface "$IF_S" --address 10.99.0.1 \
+        --prefix 16 --dir "$WORK/server" --kernel-mib "$KERNEL_MIB" --initrd-mib "$INITRD_MIB" \
+        --threads "$THREADS" >"$WORK/server-$n.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 600); do grep -qs ready "$WORK/server-$n.log" && break; sleep 0.1; done
+    grep -q ready "$WORK/server-$n.log" || { echo "server did not start:" >&2; cat "$WORK/server-$n.log" >&2; exit 1; }
+    idle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
+    c0=$(cpu_ticks "$SERVER_PID")
+    ip netns exec "$NS_C" "$BIN/bootstorm" --clients "$n" --arrival-ms "$ARRIVAL_MS" --iface "$IF_C" \
+        >"$WORK/client-$n.json" 2>"$WORK/client-$n.err" || { echo "client failed:" >&2; cat "$WORK/client-$n.err" >&2; exit 1; }
+    c1=$(cpu_ticks "$SERVER_PID")
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+    python3 - "$WORK/client-$n.json" "$OUT/bootstorm-$n.json" "$((c1 - c0))" "$clk" "$hwm" "$idle_rss" \
+        "$KERNEL_MIB" "$INITRD_MIB" "$THREADS" <<'PY'
+import json, sys
+src, dst, ticks, clk, hwm, idle, kmib, imib, threads = sys.argv[1:]
+d = json.load(open(src))
+cpu = int(ticks) / int(clk)
+d.update(server_cpu_s=cpu, server_peak_rss_kib=int(hwm), server_idle_rss_kib=int(idle),
+         kernel_mib=int(kmib), initrd_mib=int(imib), server_threads=int(threads))
+json.dump(d, open(dst, "w"), indent=1)
+ph = d["phases"]
+def pp(k):
+    p = ph[k]
+    f = lambda v: "-" if v != v else f"{v:.0f}"
+    return f"{f(p['p50_ms'])}/{f(p['p99_ms'])}"
+row = [d["clients"], d["succeeded"], d["failed"], f"{d['wall_s']:.1f}",
+       f"{d['total_p50_ms']:.0f}", f"{d['total_p99_ms']:.0f}"]
+row += [pp(k) for k in ["dhcp_pxe", "tftp", "dhcp_ipxe", "script", "kernel", "initrd", "ignition"]]
+row += [f"{cpu:.2f}", f"{cpu * 1000 / max(1, d['clients']):.1f}", f"{int(hwm) / 1024:.1f}", f"{int(idle) / 1024:.1f}"]
+print("| " + " | ".join(str(x) for x in row) + " |")
+if d["errors"]:
+    for e, c in sorted(d["errors"].items(), key=lambda x: -x[1]):
+        print(f"|   error x{c}: {e} |", file=sys.stderr)
+PY
+done
+echo
+echo "Errors (if any) are on stderr; per-N JSON in $OUT."
+echo "Command: N=\"$N_LIST\" ARRIVAL_MS=$ARRIVAL_MS KERNEL_MIB=$KERNEL_MIB INITRD_MIB=$INITRD_MIB THREADS=$THREADS benches/bootstorm/run.sh"

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Every comparison benchmark in one command; writes benches/results/RESULTS.md and SVG charts.
+#
+#   sudo benches/run-all.sh quick     # small sizes, a smoke run (about 6 minutes)
+#   sudo benches/run-all.sh full      # the published sizes (about 25 minutes)
+#   sudo ONLY="http-tftp bootstorm" benches/run-all.sh quick    # a subset
+#
+# Areas (each is its own script, runnable alone; this one only sets sizes and collects output):
+#   image-pipeline  rhcos-images fetch+verify+gunzip vs curl | gzip -d | sha256sum (nginx source)
+#   http-tftp       HTTP vs nginx, TFTP vs dnsmasq and tftpd-hpa, throughput vs concurrency
+#   dhcp            DHCP vs dnsmasq under perfdhcp (fixed rates and an avalanche)
+#   bootstorm       N simulated PXE clients against rhcos_deploy::start_servers (N=10,100,1000)
+#   lab-vs-rig      examples/lab vs the dnsmasq+nginx reference rig, power-on to installed
+# Output: benches/results/RESULTS.md, benches/results/*.svg, raw logs in benches/results/raw/.
+# An area that fails is marked FAILED in RESULTS.md with the tail of its log; the others still run.
+set -uo pipefail
+
+MODE=${1:-quick}
+case "$MODE" in quick | full) ;; *) echo "usage: $0 quick|full" >&2; exit 2 ;; esac
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+RESULTS=${RESULTS:-$HERE/results}
+RAW=$RESULTS/raw
+ONLY=${ONLY:-"image-pipeline http-tftp dhcp bootstorm lab-vs-rig"}
+
+[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, QEMU)" >&2; exit 1; }
+mkdir -p "$RAW"
+rm -f "$RAW"/*.status
+
+# Sizes per mode. Every area gets its environment from here, and RESULTS.md prints it.
+if [ "$MODE" = quick ]; then
+    ENV_image="SIZE_MB=64 RUNS=1"
+    ENV_httptftp="SIZE_MIB=64 HTTP_CONC='1 4 16' TFTP_SIZES_MIB='1' TFTP_CONC='1 4 16' REPEAT=1"
+    ENV_dhcp="RATES='1000 2000' CLIENTS=500 PERIOD=3"
+    ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=1 INITRD_MIB=1"
+    ENV_labrig="VMS=1 IMAGE_MIB=16"
+else
+    ENV_image="SIZE_MB=1024 RUNS=2"
+    ENV_httptftp="SIZE_MIB=1024 HTTP_CONC='1 2 4 8 16' TFTP_SIZES_MIB='1 32' TFTP_CONC='1 4 16' REPEAT=3"
+    ENV_dhcp="RATES='1000 2000 4000' CLIENTS=1000 PERIOD=10"
+    ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=8 INITRD_MIB=32"
+    ENV_labrig="VMS='1 4' IMAGE_MIB=16"
+fi
+
+echo "building the benchmark binaries (release)" >&2
+(cd "$ROOT" && cargo build --release -q -p benches --bin pxe-serve --bin tftp-get --bin dhcp-server \
+    --bin bootstorm --bin bootstorm-server && cargo build --release -q -p examples --example fetch-images --example lab) \
+    || { echo "build failed" >&2; exit 1; }
+
+# Machine description, taken now so it describes this run.
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "mode: $MODE"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "kernel: $(uname -srm)"
+    echo "loadavg_start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "git: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "free -g:"
+    free -g
+} >"$RAW/machine.txt"
+
+# run AREA ENV SCRIPT: runs one area with its environment; stdout to raw/AREA.out, stderr to
+# raw/AREA.err, the exact command to raw/AREA.cmd, exit status and seconds to raw/AREA.status.
+run() {
+    local area=$1 env=$2 script=$3
+    case " $ONLY " in *" $area "*) ;; *) return 0 ;; esac
+    local cmd="sudo $env $script"
+    echo "$cmd" >"$RAW/$area.cmd"
+    echo "== $area: $cmd" >&2
+    local t0 rc
+    t0=$(date +%s)
+    (cd "$ROOT" && eval "env $env NO_BUILD=1 $script") >"$RAW/$area.out" 2>"$RAW/$area.err"
+    rc=$?
+    echo "$rc $(( $(date +%s) - t0 ))" >"$RAW/$area.status"
+    if [ "$rc" = 0 ]; then echo "   ok in $(( $(date +%s) - t0 )) s" >&2; else echo "   FAILED ($rc), see $RAW/$area.err" >&2; fi
+}
+
+run image-pipeline "WORK=\${TMPDIR:-/tmp}/rhcos-images-bench $ENV_image" benches/image-pipeline/run.sh
+run http-tftp "$ENV_httptftp" benches/http-tftp/run.sh
+run dhcp "$ENV_dhcp" benches/dhcp/run.sh
+run bootstorm "$ENV_bootstorm OUT=$RAW/bootstorm" benches/bootstorm/run.sh
+run lab-vs-rig "$ENV_labrig OUT=$RAW/lab-vs-rig" benches/lab-vs-rig/run.sh
+
+echo "loadavg_end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/machine.txt"
+python3 "$HERE/report.py" "$RESULTS" && echo "wrote $RESULTS/RESULTS.md" >&2

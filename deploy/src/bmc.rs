@@ -1,0 +1,126 @@
+//! The BMC drivers a plan can name (`ipmi`, `redfish`, `libvirt`), behind one `dyn Bmc`.
+
+use bmc_power::Bmc;
+
+use crate::plan::{BmcDriver, Host};
+use crate::run::DeployError;
+
+/// Opens the BMC driver a host's plan entry names; `Ok(None)` when the host has no BMC.
+///
+/// IPMI and Redfish need no network traffic to open. A libvirt domain connects on first use
+/// (connecting blocks, and this function is called from async code), so a wrong URI or domain
+/// name shows up as the first operation's error.
+///
+/// # Errors
+/// [`DeployError::Bmc`] when the driver rejects its configuration (a bad URL or CA bundle),
+/// [`DeployError::Read`] when the Redfish CA file cannot be read, and [`DeployError::Plan`] when
+/// the driver is not built in (features `redfish` and `libvirt`).
+pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, DeployError> {
+    let Some(b) = &host.bmc else { return Ok(None) };
+    let bmc_err = |source| DeployError::Bmc {
+        host: host.name.clone(),
+        source,
+    };
+    match b.driver {
+        BmcDriver::Ipmi => {
+            let config = bmc_power::IpmiConfig {
+                address: b.address.clone(),
+                credentials: bmc_power::Credentials {
+                    username: b.user.clone(),
+                    password: b.password().unwrap_or_default(),
+                    kg: None,
+                },
+                ..Default::default()
+            };
+            Ok(Some(Box::new(
+                bmc_power::Ipmi::new(config).map_err(bmc_err)?,
+            )))
+        }
+        #[cfg(feature = "redfish")]
+        BmcDriver::Redfish => {
+            let tls = match (&b.ca_file, b.insecure) {
+                (Some(path), _) => {
+                    bmc_power::Tls::CustomCa(std::fs::read(path).map_err(|source| {
+                        DeployError::Read {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?)
+                }
+                (None, true) => bmc_power::Tls::InsecureSkipVerify,
+                (None, false) => bmc_power::Tls::System,
+            };
+            let config = bmc_power::RedfishConfig {
+                endpoint: b.address.clone(),
+                username: b.user.clone(),
+                password: b.password().unwrap_or_default(),
+                system: b.system.clone(),
+                tls,
+                ..Default::default()
+            };
+            Ok(Some(Box::new(
+                bmc_power::Redfish::new(config).map_err(bmc_err)?,
+            )))
+        }
+        #[cfg(feature = "libvirt")]
+        BmcDriver::Libvirt => Ok(Some(Box::new(lazy::Libvirt::new(
+            bmc_power::LibvirtConfig {
+                uri: b.uri.clone().unwrap_or_else(|| "qemu:///system".into()),
+                domain: b.address.clone(),
+                ..Default::default()
+            },
+        )))),
+        #[allow(
+            unreachable_patterns,
+            reason = "reachable unless every driver is built in"
+        )]
+        other => Err(DeployError::Plan(format!(
+            "host {}: the {} bmc driver needs rhcos-deploy's `{}` feature",
+            host.name,
+            other.name(),
+            other.name()
+        ))),
+    }
+}
+
+#[cfg(feature = "libvirt")]
+mod lazy {
+    use bmc_power::{Bmc, BmcFuture, Boot, LibvirtConfig, PowerAction, PowerState};
+    use tokio::sync::OnceCell;
+
+    /// A libvirt domain that connects on first use.
+    pub(super) struct Libvirt {
+        config: LibvirtConfig,
+        conn: OnceCell<bmc_power::Libvirt>,
+    }
+
+    impl Libvirt {
+        pub(super) fn new(config: LibvirtConfig) -> Self {
+            Libvirt {
+                config,
+                conn: OnceCell::new(),
+            }
+        }
+
+        async fn get(&self) -> bmc_power::Result<&bmc_power::Libvirt> {
+            self.conn
+                .get_or_try_init(|| bmc_power::Libvirt::connect(self.config.clone()))
+                .await
+        }
+    }
+
+    impl Bmc for Libvirt {
+        fn power_status(&self) -> BmcFuture<'_, PowerState> {
+            Box::pin(async move { self.get().await?.power_status().await })
+        }
+        fn power(&self, action: PowerAction) -> BmcFuture<'_, PowerState> {
+            Box::pin(async move { self.get().await?.power(action).await })
+        }
+        fn set_boot(&self, boot: Boot) -> BmcFuture<'_, Boot> {
+            Box::pin(async move { self.get().await?.set_boot(boot).await })
+        }
+        fn boot(&self) -> BmcFuture<'_, Boot> {
+            Box::pin(async move { self.get().await?.boot().await })
+        }
+    }
+}

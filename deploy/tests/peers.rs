@@ -1,0 +1,412 @@
+//! `open_bmc` and the bootstrap VM against real peers: OpenIPMI `ipmi_sim`, sushy-emulator's
+//! fake driver (Redfish over HTTPS with a test CA) and libvirt's in-process `test:///default`.
+//!
+//! ipmi_sim and sushy-emulator run on free 127.0.0.1 ports with fresh state directories and are
+//! killed by a Drop guard; `test:///default` keeps its state in this process. A missing peer
+//! skips its test with a message, except under `CI=true`, where it fails.
+
+#![cfg(feature = "run")]
+#![allow(unreachable_pub, reason = "integration test helpers")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use bmc_power::{Boot, BootDevice, Error, PowerAction, PowerState};
+use rhcos_deploy::{Bmc, BmcDriver, Host, Role, open_bmc};
+
+fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
+}
+
+/// True when `program` exists; otherwise explain, and fail under CI.
+fn have(program: &Path) -> bool {
+    let found = if program.is_absolute() {
+        program.exists()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).exists()))
+    };
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{} is required under CI=true",
+            program.display()
+        );
+        eprintln!("skipping: {} not found", program.display());
+    }
+    found
+}
+
+/// A child process killed (and reaped) on drop, with its state directory.
+struct Peer {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+fn host(bmc: Bmc) -> Host {
+    Host {
+        name: "master-0".into(),
+        mac: "52:54:00:12:60:01".parse().unwrap(),
+        role: Role::Master,
+        address: None,
+        install_dev: "/dev/sda".into(),
+        bmc: Some(bmc),
+    }
+}
+
+mod ipmi {
+    use super::*;
+
+    fn ipmi_sim() -> Option<(Peer, u16)> {
+        if !have(Path::new("ipmi_sim")) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port(true);
+        let conf = std::fs::read_to_string(peers_dir().join("ipmi/lan.conf.in"))
+            .unwrap()
+            .replace("@PORT@", &port.to_string())
+            .replace("@STATE@", dir.path().join("chassis").to_str().unwrap())
+            .replace(
+                "@CHASSISCTL@",
+                peers_dir().join("ipmi/chassisctl.sh").to_str().unwrap(),
+            );
+        std::fs::write(dir.path().join("lan.conf"), conf).unwrap();
+        std::fs::create_dir_all(dir.path().join("sim")).unwrap();
+        let child = Command::new("ipmi_sim")
+            .arg("-c")
+            .arg(dir.path().join("lan.conf"))
+            .arg("-f")
+            .arg(peers_dir().join("ipmi/bmc.emu"))
+            .arg("-s")
+            .arg(dir.path().join("sim"))
+            .arg("-n")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Some((Peer { child, dir }, port))
+    }
+
+    fn chassis(peer: &Peer, file: &str) -> String {
+        std::fs::read_to_string(peer.dir.path().join("chassis").join(file))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn ipmi_sim_through_open_bmc() {
+        let Some((peer, port)) = ipmi_sim() else {
+            return;
+        };
+        let bmc = open_bmc(&host(Bmc {
+            driver: BmcDriver::Ipmi,
+            address: format!("127.0.0.1:{port}"),
+            user: "admin".into(),
+            password: Some("password".into()),
+            ..Bmc::default()
+        }))
+        .unwrap()
+        .expect("a host with a bmc gets a driver");
+        // ipmi_sim binds its socket a moment after it starts: ask until it answers.
+        let mut status = bmc.power_status().await;
+        for _ in 0..20 {
+            if status.is_ok() {
+                break;
+            }
+            status = bmc.power_status().await;
+        }
+        assert_eq!(status.unwrap(), PowerState::Off);
+
+        // What `run` does with every host: PXE next, then on, both read back.
+        let boot = bmc.set_boot(Boot::once(BootDevice::Pxe)).await.unwrap();
+        assert_eq!(boot.device, BootDevice::Pxe);
+        assert_eq!(bmc.power(PowerAction::On).await.unwrap(), PowerState::On);
+        assert_eq!(chassis(&peer, "boot"), "pxe");
+        assert_eq!(chassis(&peer, "power"), "1");
+        assert_eq!(bmc.power(PowerAction::Off).await.unwrap(), PowerState::Off);
+        assert_eq!(chassis(&peer, "power"), "0");
+
+        let wrong = open_bmc(&host(Bmc {
+            driver: BmcDriver::Ipmi,
+            address: format!("127.0.0.1:{port}"),
+            user: "admin".into(),
+            password: Some("wrong".into()),
+            ..Bmc::default()
+        }))
+        .unwrap()
+        .unwrap();
+        let e = wrong.power_status().await.unwrap_err();
+        assert!(matches!(e, Error::Authentication { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn no_bmc_is_none() {
+        let mut h = host(Bmc::default());
+        h.bmc = None;
+        assert!(open_bmc(&h).unwrap().is_none());
+    }
+}
+
+#[cfg(feature = "redfish")]
+mod redfish {
+    use super::*;
+    use rhcos_deploy::DeployError;
+    use std::time::Duration;
+
+    const SYSTEM: &str = "22222222-3333-4444-5555-000000000001";
+
+    /// sushy-emulator with the fake driver over HTTPS on a free port.
+    fn sushy() -> Option<(Peer, String)> {
+        let venv =
+            std::env::var("RHCOS_METAL_VENV").unwrap_or_else(|_| "/opt/rhcos-metal-venv".into());
+        let bin = Path::new(&venv).join("bin/sushy-emulator");
+        if !have(&bin) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port(false);
+        let sushy = peers_dir().join("sushy");
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(sushy.join("fake.conf"))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .arg("--ssl-certificate")
+            .arg(sushy.join("tls.crt"))
+            .arg("--ssl-key")
+            .arg(sushy.join("tls.key"))
+            .env("SUSHY_STATE_DIR", dir.path())
+            .env("TMPDIR", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let peer = Peer { child, dir };
+        // Flask takes about half a second to listen.
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some((peer, format!("https://127.0.0.1:{port}")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sushy-emulator did not start");
+    }
+
+    fn redfish(url: &str) -> Bmc {
+        Bmc {
+            driver: BmcDriver::Redfish,
+            address: url.to_owned(),
+            user: "admin".into(),
+            password: Some("password".into()),
+            system: Some(SYSTEM.into()),
+            ca_file: Some(peers_dir().join("sushy/ca.crt")),
+            ..Bmc::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn sushy_https_through_open_bmc() {
+        let Some((peer, url)) = sushy() else {
+            return;
+        };
+        let bmc = open_bmc(&host(redfish(&url))).unwrap().unwrap();
+        assert_eq!(bmc.power_status().await.unwrap(), PowerState::Off);
+        let boot = bmc.set_boot(Boot::once(BootDevice::Pxe)).await.unwrap();
+        assert_eq!(boot.device, BootDevice::Pxe);
+        // The fake driver lands a power change seconds later; power() polls until it has.
+        assert_eq!(bmc.power(PowerAction::On).await.unwrap(), PowerState::On);
+        assert_eq!(bmc.boot().await.unwrap().device, BootDevice::Pxe);
+
+        // `insecure` skips the certificate check; without it or a CA the system store refuses
+        // the test CA.
+        let insecure = Bmc {
+            ca_file: None,
+            insecure: true,
+            ..redfish(&url)
+        };
+        let bmc = open_bmc(&host(insecure)).unwrap().unwrap();
+        assert_eq!(bmc.power_status().await.unwrap(), PowerState::On);
+        let system_store = Bmc {
+            ca_file: None,
+            ..redfish(&url)
+        };
+        let e = open_bmc(&host(system_store))
+            .unwrap()
+            .unwrap()
+            .power_status()
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+
+        let wrong = Bmc {
+            password: Some("wrong".into()),
+            ..redfish(&url)
+        };
+        let e = open_bmc(&host(wrong))
+            .unwrap()
+            .unwrap()
+            .power_status()
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Authentication { .. }), "{e:?}");
+        drop(peer);
+    }
+
+    #[test]
+    fn missing_ca_file_is_a_read_error() {
+        let bmc = Bmc {
+            ca_file: Some(peers_dir().join("sushy/no-such-ca.crt")),
+            ..redfish("https://127.0.0.1:1")
+        };
+        let e = open_bmc(&host(bmc))
+            .err()
+            .expect("no driver without its CA");
+        assert!(matches!(e, DeployError::Read { .. }), "{e:?}");
+    }
+}
+
+#[cfg(feature = "libvirt")]
+mod libvirt {
+    use super::*;
+    use libvirt_templates::{Defined, Libvirt};
+    use rhcos_deploy::{DeployError, Plan, apply_bootstrap, remove_bootstrap};
+
+    const TEST_URI: &str = "test:///default";
+
+    /// libvirt's test driver and its built-in running domain `test`.
+    #[tokio::test]
+    async fn libvirt_test_driver_through_open_bmc() {
+        let bmc = open_bmc(&host(Bmc {
+            driver: BmcDriver::Libvirt,
+            address: "test".into(),
+            uri: Some(TEST_URI.into()),
+            ..Bmc::default()
+        }))
+        .unwrap()
+        .unwrap();
+        assert_eq!(bmc.power(PowerAction::Off).await.unwrap(), PowerState::Off);
+        let boot = bmc.set_boot(Boot::once(BootDevice::Pxe)).await.unwrap();
+        assert_eq!(boot.device, BootDevice::Pxe);
+        assert_eq!(bmc.power(PowerAction::On).await.unwrap(), PowerState::On);
+        assert_eq!(bmc.boot().await.unwrap().device, BootDevice::Pxe);
+        let disk = bmc.set_boot(Boot::once(BootDevice::Disk)).await.unwrap();
+        assert_eq!(disk.device, BootDevice::Disk);
+
+        // The connection opens on first use, so a wrong domain shows up there.
+        let missing = open_bmc(&host(Bmc {
+            driver: BmcDriver::Libvirt,
+            address: format!("no-such-domain-{}", std::process::id()),
+            uri: Some(TEST_URI.into()),
+            ..Bmc::default()
+        }))
+        .unwrap()
+        .unwrap();
+        let e = missing.power_status().await.unwrap_err();
+        assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    }
+
+    fn plan(assets: &Path, name: &str) -> Plan {
+        let text = format!(
+            r#"
+[cluster]
+name = "{name}"
+base_domain = "example.test"
+assets = "{}"
+
+[images]
+stream = "file:///nonexistent/stream.json"
+
+[provisioning]
+interface = "lo"
+address = "172.22.0.1"
+
+[bootstrap]
+libvirt_uri = "{TEST_URI}"
+image = "/var/lib/libvirt/images/{name}-bootstrap.qcow2"
+mac = "52:54:00:7e:00:0a"
+address = "192.168.126.10"
+memory_mib = 256
+vcpus = 1
+"#,
+            assets.display()
+        );
+        Plan::parse(&text, "test.toml").unwrap()
+    }
+
+    #[test]
+    fn libvirt_test_driver_bootstrap_apply_is_idempotent_and_removed() {
+        let assets = tempfile::tempdir().unwrap();
+        std::fs::write(assets.path().join("bootstrap.ign"), "{}").unwrap();
+        let name = format!("t{}b", std::process::id());
+        let plan = plan(assets.path(), &name);
+        // The test driver's state lives while a connection is open: keep one for the checks.
+        let lv = Libvirt::open(TEST_URI).unwrap();
+        let domain = format!("{name}-bootstrap");
+
+        let first = apply_bootstrap(&plan).unwrap().unwrap();
+        assert_eq!(
+            (first.network.as_str(), first.domain.as_str()),
+            (name.as_str(), domain.as_str())
+        );
+        assert_eq!(first.network_change, Defined::Created);
+        assert_eq!(first.domain_change, Some(Defined::Created));
+        assert_eq!(lv.network_active(&name).unwrap(), Some(true));
+        assert_eq!(lv.domain_active(&domain).unwrap(), Some(true));
+        let xml = lv.domain_xml(&domain).unwrap().value.to_xml().unwrap();
+        let ignition = assets.path().join("bootstrap.ign");
+        assert!(
+            xml.contains(&format!(
+                r#"<entry name="opt/com.coreos/config" file="{}"/>"#,
+                ignition.display()
+            )),
+            "{xml}"
+        );
+
+        // Again: the running VM is left alone.
+        let again = apply_bootstrap(&plan).unwrap().unwrap();
+        assert_eq!(again.network_change, Defined::Updated);
+        assert_eq!(again.domain_change, None);
+        // A stopped VM is redefined and started.
+        assert!(lv.stop_domain(&domain).unwrap());
+        let restarted = apply_bootstrap(&plan).unwrap().unwrap();
+        assert_eq!(restarted.domain_change, Some(Defined::Updated));
+        assert_eq!(lv.domain_active(&domain).unwrap(), Some(true));
+
+        assert!(remove_bootstrap(&plan).unwrap());
+        assert_eq!(lv.network_active(&name).unwrap(), None);
+        assert_eq!(lv.domain_active(&domain).unwrap(), None);
+        assert!(!remove_bootstrap(&plan).unwrap());
+
+        // Without its Ignition config nothing is defined.
+        std::fs::remove_file(&ignition).unwrap();
+        let e = apply_bootstrap(&plan).unwrap_err();
+        assert!(matches!(e, DeployError::Read { .. }), "{e:?}");
+        assert_eq!(lv.network_active(&name).unwrap(), None);
+    }
+}

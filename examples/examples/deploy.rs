@@ -1,0 +1,257 @@
+//! Deploys RHCOS on bare metal from a plan file.
+//!
+//! `cargo run --release --example deploy -- --plan deploy.toml` fetches and verifies the
+//! images, brings up the bootstrap VM (with `--features libvirt`), serves DHCP, TFTP and HTTP on
+//! the provisioning network, powers every host on through its BMC and follows each one to
+//! "installed", then prints the timeline. It exits non-zero if any host failed, timed out or
+//! was interrupted (Ctrl-C). `--dry-run` only shows what it would do. `examples/deploy.toml.example`
+//! is a documented plan.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use examples::DownloadBars;
+use rhcos_deploy::{Artifacts, Phase, Plan, Timeline};
+
+#[derive(Parser)]
+#[command(about = "Deploy RHCOS on bare metal from a plan file")]
+struct Args {
+    /// The deployment plan (TOML; see examples/deploy.toml.example).
+    #[arg(long)]
+    plan: PathBuf,
+    /// Check the plan and print what would be done, the libvirt XML and every host's iPXE
+    /// script, without fetching, binding or powering anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Stop and remove the bootstrap VM and its network (once the cluster has bootstrapped),
+    /// then exit.
+    #[arg(long, conflicts_with = "dry_run")]
+    remove_bootstrap: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match deploy(Args::parse()).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn deploy(args: Args) -> Result<bool> {
+    // Plan errors carry the file and key path: "deploy.toml: at `hosts[1].mac`: ...".
+    let plan = Plan::load(&args.plan)?;
+    if args.dry_run {
+        dry_run(&plan)?;
+        return Ok(true);
+    }
+    if args.remove_bootstrap {
+        return remove_bootstrap(&plan).await;
+    }
+
+    let start = Instant::now();
+    println!("fetching images into {}", plan.images.cache.display());
+    let artifacts = tokio::select! {
+        fetched = rhcos_deploy::fetch_artifacts(&plan, DownloadBars::default()) => fetched?,
+        () = interrupted() => {
+            // The cache only ever holds verified files under their final names.
+            println!("interrupted while fetching images");
+            return Ok(false);
+        }
+    };
+    apply_bootstrap(&plan).await?;
+    println!(
+        "serving {} host(s) on {} ({}:{}); Ctrl-C stops",
+        plan.hosts.len(),
+        plan.provisioning.interface,
+        plan.provisioning.address,
+        plan.provisioning.http_port
+    );
+    let outcome = rhcos_deploy::run(&plan, &artifacts, progress(start), async {
+        interrupted().await;
+        println!("interrupted: stopping the servers");
+    })
+    .await?;
+    println!("\n{}", outcome.timeline.render_table());
+    Ok(outcome.success)
+}
+
+/// Resolves on Ctrl-C; never, if the handler cannot be installed.
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Prints a line whenever a host reaches a new phase or fails.
+fn progress(start: Instant) -> impl FnMut(&Timeline) {
+    let mut seen: HashMap<String, (Option<Phase>, bool)> = HashMap::new();
+    move |t: &Timeline| {
+        for h in t.hosts() {
+            let now = (h.last_phase(), h.failure.is_some());
+            if seen.get(&h.name) == Some(&now) {
+                continue;
+            }
+            seen.insert(h.name.clone(), now);
+            let what = match (&h.failure, h.last_phase()) {
+                (Some(why), _) => format!("failed: {why}"),
+                (None, Some(p)) => p.label().to_owned(),
+                (None, None) => continue,
+            };
+            println!(
+                "[{:>7.1}s] {:<12} {} {}",
+                start.elapsed().as_secs_f64(),
+                h.name,
+                h.mac,
+                what
+            );
+        }
+    }
+}
+
+#[cfg(feature = "libvirt")]
+async fn apply_bootstrap(plan: &Plan) -> Result<()> {
+    if plan.bootstrap.is_none() {
+        return Ok(());
+    }
+    let p = plan.clone();
+    let applied = tokio::task::spawn_blocking(move || rhcos_deploy::apply_bootstrap(&p))
+        .await?
+        .context("bootstrap vm")?;
+    if let Some(a) = applied {
+        let domain = match a.domain_change {
+            Some(change) => format!("{change:?}, started"),
+            None => "already running".to_owned(),
+        };
+        println!(
+            "bootstrap vm {} ({domain}) on network {} ({:?})",
+            a.domain, a.network, a.network_change
+        );
+    }
+    Ok(())
+}
+
+#[cfg(feature = "libvirt")]
+async fn remove_bootstrap(plan: &Plan) -> Result<bool> {
+    let p = plan.clone();
+    let removed = tokio::task::spawn_blocking(move || rhcos_deploy::remove_bootstrap(&p))
+        .await?
+        .context("bootstrap vm")?;
+    println!(
+        "{}",
+        if removed {
+            "removed the bootstrap vm and its network"
+        } else {
+            "no bootstrap vm or network to remove"
+        }
+    );
+    Ok(true)
+}
+
+#[cfg(not(feature = "libvirt"))]
+async fn apply_bootstrap(plan: &Plan) -> Result<()> {
+    anyhow::ensure!(
+        plan.bootstrap.is_none(),
+        "the plan has [bootstrap], but this build has no libvirt support: \
+         build with `--features libvirt` (needs libvirt-dev) or remove [bootstrap]"
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "libvirt"))]
+async fn remove_bootstrap(_: &Plan) -> Result<bool> {
+    anyhow::bail!("this build has no libvirt support: build with `--features libvirt`")
+}
+
+/// Prints what a deployment would do, without doing any of it.
+fn dry_run(plan: &Plan) -> Result<()> {
+    let c = &plan.cluster;
+    let p = &plan.provisioning;
+    println!("cluster {}.{}", c.name, c.base_domain);
+    println!("  ignition assets  {}", c.assets.display());
+    println!("images ({})", plan.images.arch);
+    if let Some(stream) = &plan.images.stream {
+        println!("  stream           {stream}");
+    }
+    if let Some(mirror) = &plan.images.mirror {
+        println!("  mirror           {}", mirror.display());
+    }
+    println!("  verified into    {}", plan.images.cache.display());
+    println!(
+        "provisioning on {} ({}/{})",
+        p.interface, p.address, p.prefix
+    );
+    let pool = p
+        .dhcp_range
+        .map_or("reservations only".to_owned(), |(a, b)| {
+            format!("pool {a}..{b}")
+        });
+    println!(
+        "  dhcp             :67 on {}, {pool}, chain {:?}",
+        p.interface, p.chain
+    );
+    println!("  tftp             {}:69 (iPXE binaries)", p.address);
+    let base = format!("http://{}:{}", p.address, p.http_port);
+    println!("  http             {base}");
+    if let Some(prefix) = p.ipv6_ra_prefix {
+        println!("  router adverts   {prefix}/64");
+    }
+    println!("hosts (install limit {}s)", plan.timeouts.install_secs);
+    for h in &plan.hosts {
+        let role = h.role.asset().unwrap_or("introspect");
+        let address = h.address.map_or("pool".to_owned(), |a| a.to_string());
+        let bmc = h
+            .bmc
+            .as_ref()
+            .map_or("no bmc: power on by hand".to_owned(), |b| {
+                format!("{} {}", b.driver.name(), b.address)
+            });
+        println!(
+            "  {:<12} {} {:<10} {:<15} {:<10} {bmc}",
+            h.name, h.mac, role, address, h.install_dev
+        );
+    }
+
+    match rhcos_deploy::bootstrap_cluster(plan)? {
+        Some(cluster) => {
+            let b = plan.bootstrap.as_ref().context("bootstrap")?;
+            println!(
+                "bootstrap vm {} on network {} through {}",
+                cluster.bootstrap.name, cluster.network.name, b.libvirt_uri
+            );
+            if let Some(ignition) = rhcos_deploy::bootstrap_ignition(plan) {
+                println!("  ignition         {} (fw_cfg)", ignition.display());
+            }
+            println!("\n--- network {} ---", cluster.network.name);
+            println!("{}", cluster.network.to_xml()?);
+            println!("\n--- domain {} ---", cluster.bootstrap.name);
+            println!("{}", cluster.bootstrap.to_xml()?);
+        }
+        None => println!("no bootstrap vm"),
+    }
+
+    // Artifacts are served under their sha256, known only after the fetch.
+    let artifacts = Artifacts {
+        root: plan.images.cache.clone(),
+        kernel: "/SHA256-OF-KERNEL".into(),
+        initramfs: "/SHA256-OF-INITRAMFS".into(),
+        rootfs: Some("/SHA256-OF-ROOTFS".into()),
+        image: "/SHA256-OF-METAL-IMAGE".into(),
+        ipxe_dir: PathBuf::from("/usr/lib/ipxe"),
+    };
+    let scripts = rhcos_deploy::ipxe_scripts(plan, &artifacts, &base)?;
+    for h in &plan.hosts {
+        if let Some(script) = scripts.get(&h.mac) {
+            println!("\n--- {base}/ipxe?mac={} ({}) ---", h.mac.hexhyp(), h.name);
+            print!("{}", String::from_utf8_lossy(script));
+        }
+    }
+    Ok(())
+}
