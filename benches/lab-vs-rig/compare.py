@@ -134,10 +134,10 @@ def f(v):
 def ratio(rig_v, lab_v):
     if rig_v is None or lab_v is None:
         return "-"
-    if lab_v < 0.005 and rig_v < 0.005:
-        return "="
+    if lab_v < 0.02 and rig_v < 0.02:
+        return "tie (both < 20 ms)"
     if lab_v < 0.005:
-        return "∞"
+        return "lab < 5 ms"
     return f"{rig_v / lab_v:.2f}x"
 
 

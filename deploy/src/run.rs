@@ -527,6 +527,24 @@ pub async fn run(
     timeline.classify(artifacts.initramfs.clone(), Phase::Initramfs);
     timeline.classify(artifacts.image.clone(), Phase::Image);
     timeline.classify("/ipxe", Phase::Script);
+    // The bootstrap VM first: the hosts' Ignition configs point at its Machine Config Server.
+    #[cfg(feature = "libvirt")]
+    if plan.bootstrap.is_some() {
+        let p = plan.clone();
+        let applied = tokio::task::spawn_blocking(move || crate::apply_bootstrap(&p))
+            .await
+            .map_err(|e| DeployError::Plan(format!("bootstrap task failed: {e}")))??;
+        if let Some(a) = applied {
+            tracing::info!(domain = %a.domain, network = %a.network, "bootstrap vm running");
+        }
+    }
+    #[cfg(not(feature = "libvirt"))]
+    if plan.bootstrap.is_some() {
+        return Err(DeployError::Plan(
+            "the plan has [bootstrap], but rhcos-deploy was built without its `libvirt` feature"
+                .into(),
+        ));
+    }
     let servers = start_servers(plan, artifacts, hub.clone()).await?;
 
     // Power every host on at once: boot from the network next, then on, each read back.

@@ -7,7 +7,6 @@
 //! was interrupted (Ctrl-C). `--dry-run` only shows what it would do. `examples/deploy.toml.example`
 //! is a documented plan.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -15,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use examples::DownloadBars;
-use rhcos_deploy::{Artifacts, Phase, Plan, Timeline};
+use rhcos_deploy::{Artifacts, Plan};
 
 #[derive(Parser)]
 #[command(about = "Deploy RHCOS on bare metal from a plan file")]
@@ -60,13 +59,12 @@ async fn deploy(args: Args) -> Result<bool> {
     println!("fetching images into {}", plan.images.cache.display());
     let artifacts = tokio::select! {
         fetched = rhcos_deploy::fetch_artifacts(&plan, DownloadBars::default()) => fetched?,
-        () = interrupted() => {
+        () = examples::interrupted() => {
             // The cache only ever holds verified files under their final names.
             println!("interrupted while fetching images");
             return Ok(false);
         }
     };
-    apply_bootstrap(&plan).await?;
     println!(
         "serving {} host(s) on {} ({}:{}); Ctrl-C stops",
         plan.hosts.len(),
@@ -74,68 +72,13 @@ async fn deploy(args: Args) -> Result<bool> {
         plan.provisioning.address,
         plan.provisioning.http_port
     );
-    let outcome = rhcos_deploy::run(&plan, &artifacts, progress(start), async {
-        interrupted().await;
+    let outcome = rhcos_deploy::run(&plan, &artifacts, examples::phase_printer(start), async {
+        examples::interrupted().await;
         println!("interrupted: stopping the servers");
     })
     .await?;
     println!("\n{}", outcome.timeline.render_table());
     Ok(outcome.success)
-}
-
-/// Resolves on Ctrl-C; never, if the handler cannot be installed.
-async fn interrupted() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// Prints a line whenever a host reaches a new phase or fails.
-fn progress(start: Instant) -> impl FnMut(&Timeline) {
-    let mut seen: HashMap<String, (Option<Phase>, bool)> = HashMap::new();
-    move |t: &Timeline| {
-        for h in t.hosts() {
-            let now = (h.last_phase(), h.failure.is_some());
-            if seen.get(&h.name) == Some(&now) {
-                continue;
-            }
-            seen.insert(h.name.clone(), now);
-            let what = match (&h.failure, h.last_phase()) {
-                (Some(why), _) => format!("failed: {why}"),
-                (None, Some(p)) => p.label().to_owned(),
-                (None, None) => continue,
-            };
-            println!(
-                "[{:>7.1}s] {:<12} {} {}",
-                start.elapsed().as_secs_f64(),
-                h.name,
-                h.mac,
-                what
-            );
-        }
-    }
-}
-
-#[cfg(feature = "libvirt")]
-async fn apply_bootstrap(plan: &Plan) -> Result<()> {
-    if plan.bootstrap.is_none() {
-        return Ok(());
-    }
-    let p = plan.clone();
-    let applied = tokio::task::spawn_blocking(move || rhcos_deploy::apply_bootstrap(&p))
-        .await?
-        .context("bootstrap vm")?;
-    if let Some(a) = applied {
-        let domain = match a.domain_change {
-            Some(change) => format!("{change:?}, started"),
-            None => "already running".to_owned(),
-        };
-        println!(
-            "bootstrap vm {} ({domain}) on network {} ({:?})",
-            a.domain, a.network, a.network_change
-        );
-    }
-    Ok(())
 }
 
 #[cfg(feature = "libvirt")]
@@ -153,16 +96,6 @@ async fn remove_bootstrap(plan: &Plan) -> Result<bool> {
         }
     );
     Ok(true)
-}
-
-#[cfg(not(feature = "libvirt"))]
-async fn apply_bootstrap(plan: &Plan) -> Result<()> {
-    anyhow::ensure!(
-        plan.bootstrap.is_none(),
-        "the plan has [bootstrap], but this build has no libvirt support: \
-         build with `--features libvirt` (needs libvirt-dev) or remove [bootstrap]"
-    );
-    Ok(())
 }
 
 #[cfg(not(feature = "libvirt"))]
@@ -193,10 +126,11 @@ fn dry_run(plan: &Plan) -> Result<()> {
         .map_or("reservations only".to_owned(), |(a, b)| {
             format!("pool {a}..{b}")
         });
-    println!(
-        "  dhcp             :67 on {}, {pool}, chain {:?}",
-        p.interface, p.chain
-    );
+    let chain = match p.chain {
+        rhcos_deploy::Chain::Trust => "iPXE clients get the script URL at once",
+        rhcos_deploy::Chain::Stateful => "BIOS clients chainload undionly.kpxe first",
+    };
+    println!("  dhcp             :67 on {}, {pool}; {chain}", p.interface);
     println!("  tftp             {}:69 (iPXE binaries)", p.address);
     let base = format!("http://{}:{}", p.address, p.http_port);
     println!("  http             {base}");
@@ -214,7 +148,7 @@ fn dry_run(plan: &Plan) -> Result<()> {
                 format!("{} {}", b.driver.name(), b.address)
             });
         println!(
-            "  {:<12} {} {:<10} {:<15} {:<10} {bmc}",
+            "  {:<12} {} {:<10} {:<15} {:<12} {bmc}",
             h.name, h.mac, role, address, h.install_dev
         );
     }

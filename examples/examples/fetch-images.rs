@@ -8,17 +8,12 @@
 //!
 //! Prints one line per artifact (name, sizes, hashes, path) and exits non-zero if any failed.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use rhcos_images::{
-    Cache, Fetcher, Kind, Location, Metadata, Options, Progress, ProgressEvent, Request, Source,
-};
+use rhcos_images::{Cache, Fetcher, Kind, Location, Metadata, Options, Request, Source};
 
 /// Fetch and verify RHCOS/FCOS artifacts into a content-addressed cache.
 #[derive(Parser, Debug)]
@@ -72,72 +67,6 @@ struct Args {
     quiet: bool,
 }
 
-/// Renders progress events as one indicatif bar per artifact.
-struct Bars {
-    multi: MultiProgress,
-    bars: Mutex<HashMap<String, ProgressBar>>,
-    hidden: bool,
-}
-
-impl Bars {
-    fn bar(&self, name: &str) -> ProgressBar {
-        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
-        bars.entry(name.to_owned())
-            .or_insert_with(|| {
-                if self.hidden {
-                    return ProgressBar::hidden();
-                }
-                let style = ProgressStyle::with_template(
-                    "{msg:40!} {bar:30} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-                let pb = self.multi.add(ProgressBar::new(0).with_style(style));
-                pb.set_message(name.to_owned());
-                pb
-            })
-            .clone()
-    }
-}
-
-impl Progress for Bars {
-    fn event(&self, event: &ProgressEvent<'_>) {
-        match event {
-            ProgressEvent::Started { name, total } => {
-                let pb = self.bar(name);
-                pb.set_length(total.unwrap_or(0));
-                pb.set_position(0);
-            }
-            ProgressEvent::Advanced { name, done, total } => {
-                let pb = self.bar(name);
-                if let Some(t) = total {
-                    pb.set_length(*t);
-                }
-                pb.set_position(*done);
-            }
-            ProgressEvent::Retrying {
-                name,
-                attempt,
-                error,
-            } => {
-                let _ = self
-                    .multi
-                    .println(format!("{name}: attempt {attempt} after: {error}"));
-            }
-            ProgressEvent::Restarted { name, reason } => {
-                let _ = self
-                    .multi
-                    .println(format!("{name}: restarting from zero: {reason}"));
-            }
-            ProgressEvent::Cached { name } => {
-                self.bar(name)
-                    .finish_with_message(format!("{name} (cached)"));
-            }
-            ProgressEvent::Finished { name } => self.bar(name).finish(),
-            _ => {}
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(Args::parse()).await {
@@ -162,10 +91,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         read_timeout: Duration::from_secs(args.stall_timeout),
         ..Options::default()
     };
-    let bars = Bars {
-        multi: MultiProgress::new(),
-        bars: Mutex::new(HashMap::new()),
-        hidden: args.quiet,
+    let bars = if args.quiet {
+        examples::DownloadBars::hidden()
+    } else {
+        examples::DownloadBars::default()
     };
     let fetcher = Fetcher::new(options)?.with_progress(bars);
 

@@ -5,7 +5,6 @@
 //! that is introspected), deploys them with the same code as a real deployment, checks every
 //! disk, prints the timeline and removes everything again, also on failure or Ctrl-C.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -13,7 +12,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use rhcos_deploy::lab::{Accel, Firmware, Lab, LabConfig, LabHost, VmSpec};
-use rhcos_deploy::{Phase, Timeline};
 
 #[derive(Parser)]
 #[command(about = "PXE-boot throwaway VMs through rhcos-metal and check their disks")]
@@ -82,39 +80,6 @@ fn ensure_packages() -> Result<()> {
     Ok(())
 }
 
-/// Prints one line whenever a host reaches a new phase.
-fn progress(start: Instant) -> impl FnMut(&Timeline) {
-    let mut seen: HashMap<String, Phase> = HashMap::new();
-    move |t: &Timeline| {
-        for h in t.hosts() {
-            if let Some(p) = h.last_phase() {
-                if seen.get(&h.name) != Some(&p) {
-                    seen.insert(h.name.clone(), p);
-                    println!(
-                        "[{:>6.1}s] {:<8} {} {}",
-                        start.elapsed().as_secs_f64(),
-                        h.name,
-                        h.mac,
-                        p.label()
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 fn main() -> Result<ExitCode> {
     let args = Args::parse();
     ensure_packages()?;
@@ -134,7 +99,7 @@ fn main() -> Result<ExitCode> {
         tokio::pin!(build);
         tokio::select! {
             built = &mut build => Ok(Some(built??)),
-            () = interrupted() => {
+            () = examples::interrupted() => {
                 println!("interrupted: removing the lab");
                 drop(build.await??);
                 Ok::<_, anyhow::Error>(None)
@@ -145,8 +110,8 @@ fn main() -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let start = Instant::now();
-    let report = lab.deploy(progress(start), async {
-        interrupted().await;
+    let report = lab.deploy(examples::phase_printer(start), async {
+        examples::interrupted().await;
         println!("interrupted: stopping and removing the lab");
     })?;
     println!("\n{}", report.outcome.timeline.render_table());

@@ -3,8 +3,49 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use std::time::Instant;
+
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use rhcos_deploy::{Phase, Timeline};
 use rhcos_images::{Progress, ProgressEvent};
+
+/// Prints a line whenever a host reaches a new phase or fails: the live view of a deployment.
+pub fn phase_printer(start: Instant) -> impl FnMut(&Timeline) {
+    let mut seen: HashMap<String, (Option<Phase>, bool)> = HashMap::new();
+    move |t: &Timeline| {
+        for h in t.hosts() {
+            let now = (h.last_phase(), h.failure.is_some());
+            if seen.get(&h.name) == Some(&now) {
+                continue;
+            }
+            seen.insert(h.name.clone(), now);
+            let what = match (&h.failure, h.last_phase()) {
+                (Some(why), _) => format!("failed: {why}"),
+                (None, Some(p)) => p.label().to_owned(),
+                (None, None) => continue,
+            };
+            println!(
+                "[{:>7.1}s] {:<12} {} {}",
+                start.elapsed().as_secs_f64(),
+                h.name,
+                h.mac,
+                what
+            );
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM; never, if no handler can be installed.
+pub async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
 
 /// Renders image download progress as one indicatif bar per artifact.
 #[derive(Debug, Default)]
@@ -14,6 +55,14 @@ pub struct DownloadBars {
 }
 
 impl DownloadBars {
+    /// Bars that draw nothing (`--quiet`); retries and restarts are not printed either.
+    pub fn hidden() -> Self {
+        DownloadBars {
+            multi: MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden()),
+            bars: Mutex::default(),
+        }
+    }
+
     fn bar(&self, name: &str) -> ProgressBar {
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         bars.entry(name.to_owned())

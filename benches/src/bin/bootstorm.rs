@@ -528,3 +528,52 @@ async fn main() -> Result<()> {
     println!("{summary}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 7];
+
+    fn check(script: &str, expected: ScriptUrls) {
+        assert_eq!(
+            script_urls(script, "http://10.99.0.1:8080/boot.ipxe", MAC),
+            expected
+        );
+    }
+
+    #[test]
+    fn follows_the_chain_script() {
+        check(
+            "#!ipxe\nchain http://10.99.0.1:8080/ipxe?mac=${mac:hexhyp}&uuid=${uuid}&arch=${buildarch}&platform=${platform} || goto failed\n",
+            ScriptUrls {
+                chain: Some(
+                    "http://10.99.0.1:8080/ipxe?mac=02-bb-00-00-00-07&uuid=&arch=i386&platform=pcbios"
+                        .into(),
+                ),
+                ..Default::default()
+            },
+        );
+    }
+
+    #[test]
+    fn reads_the_host_script() {
+        check(
+            "kernel http://10.99.0.1:8080/kernel initrd=main coreos.inst.ignition_url=http://10.99.0.1:8080/ignition?mac=${mac:hexhyp} || goto failed\n\
+             initrd --name main http://10.99.0.1:8080/initramfs.img || goto failed\n",
+            ScriptUrls {
+                chain: None,
+                kernel: Some("http://10.99.0.1:8080/kernel".into()),
+                initrd: Some("http://10.99.0.1:8080/initramfs.img".into()),
+                ignition: Some("http://10.99.0.1:8080/ignition?mac=02-bb-00-00-00-07".into()),
+            },
+        );
+        check(
+            "initrd /initrd.img\n",
+            ScriptUrls {
+                initrd: Some("http://10.99.0.1:8080/initrd.img".into()),
+                ..Default::default()
+            },
+        );
+    }
+}
