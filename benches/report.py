@@ -202,7 +202,8 @@ if ok:
             "ours+cache": "fetch-images --dest DIR (temp, verify, fsync, rename)"}
     md += ["| contender | what | seconds | raw MB/s | gz MB/s | peak RSS |", "|---|---|---|---|---|---|"]
     for name, s, rawm, gzm, rss in rows:
-        md.append(f"| {name} | `{what.get(name, '')}` | {s} | {rawm} | {gzm} | {rss.strip()} |")
+        cell = what.get(name, "").replace("|", "\\|")
+        md.append(f"| {name} | `{cell}` | {s} | {rawm} | {gzm} | {rss.strip()} |")
     md.append("")
     for r in re.findall(r"^ratio .*$", text, re.M):
         md.append(f"- {r}")

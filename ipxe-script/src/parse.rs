@@ -129,7 +129,9 @@ pub fn parse(input: &str) -> Parsed {
         lines: Vec::new(),
     };
     let mut rest = &logical[..];
-    match logical.first().map(|(_, l)| l.trim_end_matches(is_space)) {
+    // Tolerant: a magic line with stray blanks around it is still the magic line (rendering
+    // writes it at column 0, where iPXE looks for it).
+    match logical.first().map(|(_, l)| l.trim_matches(is_space)) {
         Some("#!ipxe") => {
             script.magic = Magic::Ipxe;
             rest = &logical[1..];
@@ -567,5 +569,16 @@ mod tests {
             "line 2: kept verbatim: a token is unsafe: the `${` at byte 0 is never closed by `}`"
         );
         assert_eq!(p.script.render(), "echo no magic\n{% if x %}\nkernel\n");
+    }
+
+    /// Found by the `ipxe_parse` fuzz target: an indented magic line used to parse as a comment
+    /// that rendered back as the magic line, so parse -> render -> parse changed the script.
+    #[test]
+    fn indented_magic_is_the_magic_line() {
+        for input in [" #!ipxe\n", "\t#!ipxe \necho hi\n", "\x0b#!gpxe\n"] {
+            let p = parse(input);
+            assert_ne!(p.script.magic, Magic::Missing, "{input:?}");
+            assert_eq!(parse(&p.script.render()).script, p.script, "{input:?}");
+        }
     }
 }

@@ -1,0 +1,20 @@
+//! iPXE scripts can be fetched over HTTP (an existing `boot.ipxe` to read back or convert),
+//! so the tolerant parser sees untrusted text.
+//!
+//! Run with `cargo +nightly fuzz run ipxe_parse`; seed the corpus with
+//! `ipxe-script/tests/fixtures/`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let first = ipxe_script::parse(text).script;
+    // `parse` documents that its result is a fixed point of render and parse.
+    let rendered = first.render();
+    let second = ipxe_script::parse(&rendered).script;
+    assert_eq!(second, first, "rendered:\n{rendered}");
+    assert_eq!(second.render(), rendered, "render is stable");
+});
