@@ -43,9 +43,18 @@ else
 fi
 
 echo "building the benchmark binaries (release)" >&2
-(cd "$ROOT" && cargo build --release -q -p benches --bin pxe-serve --bin tftp-get --bin dhcp-server \
-    --bin bootstorm --bin bootstorm-server && cargo build --release -q -p examples --example fetch-images --example lab) \
-    || { echo "build failed" >&2; exit 1; }
+BUILD_NOTE=
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+if ! (cd "$ROOT" && cargo build --release -q -p benches --bin pxe-serve --bin tftp-get --bin dhcp-server \
+    --bin bootstorm --bin bootstorm-server && cargo build --release -q -p examples --example fetch-images --example lab); then
+    # The working tree can be mid-edit; binaries from the last good build are still a valid run,
+    # and RESULTS.md says so.
+    for b in pxe-serve tftp-get dhcp-server bootstorm bootstorm-server examples/fetch-images examples/lab; do
+        [ -x "$BIN/$b" ] || { echo "build failed and $BIN/$b is missing" >&2; exit 1; }
+    done
+    BUILD_NOTE="build of the working tree failed; ran the binaries of the last good build ($(date -u -r "$BIN/bootstorm-server" +%H:%M:%SZ))"
+    echo "WARNING: $BUILD_NOTE" >&2
+fi
 
 # Machine description, taken now so it describes this run.
 {
@@ -55,6 +64,7 @@ echo "building the benchmark binaries (release)" >&2
     echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
     echo "kernel: $(uname -srm)"
     echo "loadavg_start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    [ -n "$BUILD_NOTE" ] && echo "note: $BUILD_NOTE"
     echo "git: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
     echo "free -g:"
     free -g

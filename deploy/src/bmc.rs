@@ -13,7 +13,7 @@ use crate::run::DeployError;
 ///
 /// # Errors
 /// [`DeployError::Bmc`] when the driver rejects its configuration (a bad URL or CA bundle),
-/// [`DeployError::Read`] when the Redfish CA file cannot be read, and [`DeployError::Plan`] when
+/// [`DeployError::Read`] when the Redfish CA file cannot be read, and [`DeployError::MissingFeature`] when
 /// the driver is not built in (features `redfish` and `libvirt`).
 pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, DeployError> {
     let Some(b) = &host.bmc else { return Ok(None) };
@@ -74,12 +74,10 @@ pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, DeployError> {
             unreachable_patterns,
             reason = "reachable unless every driver is built in"
         )]
-        other => Err(DeployError::Plan(format!(
-            "host {}: the {} bmc driver needs rhcos-deploy's `{}` feature",
-            host.name,
-            other.name(),
-            other.name()
-        ))),
+        other => Err(DeployError::MissingFeature {
+            what: format!("host {}'s {} bmc", host.name, other.name()),
+            feature: other.name(),
+        }),
     }
 }
 

@@ -178,6 +178,6 @@ mod apply {
     }
 
     fn layout(plan: &Plan) -> Result<Option<libvirt_templates::Cluster>, DeployError> {
-        bootstrap_cluster(plan).map_err(|e| DeployError::Plan(e.to_string()))
+        Ok(bootstrap_cluster(plan)?)
     }
 }

@@ -13,9 +13,53 @@
 //!   [`remove_bootstrap`] for the bootstrap VM (needs libvirt-dev to build).
 //! - `lab`: [`lab`], a throwaway lab of QEMU VMs behind ipmi_sim BMCs on this machine (root only).
 //!
+//! # Key types
+//! - [`Plan`]: the deployment file. Mistakes are reported with the key path that holds them.
+//! - [`Timeline`]: one row per host, built from the DHCP, TFTP, HTTP, Ignition, introspection
+//!   and BMC events, with a plain-text summary table.
+//! - [`run`] (feature `run`): the deployment, given [`Artifacts`] from [`fetch_artifacts`].
+//! - [`lab::Lab`] (feature `lab`): throwaway VMs to deploy instead of hardware.
+//!
 //! # Example
 //! ```
-//! assert_eq!(rhcos_deploy::lab_feature_enabled(), cfg!(feature = "lab"));
+//! use rhcos_deploy::{Plan, Role};
+//!
+//! let plan = Plan::parse(r#"
+//!     [cluster]
+//!     name = "ocp"
+//!     base_domain = "example.com"
+//!     assets = "/srv/ocp"
+//!     [images]
+//!     stream = "file:///srv/rhcos/stream.json"
+//!     [provisioning]
+//!     interface = "eno2"
+//!     address = "172.22.0.1"
+//!     dhcp_range = ["172.22.0.100", "172.22.0.199"]
+//!     [[hosts]]
+//!     name = "master-0"
+//!     mac = "52:54:00:12:60:01"
+//!     role = "master"
+//! "#, "plan.toml")?;
+//! assert_eq!(plan.hosts[0].role, Role::Master);
+//!
+//! // A mistake names the key that holds it.
+//! let bad = Plan::parse(r#"
+//!     [cluster]
+//!     name = "ocp"
+//!     base_domain = "example.com"
+//!     assets = "/srv/ocp"
+//!     [images]
+//!     stream = "stream.json"
+//!     [provisioning]
+//!     interface = "eno2"
+//!     address = "172.22.0.1"
+//!     [[hosts]]
+//!     name = "master-0"
+//!     mac = "52:54:00:12:60:zz"
+//!     role = "master"
+//! "#, "plan.toml").unwrap_err();
+//! assert!(bad.to_string().contains("hosts[0].mac"), "{bad}");
+//! # Ok::<(), rhcos_deploy::PlanError>(())
 //! ```
 //!
 //! # What it does not do
@@ -52,8 +96,3 @@ pub use run::{
     Artifacts, DeployError, Outcome, Servers, fetch_artifacts, ipxe_scripts, run, start_servers,
 };
 pub use timeline::{HostTimeline, Phase, Span, Timeline};
-
-/// Whether this build includes the [`lab`] module.
-pub fn lab_feature_enabled() -> bool {
-    cfg!(feature = "lab")
-}

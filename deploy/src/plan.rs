@@ -127,6 +127,14 @@ pub struct Provisioning {
     /// after that transfer (for NIC ROMs that are not iPXE but cannot be told apart).
     #[serde(default)]
     pub chain: Chain,
+    /// The iPXE binary x86-64 UEFI firmware gets over TFTP (or HTTP boot): `snponly.efi`
+    /// (default: uses the firmware's NIC driver) or `ipxe.efi` (iPXE's own drivers).
+    #[serde(default = "default_efi_boot_file")]
+    pub efi_boot_file: String,
+}
+
+fn default_efi_boot_file() -> String {
+    "snponly.efi".into()
 }
 
 /// See [`Provisioning::chain`].

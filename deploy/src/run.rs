@@ -59,9 +59,26 @@ pub enum DeployError {
         #[source]
         source: bmc_power::Error,
     },
-    /// The plan lacks something the deployment needs.
-    #[error("{0}")]
-    Plan(String),
+    /// The plan is not usable as it stands (checked again at run time).
+    #[error("invalid plan")]
+    Plan(#[from] crate::PlanError),
+    /// The plan names neither a stream nor a mirror directory with a `stream.json`.
+    #[error("no image metadata: set images.stream, or put stream.json in images.mirror")]
+    NoStream,
+    /// The plan needs a feature this build of rhcos-deploy lacks.
+    #[error("{what} needs rhcos-deploy's `{feature}` feature")]
+    MissingFeature {
+        /// What needs it (`host master-0's redfish bmc`, `[bootstrap]`).
+        what: String,
+        /// The cargo feature.
+        feature: &'static str,
+    },
+    /// A blocking task (libvirt calls) panicked or was cancelled.
+    #[error("{what} did not finish")]
+    Task {
+        /// The task.
+        what: &'static str,
+    },
     /// A file the plan names could not be read.
     #[error("cannot read {path}")]
     Read {
@@ -102,12 +119,15 @@ pub async fn fetch_artifacts(
     use rhcos_images::{Cache, Fetcher, Kind, Location, Options, Request, Source};
     let cache = Cache::open(&plan.images.cache)?;
     let fetcher = Fetcher::new(Options::default())?.with_progress(progress);
-    let stream = plan
-        .images
-        .stream
-        .as_deref()
-        .ok_or_else(|| DeployError::Plan("images.stream is required to fetch images".into()))?;
-    let meta = fetcher.metadata(&Location::parse(stream)?).await?;
+    // An air-gapped mirror carries its own stream.json.
+    let stream = match (&plan.images.stream, &plan.images.mirror) {
+        (Some(s), _) => s.clone(),
+        (None, Some(dir)) if dir.join("stream.json").is_file() => {
+            dir.join("stream.json").display().to_string()
+        }
+        _ => return Err(DeployError::NoStream),
+    };
+    let meta = fetcher.metadata(&Location::parse(&stream)?).await?;
     let source = match &plan.images.mirror {
         Some(dir) => Source::mirror(&dir.display().to_string())?,
         None => Source::Upstream,
@@ -295,8 +315,8 @@ pub async fn start_servers(
     };
     config.boot.next_server = Some(p.address);
     config.boot.bios = Some("undionly.kpxe".into());
-    config.boot.efi_x64 = Some("snponly.efi".into());
-    config.boot.http_boot_url = Some(format!("{base}/snponly.efi"));
+    config.boot.efi_x64 = Some(p.efi_boot_file.clone());
+    config.boot.http_boot_url = Some(format!("{base}/{}", p.efi_boot_file));
     config.boot.ipxe_script_url = Some(format!("{base}/boot.ipxe"));
     config.boot.chain = match p.chain {
         crate::plan::Chain::Trust => dhcp::Chain::Trust,
@@ -501,6 +521,36 @@ fn query(req: &RouteRequest, key: &str) -> Option<String> {
     })
 }
 
+/// The bootstrap VM (when the plan has one), then the servers.
+async fn start(
+    plan: &Plan,
+    artifacts: &Artifacts,
+    events: Arc<dyn EventSink>,
+) -> Result<Servers, DeployError> {
+    // The bootstrap VM first: the hosts' Ignition configs point at its Machine Config Server.
+    // It is meant to outlive this call (and an interrupt); `remove_bootstrap` takes it down.
+    #[cfg(feature = "libvirt")]
+    if plan.bootstrap.is_some() {
+        let p = plan.clone();
+        let applied = tokio::task::spawn_blocking(move || crate::apply_bootstrap(&p))
+            .await
+            .map_err(|_| DeployError::Task {
+                what: "bootstrap vm",
+            })??;
+        if let Some(a) = applied {
+            tracing::info!(domain = %a.domain, network = %a.network, "bootstrap vm running");
+        }
+    }
+    #[cfg(not(feature = "libvirt"))]
+    if plan.bootstrap.is_some() {
+        return Err(DeployError::MissingFeature {
+            what: "[bootstrap]".into(),
+            feature: "libvirt",
+        });
+    }
+    start_servers(plan, artifacts, events).await
+}
+
 /// What [`run`] reports back.
 #[derive(Debug)]
 pub struct Outcome {
@@ -510,10 +560,15 @@ pub struct Outcome {
     pub success: bool,
 }
 
-/// Runs a deployment with already-fetched artifacts: starts the servers, sets PXE boot and powers
-/// on every host through its BMC, and follows each host until it reports installed, fails or runs
-/// out of time. `observe` sees the timeline after every change; `shutdown` (Ctrl-C) ends it
-/// early. The servers stop before this returns.
+/// Runs a deployment with already-fetched artifacts: applies the bootstrap VM (feature
+/// `libvirt`), starts the servers, sets PXE boot and powers on every host through its BMC, and
+/// follows each host until it reports installed, fails or runs out of time; installed hosts are
+/// then set to boot from disk. `observe` sees the timeline after every change.
+///
+/// `shutdown` (Ctrl-C) ends it at any point: hosts that had not finished are marked
+/// interrupted and powered off, so none keeps retrying against servers that are gone. The
+/// servers always stop before this returns; the bootstrap VM is left running
+/// ([`remove_bootstrap`](crate::remove_bootstrap) takes it down).
 pub async fn run(
     plan: &Plan,
     artifacts: &Artifacts,
@@ -527,27 +582,6 @@ pub async fn run(
     timeline.classify(artifacts.initramfs.clone(), Phase::Initramfs);
     timeline.classify(artifacts.image.clone(), Phase::Image);
     timeline.classify("/ipxe", Phase::Script);
-    // The bootstrap VM first: the hosts' Ignition configs point at its Machine Config Server.
-    #[cfg(feature = "libvirt")]
-    if plan.bootstrap.is_some() {
-        let p = plan.clone();
-        let applied = tokio::task::spawn_blocking(move || crate::apply_bootstrap(&p))
-            .await
-            .map_err(|e| DeployError::Plan(format!("bootstrap task failed: {e}")))??;
-        if let Some(a) = applied {
-            tracing::info!(domain = %a.domain, network = %a.network, "bootstrap vm running");
-        }
-    }
-    #[cfg(not(feature = "libvirt"))]
-    if plan.bootstrap.is_some() {
-        return Err(DeployError::Plan(
-            "the plan has [bootstrap], but rhcos-deploy was built without its `libvirt` feature"
-                .into(),
-        ));
-    }
-    let servers = start_servers(plan, artifacts, hub.clone()).await?;
-
-    // Power every host on at once: boot from the network next, then on, each read back.
     let bmcs: Vec<(Mac, String, Box<dyn Bmc>)> = plan
         .hosts
         .iter()
@@ -556,6 +590,21 @@ pub async fn run(
         .into_iter()
         .flatten()
         .collect();
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    // Start-up can be interrupted too; nothing has been powered on before the servers run.
+    let servers = tokio::select! {
+        started = start(plan, artifacts, hub.clone()) => started?,
+        () = &mut shutdown => {
+            for h in &plan.hosts {
+                timeline.fail(h.mac, "interrupted");
+            }
+            observe(&timeline);
+            return Ok(Outcome { timeline, success: false });
+        }
+    };
+
+    // Power every host on at once: boot from the network next, then on, each read back.
     let power_on = futures_util::future::join_all(bmcs.iter().map(|(mac, name, bmc)| {
         let hub = hub.clone();
         async move {
@@ -584,7 +633,6 @@ pub async fn run(
     observe(&timeline);
 
     let deadline = Instant::now() + plan.timeouts.install();
-    let mut shutdown = std::pin::pin!(shutdown);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     let interrupted = loop {
         let all_done = timeline
@@ -618,6 +666,16 @@ pub async fn run(
         for h in &plan.hosts {
             if !timeline.host(h.mac).is_some_and(|t| t.installed()) {
                 timeline.fail(h.mac, "interrupted");
+            }
+        }
+        // A host stopped mid-install would otherwise keep retrying against servers that are
+        // gone: power it off.
+        let unfinished = bmcs
+            .iter()
+            .filter(|(mac, _, _)| !timeline.host(*mac).is_some_and(|t| t.installed()));
+        for (_, name, bmc) in unfinished {
+            if let Err(e) = bmc.power(PowerAction::Off).await {
+                tracing::warn!(host = %name, error = %e, "could not power off");
             }
         }
     }

@@ -1,5 +1,6 @@
-//! The lab harness itself, against the real programs it drives (root only: namespaces, taps,
-//! QEMU, ipmi_sim). The full deployment through the lab is tested in the examples package.
+//! The lab against the real programs it drives (root only: namespaces, taps, QEMU, OVMF,
+//! ipmi_sim): the harness itself, then whole deployments through our DHCP, TFTP and HTTP
+//! servers with every disk checked.
 
 #![cfg(feature = "lab")]
 
@@ -10,13 +11,33 @@ use rhcos_deploy::lab::{BMC_PASSWORD, BMC_USER, Lab, LabConfig};
 /// Skips (or, under CI, fails) when the test cannot run here.
 fn prerequisites() -> bool {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let root = nix_is_root();
-    if !root {
-        assert!(!ci, "CI=true: the lab tests need root");
-        eprintln!("skipping: the lab tests need root");
-        return false;
+    let mut missing = Vec::new();
+    if !nix_is_root() {
+        missing.push("root".to_owned());
     }
-    true
+    for tool in [
+        "/usr/bin/qemu-system-x86_64",
+        "/usr/bin/ipmi_sim",
+        "/usr/bin/ipmitool",
+        "/bin/busybox",
+        "/usr/share/OVMF/OVMF_CODE_4M.fd",
+        "/usr/lib/ipxe/undionly.kpxe",
+        "/usr/lib/ipxe/snponly.efi",
+        "/usr/lib/ipxe/ipxe.efi",
+    ] {
+        if !std::path::Path::new(tool).exists() {
+            missing.push(tool.to_owned());
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        !ci,
+        "CI=true: the lab tests need {missing:?} (scripts/install-deps.sh)"
+    );
+    eprintln!("skipping: the lab tests need {missing:?}");
+    false
 }
 
 fn nix_is_root() -> bool {
@@ -123,26 +144,30 @@ fn root_lab_deploys_a_bios_master_and_an_introspected_uefi_host() {
     );
 }
 
-/// The BIOS chainload path: the NIC ROM is handed undionly.kpxe over TFTP first, and only the
-/// iPXE that comes from it gets the script.
+/// The other chainload paths: the BIOS NIC ROM is handed undionly.kpxe over TFTP first, and only
+/// the iPXE that comes from it gets the script; UEFI firmware gets ipxe.efi (iPXE's own NIC
+/// drivers) instead of snponly.efi.
 #[test]
-fn root_lab_chainloads_undionly_kpxe_on_bios() {
+fn root_lab_chainloads_undionly_kpxe_on_bios_and_ipxe_efi_on_uefi() {
     if !prerequisites() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
     let mut config = lab_config("u", work.path());
-    config.hosts.truncate(1);
     config.chain = rhcos_deploy::Chain::Stateful;
+    config.efi_boot_file = "ipxe.efi".into();
     let lab = Lab::build(&config).expect("lab builds");
     let report = lab
         .deploy(|_| {}, std::future::pending())
         .expect("deployment runs");
     print_report(&report);
     assert!(report.success());
-    let bios = report.outcome.timeline.host(lab.vms[0].spec.mac).unwrap();
-    assert!(
-        bios.phases.contains_key(&rhcos_deploy::Phase::BootFile),
-        "undionly.kpxe went over TFTP"
-    );
+    for vm in &lab.vms {
+        let host = report.outcome.timeline.host(vm.spec.mac).unwrap();
+        assert!(
+            host.phases.contains_key(&rhcos_deploy::Phase::BootFile),
+            "{} chainloaded its iPXE binary over TFTP",
+            vm.spec.name
+        );
+    }
 }

@@ -62,21 +62,15 @@ fn config(args: &Args) -> LabConfig {
     config
 }
 
-/// Installs the system packages through the project's script when a tool is missing.
+/// Installs the system packages through the project's script (idempotent: about a second when
+/// everything is there).
 fn ensure_packages() -> Result<()> {
-    let needed = ["qemu-system-x86_64", "ipmi_sim", "ipmitool", "busybox"];
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let missing = needed
-        .iter()
-        .any(|p| !std::env::split_paths(&path).any(|d| d.join(p).exists()));
-    if missing {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/install-deps.sh");
-        let status = std::process::Command::new("bash")
-            .arg(script)
-            .status()
-            .context("running scripts/install-deps.sh")?;
-        anyhow::ensure!(status.success(), "scripts/install-deps.sh failed");
-    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/install-deps.sh");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .status()
+        .context("running scripts/install-deps.sh")?;
+    anyhow::ensure!(status.success(), "scripts/install-deps.sh failed");
     Ok(())
 }
 

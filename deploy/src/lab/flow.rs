@@ -63,6 +63,7 @@ impl Lab {
                 http_port: 8080,
                 ipv6_ra_prefix: Some(std::net::Ipv6Addr::new(0xfd00, 0x126, 0, 0, 0, 0, 0, 0)),
                 chain: self.chain,
+                efi_boot_file: self.efi_boot_file.clone(),
             },
             bootstrap: None,
             // The first introspected host becomes a master when no fixed host is one; the

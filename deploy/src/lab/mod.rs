@@ -113,6 +113,8 @@ pub struct LabConfig {
     /// How BIOS hosts chain into iPXE: [`crate::Chain::Stateful`] makes QEMU's iPXE ROM fetch
     /// `undionly.kpxe` over TFTP first, as a non-iPXE PXE ROM would.
     pub chain: crate::Chain,
+    /// What UEFI hosts chainload: `snponly.efi` or `ipxe.efi`.
+    pub efi_boot_file: String,
 }
 
 impl LabConfig {
@@ -142,6 +144,7 @@ impl LabConfig {
             accel: Accel::Tcg,
             keep_files: false,
             chain: crate::Chain::Trust,
+            efi_boot_file: "snponly.efi".into(),
         }
     }
 }
@@ -169,6 +172,8 @@ pub struct Lab {
     pub bridge: String,
     /// How BIOS hosts chain into iPXE.
     pub chain: crate::Chain,
+    /// What UEFI hosts chainload.
+    pub efi_boot_file: String,
     /// The lab's own directory.
     pub dir: PathBuf,
     keep_files: bool,
@@ -230,6 +235,7 @@ impl Lab {
             server_ip: config.server_ip,
             bridge,
             chain: config.chain,
+            efi_boot_file: config.efi_boot_file.clone(),
             dir,
             keep_files: config.keep_files,
             netns,

@@ -81,15 +81,28 @@ impl Handler {
     /// Decides a read request: confinement first, then the limits, then the lookup.
     pub(super) fn open(&self, peer: SocketAddr, filename: &str) -> Result<Opened, Refused> {
         let mac = self.mac_for(peer);
-        let refuse = |code, message, status| Refused { code, message, status, mac };
+        let refuse = |code, message, status| Refused {
+            code,
+            message,
+            status,
+            mac,
+        };
         let Ok(rel) = confine(filename) else {
             return Err(refuse(code::ACCESS, "Access violation", code::ACCESS));
         };
         let Some(slot) = self.acquire(peer.ip().to_canonical()) else {
-            return Err(refuse(code::UNDEFINED, "Too many concurrent transfers, retry later", STATUS_BUSY));
+            return Err(refuse(
+                code::UNDEFINED,
+                "Too many concurrent transfers, retry later",
+                STATUS_BUSY,
+            ));
         };
         let content = self.content(&rel, peer, mac).map_err(|code| {
-            let message = if code == code::ACCESS { "Access violation" } else { "File not found" };
+            let message = if code == code::ACCESS {
+                "Access violation"
+            } else {
+                "File not found"
+            };
             refuse(code, message, code)
         })?;
         Ok(Opened {
@@ -102,7 +115,15 @@ impl Handler {
     }
 
     /// Emits the transfer event.
-    pub(super) fn report(&self, peer: SocketAddr, mac: Option<Mac>, path: &str, bytes: u64, duration: Duration, status: u16) {
+    pub(super) fn report(
+        &self,
+        peer: SocketAddr,
+        mac: Option<Mac>,
+        path: &str,
+        bytes: u64,
+        duration: Duration,
+        status: u16,
+    ) {
         tracing::info!(%peer, path, bytes, ?duration, status, "tftp transfer");
         self.events.emit(Event::now(
             mac,
@@ -191,8 +212,16 @@ impl Drop for Slot {
 
 /// A file's bytes, from memory or disk.
 pub(super) enum Content {
-    Memory { bytes: Bytes, pos: usize },
-    File { file: File, len: u64, buf: Vec<u8>, start: usize },
+    Memory {
+        bytes: Bytes,
+        pos: usize,
+    },
+    File {
+        file: File,
+        len: u64,
+        buf: Vec<u8>,
+        start: usize,
+    },
 }
 
 impl Content {
@@ -216,7 +245,9 @@ impl Read for Content {
                 *pos += n;
                 Ok(n)
             }
-            Content::File { file, buf, start, .. } => {
+            Content::File {
+                file, buf, start, ..
+            } => {
                 if *start == buf.len() {
                     buf.resize(READ_BUF, 0);
                     let n = file.read(buf)?;

@@ -347,17 +347,30 @@ async fn serve_request(
         let path = request.filename.clone();
         let pkt = packet::error(code, message);
         async move {
-            let _ = socket.send(&pkt).await;
+            // Recorded before the client can see the error, so the timeline never lags the wire.
             handler.report(peer, mac, &path, 0, Duration::ZERO, status);
+            let _ = socket.send(&pkt).await;
         }
     };
     if request.write {
         let mac = handler.mac_for(peer);
-        return refuse(packet::code::ILLEGAL, "Server is read-only", packet::code::ILLEGAL, mac).await;
+        return refuse(
+            packet::code::ILLEGAL,
+            "Server is read-only",
+            packet::code::ILLEGAL,
+            mac,
+        )
+        .await;
     }
     if request.mode != "octet" && request.mode != "netascii" {
         let mac = handler.mac_for(peer);
-        return refuse(packet::code::ILLEGAL, "Unsupported mode", packet::code::ILLEGAL, mac).await;
+        return refuse(
+            packet::code::ILLEGAL,
+            "Unsupported mode",
+            packet::code::ILLEGAL,
+            mac,
+        )
+        .await;
     }
     let opened = match handler.open(peer, &request.filename) {
         Ok(o) => o,
@@ -383,7 +396,14 @@ async fn serve_request(
         Outcome::ClientError(code) if code != 0 => code,
         _ => STATUS_INCOMPLETE,
     };
-    handler.report(peer, opened.mac, &opened.path, transfer.acked(), started.elapsed(), status);
+    handler.report(
+        peer,
+        opened.mac,
+        &opened.path,
+        transfer.acked(),
+        started.elapsed(),
+        status,
+    );
 }
 
 /// A socket for one transfer: a fresh port on the listening address, connected to the client so
@@ -400,6 +420,7 @@ async fn drive<R: std::io::Read>(socket: &tokio::net::UdpSocket, t: &mut Transfe
     let mut buf = [0u8; 1500];
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
     loop {
         while let Some(pkt) = t.poll_transmit() {
             if socket.send(&pkt).await.is_err() {
@@ -413,14 +434,25 @@ async fn drive<R: std::io::Read>(socket: &tokio::net::UdpSocket, t: &mut Transfe
         let Some(deadline) = t.poll_timeout() else {
             return Outcome::TimedOut;
         };
-        sleep.as_mut().reset(tokio::time::Instant::from_std(deadline));
+        // Every ACK pushes the deadline forward; moving the timer each time would cost a timer
+        // update per block. It is re-armed only when it must fire earlier: firing early is
+        // harmless (the machine ignores a timeout that is not due) and re-arms it.
+        if armed.is_none_or(|a| deadline < a) {
+            sleep
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
+            armed = Some(deadline);
+        }
         tokio::select! {
             biased;
             received = socket.recv(&mut buf) => match received {
                 Ok(n) => t.handle_datagram(Instant::now(), &buf[..n]),
                 Err(_) => return Outcome::TimedOut,
             },
-            () = &mut sleep => t.handle_timeout(Instant::now()),
+            () = &mut sleep => {
+                armed = None;
+                t.handle_timeout(Instant::now());
+            }
         }
     }
 }

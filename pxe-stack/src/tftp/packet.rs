@@ -79,15 +79,25 @@ impl<'a> Packet<'a> {
                     mode: s[1],
                     options: s[2..].chunks(2).map(|kv| (kv[0], kv[1])).collect(),
                 };
-                Ok(if op == 1 { Packet::Rrq(req) } else { Packet::Wrq(req) })
+                Ok(if op == 1 {
+                    Packet::Rrq(req)
+                } else {
+                    Packet::Wrq(req)
+                })
             }
-            3 => Ok(Packet::Data { block: u16_at(rest)?, data: &rest[2..] }),
+            3 => Ok(Packet::Data {
+                block: u16_at(rest)?,
+                data: &rest[2..],
+            }),
             4 if rest.len() == 2 => Ok(Packet::Ack(u16_at(rest)?)),
             5 => {
                 let code = u16_at(rest)?;
                 let msg = &rest[2..];
                 let msg = msg.strip_suffix(&[0]).unwrap_or(msg);
-                Ok(Packet::Error { code, message: std::str::from_utf8(msg).map_err(|_| Malformed)? })
+                Ok(Packet::Error {
+                    code,
+                    message: std::str::from_utf8(msg).map_err(|_| Malformed)?,
+                })
             }
             6 => {
                 let s = strings(rest)?;
@@ -181,7 +191,11 @@ pub(crate) fn negotiate(options: &[(&str, &str)], limits: Limits, size: Option<u
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits { block_size: 1468, window_size: 64, timeout: Duration::from_secs(3) };
+    const LIMITS: Limits = Limits {
+        block_size: 1468,
+        window_size: 64,
+        timeout: Duration::from_secs(3),
+    };
 
     #[test]
     fn decodes() {
@@ -194,11 +208,29 @@ mod tests {
                 options: vec![("blksize", "1468"), ("tsize", "0")],
             }))
         );
-        assert!(matches!(Packet::decode(b"\x00\x02f\x00octet\x00"), Ok(Packet::Wrq(_))));
+        assert!(matches!(
+            Packet::decode(b"\x00\x02f\x00octet\x00"),
+            Ok(Packet::Wrq(_))
+        ));
         assert_eq!(Packet::decode(b"\x00\x04\x01\x02"), Ok(Packet::Ack(0x0102)));
-        assert_eq!(Packet::decode(b"\x00\x03\x00\x01abc"), Ok(Packet::Data { block: 1, data: b"abc" }));
-        assert_eq!(Packet::decode(b"\x00\x05\x00\x08no\x00"), Ok(Packet::Error { code: 8, message: "no" }));
-        assert_eq!(Packet::decode(b"\x00\x06tsize\x005\x00"), Ok(Packet::OAck(vec![("tsize", "5")])));
+        assert_eq!(
+            Packet::decode(b"\x00\x03\x00\x01abc"),
+            Ok(Packet::Data {
+                block: 1,
+                data: b"abc"
+            })
+        );
+        assert_eq!(
+            Packet::decode(b"\x00\x05\x00\x08no\x00"),
+            Ok(Packet::Error {
+                code: 8,
+                message: "no"
+            })
+        );
+        assert_eq!(
+            Packet::decode(b"\x00\x06tsize\x005\x00"),
+            Ok(Packet::OAck(vec![("tsize", "5")]))
+        );
         for bad in [
             &b""[..],
             b"\x00",
@@ -216,26 +248,61 @@ mod tests {
 
     #[test]
     fn encodes() {
-        assert_eq!(&error(1, "File not found")[..], b"\x00\x05\x00\x01File not found\x00");
-        assert_eq!(&oack(&[("blksize", "1468".into())])[..], b"\x00\x06blksize\x001468\x00");
+        assert_eq!(
+            &error(1, "File not found")[..],
+            b"\x00\x05\x00\x01File not found\x00"
+        );
+        assert_eq!(
+            &oack(&[("blksize", "1468".into())])[..],
+            b"\x00\x06blksize\x001468\x00"
+        );
     }
 
-    fn check(options: &[(&str, &str)], size: Option<u64>, expected: (u16, u16, u64, &[(&str, &str)])) {
+    fn check(
+        options: &[(&str, &str)],
+        size: Option<u64>,
+        expected: (u16, u16, u64, &[(&str, &str)]),
+    ) {
         let n = negotiate(options, LIMITS, size);
         let oack: Vec<(&str, &str)> = n.oack.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        assert_eq!((n.block_size, n.window_size, n.timeout.as_secs(), oack.as_slice()), expected, "{options:?}");
+        assert_eq!(
+            (
+                n.block_size,
+                n.window_size,
+                n.timeout.as_secs(),
+                oack.as_slice()
+            ),
+            expected,
+            "{options:?}"
+        );
     }
 
     #[test]
     fn negotiation() {
         check(&[], Some(10), (512, 1, 3, &[]));
-        check(&[("blksize", "1468"), ("tsize", "0")], Some(10), (1468, 1, 3, &[("blksize", "1468"), ("tsize", "10")]));
-        check(&[("BLKSIZE", "65464")], None, (1468, 1, 3, &[("blksize", "1468")]));
+        check(
+            &[("blksize", "1468"), ("tsize", "0")],
+            Some(10),
+            (1468, 1, 3, &[("blksize", "1468"), ("tsize", "10")]),
+        );
+        check(
+            &[("BLKSIZE", "65464")],
+            None,
+            (1468, 1, 3, &[("blksize", "1468")]),
+        );
         check(&[("blksize", "7")], None, (512, 1, 3, &[]));
         check(&[("blksize", "65465")], None, (512, 1, 3, &[]));
         check(&[("blksize", "x")], None, (512, 1, 3, &[]));
-        check(&[("windowsize", "16")], None, (512, 16, 3, &[("windowsize", "16")]));
-        check(&[("windowsize", "1000")], None, (512, 64, 3, &[("windowsize", "64")]));
+        check(
+            &[("windowsize", "16")],
+            None,
+            (512, 16, 3, &[("windowsize", "16")]),
+        );
+        check(
+            &[("windowsize", "1000")],
+            None,
+            (512, 64, 3, &[("windowsize", "64")]),
+        );
         check(&[("windowsize", "0")], None, (512, 1, 3, &[]));
         check(&[("timeout", "1")], None, (512, 1, 1, &[("timeout", "1")]));
         check(&[("timeout", "0")], None, (512, 1, 3, &[]));

@@ -172,7 +172,8 @@ impl<R: Read> Transfer<R> {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "tftp source read failed");
-                    self.transmit.push_back(packet::error(packet::code::UNDEFINED, "read error"));
+                    self.transmit
+                        .push_back(packet::error(packet::code::UNDEFINED, "read error"));
                     self.end(Outcome::ReadFailed);
                     return;
                 }
@@ -213,7 +214,11 @@ mod tests {
             block_size,
             window_size,
             timeout: Duration::from_secs(1),
-            oack: if oack { vec![("blksize", block_size.to_string())] } else { vec![] },
+            oack: if oack {
+                vec![("blksize", block_size.to_string())]
+            } else {
+                vec![]
+            },
         }
     }
 
@@ -321,7 +326,13 @@ mod tests {
     fn read_errors_end_with_an_error_packet() {
         let mut t = Transfer::new(Failing, neg(512, 1, false), 2, Instant::now());
         let pkt = t.poll_transmit().unwrap();
-        assert_eq!(Packet::decode(&pkt), Ok(Packet::Error { code: 0, message: "read error" }));
+        assert_eq!(
+            Packet::decode(&pkt),
+            Ok(Packet::Error {
+                code: 0,
+                message: "read error"
+            })
+        );
         assert_eq!(t.outcome(), Some(&Outcome::ReadFailed));
     }
 }
