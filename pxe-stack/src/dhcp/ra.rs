@@ -1,7 +1,7 @@
 //! A SLAAC-only IPv6 router advertisement for the provisioning interface (feature `ipv6-ra`).
 //!
 //! iPXE configures IPv6 alongside DHCPv4 and, when nothing answers its router solicitations,
-//! waits about 13 s before it gives up (../shared/reference-rig measured it). One RA carrying a
+//! waits about 13 s before it gives up (the reference rig measured it). One RA carrying a
 //! ULA prefix with the autonomous flag, router lifetime 0 (not a default router) and no
 //! managed/other flags lets it finish at once, without DHCPv6 and without routing anything.
 

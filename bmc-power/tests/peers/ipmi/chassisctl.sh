@@ -1,5 +1,5 @@
 #!/bin/sh
-# ipmi_sim chassis_control program, adapted from ../shared/peers/ipmi/chassisctl.sh: the power
+# ipmi_sim chassis_control program, adapted from the project shared folder, peers/ipmi/chassisctl.sh: the power
 # state is a file instead of a QEMU process, so tests run fast and need no KVM/TCG guest.
 # ipmi_sim runs (via popen, reading stdout until EOF):
 #   chassisctl.sh <statedir> get power|boot ...      -> prints "power:0|1", "boot:pxe|default|cdrom|bios|none"
