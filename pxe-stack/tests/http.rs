@@ -469,6 +469,8 @@ fn routes_limits_not_ready_log_and_events() {
 #[test]
 fn graceful_shutdown_finishes_the_response_in_flight() {
     let mut srv = Running::start(false);
+    // An idle connection that never sends a request must not hold up shutdown.
+    let _idle = TcpStream::connect(srv.addr).unwrap();
     let mut conn = TcpStream::connect(srv.addr).unwrap();
     conn.write_all(b"GET /rhcos/metal.raw.gz HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -516,4 +518,6 @@ fn https_with_a_given_certificate() {
         (200, &b"#!ipxe\necho 52-54-00-00-00-02\n"[..])
     );
     assert!(pxe_stack::http::Tls::from_pem(b"garbage", b"garbage").is_err());
+    // A client stuck before its TLS handshake must not hold up shutdown (drop joins the server).
+    let _stalled = TcpStream::connect(srv.addr).unwrap();
 }

@@ -204,7 +204,11 @@ async fn tftp_get(local: Ipv4Addr, server: Ipv4Addr, file: &str) -> Result<u64> 
     let sock = UdpSocket::bind((local, 0)).await?;
     let mut rrq = vec![0, 1];
     rrq.extend_from_slice(file.as_bytes());
-    rrq.extend_from_slice(b"\0octet\0blksize\01468\0tsize\00\0");
+    for part in ["octet", "blksize", "1468", "tsize", "0"] {
+        rrq.push(0);
+        rrq.extend_from_slice(part.as_bytes());
+    }
+    rrq.push(0);
     let mut last: Vec<u8> = rrq;
     let mut last_to = SocketAddr::from((server, 69));
     sock.send_to(&last, last_to).await?;

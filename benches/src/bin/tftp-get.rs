@@ -111,10 +111,10 @@ fn get(server: SocketAddr, path: &str, blksize: u16, windowsize: u16) -> anyhow:
                         in_window = 0;
                     }
                     if last {
-                        if let Some(t) = tsize {
-                            if t != received {
-                                bail!("got {received} bytes, tsize said {t}");
-                            }
+                        if let Some(t) = tsize
+                            && t != received
+                        {
+                            bail!("got {received} bytes, tsize said {t}");
                         }
                         return Ok(received);
                     }

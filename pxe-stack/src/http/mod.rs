@@ -286,9 +286,17 @@ impl Server {
                         if let Some(tls) = &tls {
                             let acceptor = tls.acceptor.clone();
                             conns.spawn(async move {
-                                match acceptor.accept(stream).await {
-                                    Ok(s) => connection(inner, s, peer, header_timeout, stop).await,
-                                    Err(e) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                                // A client that stalls mid-handshake must not hold up shutdown.
+                                let mut stopping = stop.clone();
+                                let handshake = tokio::time::timeout(header_timeout, acceptor.accept(stream));
+                                let accepted = tokio::select! {
+                                    res = handshake => res,
+                                    _ = stopping.changed() => return,
+                                };
+                                match accepted {
+                                    Ok(Ok(s)) => connection(inner, s, peer, header_timeout, stop).await,
+                                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                                    Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
                                 }
                             });
                             continue;

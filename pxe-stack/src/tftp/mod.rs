@@ -65,7 +65,12 @@ use transfer::{Outcome, Transfer};
 /// concurrency limit was reached (the client gets TFTP error 0 with a message).
 pub const STATUS_BUSY: u16 = 1000;
 /// [`EventKind::Transfer`](crate::EventKind::Transfer) status of a transfer that ended before
-/// the whole file was read (the client went away or stopped acknowledging).
+/// the client acknowledged the last block (it went away, stopped answering, or sent error 0).
+///
+/// The other statuses: 0 for a complete transfer, the TFTP error code we refused the request
+/// with (1 not found, 2 access violation, 4 write or unsupported mode), or the non-zero code of
+/// an error packet the client sent (8 when it refused our options). `bytes` counts the payload
+/// the client acknowledged.
 pub const STATUS_INCOMPLETE: u16 = 1001;
 
 /// Content generated per request, such as an iPXE script that embeds the host's MAC.
