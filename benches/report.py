@@ -325,7 +325,9 @@ if lvr:
            "(`ACCEL=tcg TUNED=1 MODE=bios`, router advertisements on, no ping, no ProxyDHCP wait). "
            "`rig / lab` above 1 means the lab is faster. The image phase is bounded by the TCG "
            "guest's gunzip, not by either server. With 4 VMs the lab alternates BIOS and UEFI "
-           "(introspected) VMs: the comparison columns use its BIOS VMs, the last column all of them.", ""]
+           "(introspected) VMs: the comparison columns use its BIOS VMs, the last column all of them. "
+           "Values are medians over every VM of every run; per-VM numbers are in "
+           "raw/lab-vs-rig/lab-vs-rig-N.json.", ""]
     text = read("lab-vs-rig.out")
     md += [l.replace("### ", "#### ") for l in text.splitlines()] + [""]
     md += ["Commands:", ""] + [f"- `{d['commands']['lab']}` and `{d['commands']['rig']}`" for d in lvr] + [""]

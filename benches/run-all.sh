@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every comparison benchmark in one command; writes benches/results/RESULTS.md and SVG charts.
 #
-#   sudo benches/run-all.sh quick     # small sizes, a smoke run (about 6 minutes)
-#   sudo benches/run-all.sh full      # the published sizes (about 25 minutes)
+#   sudo benches/run-all.sh quick     # small sizes, a smoke run (about 7 minutes)
+#   sudo benches/run-all.sh full      # the published sizes (about 30 minutes)
 #   sudo ONLY="http-tftp bootstorm" benches/run-all.sh quick    # a subset
 #
 # Areas (each is its own script, runnable alone; this one only sets sizes and collects output):
@@ -33,13 +33,13 @@ if [ "$MODE" = quick ]; then
     ENV_httptftp="SIZE_MIB=64 HTTP_CONC='1 4 16' TFTP_SIZES_MIB='1' TFTP_CONC='1 4 16' REPEAT=1"
     ENV_dhcp="RATES='1000 2000' CLIENTS=500 PERIOD=3"
     ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=1 INITRD_MIB=1"
-    ENV_labrig="VMS=1 IMAGE_MIB=16"
+    ENV_labrig="VMS=1 IMAGE_MIB=16 REPEAT=3"
 else
     ENV_image="SIZE_MB=1024 RUNS=2"
     ENV_httptftp="SIZE_MIB=1024 HTTP_CONC='1 2 4 8 16' TFTP_SIZES_MIB='1 32' TFTP_CONC='1 4 16' REPEAT=3"
     ENV_dhcp="RATES='1000 2000 4000' CLIENTS=1000 PERIOD=10"
     ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=8 INITRD_MIB=32"
-    ENV_labrig="VMS='1 4' IMAGE_MIB=16"
+    ENV_labrig="VMS='1 4' IMAGE_MIB=16 REPEAT=3"
 fi
 
 echo "building the benchmark binaries (release)" >&2

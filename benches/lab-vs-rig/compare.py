@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Per-phase comparison of one lab run and one reference-rig run (see run.sh).
 
-usage: compare.py N IMAGE_MIB LAB_LOG LAB_RC RIG_TIMINGS_JSON RIG_RC OUT_JSON
+usage: compare.py N IMAGE_MIB LAB_LOGS LAB_RCS RIG_TIMINGS_JSONS RIG_RCS OUT_JSON
+
+LAB_LOGS, RIG_TIMINGS_JSONS and the exit statuses are comma-separated lists, one per repeat.
 
 Reads the lab's stdout (its progress lines and the timeline table that
 rhcos_deploy::Timeline::render_table prints) and the rig's timings.json, writes OUT_JSON and
@@ -14,8 +16,12 @@ import re
 import statistics
 import sys
 
-n, image_mib, lab_log, lab_rc, rig_json, rig_rc, out = sys.argv[1:]
-n, image_mib, lab_rc, rig_rc = int(n), int(image_mib), int(lab_rc), int(rig_rc)
+n, image_mib, lab_logs, lab_rcs, rig_jsons, rig_rcs, out = sys.argv[1:]
+n, image_mib = int(n), int(image_mib)
+lab_logs, rig_jsons = lab_logs.split(","), rig_jsons.split(",")
+lab_rcs, rig_rcs = [int(x) for x in lab_rcs.split(",")], [int(x) for x in rig_rcs.split(",")]
+lab_rc, rig_rc = max(lab_rcs), max(rig_rcs)
+repeats = len(lab_logs)
 
 PHASES = ["dhcp", "boot_file", "on_to_script", "kernel_initrd", "image", "ignition", "total"]
 LABELS = {
@@ -39,26 +45,26 @@ def num(s):
         return None
 
 
-# ---- lab
-text = open(lab_log, errors="replace").read()
-lab_vms = {}
-lines = text.splitlines()
-for i, line in enumerate(lines):
-    if line.split()[:1] == ["host"] and "dhcp" in line and "total" in line:
-        for row in lines[i + 1:]:
-            w = row.split()
-            if len(w) < 3 + len(LAB_COLS) + 1:
-                break
-            vals = dict(zip(LAB_COLS, map(num, w[3:3 + len(LAB_COLS)])))
-            vals["total"] = num(w[3 + len(LAB_COLS)])
-            vals["result"] = " ".join(w[4 + len(LAB_COLS):])
-            lab_vms[w[0]] = vals
-# progress lines: "[  12.3s] node0    52:54:00:7e:60:01 script"
-seen = {}
-for m in re.finditer(r"^\[\s*([\d.]+)s\]\s+(\S+)\s+\S+\s+(\S+)\s*$", text, re.M):
-    t, host, phase = float(m.group(1)), m.group(2), m.group(3)
-    if phase in ORDER:
-        seen.setdefault(host, []).append((t, ORDER.index(phase)))
+# ---- lab: every VM of every repeat, keyed (repeat, host)
+lab_vms, seen = {}, {}
+for r, lab_log in enumerate(lab_logs):
+    text = open(lab_log, errors="replace").read()
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.split()[:1] == ["host"] and "dhcp" in line and "total" in line:
+            for row in lines[i + 1:]:
+                w = row.split()
+                if len(w) < 3 + len(LAB_COLS) + 1:
+                    break
+                vals = dict(zip(LAB_COLS, map(num, w[3:3 + len(LAB_COLS)])))
+                vals["total"] = num(w[3 + len(LAB_COLS)])
+                vals["result"] = " ".join(w[4 + len(LAB_COLS):])
+                lab_vms[(r, w[0])] = vals
+    # progress lines: "[  12.3s] node0    52:54:00:7e:60:01 script"
+    for m in re.finditer(r"^\[\s*([\d.]+)s\]\s+(\S+)\s+\S+\s+(\S+)\s*$", text, re.M):
+        t, host, phase = float(m.group(1)), m.group(2), m.group(3)
+        if phase in ORDER:
+            seen.setdefault((r, host), []).append((t, ORDER.index(phase)))
 
 
 def lab_phases(v, host):
@@ -82,43 +88,46 @@ def median(rows, key):
     return round(statistics.median(vals), 3) if vals else None
 
 
-lab_rows = {h: lab_phases(v, h) for h, v in lab_vms.items()}
-bios = [r for h, r in lab_rows.items() if re.fullmatch(r"node\d+", h) and int(h[4:]) % 2 == 0]
+lab_rows = {k: lab_phases(v, k) for k, v in lab_vms.items()}
+bios = [row for (_, h), row in lab_rows.items() if re.fullmatch(r"node\d+", h) and int(h[4:]) % 2 == 0]
 lab_bios = {k: median(bios, k) for k in PHASES}
 lab_all = {k: median(list(lab_rows.values()), k) for k in PHASES}
 lab_installed = sum(1 for v in lab_vms.values() if v["result"].startswith("installed"))
 
 # ---- rig
-try:
-    rig = json.load(open(rig_json))
-except (OSError, ValueError):
-    rig = {}
-rig_rows = []
-for v in rig.get("vms", []):
-    p = v.get("phases", {})
-    tot, tail = p.get("15_TOTAL_power_on_to_poweroff"), p.get("14_install_complete_to_qemu_exit")
-    rig_rows.append({
-        "dhcp": p.get("2_firmware_DHCP_discover_to_ack"),
-        "boot_file": p.get("4_TFTP_NBP_transfer"),
-        "on_to_script": p.get("6_power_on_to_bootstrap_ipxe"),
-        "kernel_initrd": p.get("7_kernel_plus_initrd_HTTP"),
-        "image": p.get("12_image_download+gunzip+write+sync"),
-        "ignition": p.get("13_ignition_HTTP"),
-        "total": round(tot - (tail or 0), 3) if tot is not None else None,
-    })
+rig_rows, rig_passed = [], 0
+for rig_json in rig_jsons:
+    try:
+        rig = json.load(open(rig_json))
+    except (OSError, ValueError):
+        rig = {}
+    for v in rig.get("vms", []):
+        p = v.get("phases", {})
+        tot, tail = p.get("15_TOTAL_power_on_to_poweroff"), p.get("14_install_complete_to_qemu_exit")
+        rig_rows.append({
+            "dhcp": p.get("2_firmware_DHCP_discover_to_ack"),
+            "boot_file": p.get("4_TFTP_NBP_transfer"),
+            "on_to_script": p.get("6_power_on_to_bootstrap_ipxe"),
+            "kernel_initrd": p.get("7_kernel_plus_initrd_HTTP"),
+            "image": p.get("12_image_download+gunzip+write+sync"),
+            "ignition": p.get("13_ignition_HTTP"),
+            "total": round(tot - (tail or 0), 3) if tot is not None else None,
+        })
+    log = rig_json.replace(".timings.json", ".log")
+    try:
+        m = re.search(r"(\d+) passed, (\d+) failed", open(log, errors="replace").read())
+        rig_passed += int(m.group(1)) if m else 0
+    except OSError:
+        pass
 rig_med = {k: median(rig_rows, k) for k in PHASES}
-rig_passed = None
-m = re.search(r"(\d+) passed, (\d+) failed", open(rig_json.replace(".timings.json", ".log"), errors="replace").read()) \
-    if rig_json.endswith(".timings.json") else None
-if m:
-    rig_passed = int(m.group(1))
 
 res = {
     "vms": n, "image_mib": image_mib,
-    "lab": {"bios_median": lab_bios, "all_median": lab_all, "per_vm": lab_rows,
+    "repeats": repeats,
+    "lab": {"bios_median": lab_bios, "all_median": lab_all,
+            "per_vm": {f"run{r + 1}/{h}": row for (r, h), row in lab_rows.items()},
             "installed": lab_installed, "exit": lab_rc},
-    "rig": {"median": rig_med, "per_vm": rig_rows, "passed": rig_passed, "exit": rig_rc,
-            "wall_s": rig.get("rig_wall_s")},
+    "rig": {"median": rig_med, "per_vm": rig_rows, "passed": rig_passed, "exit": rig_rc},
     "commands": {
         "lab": f"target/release/examples/lab --vms {n} --image-mib {image_mib}",
         "rig": f"ACCEL=tcg TUNED=1 MODE=bios N_VMS={n} IMAGE_MB={image_mib} /work/shared/reference-rig/rig.sh",
@@ -141,8 +150,8 @@ def ratio(rig_v, lab_v):
     return f"{rig_v / lab_v:.2f}x"
 
 
-print(f"### {n} VM(s), {image_mib} MiB image: lab {lab_installed}/{len(lab_vms)} installed (exit {lab_rc}), "
-      f"rig {rig_passed if rig_passed is not None else '?'} passed (exit {rig_rc})")
+print(f"### {n} VM(s), {image_mib} MiB image, {repeats} run(s) each: lab {lab_installed}/{len(lab_vms)} "
+      f"installed (exit {lab_rc}), rig {rig_passed}/{len(rig_rows)} passed (exit {rig_rc})")
 print()
 extra = " | lab, all VMs" if n > 1 else ""
 print(f"| phase (s) | lab (BIOS) | reference rig (BIOS, tuned) | rig / lab{extra} |")

@@ -7,11 +7,12 @@
 #   sudo benches/lab-vs-rig/run.sh                   # VMS="1 4" IMAGE_MIB=16
 #   sudo VMS=1 benches/lab-vs-rig/run.sh             # the quick comparison
 #
-# Environment: VMS (VM counts, default "1 4"), IMAGE_MIB (default 16), RIG (the rig's folder,
+# Environment: VMS (VM counts, default "1 4"), IMAGE_MIB (default 16), REPEAT (runs of each
+# side, alternating lab and rig; medians over every VM of every run, default 1), RIG (the rig's folder,
 # run read-only; it writes under ${TMPDIR:-/tmp}/reference-rig), OUT (directory for the raw
 # logs and lab-vs-rig-N.json, default benches/results/lab-vs-rig).
 #
-# What is compared (seconds; 4-VM rows are the median over VMs, max in the JSON):
+# What is compared (seconds; the median over VMs and repeats, per-VM values in the JSON):
 #   dhcp       firmware DHCP, first DISCOVER to first ACK (lab: our timeline; rig: its pcap)
 #   boot file  TFTP of the iPXE binary (both skip it for BIOS: QEMU's NIC ROM is iPXE)
 #   on→script  power-on to the per-host iPXE script (lab: its progress lines; rig: phase 6)
@@ -28,6 +29,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 VMS=${VMS:-"1 4"}
 IMAGE_MIB=${IMAGE_MIB:-16}
+REPEAT=${REPEAT:-1}
 RIG=${RIG:-/work/shared/reference-rig}
 OUT=${OUT:-$ROOT/benches/results/lab-vs-rig}
 
@@ -48,22 +50,26 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 for n in $VMS; do
-    echo "== lab, $n VM(s), ${IMAGE_MIB} MiB image" >&2
-    "$LAB" --vms "$n" --image-mib "$IMAGE_MIB" --work-dir "$WORK/lab-$n" >"$OUT/lab-$n.log" 2>&1 &
-    CHILD=$!
-    lab_rc=0; wait "$CHILD" || lab_rc=$?; CHILD=
-    tail -n $((n + 4)) "$OUT/lab-$n.log" >&2
+    labs=() rigs=() lab_rcs=() rig_rcs=()
+    for r in $(seq "$REPEAT"); do
+        echo "== lab, $n VM(s), ${IMAGE_MIB} MiB image, run $r of $REPEAT" >&2
+        "$LAB" --vms "$n" --image-mib "$IMAGE_MIB" --work-dir "$WORK/lab-$n" >"$OUT/lab-$n-$r.log" 2>&1 &
+        CHILD=$!
+        lab_rc=0; wait "$CHILD" || lab_rc=$?; CHILD=
+        tail -n $((n + 4)) "$OUT/lab-$n-$r.log" >&2
 
-    echo "== reference rig, $n VM(s), ${IMAGE_MIB} MiB image" >&2
-    rig_run="${TMPDIR:-/tmp}/reference-rig/runs/bench-$$-n$n"
-    (cd "$RIG" && exec env ACCEL=tcg TUNED=1 MODE=bios N_VMS="$n" IMAGE_MB="$IMAGE_MIB" \
-        BUILD="${TMPDIR:-/tmp}/reference-rig/build$IMAGE_MIB" NS="rigb$$" RUN_DIR="$rig_run" \
-        ./rig.sh) >"$OUT/rig-$n.log" 2>&1 &
-    CHILD=$!
-    rig_rc=0; wait "$CHILD" || rig_rc=$?; CHILD=
-    tail -n 1 "$OUT/rig-$n.log" >&2
-    cp "$rig_run/timings.json" "$OUT/rig-$n.timings.json" 2>/dev/null || echo '{}' >"$OUT/rig-$n.timings.json"
-
-    python3 "$HERE/compare.py" "$n" "$IMAGE_MIB" "$OUT/lab-$n.log" "$lab_rc" "$OUT/rig-$n.timings.json" \
-        "$rig_rc" "$OUT/lab-vs-rig-$n.json"
+        echo "== reference rig, $n VM(s), ${IMAGE_MIB} MiB image, run $r of $REPEAT" >&2
+        rig_run="${TMPDIR:-/tmp}/reference-rig/runs/bench-$$-n$n-r$r"
+        (cd "$RIG" && exec env ACCEL=tcg TUNED=1 MODE=bios N_VMS="$n" IMAGE_MB="$IMAGE_MIB" \
+            BUILD="${TMPDIR:-/tmp}/reference-rig/build$IMAGE_MIB" NS="rigb$$" RUN_DIR="$rig_run" \
+            ./rig.sh) >"$OUT/rig-$n-$r.log" 2>&1 &
+        CHILD=$!
+        rig_rc=0; wait "$CHILD" || rig_rc=$?; CHILD=
+        tail -n 1 "$OUT/rig-$n-$r.log" >&2
+        cp "$rig_run/timings.json" "$OUT/rig-$n-$r.timings.json" 2>/dev/null || echo '{}' >"$OUT/rig-$n-$r.timings.json"
+        labs+=("$OUT/lab-$n-$r.log"); rigs+=("$OUT/rig-$n-$r.timings.json")
+        lab_rcs+=("$lab_rc"); rig_rcs+=("$rig_rc")
+    done
+    python3 "$HERE/compare.py" "$n" "$IMAGE_MIB" "$(IFS=,; echo "${labs[*]}")" "$(IFS=,; echo "${lab_rcs[*]}")" \
+        "$(IFS=,; echo "${rigs[*]}")" "$(IFS=,; echo "${rig_rcs[*]}")" "$OUT/lab-vs-rig-$n.json"
 done

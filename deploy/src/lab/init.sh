@@ -5,7 +5,8 @@
 #   DHCP -> (introspection: POST ghw-format JSON, the answer is the Ignition config)
 #        -> stream the raw.gz image onto the install disk -> fetch Ignition -> report -> power off.
 # Every progress line starts with "FAKEINST:" so the host can follow it on the serial console,
-# and each stage is also POSTed to the report URL so the deployment timeline sees it.
+# and the end of the image write, completion and failure are POSTed to the report URL so the
+# deployment timeline sees them.
 
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -68,7 +69,6 @@ udhcpc -i "$NIC" -f -q -n -t 20 -T 1 -s /etc/udhcpc.script >/tmp/udhcpc.log 2>&1
     fail "dhcp failed: $(cat /tmp/udhcpc.log)"
 IP=$(cat /tmp/ip)
 log "dhcp bound ip=$IP"
-report booted "ip=$IP"
 
 if [ -n "$ROOTFS" ]; then
     # The live initramfs fetches its root filesystem before anything else.
@@ -123,7 +123,6 @@ if [ -n "$INTRO" ]; then
 fi
 
 log "image download start"
-report image-start ""
 mkfifo /tmp/count.fifo
 wc -c </tmp/count.fifo >/tmp/bytes &
 WCPID=$!
