@@ -593,6 +593,87 @@ fn netns_leases_survive_restart() {
     assert_eq!(ns.udhcpc(&[])["ip"], first);
 }
 
+/// The pool's first address is already used by a host that answers ping: the client
+/// namespace's veth carries it besides the DHCP client. Without `ping_probe_ms` (the default)
+/// the server offers it at once; with it, the server pings it, finds it in use, quarantines it
+/// and offers the next address after that one's probe stays silent.
+#[test]
+fn netns_ping_probe_skips_an_address_in_use() {
+    if !prerequisites(&["ip", "busybox"]) {
+        return;
+    }
+    const SQUATTER: &str = "10.77.0.100";
+    const MAC: &str = "52:54:00:77:00:31";
+    let setup = || {
+        let ns = Netns::new();
+        ns.set_client_mac(MAC);
+        ns.exec_c(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{SQUATTER}/24"),
+            "dev",
+            &ns.client_if,
+        ]);
+        ns
+    };
+    // The client's DHCP events, and the time from its DISCOVER to its OFFER.
+    let events = |ns: &Netns| -> (Vec<serde_json::Value>, f64) {
+        let mine: Vec<_> = ns
+            .events()
+            .into_iter()
+            .filter(|e| e["mac"] == MAC)
+            .collect();
+        let at = |step: &str| {
+            event_secs(
+                mine.iter()
+                    .find(|e| e["kind"]["Dhcp"]["step"] == step)
+                    .unwrap_or_else(|| panic!("no {step} in {mine:?}")),
+            )
+        };
+        let delay = at("Offer") - at("Discover");
+        (mine, delay)
+    };
+
+    // Default: no probe, the first address is offered in the same breath as the DISCOVER.
+    let ns = setup();
+    let server = ns.start_server(&config());
+    assert_eq!(ns.udhcpc(&[])["ip"], SQUATTER);
+    let (_, delay) = events(&ns);
+    assert!(delay < 0.05, "offer {delay} s after the discover");
+    drop(server);
+    drop(ns);
+
+    // Probing: the squatter answers, so the next address is probed (silence for the whole
+    // wait) and offered; the squatter's address never goes out.
+    let ns = setup();
+    let mut probing = config();
+    probing.ping_probe_ms = Some(500);
+    let _server = ns.start_server(&probing);
+    let env = ns.udhcpc(&[]);
+    assert_eq!(env["ip"], "10.77.0.101");
+    let (mine, delay) = events(&ns);
+    // The upper bound is a deadline for a broken setup, not a performance threshold.
+    assert!(
+        (0.5..3.0).contains(&delay),
+        "offer {delay} s after the discover"
+    );
+    for e in &mine {
+        let d = &e["kind"]["Dhcp"];
+        assert_ne!(d["step"], "Decline", "{mine:?}");
+        if d["step"] == "Offer" {
+            assert_eq!(d["yiaddr"], "10.77.0.101", "{mine:?}");
+        }
+    }
+    // Quarantined like a declined address; on disk with the ACK's write.
+    let on_disk = LeaseFile::new(ns.path("leases.json")).load().unwrap();
+    let q = on_disk
+        .iter()
+        .find(|l| l.addr.to_string() == SQUATTER)
+        .unwrap_or_else(|| panic!("{on_disk:?}"));
+    assert_eq!(q.state, State::Declined);
+}
+
 #[cfg(feature = "ipv6-ra")]
 #[test]
 fn netns_ipv6_ra_gives_slaac_address() {

@@ -197,6 +197,13 @@ pub struct Config {
     pub offer_hold_secs: u32,
     /// How long an address declined by a client (in use by someone else) stays out of the pool.
     pub decline_quarantine_secs: u32,
+    /// Ping an address of a dynamic pool before offering it, waiting this many milliseconds for
+    /// an echo reply; an address that answers is quarantined like a declined one and the next
+    /// is offered instead. Off (`None`) by default: firmware retransmits its DISCOVER while the
+    /// server waits, and dnsmasq's serial probes held booting VMs for seconds. Reserved
+    /// addresses and a client's own bound address are never probed. Needs `CAP_NET_RAW` (or a
+    /// `net.ipv4.ping_group_range` that includes the server's group).
+    pub ping_probe_ms: Option<u32>,
 }
 
 impl Default for Config {
@@ -212,6 +219,7 @@ impl Default for Config {
             rebinding_secs: None,
             offer_hold_secs: 60,
             decline_quarantine_secs: 600,
+            ping_probe_ms: None,
         }
     }
 }
@@ -243,6 +251,21 @@ impl Policy {
         }
         if config.lease_secs < 60 {
             return bad(format!("lease_secs {} is below 60", config.lease_secs));
+        }
+        if let Some(ms) = config.ping_probe_ms {
+            if ms == 0 {
+                return bad(
+                    "ping_probe_ms 0 probes nothing; leave it unset to turn probes off".into(),
+                );
+            }
+            // The offer is held for the client while the probe waits; a hold that lapses first
+            // could hand the address to someone else.
+            if u64::from(ms) >= u64::from(config.offer_hold_secs) * 1000 {
+                return bad(format!(
+                    "ping_probe_ms {ms} is not below offer_hold_secs {}",
+                    config.offer_hold_secs
+                ));
+            }
         }
         for s in &config.subnets {
             if s.prefix_len > 32 {
@@ -409,6 +432,19 @@ mod tests {
             false,
         );
         check(|c| c.lease_secs = 5, false);
+        check(|c| c.ping_probe_ms = Some(300), true);
+        check(|c| c.ping_probe_ms = Some(0), false);
+        check(|c| c.ping_probe_ms = Some(60_000), false);
+    }
+
+    #[test]
+    fn ping_probe_is_off_unless_configured() {
+        assert_eq!(Config::default().ping_probe_ms, None);
+        let c: Config = serde_json::from_str(r#"{"server_ip":"10.0.0.1"}"#).unwrap();
+        assert_eq!(c.ping_probe_ms, None);
+        let c: Config =
+            serde_json::from_str(r#"{"server_ip":"10.0.0.1","ping_probe_ms":250}"#).unwrap();
+        assert_eq!(c.ping_probe_ms, Some(250));
     }
 
     #[test]

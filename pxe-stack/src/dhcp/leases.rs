@@ -20,7 +20,8 @@ pub enum State {
     Bound,
     /// Given back by the client; kept so the same MAC gets it again.
     Released,
-    /// Declined by a client (someone else answers on it): out of the pool until `expires`.
+    /// Declined by a client, or answered a ping probe (someone else uses it): out of the pool
+    /// until `expires`.
     Declined,
 }
 
@@ -29,7 +30,8 @@ pub enum State {
 pub struct Lease {
     /// The address.
     pub addr: Ipv4Addr,
-    /// The client (for a declined address, the client that declined it).
+    /// The client (for a declined address, the client that declined it, or the client it was
+    /// about to be offered to when a ping probe found it in use).
     pub mac: Mac,
     /// When the lease (or offer, or quarantine) ends, in seconds since the Unix epoch.
     pub expires: u64,
@@ -61,6 +63,9 @@ pub struct LeaseTable {
     by_addr: HashMap<Ipv4Addr, Lease>,
     by_mac: HashMap<Mac, Ipv4Addr>,
     chained: HashSet<Mac>,
+    /// Addresses a ping probe found silent, with the client they were then offered to; while
+    /// the entry stays with that client, a repeated DISCOVER gets its offer without a new probe.
+    probed: HashMap<Ipv4Addr, Mac>,
     /// Where the last pool search per subnet stopped, so searches do not rescan from the start.
     pub(crate) cursors: HashMap<usize, u32>,
 }
@@ -124,6 +129,14 @@ impl LeaseTable {
 
     /// Put an entry in, removing whatever the address or the MAC held before.
     pub fn insert(&mut self, lease: Lease) {
+        if lease.state == State::Declined
+            || self
+                .probed
+                .get(&lease.addr)
+                .is_some_and(|m| *m != lease.mac)
+        {
+            self.probed.remove(&lease.addr);
+        }
         if let Some(old) = self.by_addr.remove(&lease.addr)
             && self.by_mac.get(&old.mac) == Some(&old.addr)
         {
@@ -134,12 +147,14 @@ impl LeaseTable {
             && prev != lease.addr
         {
             self.by_addr.remove(&prev);
+            self.probed.remove(&prev);
         }
         self.by_addr.insert(lease.addr, lease);
     }
 
     /// Remove the entry for an address.
     pub fn remove(&mut self, addr: Ipv4Addr) -> Option<Lease> {
+        self.probed.remove(&addr);
         let old = self.by_addr.remove(&addr)?;
         if self.by_mac.get(&old.mac) == Some(&addr) {
             self.by_mac.remove(&old.mac);
@@ -171,6 +186,16 @@ impl LeaseTable {
             self.remove(addr);
         }
         persisted
+    }
+
+    /// Remember that a ping probe of `addr`, held for `mac`, got no answer.
+    pub(crate) fn mark_probed(&mut self, addr: Ipv4Addr, mac: Mac) {
+        self.probed.insert(addr, mac);
+    }
+
+    /// Whether a ping probe of `addr` came back silent while it was held for `mac`.
+    pub(crate) fn is_probed(&self, addr: Ipv4Addr, mac: Mac) -> bool {
+        self.probed.get(&addr) == Some(&mac)
     }
 
     /// Remember that `mac` has been sent the chainloaded iPXE binary (see [`Chain::Stateful`](super::Chain::Stateful)).

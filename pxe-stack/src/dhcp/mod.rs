@@ -18,6 +18,14 @@
 //! chainload path (PXE ROM, then `undionly.kpxe`, whose DISCOVERs are byte-identical); wrap the
 //! TFTP server's event sink in [`MarkChained`] to set the mark when the file was sent.
 //!
+//! Ping probe: off by default, because booting firmware waits for it. With
+//! [`Config::ping_probe_ms`] set, [`respond`] holds a new dynamic-pool address for the client
+//! and returns [`Outcome::probe`] instead of an offer; the server sends one ICMP echo request
+//! to it (raw ICMP socket on the server's interface, `CAP_NET_RAW`) in a task of its own, so
+//! other clients are answered meanwhile, and hands the result to [`probed`]. An address that
+//! answers within the wait is quarantined like a declined one and the next is probed; the
+//! first silent one is offered. Reservations and a client's own bound address are never probed.
+//!
 //! # Example
 //! The decision core, without sockets: a BIOS PXE DISCOVER gets `undionly.kpxe`.
 //! ```
@@ -61,15 +69,17 @@
 //! `Server::new(config, socket)?.with_lease_file(LeaseFile::new(path))?.run(shutdown).await`.
 //!
 //! # What it does not do
-//! No DHCPv6, no DNS, no ping probe before an offer (firmware waits for it; declines are
-//! handled instead), no ARP injection (replies to clients without an address are broadcast),
-//! no failover between servers, no plain BOOTP (requests without the DHCP magic cookie).
+//! No DHCPv6, no DNS, no ping probe before an offer unless [`Config::ping_probe_ms`] asks for
+//! one (firmware waits for it; declines are handled instead), no ARP injection (replies to
+//! clients without an address are broadcast), no failover between servers, no plain BOOTP
+//! (requests without the DHCP magic cookie).
 
 mod chain;
 mod config;
 mod error;
 mod leases;
 mod packet;
+mod probe;
 #[cfg(feature = "ipv6-ra")]
 mod ra;
 mod respond;
@@ -85,6 +95,6 @@ pub use leases::{Lease, LeaseTable, Leases, State, unix_secs};
 pub use packet::{Client, MAX_PACKET, Malformed, Request};
 #[cfg(feature = "ipv6-ra")]
 pub use ra::{Advertisement, RouterAdvertiser, is_router_solicitation};
-pub use respond::{CLIENT_PORT, Outcome, PROXY_PORT, Reply, SERVER_PORT, respond};
+pub use respond::{CLIENT_PORT, Outcome, PROXY_PORT, Reply, SERVER_PORT, probed, respond};
 pub use server::{Server, bind};
 pub use store::LeaseFile;

@@ -56,9 +56,19 @@ pub struct Outcome {
     pub events: Vec<Event>,
     /// The lease table changed in a way that must reach disk before the reply is sent.
     pub persist: bool,
+    /// Ping this address before offering it ([`Config::ping_probe_ms`] is set and the address
+    /// is a new one from a dynamic pool). The address is held for the client meanwhile and
+    /// `reply` is `None`; pass what the probe found to [`probed`] for the offer (or the next
+    /// address to probe).
+    ///
+    /// [`Config::ping_probe_ms`]: super::Config::ping_probe_ms
+    pub probe: Option<Ipv4Addr>,
 }
 
 /// Decide what to answer to `req` at `now`, updating `leases`.
+///
+/// With [`Config::ping_probe_ms`](super::Config::ping_probe_ms) set, a DISCOVER whose
+/// address is new from a dynamic pool gets no reply yet but an [`Outcome::probe`].
 pub fn respond(
     policy: &Policy,
     leases: &mut LeaseTable,
@@ -78,7 +88,10 @@ pub fn respond(
         Mode::Authoritative | Mode::ReservationsOnly => {
             if req.local_port != PROXY_PORT {
                 match req.kind {
-                    MessageType::Discover => cx.discover(leases),
+                    MessageType::Discover => {
+                        cx.event(DhcpStep::Discover, None, None);
+                        cx.offer(leases);
+                    }
                     MessageType::Request => cx.request(leases),
                     MessageType::Decline => cx.decline(leases),
                     MessageType::Release => cx.release(leases),
@@ -88,6 +101,58 @@ pub fn respond(
             }
         }
     }
+    cx.out
+}
+
+/// Continue a DISCOVER after the ping probe that [`respond`] asked for in
+/// [`Outcome::probe`]: `addr` is the address probed and `in_use` whether an echo reply came.
+///
+/// A silent address is offered (and a repeated DISCOVER from the client gets it without a new
+/// probe). An address that answered is quarantined like a declined one, for
+/// [`Config::decline_quarantine_secs`](super::Config::decline_quarantine_secs), and the next
+/// address is chosen: the outcome offers it or asks for its probe in turn. The quarantine is
+/// not worth a lease-file write of its own (`persist` stays false): after a restart the address
+/// would only be probed again. No event marks the quarantine; the DISCOVER event came from
+/// [`respond`] and the OFFER event comes with the offer.
+pub fn probed(
+    policy: &Policy,
+    leases: &mut LeaseTable,
+    req: &Request,
+    addr: Ipv4Addr,
+    in_use: bool,
+    now: SystemTime,
+) -> Outcome {
+    let mut cx = Cx {
+        policy,
+        req,
+        now,
+        now_s: unix_secs(now),
+        out: Outcome::default(),
+    };
+    let asked = policy.config().mode == Mode::Authoritative
+        && req.kind == MessageType::Discover
+        && req.local_port != PROXY_PORT;
+    if !asked {
+        return cx.out;
+    }
+    // Only an address still held for this client changes state: the hold may have lapsed, or
+    // the client may have taken another server's offer, while the probe waited.
+    let held = leases
+        .get(addr)
+        .is_some_and(|l| l.mac == req.mac && l.state == State::Offered && l.active(cx.now_s));
+    if held && in_use {
+        tracing::debug!(mac = %req.mac, %addr, "address answers ping; quarantined, offering another");
+        leases.insert(Lease {
+            addr,
+            mac: req.mac,
+            expires: cx.now_s + u64::from(policy.config().decline_quarantine_secs),
+            hostname: None,
+            state: State::Declined,
+        });
+    } else if held {
+        leases.mark_probed(addr, req.mac);
+    }
+    cx.offer(leases);
     cx.out
 }
 
@@ -136,8 +201,8 @@ impl Cx<'_> {
         self.req.mac
     }
 
-    fn discover(&mut self, leases: &mut LeaseTable) {
-        self.event(DhcpStep::Discover, None, None);
+    /// Choose an address for a DISCOVER and offer it, or ask for a probe of it first.
+    fn offer(&mut self, leases: &mut LeaseTable) {
         let Some(idx) = self.policy.subnet_for(self.req.message.giaddr()) else {
             tracing::debug!(mac = %self.mac(), giaddr = %self.req.message.giaddr(), "no subnet for discover");
             return;
@@ -165,6 +230,16 @@ impl Cx<'_> {
                 hostname: None,
                 state: State::Offered,
             });
+        }
+        // Reservations are trusted, and a client's own bound address may well answer: it is
+        // the client's. Anything else from the pool is probed once while held for the client.
+        let probe = self.policy.config().ping_probe_ms.is_some()
+            && !bound
+            && self.policy.reservation(self.mac()).map(|r| r.addr) != Some(addr)
+            && !leases.is_probed(addr, self.mac());
+        if probe {
+            self.out.probe = Some(addr);
+            return;
         }
         let boot = boot_for(self.policy, leases, self.req);
         let mut m = self.base(MessageType::Offer, addr);
@@ -657,6 +732,14 @@ mod tests {
             self.send(&packet(mac(n), kind, extra), SERVER_PORT, t)
         }
 
+        /// What a ping probe of `addr` for client `n`'s DISCOVER found.
+        fn probed(&mut self, n: u8, addr: Ipv4Addr, in_use: bool, t: u64) -> Outcome {
+            let bytes = packet(mac(n), MessageType::Discover, vec![]);
+            let src = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT);
+            let req = Request::decode(&bytes, src, SERVER_PORT).unwrap();
+            probed(&self.policy, &mut self.leases, &req, addr, in_use, at(t))
+        }
+
         /// Full DISCOVER/REQUEST; returns the address acknowledged.
         fn dora(&mut self, n: u8, t: u64) -> Option<Ipv4Addr> {
             let offer = self.dhcp(n, MessageType::Discover, vec![], t).reply?;
@@ -1040,6 +1123,115 @@ mod tests {
         let mut addrs: Vec<_> = leases.iter().map(|l| l.addr).collect();
         addrs.dedup();
         assert_eq!(addrs.len(), leases.len());
+    }
+
+    /// The steps of the DHCP events in an outcome.
+    fn steps(out: &Outcome) -> Vec<DhcpStep> {
+        out.events
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::Dhcp { step, .. } => *step,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_probe_unless_configured() {
+        let mut b = Bench::new(config());
+        let out = b.dhcp(1, MessageType::Discover, vec![], 0);
+        assert_eq!(out.probe, None);
+        assert_eq!(
+            out.reply.as_ref().unwrap().message.yiaddr(),
+            Ipv4Addr::new(10, 0, 0, 100)
+        );
+        assert_eq!(steps(&out), [DhcpStep::Discover, DhcpStep::Offer]);
+    }
+
+    #[test]
+    fn ping_probe_before_offering_a_pool_address() {
+        let mut c = config();
+        c.ping_probe_ms = Some(200);
+        let mut b = Bench::new(c);
+        let a = |i| Ipv4Addr::new(10, 0, 0, i);
+        // The first candidate is held for the client while it is probed; no offer yet.
+        let out = b.dhcp(1, MessageType::Discover, vec![], 0);
+        assert_eq!(out.probe, Some(a(100)));
+        assert!(out.reply.is_none() && !out.persist);
+        assert_eq!(steps(&out), [DhcpStep::Discover]);
+        assert_eq!(b.leases.get(a(100)).unwrap().state, State::Offered);
+        // Another client meanwhile gets another candidate.
+        assert_eq!(
+            b.dhcp(2, MessageType::Discover, vec![], 0).probe,
+            Some(a(101))
+        );
+        // Someone answers on the first: quarantined like a decline, the next one is probed,
+        // and nothing is said about it on the timeline.
+        let out = b.probed(1, a(100), true, 0);
+        assert_eq!(out.probe, Some(a(102)));
+        assert!(out.reply.is_none() && out.events.is_empty() && !out.persist);
+        let q = b.leases.get(a(100)).unwrap();
+        assert_eq!((q.state, q.expires), (State::Declined, T0 + 600));
+        // Silence: the offer, with its event.
+        let out = b.probed(1, a(102), false, 0);
+        assert_eq!(out.probe, None);
+        assert_eq!(out.reply.as_ref().unwrap().message.yiaddr(), a(102));
+        assert_eq!(steps(&out), [DhcpStep::Offer]);
+        // A repeated DISCOVER is answered at once: the address was probed for this client.
+        let out = b.dhcp(1, MessageType::Discover, vec![], 1);
+        assert_eq!(out.probe, None);
+        assert_eq!(out.reply.unwrap().message.yiaddr(), a(102));
+        assert_eq!(b.dora(1, 2), Some(a(102)));
+        // A bound client coming back, and a reservation, are never probed.
+        let out = b.dhcp(1, MessageType::Discover, vec![], 3);
+        assert_eq!(
+            (out.probe, out.reply.map(|r| r.message.yiaddr())),
+            (None, Some(a(102)))
+        );
+        let out = b.dhcp(9, MessageType::Discover, vec![], 3);
+        assert_eq!(
+            (out.probe, out.reply.map(|r| r.message.yiaddr())),
+            (None, Some(a(10)))
+        );
+        // The quarantined address stays out of the pool until the quarantine ends.
+        assert!(!b.leases.free_for(a(100), Mac(mac(5)), unix_secs(at(599))));
+        assert!(b.leases.free_for(a(100), Mac(mac(5)), unix_secs(at(600))));
+    }
+
+    #[test]
+    fn probe_results_only_touch_the_hold_they_were_for() {
+        let mut c = config();
+        c.ping_probe_ms = Some(200);
+        let mut b = Bench::new(c);
+        let a = |i| Ipv4Addr::new(10, 0, 0, i);
+        assert_eq!(
+            b.dhcp(2, MessageType::Discover, vec![], 0).probe,
+            Some(a(100))
+        );
+        // A stale or foreign result (client 3 never held .100) leaves client 2's hold alone;
+        // client 3 is simply given a candidate of its own to probe.
+        let out = b.probed(3, a(100), true, 0);
+        assert_eq!(out.probe, Some(a(101)));
+        let l = b.leases.get(a(100)).unwrap();
+        assert_eq!((l.mac, l.state), (Mac(mac(2)), State::Offered));
+        // A silent result after the hold lapsed probes again rather than offering blind.
+        let out = b.probed(2, a(100), false, 61);
+        assert_eq!(out.probe, Some(a(100)));
+        assert!(out.reply.is_none());
+        // The address changing hands forgets that it was probed.
+        b.probed(2, a(100), false, 61);
+        assert!(b.leases.is_probed(a(100), Mac(mac(2))));
+        b.leases.remove(a(100));
+        assert!(!b.leases.is_probed(a(100), Mac(mac(2))));
+        // With every candidate in use, nothing is offered.
+        let mut out = b.dhcp(4, MessageType::Discover, vec![], 62);
+        let mut probes = 0;
+        while let Some(p) = out.probe {
+            probes += 1;
+            out = b.probed(4, p, true, 62);
+        }
+        assert!(out.reply.is_none());
+        assert!(probes <= 4, "{probes}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The tokio server: moves datagrams between the socket and [`respond`], persisting leases
-//! before any ACK leaves.
+//! before any ACK leaves, and runs the ping probes [`respond`] asks for in tasks of their own.
 
 use std::future::Future;
 use std::io;
@@ -7,14 +7,16 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
 
 use super::config::{Config, Policy};
 use super::error::Error;
 use super::leases::{LeaseTable, Leases, unix_secs};
 use super::packet::{MAX_PACKET, Request};
-use super::respond::{PROXY_PORT, Reply, SERVER_PORT, respond};
+use super::probe::Prober;
+use super::respond::{PROXY_PORT, Reply, SERVER_PORT, probed, respond};
 use super::store::LeaseFile;
 use crate::{Discard, EventSink};
 
@@ -22,6 +24,9 @@ use crate::{Discard, EventSink};
 const BATCH: usize = 256;
 /// How often expired leases are swept out.
 const SWEEP: Duration = Duration::from_secs(30);
+/// Ping probes per DISCOVER before the server gives up on it (the client retries). Addresses
+/// that answer cost one round trip each; the first silent one ends the search.
+const MAX_PROBES: usize = 8;
 
 /// Bind a DHCP server socket: UDP on `0.0.0.0:port`, tied to `interface` (SO_BINDTODEVICE) when
 /// given, with SO_BROADCAST and SO_REUSEADDR. Must be called inside a tokio runtime.
@@ -57,14 +62,17 @@ pub fn bind(interface: Option<&str>, port: u16) -> Result<UdpSocket, Error> {
 }
 
 /// The DHCP server: one socket (port 67), optionally a ProxyDHCP socket (port 4011), a lease
-/// table, a lease file and an event sink.
+/// table, a lease file and an event sink; with
+/// [`Config::ping_probe_ms`](super::Config::ping_probe_ms) set, also an ICMP socket on the same
+/// interface.
 pub struct Server {
     policy: Arc<Policy>,
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     proxy_socket: Option<UdpSocket>,
     leases: Leases,
     store: Option<LeaseFile>,
     events: Arc<dyn EventSink>,
+    prober: Option<Arc<Prober>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -74,22 +82,49 @@ impl std::fmt::Debug for Server {
             .field("socket", &self.socket)
             .field("proxy_socket", &self.proxy_socket)
             .field("store", &self.store)
+            .field("prober", &self.prober)
             .finish_non_exhaustive()
     }
 }
 
 impl Server {
-    /// A server for `config` on an already bound `socket` (see [`bind`]).
+    /// A server for `config` on an already bound `socket` (see [`bind`]). Must be called inside
+    /// a tokio runtime.
+    ///
+    /// With [`Config::ping_probe_ms`](super::Config::ping_probe_ms) set this also opens the
+    /// ICMP socket for the probes, tied to the interface `socket` is bound to; without
+    /// `CAP_NET_RAW` (and without a `net.ipv4.ping_group_range` that admits the server) that
+    /// fails with [`Error::Bind`] naming the capability.
     pub fn new(config: Config, socket: UdpSocket) -> Result<Server, Error> {
         let policy = Policy::new(config)?;
         socket.set_broadcast(true)?;
+        let prober = match policy.config().ping_probe_ms {
+            Some(_) => {
+                let device = SockRef::from(&socket).device()?;
+                let prober = Prober::new(device.as_deref()).map_err(|source| {
+                    let perm = source.kind() == io::ErrorKind::PermissionDenied
+                        || source.raw_os_error() == Some(1);
+                    Error::Bind {
+                        interface: device
+                            .as_deref()
+                            .map_or("*".into(), |d| String::from_utf8_lossy(d).into_owned()),
+                        port: 0,
+                        hint: perm.then_some("CAP_NET_RAW"),
+                        source,
+                    }
+                })?;
+                Some(Arc::new(prober))
+            }
+            None => None,
+        };
         Ok(Server {
             policy: Arc::new(policy),
-            socket,
+            socket: Arc::new(socket),
             proxy_socket: None,
             leases: Leases::default(),
             store: None,
             events: Arc::new(Discard),
+            prober,
         })
     }
 
@@ -138,6 +173,13 @@ impl Server {
         let mut pbuf = vec![0u8; MAX_PACKET + 1];
         let mut sweep = tokio::time::interval(SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Probes run as tasks of their own, so a DISCOVER waiting for its echo reply holds up
+        // nobody else; dropping the set at shutdown aborts them, with the receive task.
+        let mut probes = JoinSet::new();
+        if let Some(prober) = &self.prober {
+            let prober = prober.clone();
+            probes.spawn(async move { prober.receive().await });
+        }
         loop {
             let mut batch = Batch::default();
             tokio::select! {
@@ -155,7 +197,7 @@ impl Server {
             // Whatever queued up meanwhile joins this batch: one lease-file write covers it.
             for sock_port in [SERVER_PORT, PROXY_PORT] {
                 let sock = if sock_port == SERVER_PORT {
-                    Some(&self.socket)
+                    Some(&*self.socket)
                 } else {
                     self.proxy_socket.as_ref()
                 };
@@ -171,7 +213,18 @@ impl Server {
                     }
                 }
             }
+            let waiting = std::mem::take(&mut batch.probes);
             self.finish(batch).await;
+            // After finish, so each DISCOVER event is out before its OFFER event can be.
+            for (req, addr) in waiting {
+                match self.probe_job() {
+                    Some(job) => {
+                        probes.spawn(job.run(req, addr));
+                    }
+                    None => tracing::debug!(mac = %req.mac, "probe asked for without a prober"),
+                }
+            }
+            while probes.try_join_next().is_some() {}
         }
         if let Some(store) = &self.store {
             let snapshot = self.leases.read().persistent();
@@ -211,6 +264,20 @@ impl Server {
         if let Some(reply) = out.reply {
             batch.replies.push((port, reply, out.persist));
         }
+        if let Some(addr) = out.probe {
+            batch.probes.push((req, addr));
+        }
+    }
+
+    fn probe_job(&self) -> Option<ProbeJob> {
+        Some(ProbeJob {
+            policy: self.policy.clone(),
+            leases: self.leases.clone(),
+            socket: self.socket.clone(),
+            events: self.events.clone(),
+            prober: self.prober.clone()?,
+            wait: Duration::from_millis(u64::from(self.policy.config().ping_probe_ms?)),
+        })
     }
 
     async fn finish(&self, batch: Batch) {
@@ -248,13 +315,60 @@ impl Server {
             (PROXY_PORT, Some(p)) => p,
             _ => &self.socket,
         };
-        let Some(bytes) = reply.encode() else {
-            tracing::debug!(to = %reply.to, "reply does not encode");
-            return;
-        };
-        if let Err(e) = sock.send_to(&bytes, reply.to).await {
-            tracing::debug!(to = %reply.to, error = %e, "dhcp send failed");
+        send(sock, reply).await;
+    }
+}
+
+async fn send(sock: &UdpSocket, reply: &Reply) {
+    let Some(bytes) = reply.encode() else {
+        tracing::debug!(to = %reply.to, "reply does not encode");
+        return;
+    };
+    if let Err(e) = sock.send_to(&bytes, reply.to).await {
+        tracing::debug!(to = %reply.to, error = %e, "dhcp send failed");
+    }
+}
+
+/// One DISCOVER waiting for ping probes, with what it needs of the server.
+struct ProbeJob {
+    policy: Arc<Policy>,
+    leases: Leases,
+    socket: Arc<UdpSocket>,
+    events: Arc<dyn EventSink>,
+    prober: Arc<Prober>,
+    wait: Duration,
+}
+
+impl ProbeJob {
+    /// Probe `addr`, then whatever [`probed`] picks next, until an offer goes out (or the
+    /// pool runs dry, or [`MAX_PROBES`] addresses answered).
+    async fn run(self, req: Request, mut addr: Ipv4Addr) {
+        for _ in 0..MAX_PROBES {
+            let in_use = self.prober.ping(addr, self.wait).await;
+            let out = {
+                let mut table = self.leases.write();
+                probed(
+                    &self.policy,
+                    &mut table,
+                    &req,
+                    addr,
+                    in_use,
+                    SystemTime::now(),
+                )
+            };
+            // Offers promise nothing that must survive a restart: no lease-file write first.
+            if let Some(reply) = &out.reply {
+                send(&self.socket, reply).await;
+            }
+            for e in out.events {
+                self.events.emit(e);
+            }
+            match out.probe {
+                Some(next) => addr = next,
+                None => return,
+            }
         }
+        tracing::debug!(mac = %req.mac, "every probed address answered; no offer");
     }
 }
 
@@ -265,6 +379,8 @@ struct Batch {
     /// Replies with the port they answer and whether they wait for the lease file.
     replies: Vec<(u16, Reply, bool)>,
     events: Vec<crate::Event>,
+    /// DISCOVERs whose offer waits for a ping probe of this address.
+    probes: Vec<(Request, Ipv4Addr)>,
 }
 
 async fn recv_opt(sock: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
