@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
@@ -63,10 +64,18 @@ impl Body {
         }
     }
 
-    /// Streams `len` bytes of `file` from `start` in `chunk`-sized reads on a blocking thread,
-    /// one chunk ahead of the connection.
-    pub(crate) fn file(mut file: File, start: u64, len: u64, chunk: usize) -> Self {
+    /// Streams `len` bytes of `file` from `start` in reads of up to `chunk` bytes on a blocking
+    /// thread, one chunk ahead of the connection; `budget` shrinks the reads while many
+    /// downloads run at once.
+    pub(crate) fn file(
+        mut file: File,
+        start: u64,
+        len: u64,
+        chunk: usize,
+        budget: &ChunkBudget,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(1);
+        let active = budget.join();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = file.seek(SeekFrom::Start(start)) {
                 let _ = tx.blocking_send(Err(e));
@@ -74,7 +83,7 @@ impl Body {
             }
             let mut left = len;
             while left > 0 {
-                let want = left.min(chunk as u64);
+                let want = left.min(active.chunk(chunk) as u64);
                 // read_to_end fills spare capacity without zeroing it first.
                 let mut buf = Vec::with_capacity(want as usize);
                 let res = (&mut file).take(want).read_to_end(&mut buf);
@@ -105,6 +114,54 @@ impl Body {
     pub(crate) fn with_report(mut self, report: Report) -> Self {
         self.report = Some(report);
         self
+    }
+}
+
+/// The memory budget shared by every file download of one server.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkBudget {
+    bytes: usize,
+    active: Arc<AtomicUsize>,
+}
+
+/// One download's share of the budget; leaving it (drop) frees the share.
+pub(crate) struct Share {
+    bytes: usize,
+    active: Arc<AtomicUsize>,
+}
+
+/// The smallest read, so that even a thousand downloads make progress in sensible steps.
+const MIN_CHUNK: usize = 16 * 1024;
+
+impl ChunkBudget {
+    pub(crate) fn new(bytes: usize) -> Self {
+        ChunkBudget {
+            bytes,
+            active: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn join(&self) -> Share {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        Share {
+            bytes: self.bytes,
+            active: self.active.clone(),
+        }
+    }
+}
+
+impl Share {
+    /// This download's next read size: at most `max`, and about a third of its share of the
+    /// budget (a download holds up to three chunks: being read, queued, being written).
+    fn chunk(&self, max: usize) -> usize {
+        let active = self.active.load(Ordering::Relaxed).max(1);
+        (self.bytes / (3 * active)).clamp(MIN_CHUNK, max.max(MIN_CHUNK))
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -161,5 +218,23 @@ impl Drop for Body {
             r.entry.bytes = self.sent;
             r.reporters.report(&r.entry, r.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_shrink_as_downloads_share_the_budget() {
+        let budget = ChunkBudget::new(64 << 20);
+        let first = budget.join();
+        assert_eq!(first.chunk(512 << 10), 512 << 10, "alone: the full chunk");
+        let many: Vec<_> = (0..999).map(|_| budget.join()).collect();
+        let c = first.chunk(512 << 10);
+        assert!(c < 512 << 10 && c >= MIN_CHUNK, "{c}");
+        assert!(3 * c * 1000 <= (64 << 20) + 3 * MIN_CHUNK * 1000);
+        drop(many);
+        assert_eq!(first.chunk(512 << 10), 512 << 10, "shares come back");
     }
 }

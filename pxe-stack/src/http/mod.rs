@@ -106,6 +106,10 @@ pub struct Config {
     /// Bytes per disk read when streaming a file. Larger is faster; each download holds about
     /// three chunks in memory.
     pub chunk_size: usize,
+    /// The memory all downloads together may hold in file chunks. When many downloads run at
+    /// once (a rack booting), each one's chunks shrink (down to 16 KiB) so the total stays near
+    /// this budget and memory stays flat as the number of clients grows.
+    pub buffer_budget: usize,
     /// How long a client may take to send its request headers.
     pub header_timeout: Duration,
 }
@@ -115,6 +119,7 @@ impl Default for Config {
         Config {
             root: None,
             chunk_size: 512 * 1024,
+            buffer_budget: 64 * 1024 * 1024,
             header_timeout: Duration::from_secs(30),
         }
     }
@@ -175,6 +180,7 @@ impl std::fmt::Debug for Server {
 struct Inner {
     root: Option<PathBuf>,
     chunk_size: usize,
+    chunks: body::ChunkBudget,
     routes: Routes,
     lookup: Arc<dyn HostLookup>,
     reporters: Arc<Reporters>,
@@ -259,6 +265,7 @@ impl Server {
         let inner = Arc::new(Inner {
             root,
             chunk_size: self.config.chunk_size.max(4096),
+            chunks: body::ChunkBudget::new(self.config.buffer_budget),
             routes: self.routes,
             lookup: self.lookup,
             reporters: Arc::new(Reporters {
@@ -449,7 +456,7 @@ impl Inner {
             );
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             if method == Method::GET && len > 0 {
-                *resp.body_mut() = Body::file(file, start, len, self.chunk_size);
+                *resp.body_mut() = Body::file(file, start, len, self.chunk_size, &self.chunks);
             }
         }
         resp

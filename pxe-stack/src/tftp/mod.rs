@@ -123,7 +123,9 @@ impl Default for Config {
             files: HashMap::new(),
             generator: None,
             max_per_client: 4,
-            max_total: 128,
+            // A rack of a thousand hosts powering on within seconds must not be turned away
+            // while the machine is busy serving kernels; each transfer is small.
+            max_total: 1024,
             block_size_limit: 1468,
             window_size_limit: 64,
             timeout: Duration::from_secs(3),
