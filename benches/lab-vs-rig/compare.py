@@ -130,7 +130,7 @@ res = {
     "rig": {"median": rig_med, "per_vm": rig_rows, "passed": rig_passed, "exit": rig_rc},
     "commands": {
         "lab": f"target/release/examples/lab --vms {n} --image-mib {image_mib}",
-        "rig": f"ACCEL=tcg TUNED=1 MODE=bios N_VMS={n} IMAGE_MB={image_mib} /work/shared/reference-rig/rig.sh",
+        "rig": f"ACCEL=tcg TUNED=1 MODE=bios N_VMS={n} IMAGE_MB={image_mib} ../shared/reference-rig/rig.sh",
     },
 }
 json.dump(res, open(out, "w"), indent=1)

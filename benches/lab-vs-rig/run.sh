@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lab vs reference rig: power-on to installed through rhcos-metal (`examples/lab`: our DHCP,
 # TFTP, HTTP, iPXE scripts, Ignition, BMC power) and through the dnsmasq + nginx reference rig
-# (/work/shared/reference-rig/rig.sh, ACCEL=tcg TUNED=1 MODE=bios), on the same machine with the
+# (../shared/reference-rig/rig.sh, ACCEL=tcg TUNED=1 MODE=bios), on the same machine with the
 # same image size, per phase, side by side with ratios.
 #
 #   sudo benches/lab-vs-rig/run.sh                   # VMS="1 4" IMAGE_MIB=16
@@ -30,7 +30,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 VMS=${VMS:-"1 4"}
 IMAGE_MIB=${IMAGE_MIB:-16}
 REPEAT=${REPEAT:-1}
-RIG=${RIG:-/work/shared/reference-rig}
+RIG=${RIG:-$ROOT/../shared/reference-rig}
 OUT=${OUT:-$ROOT/benches/results/lab-vs-rig}
 
 [ "$(id -u)" = 0 ] || { echo "needs root (namespaces, QEMU, bridges)" >&2; exit 1; }
