@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(first.chunk(512 << 10), 512 << 10, "alone: the full chunk");
         let many: Vec<_> = (0..999).map(|_| budget.join()).collect();
         let c = first.chunk(512 << 10);
-        assert!(c < 512 << 10 && c >= MIN_CHUNK, "{c}");
+        assert!((MIN_CHUNK..512 << 10).contains(&c), "{c}");
         assert!(3 * c * 1000 <= (64 << 20) + 3 * MIN_CHUNK * 1000);
         drop(many);
         assert_eq!(first.chunk(512 << 10), 512 << 10, "shares come back");

@@ -228,23 +228,10 @@ impl Server {
             return Err(Error::Unspecified { addr });
         }
         let root = match &self.config.root {
-            Some(path) => Some(
-                std::fs::canonicalize(path)
-                    .and_then(|p| {
-                        if p.is_dir() {
-                            Ok(p)
-                        } else {
-                            Err(std::io::Error::new(
-                                std::io::ErrorKind::NotADirectory,
-                                "not a directory",
-                            ))
-                        }
-                    })
-                    .map_err(|source| Error::Root {
-                        path: path.clone(),
-                        source,
-                    })?,
-            ),
+            Some(dir) => Some(path::canonical_root(dir).map_err(|source| Error::Root {
+                path: dir.clone(),
+                source,
+            })?),
             None => None,
         };
         socket.set_nonblocking(true)?;

@@ -19,6 +19,20 @@ pub(crate) enum Refusal {
 ///
 /// `.` and empty components are dropped. Backslashes count as separators (some PXE ROMs send
 /// DOS-style names), so `..\x` is refused too.
+/// The served root as an absolute path without symlinks, which [`resolve`] compares against;
+/// it must be a directory.
+pub(crate) fn canonical_root(root: &Path) -> std::io::Result<PathBuf> {
+    let root = std::fs::canonicalize(root)?;
+    if root.is_dir() {
+        Ok(root)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "not a directory",
+        ))
+    }
+}
+
 pub(crate) fn confine(request: &str) -> Result<String, Refusal> {
     if request.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err(Refusal::BadByte);
