@@ -131,7 +131,7 @@ pub(crate) struct Share {
 }
 
 /// The smallest read, so that even a thousand downloads make progress in sensible steps.
-const MIN_CHUNK: usize = 16 * 1024;
+const MIN_CHUNK: usize = 4 * 1024;
 
 impl ChunkBudget {
     pub(crate) fn new(bytes: usize) -> Self {

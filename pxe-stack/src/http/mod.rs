@@ -107,7 +107,7 @@ pub struct Config {
     /// three chunks in memory.
     pub chunk_size: usize,
     /// The memory all downloads together may hold in file chunks. When many downloads run at
-    /// once (a rack booting), each one's chunks shrink (down to 16 KiB) so the total stays near
+    /// once (a rack booting), each one's chunks shrink (down to 4 KiB) so the total stays near
     /// this budget and memory stays flat as the number of clients grows.
     pub buffer_budget: usize,
     /// How long a client may take to send its request headers.
@@ -119,7 +119,7 @@ impl Default for Config {
         Config {
             root: None,
             chunk_size: 512 * 1024,
-            buffer_budget: 64 * 1024 * 1024,
+            buffer_budget: 16 * 1024 * 1024,
             header_timeout: Duration::from_secs(30),
         }
     }
