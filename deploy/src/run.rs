@@ -186,7 +186,7 @@ pub struct Servers {
     pub leases: pxe_stack::dhcp::Leases,
     /// The HTTP base URL hosts use (`http://addr:port`).
     pub base_url: String,
-    introspector: Option<rhcos_introspect::Introspector>,
+    introspector: rhcos_introspect::Introspector,
 }
 
 impl Servers {
@@ -200,7 +200,7 @@ impl Servers {
 
     /// The install disk introspection chose for a host.
     pub fn introspected_disk(&self, mac: Mac) -> Option<String> {
-        self.introspector.as_ref()?.install_dev(mac)
+        self.introspector.install_dev(mac)
     }
 }
 
@@ -509,7 +509,7 @@ pub async fn start_servers(
         tasks,
         leases,
         base_url: base,
-        introspector: Some(introspector),
+        introspector,
     })
 }
 
