@@ -14,8 +14,9 @@
 #
 # Network: namespaces bs-s-PID (server, 10.99.0.1/16) and bs-c-PID (clients) joined by one veth
 # pair; client i's reserved address (10.99.(1+i/250).(1+i%250)) is added to the client veth so
-# its TFTP and HTTP come from the address holding its lease. Nothing else is touched; the
-# namespaces, processes and work directory are removed on exit.
+# its TFTP and HTTP come from the address holding its lease. The only thing outside them it
+# touches is the kernel's (global) neighbour table limit, raised when N needs it and restored on
+# exit with the namespaces, processes and work directory.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -39,8 +40,10 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 NS_S="bs-s-$$"; NS_C="bs-c-$$"; IF_S="bss$$"; IF_C="bsc$$"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bootstorm.XXXXXX")
 SERVER_PID=
+NEIGH_SAVED=
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+    if [ -n "$NEIGH_SAVED" ]; then sysctl -qw $NEIGH_SAVED || true; fi
     ip netns del "$NS_S" 2>/dev/null || true
     ip netns del "$NS_C" 2>/dev/null || true
     rm -rf "$WORK"
@@ -50,18 +53,25 @@ trap cleanup EXIT INT TERM
 ip netns add "$NS_S"; ip netns add "$NS_C"
 ip link add "$IF_S" netns "$NS_S" type veth peer name "$IF_C" netns "$NS_C"
 ip -n "$NS_S" addr add 10.99.0.1/16 dev "$IF_S"
-for ns in "$NS_S" "$NS_C"; do
-    ip -n "$ns" link set lo up
-    # A neighbour table per namespace large enough for every client (default gc_thresh3 1024).
-    ip netns exec "$ns" sysctl -qw net.ipv4.neigh.default.gc_thresh1=8192 \
-        net.ipv4.neigh.default.gc_thresh2=16384 net.ipv4.neigh.default.gc_thresh3=32768 2>/dev/null || true
-done
+for ns in "$NS_S" "$NS_C"; do ip -n "$ns" link set lo up; done
 ip -n "$NS_S" link set "$IF_S" up
 ip -n "$NS_C" link set "$IF_C" up
 
 MAX_N=0
 for n in $N_LIST; do [ "$n" -gt "$MAX_N" ] && MAX_N=$n; done
 [ "$MAX_N" -le 62500 ] || { echo "at most 62500 clients" >&2; exit 1; }
+# The IPv4 neighbour table is one table for every namespace, capped by gc_thresh3 (1024 by
+# default): past that the server cannot answer a thousand-and-first client (its ARP entry cannot
+# be created), which is what any Linux provisioning server on a big L2 segment runs into. Raise
+# the limits for the run when N needs it, and put the old values back on exit.
+need=$((MAX_N * 2 + 1024))
+if [ "$(sysctl -n net.ipv4.neigh.default.gc_thresh3)" -lt "$need" ]; then
+    NEIGH_SAVED=$(for k in gc_thresh1 gc_thresh2 gc_thresh3; do
+        printf 'net.ipv4.neigh.default.%s=%s ' "$k" "$(sysctl -n net.ipv4.neigh.default.$k)"; done)
+    sysctl -qw net.ipv4.neigh.default.gc_thresh1=$((need / 4)) \
+        net.ipv4.neigh.default.gc_thresh2=$((need / 2)) net.ipv4.neigh.default.gc_thresh3=$need
+    echo "(neighbour table limits raised to $need for this run; restored on exit)" >&2
+fi
 # Every client's reserved address on the client side, in one netlink batch.
 for i in $(seq 0 $((MAX_N - 1))); do
     echo "addr add 10.99.$((1 + i / 250)).$((1 + i % 250))/16 dev $IF_C"

@@ -202,6 +202,42 @@ fn tftp_hpa_gets_files_from_root_memory_and_generator() {
 }
 
 #[test]
+fn a_changed_file_is_served_as_it_is_now_not_as_it_was_shared() {
+    if !have("tftp") {
+        return;
+    }
+    let srv = Running::start(|_, _| {});
+    let out_dir = tempfile::tempdir().unwrap();
+    let local = out_dir.path().join("out");
+    let get = || {
+        let out = run(Command::new("tftp")
+            .args(["-m", "binary", "127.0.0.1", &srv.port(), "-c", "get"])
+            .arg("boot.efi")
+            .arg(&local));
+        assert!(out.status.success());
+        std::fs::read(&local).unwrap()
+    };
+    let target = srv.root.join("boot.efi");
+    std::fs::write(&target, b"first version").unwrap();
+    assert_eq!(get(), b"first version");
+    assert_eq!(get(), b"first version", "served again from the shared copy");
+
+    // Replaced by rename, as installers update boot loaders: another inode.
+    let staged = srv.root.join("boot.efi.new");
+    std::fs::write(&staged, b"second version, longer").unwrap();
+    std::fs::rename(&staged, &target).unwrap();
+    assert_eq!(get(), b"second version, longer");
+
+    // Rewritten in place with the same length: another modification time.
+    std::fs::write(&target, b"third  version, longer").unwrap();
+    let f = std::fs::File::options().write(true).open(&target).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    assert_eq!(get(), b"third  version, longer");
+}
+
+#[test]
 fn atftp_negotiates_blksize_and_tsize_and_cannot_write() {
     if !have("atftp") {
         return;

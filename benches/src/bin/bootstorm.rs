@@ -496,12 +496,18 @@ async fn main() -> Result<()> {
     }
     let mut ok: Vec<[Duration; 7]> = Vec::new();
     let mut errors: HashMap<String, u32> = HashMap::new();
-    for t in tasks {
-        match t.await {
-            Ok(Ok(times)) => ok.push(times),
-            Ok(Err(e)) => *errors.entry(format!("{e:#}")).or_default() += 1,
-            Err(e) => *errors.entry(e.to_string()).or_default() += 1,
-        }
+    let mut failed_clients = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let err = match t.await {
+            Ok(Ok(times)) => {
+                ok.push(times);
+                continue;
+            }
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(e) => e.to_string(),
+        };
+        *errors.entry(err).or_default() += 1;
+        failed_clients.push(i);
     }
     let wall = start.elapsed();
     let mut phases = serde_json::Map::new();
@@ -528,6 +534,7 @@ async fn main() -> Result<()> {
         "total_p99_ms": percentile(&totals, 0.99),
         "phases": phases,
         "errors": errors,
+        "failed_clients": failed_clients,
     });
     println!("{summary}");
     Ok(())

@@ -1,11 +1,14 @@
 //! The HTTP server: static artifacts (kernels, initramfs, multi-GB metal images) and dynamic
 //! routes (iPXE scripts, Ignition configs, introspection) on hyper 1.
 //!
-//! Static files stream from disk in large chunks read by a blocking thread, one chunk ahead of
-//! the socket, so a 4 GiB image never sits in memory. Range (single range), `If-Range`, strong
-//! `ETag`, `Last-Modified`, conditional GET and HEAD follow RFC 9110; the decision is the pure
-//! function [`check`]. Request paths are percent-decoded and confined to the root: `..` gives
-//! 404 and a symlink that resolves outside the root gives 403.
+//! Static files stream from disk in chunks that shrink as more downloads share the memory
+//! budget: read in place when the page cache holds them, by a few threads shared by all
+//! downloads otherwise, into recycled buffers. A 4 GiB image never sits in memory, and a
+//! thousand concurrent downloads hold about [`Config::buffer_budget`] in file data, not a
+//! thousand chunks each. Range (single range), `If-Range`, strong `ETag`, `Last-Modified`,
+//! conditional GET and HEAD follow RFC 9110; the decision is the pure function [`check`].
+//! Request paths are percent-decoded and confined to the root: `..` gives 404 and a symlink
+//! that resolves outside the root gives 403.
 //!
 //! Dynamic routes ([`Routes`]) are consulted first. Every request, static or dynamic, yields
 //! one access-log line (nginx-like, with the client's MAC from the [`HostLookup`]) and one
@@ -103,13 +106,16 @@ use routes::Route;
 pub struct Config {
     /// Directory of static files; `None` serves dynamic routes only.
     pub root: Option<PathBuf>,
-    /// Bytes per disk read when streaming a file. Larger is faster; each download holds about
-    /// three chunks in memory.
+    /// Bytes per disk read when streaming a file. Larger is faster; each download holds up to
+    /// two chunks in memory.
     pub chunk_size: usize,
     /// The memory all downloads together may hold in file chunks. When many downloads run at
     /// once (a rack booting), each one's chunks shrink (down to 4 KiB) so the total stays near
     /// this budget and memory stays flat as the number of clients grows.
     pub buffer_budget: usize,
+    /// Threads doing the server's blocking file work (opening files, reading chunks), whatever
+    /// the number of downloads. Files in the page cache need few; raise it for slow disks.
+    pub file_threads: usize,
     /// How long a client may take to send its request headers.
     pub header_timeout: Duration,
 }
@@ -119,7 +125,8 @@ impl Default for Config {
         Config {
             root: None,
             chunk_size: 512 * 1024,
-            buffer_budget: 16 * 1024 * 1024,
+            buffer_budget: 8 * 1024 * 1024,
+            file_threads: 4,
             header_timeout: Duration::from_secs(30),
         }
     }
@@ -180,7 +187,7 @@ impl std::fmt::Debug for Server {
 struct Inner {
     root: Option<PathBuf>,
     chunk_size: usize,
-    chunks: body::ChunkBudget,
+    files: Arc<body::FileIo>,
     routes: Routes,
     lookup: Arc<dyn HostLookup>,
     reporters: Arc<Reporters>,
@@ -252,7 +259,7 @@ impl Server {
         let inner = Arc::new(Inner {
             root,
             chunk_size: self.config.chunk_size.max(4096),
-            chunks: body::ChunkBudget::new(self.config.buffer_budget),
+            files: body::FileIo::start(self.config.file_threads, self.config.buffer_budget)?,
             routes: self.routes,
             lookup: self.lookup,
             reporters: Arc::new(Reporters {
@@ -313,6 +320,10 @@ impl Server {
     }
 }
 
+/// hyper's per-connection buffer limit: the largest request head, and how much response data a
+/// connection queues before it waits for the socket (hyper's default is about 400 KiB).
+const MAX_CONN_BUF: usize = 16 * 1024;
+
 async fn connection<I>(
     inner: Arc<Inner>,
     io: I,
@@ -329,6 +340,9 @@ async fn connection<I>(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
+        // Request heads are small, and a connection then queues little beyond the chunk it is
+        // writing: the file chunks are what the buffer budget accounts for.
+        .max_buf_size(MAX_CONN_BUF)
         .serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let res = tokio::select! {
@@ -399,7 +413,7 @@ impl Inner {
         };
         let opened = {
             let rel = rel.clone();
-            tokio::task::spawn_blocking(move || open(&root, &rel)).await
+            self.files.readers.run(move || open(&root, &rel)).await
         };
         let (file, v) = match opened {
             Ok(Ok(x)) => x,
@@ -443,7 +457,7 @@ impl Inner {
             );
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             if method == Method::GET && len > 0 {
-                *resp.body_mut() = Body::file(file, start, len, self.chunk_size, &self.chunks);
+                *resp.body_mut() = Body::file(file, start, len, self.chunk_size, &self.files);
             }
         }
         resp

@@ -17,8 +17,17 @@ use super::{Config, STATUS_BUSY};
 use crate::events::{Event, EventKind, EventSink, Protocol};
 use crate::host::{HostLookup, Mac};
 
-/// Bytes read from disk per system call; blocks are carved out of this buffer.
-const READ_BUF: usize = 256 * 1024;
+/// Bytes read from disk per system call for a file too big to share; blocks are carved out of
+/// this buffer.
+const READ_BUF: usize = 64 * 1024;
+
+/// Files up to this size are read once and shared by every transfer of them: boot loaders
+/// (`undionly.kpxe` is 70 KiB, `snponly.efi` 200 KiB, `ipxe.efi` 1 MiB) are what a storm of
+/// firmware asks for at once, and a copy per transfer is what would make memory grow with N.
+const SHARE_MAX_FILE: u64 = 4 << 20;
+
+/// Total bytes of shared files kept.
+const SHARE_MAX_TOTAL: u64 = 32 << 20;
 
 #[derive(Default)]
 struct Counts {
@@ -32,6 +41,67 @@ pub(super) struct Handler {
     lookup: Arc<dyn HostLookup>,
     events: Arc<dyn EventSink>,
     counts: Arc<Mutex<Counts>>,
+    shared: Mutex<Shared>,
+}
+
+/// Small files read once and shared, each with the identity of the version it holds.
+#[derive(Default)]
+struct Shared {
+    files: HashMap<PathBuf, (FileId, Bytes)>,
+    /// Paths in the order they were added, oldest first, for eviction.
+    order: std::collections::VecDeque<PathBuf>,
+    total: u64,
+}
+
+/// What must be unchanged for a shared copy to stand for the file on disk: a file replaced by
+/// rename gets another inode; one rewritten in place another length or modification time.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: Option<std::time::SystemTime>,
+}
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: meta.modified().ok(),
+        }
+    }
+}
+
+impl Shared {
+    fn get(&self, path: &Path, id: FileId) -> Option<Bytes> {
+        match self.files.get(path) {
+            Some((have, bytes)) if *have == id => Some(bytes.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps `bytes` as the shared copy of `path`, evicting the oldest copies to make room.
+    fn insert(&mut self, path: PathBuf, id: FileId, bytes: Bytes) {
+        let len = bytes.len() as u64;
+        if let Some((_, old)) = self.files.remove(&path) {
+            self.total -= old.len() as u64;
+            self.order.retain(|p| *p != path);
+        }
+        while self.total + len > SHARE_MAX_TOTAL {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, old)) = self.files.remove(&oldest) {
+                self.total -= old.len() as u64;
+            }
+        }
+        self.total += len;
+        self.order.push_back(path.clone());
+        self.files.insert(path, (id, bytes));
+    }
 }
 
 /// A request that will be served.
@@ -67,6 +137,7 @@ impl Handler {
             lookup,
             events,
             counts: Arc::default(),
+            shared: Mutex::default(),
         }
     }
 
@@ -140,7 +211,7 @@ impl Handler {
 
     /// Takes a transfer slot for `ip`, or `None` when a limit is reached.
     fn acquire(&self, ip: IpAddr) -> Option<Slot> {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = lock(&self.counts);
         let mine = counts.per_client.get(&ip).copied().unwrap_or(0);
         if counts.total >= self.config.max_total || mine >= self.config.max_per_client {
             return None;
@@ -170,7 +241,7 @@ impl Handler {
             return Err(code::NOT_FOUND);
         };
         match resolve(root, rel) {
-            Ok(Some(path)) => open_file(&path).map_err(|e| match e.kind() {
+            Ok(Some(path)) => self.open_file(path).map_err(|e| match e.kind() {
                 io::ErrorKind::PermissionDenied => code::ACCESS,
                 _ => code::NOT_FOUND,
             }),
@@ -178,17 +249,39 @@ impl Handler {
             Err(()) => Err(code::ACCESS),
         }
     }
+    /// Opens a file under the root: the shared copy when it is current, a new shared copy when
+    /// the file is small, otherwise a stream from disk.
+    fn open_file(&self, path: PathBuf) -> io::Result<Content> {
+        let mut file = File::open(&path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        let id = FileId::of(&meta);
+        if id.len > SHARE_MAX_FILE {
+            return Ok(Content::File {
+                file,
+                len: id.len,
+                buf: Vec::new(),
+                start: 0,
+            });
+        }
+        if let Some(bytes) = lock(&self.shared).get(&path, id) {
+            return Ok(Content::Memory { bytes, pos: 0 });
+        }
+        let mut buf = Vec::with_capacity(id.len as usize);
+        file.read_to_end(&mut buf)?;
+        let bytes = Bytes::from(buf);
+        // A file that changed while it was read is served as read but not shared.
+        if bytes.len() as u64 == id.len && FileId::of(&file.metadata()?) == id {
+            lock(&self.shared).insert(path, id, bytes.clone());
+        }
+        Ok(Content::Memory { bytes, pos: 0 })
+    }
 }
 
-fn open_file(path: &Path) -> io::Result<Content> {
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
-    Ok(Content::File {
-        file,
-        len,
-        buf: Vec::new(),
-        start: 0,
-    })
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A held transfer slot, released on drop.
@@ -199,7 +292,7 @@ pub(super) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = lock(&self.counts);
         counts.total = counts.total.saturating_sub(1);
         if let Some(n) = counts.per_client.get_mut(&self.ip) {
             *n -= 1;
@@ -234,7 +327,7 @@ impl Content {
 }
 
 /// Reads synchronously on the transfer's task: boot files are small and in the page cache, and a
-/// 256 KiB buffer turns thousands of block-sized reads into a few large ones; a thread hop per
+/// 64 KiB buffer turns thousands of block-sized reads into a few large ones; a thread hop per
 /// block would cost more than the read.
 impl Read for Content {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
@@ -246,10 +339,13 @@ impl Read for Content {
                 Ok(n)
             }
             Content::File {
-                file, buf, start, ..
+                file,
+                buf,
+                start,
+                len,
             } => {
                 if *start == buf.len() {
-                    buf.resize(READ_BUF, 0);
+                    buf.resize(READ_BUF.min(usize::try_from(*len).unwrap_or(usize::MAX)), 0);
                     let n = file.read(buf)?;
                     buf.truncate(n);
                     *start = 0;
