@@ -52,8 +52,13 @@ fn child_server() {
         .enable_all()
         .build()
         .unwrap();
+    // A ProxyDHCP service beside a DHCP server on the same address listens on port 4011 only:
+    // `dhcp_port` then names another port (0: any) for the socket `Server` needs.
+    let port = fs::read_to_string(dir.join("dhcp_port"))
+        .map(|p| p.trim().parse().unwrap())
+        .unwrap_or(67);
     rt.block_on(async {
-        let socket = bind(Some(iface.trim()), 67).unwrap();
+        let socket = bind(Some(iface.trim()), port).unwrap();
         let events = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -952,17 +957,10 @@ fn netns_qemu_ipxe_gets_script_url() {
     );
 }
 
-/// ProxyDHCP beside dnsmasq (which hands out the address): QEMU's iPXE takes the script URL
-/// from our proxy offer and fetches it. (iPXE uses the ProxyDHCP offer directly and sends no
-/// port 4011 request; that exchange is covered by the unit tests.)
-#[test]
-fn netns_qemu_ipxe_through_proxydhcp_beside_dnsmasq() {
-    if !prerequisites(&["ip", "qemu-system-x86_64", "dnsmasq", "busybox"]) {
-        return;
-    }
-    let ns = Netns::new();
-    let tap = add_tap(&ns);
-    let dnsmasq = Command::new("ip")
+/// dnsmasq in the server namespace as the address-giving DHCP server (pool 10.77.0.200-210, no
+/// boot options, no DNS), with `extra` arguments; killed when the guard drops.
+fn dnsmasq(ns: &Netns, extra: &[&str]) -> Proc {
+    let child = Command::new("ip")
         .args([
             "netns",
             "exec",
@@ -978,11 +976,26 @@ fn netns_qemu_ipxe_through_proxydhcp_beside_dnsmasq() {
             "--dhcp-leasefile={}",
             ns.path("dnsmasq.leases").display()
         ))
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _dnsmasq = Proc(dnsmasq);
+    Proc(child)
+}
+
+/// ProxyDHCP beside dnsmasq (which hands out the address): QEMU's iPXE takes the script URL
+/// from our proxy offer and fetches it. (iPXE uses the ProxyDHCP offer directly, since it holds
+/// next-server and boot file, and sends no port 4011 request; the next test covers that
+/// exchange.)
+#[test]
+fn netns_qemu_ipxe_through_proxydhcp_beside_dnsmasq() {
+    if !prerequisites(&["ip", "qemu-system-x86_64", "dnsmasq", "busybox"]) {
+        return;
+    }
+    let ns = Netns::new();
+    let tap = add_tap(&ns);
+    let _dnsmasq = dnsmasq(&ns, &[]);
     let mut c = config();
     c.mode = pxe_stack::dhcp::Mode::Proxy;
     c.subnets.clear();
@@ -1008,6 +1021,67 @@ fn netns_qemu_ipxe_through_proxydhcp_beside_dnsmasq() {
         "http://10.77.0.1:8080/ipxe?mac=52-54-00-77-00-32"
     );
     assert_eq!(offer["kind"]["Dhcp"]["yiaddr"], serde_json::Value::Null);
+    // The address came from dnsmasq.
+    let leases = fs::read_to_string(ns.path("dnsmasq.leases")).unwrap_or_default();
+    assert!(
+        leases.contains(mac) && leases.contains("10.77.0.2"),
+        "{leases}"
+    );
+}
+
+/// The port 4011 exchange, with ProxyDHCP on the DHCP server's own address (PXE 2.1: the DHCP
+/// server's offer carries option 60 `PXEClient` and no boot file, and the ProxyDHCP service
+/// listens on port 4011 only). dnsmasq hands out the address; QEMU's iPXE, finding no boot file
+/// in that offer, sends a ProxyDHCPREQUEST to port 4011 of the same address after its DHCPACK.
+/// Our server answers it with the script URL, and iPXE fetches the script.
+///
+/// A proxy on an address of its own is never asked on port 4011 by iPXE or by EDK2's PXE:
+/// both take the boot file straight from our port 67 offer (iPXE's `dhcp_has_pxeopts`, EDK2's
+/// discovery control bit 3 in `PxeBcSelectBootPrompt`; see the test above).
+#[test]
+fn netns_qemu_ipxe_proxydhcp_request_on_port_4011() {
+    if !prerequisites(&["ip", "qemu-system-x86_64", "dnsmasq", "busybox"]) {
+        return;
+    }
+    let ns = Netns::new();
+    let tap = add_tap(&ns);
+    let _dnsmasq = dnsmasq(&ns, &["--dhcp-option-force=60,PXEClient"]);
+    let mut c = config();
+    c.mode = pxe_stack::dhcp::Mode::Proxy;
+    c.subnets.clear();
+    c.reservations.clear();
+    // dnsmasq owns port 67 on this address: our server listens on port 4011 (and on a port
+    // nobody sends to for the socket it needs besides).
+    fs::write(ns.path("dhcp_port"), "0").unwrap();
+    #[cfg(feature = "ipv6-ra")]
+    fs::write(ns.path("ra_prefix"), "fd00:77::").unwrap();
+    let _server = ns.start_server(&c);
+    let (_http, requests) = http_listener(&ns);
+    let mac = "52:54:00:77:00:35";
+    let mut vm = boot_qemu(&ns, &tap, mac);
+    assert_eq!(
+        wait_request(&mut vm, &requests),
+        "GET /ipxe?mac=52-54-00-77-00-35 HTTP/1.1"
+    );
+    drop(vm);
+    // Only the port 4011 exchange reached our server: a REQUEST and our ACK with the URL.
+    let mine: Vec<_> = ns
+        .events()
+        .into_iter()
+        .filter(|e| e["mac"] == mac)
+        .map(|e| e["kind"]["Dhcp"].clone())
+        .collect();
+    let steps: Vec<_> = mine.iter().map(|d| d["step"].as_str().unwrap()).collect();
+    assert_eq!(steps.get(..2), Some(&["Request", "Ack"][..]), "{mine:?}");
+    assert!(
+        steps.iter().all(|s| ["Request", "Ack"].contains(s)),
+        "{mine:?}"
+    );
+    assert_eq!(
+        mine[1]["boot_file"],
+        "http://10.77.0.1:8080/ipxe?mac=52-54-00-77-00-35"
+    );
+    assert_eq!(mine[1]["yiaddr"], serde_json::Value::Null);
     // The address came from dnsmasq.
     let leases = fs::read_to_string(ns.path("dnsmasq.leases")).unwrap_or_default();
     assert!(

@@ -143,9 +143,12 @@ impl Rakp<'_> {
     }
 }
 
-/// K_n = HMAC_SIK(n repeated hash-length times) (K1 for integrity, K2 for confidentiality).
+/// K_n = HMAC_SIK(Const n), Const n = n repeated 20 times (K1 for integrity, K2 for
+/// confidentiality). The constant is 20 bytes for every suite, SHA-256 ones included (IPMI 2.0
+/// section 13.32; ipmitool and FreeIPMI compute it so); only the resulting key is
+/// hash-length.
 pub(crate) fn additional_key(hash: Hash, sik: &[u8], n: u8) -> Vec<u8> {
-    hmac(hash, sik, &[&vec![n; hash.len()]])
+    hmac(hash, sik, &[&[n; 20]])
 }
 
 /// Packet integrity auth code: HMAC_K1(bytes), truncated to 12 (SHA1-96) or 16 (SHA256-128).

@@ -15,7 +15,7 @@
 //! rakp2 = H(kuid, sidm + sidc + rm + rc + guid + bytes([0x14, 5]) + b"admin")
 //! rakp3 = H(kuid, rc + sidm + bytes([0x14, 5]) + b"admin")
 //! sik   = H(kuid, rm + rc + bytes([0x14, 5]) + b"admin")
-//! k1, k2 = H(sik, b"\x01" * L), H(sik, b"\x02" * L)        # L = 20 or 32
+//! k1, k2 = H(sik, b"\x01" * 20), H(sik, b"\x02" * 20)      # 20 bytes for both suites
 //! rakp4 = H(sik, rm + sidc + guid)[:12 or 16]
 //! icv   = H(k1, bytes.fromhex("06c004030201010000002000") + bytes(32) + b"\xff\xff\x02\x07")[:12 or 16]
 //!
@@ -25,6 +25,10 @@
 //!
 //! Both suites go through the same `Handshake` and `SessionV2` code; only the hash differs,
 //! which `same_code_path_for_both_suites` checks.
+//!
+//! The K1/K2 constant is 20 bytes for suite 17 too (IPMI 2.0 section 13.32; ipmitool and
+//! FreeIPMI agree). Vectors worked from one reading of the specification cannot catch a
+//! misreading the code shares, so `interop.rs` also checks suite 17 against ipmitool.
 
 use super::crypto::{self, Hash};
 use super::session::{CipherSuite, Credentials, Handshake, Step};
@@ -63,11 +67,11 @@ const SUITE17: Vectors = Vectors {
     rakp2: "95db572416b6a1fab19296596e78711814f6240a3a9962e8654e18cf0605a86e",
     rakp3: "72a845290e0504673b2177d93a8dd844954778f3fe6b0476b2e7055a21663586",
     sik: "e5935f7199865ad961063477b0662684e2ce9b1da8f2b8d41c5ce127d37e9bcf",
-    k1: "d2bb1919caf11253c1d7849dd7aa00825470ea0bec22df7ead719e11435b5d02",
-    k2: "fba574e70f910546e8a56bafa690a03b53b9d8a75b21028108d6e1fbd1bc41d6",
+    k1: "dc4fe73d075306f6897115dd63257385e845c10404fa1d73991790c6a101bec2",
+    k2: "2a4f969ea6dfa83066f36674fdc2fea289fa1a21da90303e9b5269b54ec5adb5",
     rakp4: "451bf460dc5ca7a60cc6b2fd800f24c8",
-    icv: "779de3c4c8b10fffb316c0249606e551",
-    aes: "d9eade9ac5c9feb3cbbf9399ff9a9923",
+    icv: "554d08abb60635a634b8a5237f200f70",
+    aes: "5b002cbe77c91c70784f66f7d14bafd1",
 };
 
 fn h(s: &str) -> Vec<u8> {

@@ -8,6 +8,8 @@ mod session;
 mod wire;
 
 #[cfg(test)]
+mod interop;
+#[cfg(test)]
 mod kat;
 
 pub use client::{Config, Ipmi, Negotiated, Version};
