@@ -10,6 +10,7 @@
 #   http-tftp       HTTP vs nginx, TFTP vs dnsmasq and tftpd-hpa, throughput vs concurrency
 #   dhcp            DHCP vs dnsmasq under perfdhcp (fixed rates and an avalanche)
 #   bootstorm       N simulated PXE clients against rhcos_deploy::start_servers (N=10,100,1000)
+#   bootstorm-rate  the same at a constant 100 clients/s for larger N: memory against N
 #   lab-vs-rig      examples/lab vs the dnsmasq+nginx reference rig, power-on to installed
 # Output: benches/results/RESULTS.md, benches/results/*.svg, raw logs in benches/results/raw/.
 # An area that fails is marked FAILED in RESULTS.md with the tail of its log; the others still run.
@@ -21,7 +22,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 RESULTS=${RESULTS:-$HERE/results}
 RAW=$RESULTS/raw
-ONLY=${ONLY:-"image-pipeline http-tftp dhcp bootstorm lab-vs-rig"}
+ONLY=${ONLY:-"image-pipeline http-tftp dhcp bootstorm bootstorm-rate lab-vs-rig"}
 
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, QEMU)" >&2; exit 1; }
 mkdir -p "$RAW"
@@ -33,12 +34,14 @@ if [ "$MODE" = quick ]; then
     ENV_httptftp="SIZE_MIB=64 HTTP_CONC='1 4 16' TFTP_SIZES_MIB='1' TFTP_CONC='1 4 16' REPEAT=1"
     ENV_dhcp="RATES='1000 2000' CLIENTS=500 PERIOD=3"
     ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=1 INITRD_MIB=1"
+    ENV_bootrate="N='2000' RATE=100 KERNEL_MIB=1 INITRD_MIB=1"
     ENV_labrig="VMS=1 IMAGE_MIB=16 REPEAT=3"
 else
     ENV_image="SIZE_MB=1024 RUNS=2"
     ENV_httptftp="SIZE_MIB=1024 HTTP_CONC='1 2 4 8 16' TFTP_SIZES_MIB='1 32' TFTP_CONC='1 4 16' REPEAT=3"
     ENV_dhcp="RATES='1000 2000 4000' CLIENTS=1000 PERIOD=10"
     ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=8 INITRD_MIB=32"
+    ENV_bootrate="N='2000 4000' RATE=100 KERNEL_MIB=8 INITRD_MIB=32"
     ENV_labrig="VMS='1 4' IMAGE_MIB=16 REPEAT=3"
 fi
 
@@ -90,6 +93,7 @@ run image-pipeline "WORK=\${TMPDIR:-/tmp}/rhcos-images-bench $ENV_image" benches
 run http-tftp "$ENV_httptftp" benches/http-tftp/run.sh
 run dhcp "$ENV_dhcp" benches/dhcp/run.sh
 run bootstorm "$ENV_bootstorm OUT=$RAW/bootstorm" benches/bootstorm/run.sh
+run bootstorm-rate "$ENV_bootrate OUT=$RAW/bootstorm-rate" benches/bootstorm/run.sh
 run lab-vs-rig "$ENV_labrig OUT=$RAW/lab-vs-rig" benches/lab-vs-rig/run.sh
 
 echo "loadavg_end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/machine.txt"

@@ -8,7 +8,8 @@
 #   sudo N="10 100" KERNEL_MIB=1 INITRD_MIB=2 benches/bootstorm/run.sh
 #
 # Environment: N (client counts), ARRIVAL_MS (clients start evenly spread over this window,
-# default 10000), KERNEL_MIB / INITRD_MIB (served file sizes, default 8 / 32), THREADS (server
+# default 10000), RATE (clients per second instead: each N gets a window of N / RATE seconds,
+# for memory against N at a constant arrival rate), KERNEL_MIB / INITRD_MIB (served file sizes, default 8 / 32), THREADS (server
 # runtime threads, default 2), OUT (directory for bootstorm-N.json, default
 # benches/results/bootstorm).
 #
@@ -23,6 +24,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 N_LIST=${N:-"10 100 1000"}
 ARRIVAL_MS=${ARRIVAL_MS:-10000}
+RATE=${RATE:-}
 KERNEL_MIB=${KERNEL_MIB:-8}
 INITRD_MIB=${INITRD_MIB:-32}
 THREADS=${THREADS:-2}
@@ -84,7 +86,8 @@ mkdir -p "$OUT"
 
 echo "## Boot storm: rhcos_deploy::start_servers vs N simulated PXE clients"
 echo
-echo "Arrival window ${ARRIVAL_MS} ms; kernel ${KERNEL_MIB} MiB, initramfs ${INITRD_MIB} MiB; server runtime threads ${THREADS}; $(nproc) cores shared by clients and server."
+if [ -n "$RATE" ]; then arrival="$RATE clients/s (window N / $RATE s)"; else arrival="window ${ARRIVAL_MS} ms"; fi
+echo "Arrival $arrival; kernel ${KERNEL_MIB} MiB, initramfs ${INITRD_MIB} MiB; server runtime threads ${THREADS}; $(nproc) cores shared by clients and server."
 echo
 echo "| N | ok | failed | wall s | total p50 ms | total p99 ms | dhcp_pxe p50/p99 | tftp p50/p99 | dhcp_ipxe p50/p99 | script p50/p99 | kernel p50/p99 | initrd p50/p99 | ignition p50/p99 | server CPU s | CPU ms/client | peak RSS MiB | RSS idle MiB |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -97,7 +100,9 @@ for n in $N_LIST; do
     grep -q ready "$WORK/server-$n.log" || { echo "server did not start:" >&2; cat "$WORK/server-$n.log" >&2; exit 1; }
     idle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
     c0=$(cpu_ticks "$SERVER_PID")
-    ip netns exec "$NS_C" "$BIN/bootstorm" --clients "$n" --arrival-ms "$ARRIVAL_MS" --iface "$IF_C" \
+    window=$ARRIVAL_MS
+    [ -z "$RATE" ] || window=$((n * 1000 / RATE))
+    ip netns exec "$NS_C" "$BIN/bootstorm" --clients "$n" --arrival-ms "$window" --iface "$IF_C" \
         >"$WORK/client-$n.json" 2>"$WORK/client-$n.err" || { echo "client failed:" >&2; cat "$WORK/client-$n.err" >&2; exit 1; }
     c1=$(cpu_ticks "$SERVER_PID")
     hwm=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
@@ -128,4 +133,5 @@ PY
 done
 echo
 echo "Errors (if any) are on stderr; per-N JSON in $OUT."
-echo "Command: N=\"$N_LIST\" ARRIVAL_MS=$ARRIVAL_MS KERNEL_MIB=$KERNEL_MIB INITRD_MIB=$INITRD_MIB THREADS=$THREADS benches/bootstorm/run.sh"
+if [ -n "$RATE" ]; then timing="RATE=$RATE"; else timing="ARRIVAL_MS=$ARRIVAL_MS"; fi
+echo "Command: N=\"$N_LIST\" $timing KERNEL_MIB=$KERNEL_MIB INITRD_MIB=$INITRD_MIB THREADS=$THREADS benches/bootstorm/run.sh"
