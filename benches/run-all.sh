@@ -2,7 +2,7 @@
 # Every comparison benchmark in one command; writes benches/results/RESULTS.md and SVG charts.
 #
 #   sudo benches/run-all.sh quick     # small sizes, a smoke run (about 7 minutes)
-#   sudo benches/run-all.sh full      # the published sizes (about 30 minutes)
+#   sudo benches/run-all.sh full      # the published sizes (about 15 minutes)
 #   sudo ONLY="http-tftp bootstorm" benches/run-all.sh quick    # a subset
 #
 # Areas (each is its own script, runnable alone; this one only sets sizes and collects output):
@@ -68,7 +68,7 @@ fi
     echo "kernel: $(uname -srm)"
     echo "loadavg_start: $(cut -d' ' -f1-3 /proc/loadavg)"
     [ -n "$BUILD_NOTE" ] && echo "note: $BUILD_NOTE"
-    echo "git: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "git: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet -- . ':!benches/results' 2>/dev/null || echo ' (with uncommitted changes)')"
     echo "free -g:"
     free -g
 } >"$RAW/machine.txt"
@@ -86,6 +86,8 @@ run() {
     (cd "$ROOT" && eval "env $env NO_BUILD=1 $script") >"$RAW/$area.out" 2>"$RAW/$area.err"
     rc=$?
     echo "$rc $(( $(date +%s) - t0 ))" >"$RAW/$area.status"
+    # The published files name paths relative to the repository, not this machine's checkout.
+    sed -i "s|$ROOT/||g" "$RAW/$area.cmd" "$RAW/$area.out" "$RAW/$area.err"
     if [ "$rc" = 0 ]; then echo "   ok in $(( $(date +%s) - t0 )) s" >&2; else echo "   FAILED ($rc), see $RAW/$area.err" >&2; fi
 }
 

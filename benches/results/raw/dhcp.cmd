@@ -1,1 +1,1 @@
-sudo RATES='1000 2000' CLIENTS=500 PERIOD=3 benches/dhcp/run.sh
+sudo RATES='1000 2000 4000' CLIENTS=1000 PERIOD=10 benches/dhcp/run.sh

@@ -1,1 +1,1 @@
-sudo SIZE_MIB=64 HTTP_CONC='1 4 16' TFTP_SIZES_MIB='1' TFTP_CONC='1 4 16' REPEAT=1 benches/http-tftp/run.sh
+sudo SIZE_MIB=1024 HTTP_CONC='1 2 4 8 16' TFTP_SIZES_MIB='1 32' TFTP_CONC='1 4 16' REPEAT=3 benches/http-tftp/run.sh

@@ -1,1 +1,1 @@
-sudo WORK=${TMPDIR:-/tmp}/rhcos-images-bench SIZE_MB=64 RUNS=1 benches/image-pipeline/run.sh
+sudo WORK=${TMPDIR:-/tmp}/rhcos-images-bench SIZE_MB=1024 RUNS=2 benches/image-pipeline/run.sh
