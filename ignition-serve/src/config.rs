@@ -305,6 +305,14 @@ impl Validator<'_> {
         }
     }
 
+    fn duplicate(&self, pointer: String, key: &str) -> Error {
+        Error::Duplicate {
+            origin: self.origin.to_owned(),
+            pointer,
+            key: key.to_owned(),
+        }
+    }
+
     fn object<'v>(&self, v: &'v Value, pointer: &str) -> Result<Option<&'v Map<String, Value>>> {
         match v {
             Value::Null => Ok(None),
@@ -484,11 +492,7 @@ impl Validator<'_> {
                         ));
                     }
                 } else if !seen.insert(path) {
-                    return Err(Error::Duplicate {
-                        origin: self.origin.to_owned(),
-                        pointer: ptr,
-                        key: path.to_owned(),
-                    });
+                    return Err(self.duplicate(ptr, path));
                 }
                 match node.get("mode") {
                     None | Some(Value::Null) => {}
@@ -543,11 +547,7 @@ impl Validator<'_> {
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| self.invalid(format!("{ptr}/name"), "unit name is required"))?;
             if !spec.is_v2() && !seen.insert(name) {
-                return Err(Error::Duplicate {
-                    origin: self.origin.to_owned(),
-                    pointer: ptr,
-                    key: name.to_owned(),
-                });
+                return Err(self.duplicate(ptr, name));
             }
             for key in ["enabled", "mask", "enable"] {
                 match unit.get(key) {
@@ -581,11 +581,7 @@ impl Validator<'_> {
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| self.invalid(format!("{ptr}/name"), "user name is required"))?;
             if !spec.is_v2() && !seen.insert(name) {
-                return Err(Error::Duplicate {
-                    origin: self.origin.to_owned(),
-                    pointer: ptr,
-                    key: name.to_owned(),
-                });
+                return Err(self.duplicate(ptr, name));
             }
             let keys_ptr = format!("{ptr}/sshAuthorizedKeys");
             for (k, key) in self

@@ -49,6 +49,15 @@ fn is_code(e: &virt::error::Error, code: ErrorNumber) -> bool {
     e.code().is_known_and(|c| c == code)
 }
 
+/// The error for a libvirt call that failed doing `op` to `name`, for `map_err`.
+fn failed(op: &'static str, name: &str) -> impl FnOnce(virt::error::Error) -> Error {
+    move |source| Error::Libvirt {
+        op,
+        name: name.to_owned(),
+        source,
+    }
+}
+
 impl Libvirt {
     /// Opens a read-write connection, e.g. `test:///default` or `qemu:///system`.
     ///
@@ -59,11 +68,7 @@ impl Libvirt {
     /// [`Error::Libvirt`] if the connection fails.
     pub fn open(uri: &str) -> Result<Self, Error> {
         virt::error::clear_error_callback();
-        let conn = Connect::open(Some(uri)).map_err(|source| Error::Libvirt {
-            op: "open",
-            name: uri.to_owned(),
-            source,
-        })?;
+        let conn = Connect::open(Some(uri)).map_err(failed("open", uri))?;
         Ok(Libvirt { conn })
     }
 
@@ -76,11 +81,7 @@ impl Libvirt {
         match self.conn.lookup_network_by_name(name) {
             Ok(n) => Ok(Some(n)),
             Err(e) if is_code(&e, ErrorNumber::NoNetwork) => Ok(None),
-            Err(source) => Err(Error::Libvirt {
-                op: "look up network",
-                name: name.to_owned(),
-                source,
-            }),
+            Err(e) => Err(failed("look up network", name)(e)),
         }
     }
 
@@ -88,11 +89,7 @@ impl Libvirt {
         match self.conn.lookup_domain_by_name(name) {
             Ok(d) => Ok(Some(d)),
             Err(e) if is_code(&e, ErrorNumber::NoDomain) => Ok(None),
-            Err(source) => Err(Error::Libvirt {
-                op: "look up domain",
-                name: name.to_owned(),
-                source,
-            }),
+            Err(e) => Err(failed("look up domain", name)(e)),
         }
     }
 
@@ -104,11 +101,9 @@ impl Libvirt {
         let Some(net) = self.lookup_network(name)? else {
             return Ok(None);
         };
-        net.is_active().map(Some).map_err(|source| Error::Libvirt {
-            op: "query network",
-            name: name.to_owned(),
-            source,
-        })
+        net.is_active()
+            .map(Some)
+            .map_err(failed("query network", name))
     }
 
     /// Whether the domain is running (active); `None` if it is not defined.
@@ -119,11 +114,9 @@ impl Libvirt {
         let Some(dom) = self.lookup_domain(name)? else {
             return Ok(None);
         };
-        dom.is_active().map(Some).map_err(|source| Error::Libvirt {
-            op: "query domain",
-            name: name.to_owned(),
-            source,
-        })
+        dom.is_active()
+            .map(Some)
+            .map_err(failed("query domain", name))
     }
 
     /// Defines (or re-defines) a persistent network.
@@ -136,11 +129,7 @@ impl Libvirt {
         let xml = network.to_xml()?;
         self.conn
             .define_network_xml(&xml)
-            .map_err(|source| Error::Libvirt {
-                op: "define network",
-                name: network.name.clone(),
-                source,
-            })?;
+            .map_err(failed("define network", &network.name))?;
         Ok(if existed {
             Defined::Updated
         } else {
@@ -153,19 +142,14 @@ impl Libvirt {
     /// # Errors
     /// [`Error::Libvirt`] if it is not defined or fails to start.
     pub fn start_network(&self, name: &str) -> Result<bool, Error> {
-        let err = |op, source| Error::Libvirt {
-            op,
-            name: name.to_owned(),
-            source,
-        };
         let net = self
             .conn
             .lookup_network_by_name(name)
-            .map_err(|e| err("look up network", e))?;
-        if net.is_active().map_err(|e| err("query network", e))? {
+            .map_err(failed("look up network", name))?;
+        if net.is_active().map_err(failed("query network", name))? {
             return Ok(false);
         }
-        net.create().map_err(|e| err("start network", e))?;
+        net.create().map_err(failed("start network", name))?;
         Ok(true)
     }
 
@@ -174,18 +158,13 @@ impl Libvirt {
     /// # Errors
     /// [`Error::Libvirt`] if libvirt fails.
     pub fn stop_network(&self, name: &str) -> Result<bool, Error> {
-        let err = |op, source| Error::Libvirt {
-            op,
-            name: name.to_owned(),
-            source,
-        };
         let Some(net) = self.lookup_network(name)? else {
             return Ok(false);
         };
-        if !net.is_active().map_err(|e| err("query network", e))? {
+        if !net.is_active().map_err(failed("query network", name))? {
             return Ok(false);
         }
-        net.destroy().map_err(|e| err("stop network", e))?;
+        net.destroy().map_err(failed("stop network", name))?;
         Ok(true)
     }
 
@@ -200,11 +179,7 @@ impl Libvirt {
         };
         // A transient network disappears when stopped; a persistent one needs undefine.
         if net.is_persistent().unwrap_or(true) {
-            net.undefine().map_err(|source| Error::Libvirt {
-                op: "undefine network",
-                name: name.to_owned(),
-                source,
-            })?;
+            net.undefine().map_err(failed("undefine network", name))?;
         }
         Ok(true)
     }
@@ -221,11 +196,7 @@ impl Libvirt {
         let name = &domain.name;
         let existing = self.lookup_domain(name)?;
         let running = match &existing {
-            Some(d) => d.is_active().map_err(|source| Error::Libvirt {
-                op: "query domain",
-                name: name.clone(),
-                source,
-            })?,
+            Some(d) => d.is_active().map_err(failed("query domain", name))?,
             None => false,
         };
         if running && !replace_running {
@@ -237,11 +208,7 @@ impl Libvirt {
         }
         self.conn
             .define_domain_xml(&xml)
-            .map_err(|source| Error::Libvirt {
-                op: "define domain",
-                name: name.clone(),
-                source,
-            })?;
+            .map_err(failed("define domain", name))?;
         if running {
             self.start_domain(name)?;
             return Ok(Defined::Replaced);
@@ -258,19 +225,14 @@ impl Libvirt {
     /// # Errors
     /// [`Error::Libvirt`] if it is not defined or fails to start.
     pub fn start_domain(&self, name: &str) -> Result<bool, Error> {
-        let err = |op, source| Error::Libvirt {
-            op,
-            name: name.to_owned(),
-            source,
-        };
         let dom = self
             .conn
             .lookup_domain_by_name(name)
-            .map_err(|e| err("look up domain", e))?;
-        if dom.is_active().map_err(|e| err("query domain", e))? {
+            .map_err(failed("look up domain", name))?;
+        if dom.is_active().map_err(failed("query domain", name))? {
             return Ok(false);
         }
-        dom.create().map_err(|e| err("start domain", e))?;
+        dom.create().map_err(failed("start domain", name))?;
         Ok(true)
     }
 
@@ -280,22 +242,17 @@ impl Libvirt {
     /// # Errors
     /// [`Error::Libvirt`] if libvirt fails.
     pub fn stop_domain(&self, name: &str) -> Result<bool, Error> {
-        let err = |op, source| Error::Libvirt {
-            op,
-            name: name.to_owned(),
-            source,
-        };
         let Some(dom) = self.lookup_domain(name)? else {
             return Ok(false);
         };
-        if !dom.is_active().map_err(|e| err("query domain", e))? {
+        if !dom.is_active().map_err(failed("query domain", name))? {
             return Ok(false);
         }
         match dom.destroy() {
             Ok(()) => Ok(true),
             // It stopped between the check and the call.
             Err(e) if is_code(&e, ErrorNumber::OperationInvalid) => Ok(false),
-            Err(e) => Err(err("stop domain", e)),
+            Err(e) => Err(failed("stop domain", name)(e)),
         }
     }
 
@@ -309,11 +266,7 @@ impl Libvirt {
             return Ok(false);
         };
         if dom.is_persistent().unwrap_or(true) {
-            dom.undefine().map_err(|source| Error::Libvirt {
-                op: "undefine domain",
-                name: name.to_owned(),
-                source,
-            })?;
+            dom.undefine().map_err(failed("undefine domain", name))?;
         }
         Ok(true)
     }
@@ -323,16 +276,11 @@ impl Libvirt {
     /// # Errors
     /// [`Error::Libvirt`] if it is not defined, [`Error::Parse`] if libvirt's XML does not fit.
     pub fn network_xml(&self, name: &str) -> Result<Parsed<Network>, Error> {
-        let err = |op, source| Error::Libvirt {
-            op,
-            name: name.to_owned(),
-            source,
-        };
         let net = self
             .conn
             .lookup_network_by_name(name)
-            .map_err(|e| err("look up network", e))?;
-        let xml = net.xml_desc(0).map_err(|e| err("dump network", e))?;
+            .map_err(failed("look up network", name))?;
+        let xml = net.xml_desc(0).map_err(failed("dump network", name))?;
         Network::from_xml(&xml)
     }
 
@@ -341,16 +289,11 @@ impl Libvirt {
     /// # Errors
     /// [`Error::Libvirt`] if it is not defined, [`Error::Parse`] if libvirt's XML does not fit.
     pub fn domain_xml(&self, name: &str) -> Result<Parsed<Domain>, Error> {
-        let err = |op, source| Error::Libvirt {
-            op,
-            name: name.to_owned(),
-            source,
-        };
         let dom = self
             .conn
             .lookup_domain_by_name(name)
-            .map_err(|e| err("look up domain", e))?;
-        let xml = dom.xml_desc(0).map_err(|e| err("dump domain", e))?;
+            .map_err(failed("look up domain", name))?;
+        let xml = dom.xml_desc(0).map_err(failed("dump domain", name))?;
         Domain::from_xml(&xml)
     }
 

@@ -8,6 +8,8 @@
 //! return, except under `CI=true`, where they fail.
 #![cfg(feature = "dhcp")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -20,6 +22,8 @@ use std::time::Duration;
 
 use pxe_stack::dhcp::{Boot, Config, LeaseFile, Range, Reservation, Server, State, Subnet, bind};
 use pxe_stack::{Event, EventSink, Mac};
+
+use common::have;
 
 const CHILD_ENV: &str = "DHCP_TEST_CHILD";
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -174,40 +178,7 @@ fn child_storm() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Guards and prerequisites.
-
-fn prerequisites(tools: &[&str]) -> bool {
-    let mut missing = Vec::new();
-    // SAFETY-free root check: /proc/self/status Uid line.
-    let root = fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
-        missing.push("root".to_owned());
-    }
-    for t in tools {
-        // An absolute path names a file (firmware), anything else a program on PATH.
-        let found = Path::new(t).is_absolute() && Path::new(t).exists()
-            || std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
-                .unwrap_or(false);
-        if !found {
-            missing.push((*t).to_owned());
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("skipping: missing {}", missing.join(", "));
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg}");
-    }
-    eprintln!("{msg}");
-    false
-}
+// Guards.
 
 fn run(cmd: &[&str]) {
     let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
@@ -448,7 +419,7 @@ const PXE_BIOS: [&str; 4] = ["-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x
 
 #[test]
 fn netns_udhcpc_gets_address_options_and_boot_file() {
-    if !prerequisites(&["ip", "busybox"]) {
+    if !have(&["root", "ip", "busybox"]) {
         return;
     }
     let ns = Netns::new();
@@ -499,7 +470,7 @@ fn netns_udhcpc_gets_address_options_and_boot_file() {
 
 #[test]
 fn netns_reservation_honoured() {
-    if !prerequisites(&["ip", "busybox"]) {
+    if !have(&["root", "ip", "busybox"]) {
         return;
     }
     let ns = Netns::new();
@@ -512,7 +483,7 @@ fn netns_reservation_honoured() {
 
 #[test]
 fn netns_dhclient_gets_lease() {
-    if !prerequisites(&["ip", "dhclient"]) {
+    if !have(&["root", "ip", "dhclient"]) {
         return;
     }
     let ns = Netns::new();
@@ -571,7 +542,7 @@ fn netns_dhclient_gets_lease() {
 
 #[test]
 fn netns_leases_survive_restart() {
-    if !prerequisites(&["ip", "busybox"]) {
+    if !have(&["root", "ip", "busybox"]) {
         return;
     }
     let ns = Netns::new();
@@ -604,7 +575,7 @@ fn netns_leases_survive_restart() {
 /// and offers the next address after that one's probe stays silent.
 #[test]
 fn netns_ping_probe_skips_an_address_in_use() {
-    if !prerequisites(&["ip", "busybox"]) {
+    if !have(&["root", "ip", "busybox"]) {
         return;
     }
     const SQUATTER: &str = "10.77.0.100";
@@ -682,7 +653,7 @@ fn netns_ping_probe_skips_an_address_in_use() {
 #[cfg(feature = "ipv6-ra")]
 #[test]
 fn netns_ipv6_ra_gives_slaac_address() {
-    if !prerequisites(&["ip"]) {
+    if !have(&["root", "ip"]) {
         return;
     }
     let ns = Netns::new();
@@ -715,7 +686,7 @@ fn netns_ipv6_ra_gives_slaac_address() {
 
 #[test]
 fn netns_bind_error_names_the_missing_capability() {
-    if !prerequisites(&["ip", "setpriv"]) {
+    if !have(&["root", "ip", "setpriv"]) {
         return;
     }
     let ns = Netns::new();
@@ -908,7 +879,7 @@ fn wait_request(vm: &mut Proc, file: &Path) -> String {
 /// iPXE and gets the per-MAC script URL, with no ProxyDHCP wait.
 #[test]
 fn netns_qemu_ipxe_gets_script_url() {
-    if !prerequisites(&["ip", "qemu-system-x86_64"]) {
+    if !have(&["root", "ip", "qemu-system-x86_64"]) {
         return;
     }
     let ns = Netns::new();
@@ -990,7 +961,7 @@ fn dnsmasq(ns: &Netns, extra: &[&str]) -> Proc {
 /// exchange.)
 #[test]
 fn netns_qemu_ipxe_through_proxydhcp_beside_dnsmasq() {
-    if !prerequisites(&["ip", "qemu-system-x86_64", "dnsmasq", "busybox"]) {
+    if !have(&["root", "ip", "qemu-system-x86_64", "dnsmasq", "busybox"]) {
         return;
     }
     let ns = Netns::new();
@@ -1040,7 +1011,7 @@ fn netns_qemu_ipxe_through_proxydhcp_beside_dnsmasq() {
 /// discovery control bit 3 in `PxeBcSelectBootPrompt`; see the test above).
 #[test]
 fn netns_qemu_ipxe_proxydhcp_request_on_port_4011() {
-    if !prerequisites(&["ip", "qemu-system-x86_64", "dnsmasq", "busybox"]) {
+    if !have(&["root", "ip", "qemu-system-x86_64", "dnsmasq", "busybox"]) {
         return;
     }
     let ns = Netns::new();
@@ -1094,7 +1065,7 @@ fn netns_qemu_ipxe_proxydhcp_request_on_port_4011() {
 /// over TFTP from the server.
 #[test]
 fn netns_qemu_ovmf_pxe_gets_efi_binary() {
-    if !prerequisites(&["ip", "qemu-system-x86_64", OVMF_CODE]) {
+    if !have(&["root", "ip", "qemu-system-x86_64", OVMF_CODE]) {
         return;
     }
     let ns = Netns::new();
@@ -1119,7 +1090,7 @@ fn netns_qemu_ovmf_pxe_gets_efi_binary() {
 /// `HTTPClient`, and the firmware fetches the URL.
 #[test]
 fn netns_qemu_ovmf_http_boot_fetches_url() {
-    if !prerequisites(&["ip", "qemu-system-x86_64", "busybox", OVMF_CODE]) {
+    if !have(&["root", "ip", "qemu-system-x86_64", "busybox", OVMF_CODE]) {
         return;
     }
     let ns = Netns::new();
@@ -1157,7 +1128,7 @@ fn netns_qemu_ovmf_http_boot_fetches_url() {
 /// it acknowledged on disk: ACKs leave only after the lease file is written.
 #[test]
 fn netns_restart_mid_storm_loses_no_acknowledged_lease() {
-    if !prerequisites(&["ip"]) {
+    if !have(&["root", "ip"]) {
         return;
     }
     let ns = Netns::new();

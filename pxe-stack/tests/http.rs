@@ -3,9 +3,12 @@
 //! shutdown and HTTPS.
 #![cfg(feature = "http")]
 
+mod common;
+mod loopback;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -13,40 +16,12 @@ use std::time::{Duration, Instant};
 
 use pxe_stack::http::{AccessEntry, Config, Routes, Server};
 use pxe_stack::route::{RouteRequest, reply};
-use pxe_stack::{EventKind, HostLookup, Mac, Protocol, Recorder};
+use pxe_stack::{EventKind, Protocol, Recorder};
+
+use common::have;
+use loopback::{Background, OneHost, pattern};
 
 const BIG: usize = 5 * 1024 * 1024 + 123;
-
-fn have(cmd: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{cmd} is required in CI (scripts/install-deps.sh installs it)");
-        }
-        eprintln!("skipping: {cmd} not installed");
-    }
-    found
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-struct OneHost;
-impl HostLookup for OneHost {
-    fn mac_for(&self, addr: IpAddr) -> Option<Mac> {
-        addr.is_loopback()
-            .then(|| "52:54:00:00:00:02".parse().unwrap())
-    }
-    fn addr_for(&self, _mac: Mac) -> Option<IpAddr> {
-        None
-    }
-}
 
 /// A server on 127.0.0.1:0 over a temp root; shuts down and cleans up on drop.
 struct Running {
@@ -54,8 +29,8 @@ struct Running {
     scheme: &'static str,
     events: Recorder,
     log: Arc<Mutex<Vec<AccessEntry>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Before `dir`: the server stops before its root is removed.
+    server: Background,
     dir: tempfile::TempDir,
 }
 
@@ -101,7 +76,7 @@ impl Running {
         #[allow(unused_mut)] // mut only with the tls feature
         let mut server = Server::new(config)
             .with_routes(routes)
-            .with_lookup(Arc::new(OneHost))
+            .with_lookup(Arc::new(OneHost("52:54:00:00:00:02".parse().unwrap())))
             .with_events(Arc::new(events.clone()))
             .with_access_log(Arc::new(move |e: &AccessEntry| {
                 sink.lock().unwrap().push(e.clone())
@@ -120,30 +95,17 @@ impl Running {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                server
-                    .serve(listener, async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let mut runtime = tokio::runtime::Builder::new_multi_thread();
+        runtime.worker_threads(2);
         Running {
             addr,
             scheme: if tls { "https" } else { "http" },
             events,
             log,
-            stop: Some(tx),
-            thread: Some(thread),
+            server: Background::spawn(runtime, move |shutdown| async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                server.serve(listener, shutdown).await
+            }),
             dir,
         }
     }
@@ -189,15 +151,6 @@ impl Running {
         (status, headers, std::fs::read(&body).unwrap_or_default())
     }
 
-    fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-
     /// Waits (a generous bound, not a performance threshold) until `n` requests were reported.
     fn wait_reports(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -212,17 +165,6 @@ impl Running {
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -231,7 +173,7 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn full_get_head_and_headers() {
-    if !have("curl") {
+    if !have(&["curl"]) {
         return;
     }
     let srv = Running::start(false);
@@ -272,7 +214,7 @@ fn full_get_head_and_headers() {
 
 #[test]
 fn ranges_if_range_and_416() {
-    if !have("curl") {
+    if !have(&["curl"]) {
         return;
     }
     let srv = Running::start(false);
@@ -331,7 +273,7 @@ fn ranges_if_range_and_416() {
 
 #[test]
 fn conditional_get() {
-    if !have("curl") {
+    if !have(&["curl"]) {
         return;
     }
     let srv = Running::start(false);
@@ -355,7 +297,7 @@ fn conditional_get() {
 
 #[test]
 fn traversal_and_symlink_escape_are_refused() {
-    if !have("curl") {
+    if !have(&["curl"]) {
         return;
     }
     let srv = Running::start(false);
@@ -380,7 +322,7 @@ fn traversal_and_symlink_escape_are_refused() {
 
 #[test]
 fn routes_limits_not_ready_log_and_events() {
-    if !have("curl") {
+    if !have(&["curl"]) {
         return;
     }
     let srv = Running::start(false);
@@ -468,7 +410,7 @@ fn routes_limits_not_ready_log_and_events() {
 
 #[test]
 fn graceful_shutdown_finishes_the_response_in_flight() {
-    let mut srv = Running::start(false);
+    let srv = Running::start(false);
     // An idle connection that never sends a request must not hold up shutdown.
     let _idle = TcpStream::connect(srv.addr).unwrap();
     let mut conn = TcpStream::connect(srv.addr).unwrap();
@@ -479,11 +421,9 @@ fn graceful_shutdown_finishes_the_response_in_flight() {
     assert!(first[..n].starts_with(b"HTTP/1.1 200"));
     // The server stops while the body is still on its way; the client keeps reading slowly.
     let (stopped_tx, stopped_rx) = std::sync::mpsc::channel();
-    let stop = srv.stop.take().unwrap();
-    let thread = srv.thread.take().unwrap();
+    let server = srv.server;
     std::thread::spawn(move || {
-        let _ = stop.send(());
-        thread.join().unwrap();
+        drop(server);
         stopped_tx.send(()).unwrap();
     });
     let mut rest = Vec::new();
@@ -500,13 +440,12 @@ fn graceful_shutdown_finishes_the_response_in_flight() {
     // returns once the connection is gone.
     stopped_rx.recv().unwrap();
     assert!(TcpStream::connect(srv.addr).is_err());
-    srv.stop();
 }
 
 #[cfg(feature = "tls")]
 #[test]
 fn https_with_a_given_certificate() {
-    if !have("curl") {
+    if !have(&["curl"]) {
         return;
     }
     let srv = Running::start(true);

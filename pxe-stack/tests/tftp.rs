@@ -4,8 +4,11 @@
 //! number wraparound at blksize 512, the server's cap on the window, and transfers held half-open.
 #![cfg(feature = "tftp")]
 
+mod common;
+mod loopback;
+
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -13,43 +16,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pxe_stack::tftp::{Config, STATUS_BUSY, Server};
-use pxe_stack::{Event, EventKind, HostLookup, Mac, Protocol, Recorder};
+use pxe_stack::{Event, EventKind, Mac, Protocol, Recorder};
 
-/// Whether `cmd` exists; outside CI a missing client skips the test, in CI it fails it.
-fn have(cmd: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{cmd} is required in CI (scripts/install-deps.sh installs it)");
-        }
-        eprintln!("skipping: {cmd} not installed");
-    }
-    found
-}
-
-struct OneHost;
-impl HostLookup for OneHost {
-    fn mac_for(&self, addr: IpAddr) -> Option<Mac> {
-        addr.is_loopback()
-            .then(|| "52:54:00:00:00:01".parse().unwrap())
-    }
-    fn addr_for(&self, _mac: Mac) -> Option<IpAddr> {
-        None
-    }
-}
+use common::have;
+use loopback::{Background, OneHost, pattern};
 
 /// A running server on 127.0.0.1 with a temp root; stops and cleans up on drop.
 struct Running {
     addr: SocketAddr,
     root: PathBuf,
     events: Recorder,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Before `_dir`: the server stops before its root is removed.
+    _server: Background,
     _dir: tempfile::TempDir,
 }
 
@@ -83,25 +61,16 @@ impl Running {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
         let server = Server::new(config)
-            .with_lookup(Arc::new(OneHost))
+            .with_lookup(Arc::new(OneHost("52:54:00:00:00:01".parse().unwrap())))
             .with_events(Arc::new(events.clone()));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(server.serve(socket, async {
-                let _ = rx.await;
-            }))
-            .unwrap();
-        });
         Running {
             addr,
             root,
             events,
-            stop: Some(tx),
-            thread: Some(thread),
+            _server: Background::spawn(
+                tokio::runtime::Builder::new_current_thread(),
+                move |shutdown| server.serve(socket, shutdown),
+            ),
             _dir: dir,
         }
     }
@@ -132,21 +101,6 @@ impl Running {
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run client");
     eprintln!(
@@ -171,7 +125,7 @@ fn transfer(e: &Event) -> (u64, u16) {
 
 #[test]
 fn tftp_hpa_gets_files_from_root_memory_and_generator() {
-    if !have("tftp") {
+    if !have(&["tftp"]) {
         return;
     }
     let srv = Running::start(|_, _| {});
@@ -203,7 +157,7 @@ fn tftp_hpa_gets_files_from_root_memory_and_generator() {
 
 #[test]
 fn a_changed_file_is_served_as_it_is_now_not_as_it_was_shared() {
-    if !have("tftp") {
+    if !have(&["tftp"]) {
         return;
     }
     let srv = Running::start(|_, _| {});
@@ -239,7 +193,7 @@ fn a_changed_file_is_served_as_it_is_now_not_as_it_was_shared() {
 
 #[test]
 fn atftp_negotiates_blksize_and_tsize_and_cannot_write() {
-    if !have("atftp") {
+    if !have(&["atftp"]) {
         return;
     }
     let srv =
@@ -284,7 +238,7 @@ fn atftp_negotiates_blksize_and_tsize_and_cannot_write() {
 /// few MiB, acknowledging once per window.
 #[test]
 fn atftp_negotiates_windowsize_and_gets_the_file() {
-    if !have("atftp") {
+    if !have(&["atftp"]) {
         return;
     }
     let len = 3 * 1024 * 1024 + 777;
@@ -331,7 +285,7 @@ fn atftp_negotiates_windowsize_and_gets_the_file() {
 
 #[test]
 fn traversal_absolute_and_symlink_escape_are_refused() {
-    if !have("atftp") || !have("curl") {
+    if !have(&["atftp", "curl"]) {
         return;
     }
     let srv = Running::start(|_, _| {});
@@ -361,7 +315,7 @@ fn traversal_absolute_and_symlink_escape_are_refused() {
 
 #[test]
 fn curl_blksize_and_block_number_wraparound() {
-    if !have("curl") {
+    if !have(&["curl"]) {
         return;
     }
     // 33 MiB + 100 bytes at blksize 512 needs 67 585 blocks: the block number wraps past 65535.

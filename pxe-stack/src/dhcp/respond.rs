@@ -75,13 +75,7 @@ pub fn respond(
     req: &Request,
     now: SystemTime,
 ) -> Outcome {
-    let mut cx = Cx {
-        policy,
-        req,
-        now,
-        now_s: unix_secs(now),
-        out: Outcome::default(),
-    };
+    let mut cx = Cx::new(policy, req, now);
     match policy.config().mode {
         Mode::Off => {}
         Mode::Proxy => cx.proxy(leases),
@@ -122,13 +116,7 @@ pub fn probed(
     in_use: bool,
     now: SystemTime,
 ) -> Outcome {
-    let mut cx = Cx {
-        policy,
-        req,
-        now,
-        now_s: unix_secs(now),
-        out: Outcome::default(),
-    };
+    let mut cx = Cx::new(policy, req, now);
     let asked = policy.config().mode == Mode::Authoritative
         && req.kind == MessageType::Discover
         && req.local_port != PROXY_PORT;
@@ -142,13 +130,7 @@ pub fn probed(
         .is_some_and(|l| l.mac == req.mac && l.state == State::Offered && l.active(cx.now_s));
     if held && in_use {
         tracing::debug!(mac = %req.mac, %addr, "address answers ping; quarantined, offering another");
-        leases.insert(Lease {
-            addr,
-            mac: req.mac,
-            expires: cx.now_s + u64::from(policy.config().decline_quarantine_secs),
-            hostname: None,
-            state: State::Declined,
-        });
+        cx.quarantine(leases, addr);
     } else if held {
         leases.mark_probed(addr, req.mac);
     }
@@ -183,7 +165,17 @@ struct Cx<'a> {
     out: Outcome,
 }
 
-impl Cx<'_> {
+impl<'a> Cx<'a> {
+    fn new(policy: &'a Policy, req: &'a Request, now: SystemTime) -> Self {
+        Cx {
+            policy,
+            req,
+            now,
+            now_s: unix_secs(now),
+            out: Outcome::default(),
+        }
+    }
+
     fn event(&mut self, step: DhcpStep, yiaddr: Option<Ipv4Addr>, boot: Option<&BootFile>) {
         self.out.events.push(Event {
             at: self.now,
@@ -199,6 +191,18 @@ impl Cx<'_> {
 
     fn mac(&self) -> Mac {
         self.req.mac
+    }
+
+    /// Holds `addr` out of the pool for the client, as declined or found in use, for
+    /// [`Config::decline_quarantine_secs`](super::Config::decline_quarantine_secs).
+    fn quarantine(&self, leases: &mut LeaseTable, addr: Ipv4Addr) {
+        leases.insert(Lease {
+            addr,
+            mac: self.mac(),
+            expires: self.now_s + u64::from(self.policy.config().decline_quarantine_secs),
+            hostname: None,
+            state: State::Declined,
+        });
     }
 
     /// Choose an address for a DISCOVER and offer it, or ask for a probe of it first.
@@ -346,13 +350,7 @@ impl Cx<'_> {
         };
         self.event(DhcpStep::Decline, Some(addr), None);
         if leases.get(addr).is_some_and(|l| l.mac == self.mac()) {
-            leases.insert(Lease {
-                addr,
-                mac: self.mac(),
-                expires: self.now_s + u64::from(self.policy.config().decline_quarantine_secs),
-                hostname: None,
-                state: State::Declined,
-            });
+            self.quarantine(leases, addr);
             self.out.persist = true;
         }
     }
