@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -119,52 +119,36 @@ impl Body {
 
 impl Stream {
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
-        let chunk = match &mut self.reading {
-            Some(reading) => match Pin::new(reading).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(res) => {
-                    self.reading = None;
-                    res.unwrap_or_else(|_| Err(io::Error::other("file reader stopped")))
-                }
-            },
+        let reading = match &mut self.reading {
+            Some(reading) => reading,
             None => {
                 let left = self.end - self.pos;
                 if left == 0 {
                     return Poll::Ready(None);
                 }
                 let want = left.min(self.share.chunk(self.max_chunk) as u64) as usize;
-                let buf = self.files.buffers.take(want);
-                match self.read_cached(buf) {
-                    Ok(read) => read,
-                    Err(buf) => {
-                        let file = Arc::clone(&self.file);
-                        let pos = self.pos;
-                        let mut reading =
-                            self.files.readers.run(move || read_chunk(&file, pos, buf));
-                        // Register for the wake-up; the result is not there yet.
-                        match Pin::new(&mut reading).poll(cx) {
-                            Poll::Pending => {
-                                self.reading = Some(reading);
-                                return Poll::Pending;
-                            }
-                            Poll::Ready(res) => {
-                                res.unwrap_or_else(|_| Err(io::Error::other("file reader stopped")))
-                            }
-                        }
-                    }
-                }
+                let buf = match self.read_cached(self.files.buffers.take(want)) {
+                    Ok(read) => return Poll::Ready(Some(self.advance(read))),
+                    Err(buf) => buf,
+                };
+                let (file, pos) = (Arc::clone(&self.file), self.pos);
+                let job = self.files.readers.run(move || read_chunk(&file, pos, buf));
+                self.reading.insert(job)
             }
         };
-        match chunk {
-            Ok(bytes) => {
-                self.pos += bytes.len() as u64;
-                Poll::Ready(Some(Ok(bytes)))
-            }
-            Err(e) => {
-                self.end = self.pos;
-                Poll::Ready(Some(Err(e)))
-            }
+        let read = ready!(Pin::new(reading).poll(cx))
+            .unwrap_or_else(|_| Err(io::Error::other("file reader stopped")));
+        self.reading = None;
+        Poll::Ready(Some(self.advance(read)))
+    }
+
+    /// Moves past a chunk read, or ends the range after an error.
+    fn advance(&mut self, read: io::Result<Bytes>) -> io::Result<Bytes> {
+        match &read {
+            Ok(bytes) => self.pos += bytes.len() as u64,
+            Err(_) => self.end = self.pos,
         }
+        read
     }
 
     /// Reads the chunk at `pos` here if the page cache holds (the start of) it; gives the
