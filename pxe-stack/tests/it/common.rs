@@ -1,4 +1,4 @@
-//! What every test binary of this crate shares: the check for a test's prerequisites.
+//! What every test module of this crate shares: the check for a test's prerequisites.
 
 use std::path::Path;
 

@@ -1,10 +1,6 @@
 //! The HTTP server against a real client (curl): ranges, If-Range, HEAD, conditional GET, 416,
 //! traversal, symlink escape, dynamic routes, body limits, access log, events, graceful
 //! shutdown and HTTPS.
-#![cfg(feature = "http")]
-
-mod common;
-mod loopback;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -18,8 +14,8 @@ use pxe_stack::http::{AccessEntry, Config, Routes, Server};
 use pxe_stack::route::{RouteRequest, reply};
 use pxe_stack::{EventKind, Protocol, Recorder};
 
-use common::have;
-use loopback::{Background, OneHost, pattern};
+use crate::common::have;
+use crate::loopback::{Background, OneHost, pattern};
 
 const BIG: usize = 5 * 1024 * 1024 + 123;
 
@@ -85,8 +81,8 @@ impl Running {
             #[cfg(feature = "tls")]
             {
                 let tls = pxe_stack::http::Tls::from_pem(
-                    include_bytes!("fixtures/tls/cert.pem"),
-                    include_bytes!("fixtures/tls/key.pem"),
+                    include_bytes!("../fixtures/tls/cert.pem"),
+                    include_bytes!("../fixtures/tls/key.pem"),
                 )
                 .unwrap();
                 server = server.with_tls(tls);

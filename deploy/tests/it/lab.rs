@@ -2,8 +2,6 @@
 //! ipmi_sim): the harness itself, then whole deployments through our DHCP, TFTP and HTTP
 //! servers with every disk checked.
 
-#![cfg(feature = "lab")]
-
 use std::time::{Duration, Instant};
 
 use rhcos_deploy::lab::{BMC_PASSWORD, BMC_USER, Lab, LabConfig};

@@ -2,10 +2,6 @@
 //! `windowsize` option, which the 0.8.0 Debian package has) and curl, plus a small RFC 7440
 //! client written here for what is easier to check from inside: the window across the block
 //! number wraparound at blksize 512, the server's cap on the window, and transfers held half-open.
-#![cfg(feature = "tftp")]
-
-mod common;
-mod loopback;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -18,8 +14,8 @@ use bytes::Bytes;
 use pxe_stack::tftp::{Config, STATUS_BUSY, Server};
 use pxe_stack::{Event, EventKind, Mac, Protocol, Recorder};
 
-use common::have;
-use loopback::{Background, OneHost, pattern};
+use crate::common::have;
+use crate::loopback::{Background, OneHost, pattern};
 
 /// A running server on 127.0.0.1 with a temp root; stops and cleans up on drop.
 struct Running {

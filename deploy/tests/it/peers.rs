@@ -5,9 +5,6 @@
 //! killed by a Drop guard; `test:///default` keeps its state in this process. A missing peer
 //! skips its test with a message, except under `CI=true`, where it fails.
 
-#![cfg(feature = "run")]
-#![allow(unreachable_pub, reason = "integration test helpers")]
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 

@@ -3,12 +3,10 @@
 //!
 //! The server runs in a child process entered into the server namespace with `ip netns exec`:
 //! the test binary re-executes itself with `DHCP_TEST_CHILD` set, which turns the
-//! `child_server` test into the server. Everything (namespaces, processes, files) is removed by
-//! Drop guards, also on failure. Without root or the client programs the tests print why and
-//! return, except under `CI=true`, where they fail.
-#![cfg(feature = "dhcp")]
-
-mod common;
+//! `dhcp::child_server` test into the server (test names carry their module: `--exact` needs
+//! the `dhcp::` prefix). Everything (namespaces, processes, files) is removed by Drop guards,
+//! also on failure. Without root or the client programs the tests print why and return, except
+//! under `CI=true`, where they fail.
 
 use std::collections::HashMap;
 use std::fs;
@@ -23,7 +21,7 @@ use std::time::Duration;
 use pxe_stack::dhcp::{Boot, Config, LeaseFile, Range, Reservation, Server, State, Subnet, bind};
 use pxe_stack::{Event, EventSink, Mac};
 
-use common::have;
+use crate::common::have;
 
 const CHILD_ENV: &str = "DHCP_TEST_CHILD";
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -284,7 +282,12 @@ impl Netns {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.server])
             .arg(exe)
-            .args(["child_server", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "dhcp::child_server",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, self.dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -700,7 +703,12 @@ fn netns_bind_error_names_the_missing_capability() {
             "-net_bind_service",
         ])
         .arg(std::env::current_exe().unwrap())
-        .args(["child_bind", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "dhcp::child_bind",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("DHCP_TEST_BIND", "1")
         .output()
         .unwrap();
@@ -1144,7 +1152,12 @@ fn netns_restart_mid_storm_loses_no_acknowledged_lease() {
     let child = Command::new("ip")
         .args(["netns", "exec", &ns.client])
         .arg(std::env::current_exe().unwrap())
-        .args(["child_storm", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "dhcp::child_storm",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("DHCP_TEST_STORM", ns.dir.path())
         .stdout(Stdio::null())
         .spawn()

@@ -1,0 +1,9 @@
+//! Integration tests: the sample plan, `open_bmc` and the bootstrap VM against real peers
+//! (ipmi_sim, sushy-emulator, libvirt's test driver), and (feature `lab`, root only) the lab
+//! and whole deployments in it.
+
+#[cfg(feature = "lab")]
+mod lab;
+#[cfg(feature = "run")]
+mod peers;
+mod plan;

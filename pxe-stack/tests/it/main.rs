@@ -1,0 +1,14 @@
+//! Integration tests: each server against real clients. DHCP inside network namespaces the tests
+//! create (udhcpc, dhclient, dnsmasq, QEMU's iPXE and OVMF), TFTP (tftp-hpa, atftp, curl) and
+//! HTTP (curl) on 127.0.0.1.
+
+#[cfg(any(feature = "dhcp", feature = "http", feature = "tftp"))]
+mod common;
+#[cfg(feature = "dhcp")]
+mod dhcp;
+#[cfg(feature = "http")]
+mod http;
+#[cfg(any(feature = "http", feature = "tftp"))]
+mod loopback;
+#[cfg(feature = "tftp")]
+mod tftp;
