@@ -55,3 +55,11 @@ pub mod dhcp;
 pub mod http;
 #[cfg(feature = "tftp")]
 pub mod tftp;
+
+/// Locks `m`, also when a thread panicked while holding it: every critical section in this
+/// crate leaves its data consistent after each statement (counters, maps, buffer lists), so the
+/// data is still good and one panic must not take the servers down with it.
+#[cfg(any(feature = "dhcp", feature = "http", feature = "tftp"))]
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -102,8 +102,7 @@ impl Prober {
     }
 
     fn waiting(&self) -> MutexGuard<'_, HashMap<(Ipv4Addr, u16), oneshot::Sender<()>>> {
-        // The map is consistent after every operation, so a poisoned lock is still usable.
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.waiting)
     }
 
     /// Send one echo request to `addr` and wait up to `wait` for the reply; whether it came.

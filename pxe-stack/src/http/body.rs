@@ -24,6 +24,7 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::oneshot;
 
 use super::access::{AccessEntry, Reporters};
+use crate::lock;
 
 /// The body of every response the server sends.
 pub(crate) struct Body {
@@ -357,10 +358,6 @@ impl BufPool {
         free.classes[class].push(buf);
         free.bytes += size;
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The memory budget shared by every file download of one server.

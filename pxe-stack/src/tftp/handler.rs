@@ -16,6 +16,7 @@ use super::path::{confine, resolve};
 use super::{Config, STATUS_BUSY};
 use crate::events::{Event, EventKind, EventSink, Protocol};
 use crate::host::{HostLookup, Mac};
+use crate::lock;
 
 /// Bytes read from disk per system call for a file too big to share; blocks are carved out of
 /// this buffer.
@@ -249,6 +250,7 @@ impl Handler {
             Err(()) => Err(code::ACCESS),
         }
     }
+
     /// Opens a file under the root: the shared copy when it is current, a new shared copy when
     /// the file is small, otherwise a stream from disk.
     fn open_file(&self, path: PathBuf) -> io::Result<Content> {
@@ -278,10 +280,6 @@ impl Handler {
         }
         Ok(Content::Memory { bytes, pos: 0 })
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A held transfer slot, released on drop.

@@ -59,6 +59,7 @@ use bytes::Bytes;
 
 use crate::events::{Discard, EventSink};
 use crate::host::{HostLookup, Mac, NoLookup};
+use crate::lock;
 use transfer::{Outcome, Transfer};
 
 /// [`EventKind::Transfer`](crate::EventKind::Transfer) status of a request refused because a
@@ -274,10 +275,6 @@ impl Server {
         tasks.abort_all();
         Ok(())
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Removes a peer from the in-progress set when its request task ends.
