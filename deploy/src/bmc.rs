@@ -3,7 +3,7 @@
 use bmc_power::Bmc;
 
 use crate::plan::{BmcDriver, Host};
-use crate::run::DeployError;
+use crate::run::Error;
 
 /// Opens the BMC driver a host's plan entry names; `Ok(None)` when the host has no BMC.
 ///
@@ -12,12 +12,12 @@ use crate::run::DeployError;
 /// name shows up as the first operation's error.
 ///
 /// # Errors
-/// [`DeployError::Bmc`] when the driver rejects its configuration (a bad URL or CA bundle),
-/// [`DeployError::Read`] when the Redfish CA file cannot be read, and [`DeployError::MissingFeature`] when
+/// [`Error::Bmc`] when the driver rejects its configuration (a bad URL or CA bundle),
+/// [`Error::Read`] when the Redfish CA file cannot be read, and [`Error::MissingFeature`] when
 /// the driver is not built in (features `redfish` and `libvirt`).
-pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, DeployError> {
+pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, Error> {
     let Some(b) = &host.bmc else { return Ok(None) };
-    let bmc_err = |source| DeployError::Bmc {
+    let bmc_err = |source| Error::Bmc {
         host: host.name.clone(),
         source,
     };
@@ -40,11 +40,9 @@ pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, DeployError> {
         BmcDriver::Redfish => {
             let tls = match (&b.ca_file, b.insecure) {
                 (Some(path), _) => {
-                    bmc_power::Tls::CustomCa(std::fs::read(path).map_err(|source| {
-                        DeployError::Read {
-                            path: path.clone(),
-                            source,
-                        }
+                    bmc_power::Tls::CustomCa(std::fs::read(path).map_err(|source| Error::Read {
+                        path: path.clone(),
+                        source,
                     })?)
                 }
                 (None, true) => bmc_power::Tls::InsecureSkipVerify,
@@ -74,7 +72,7 @@ pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, DeployError> {
             unreachable_patterns,
             reason = "reachable unless every driver is built in"
         )]
-        other => Err(DeployError::MissingFeature {
+        other => Err(Error::MissingFeature {
             what: format!("host {}'s {} bmc", host.name, other.name()),
             feature: other.name(),
         }),

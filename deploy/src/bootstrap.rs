@@ -97,7 +97,7 @@ mod apply {
 
     use super::{bootstrap_cluster, bootstrap_ignition};
     use crate::plan::Plan;
-    use crate::run::DeployError;
+    use crate::run::Error;
 
     /// What [`apply_bootstrap`] did.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,9 +127,9 @@ mod apply {
     /// inside `tokio::task::spawn_blocking`.
     ///
     /// # Errors
-    /// [`DeployError::Plan`] for a layout the plan cannot give, [`DeployError::Read`] when the
-    /// default Ignition file is missing, [`DeployError::Bootstrap`] when libvirt fails.
-    pub fn apply_bootstrap(plan: &Plan) -> Result<Option<Applied>, DeployError> {
+    /// [`Error::Plan`] for a layout the plan cannot give, [`Error::Read`] when the
+    /// default Ignition file is missing, [`Error::Bootstrap`] when libvirt fails.
+    pub fn apply_bootstrap(plan: &Plan) -> Result<Option<Applied>, Error> {
         let (Some(b), Some(cluster)) = (&plan.bootstrap, layout(plan)?) else {
             return Ok(None);
         };
@@ -137,7 +137,7 @@ mod apply {
             && let Some(path) = bootstrap_ignition(plan)
             && let Err(source) = std::fs::metadata(&path)
         {
-            return Err(DeployError::Read { path, source });
+            return Err(Error::Read { path, source });
         }
         let lv = Libvirt::open(&b.libvirt_uri)?;
         let network = cluster.network.name.clone();
@@ -164,9 +164,9 @@ mod apply {
     /// is fine. Returns whether either existed. Blocking, as [`apply_bootstrap`].
     ///
     /// # Errors
-    /// [`DeployError::Plan`] for a layout the plan cannot give, [`DeployError::Bootstrap`] when
+    /// [`Error::Plan`] for a layout the plan cannot give, [`Error::Bootstrap`] when
     /// libvirt fails.
-    pub fn remove_bootstrap(plan: &Plan) -> Result<bool, DeployError> {
+    pub fn remove_bootstrap(plan: &Plan) -> Result<bool, Error> {
         let (Some(b), Some(cluster)) = (&plan.bootstrap, layout(plan)?) else {
             return Ok(false);
         };
@@ -177,7 +177,7 @@ mod apply {
         Ok(existed)
     }
 
-    fn layout(plan: &Plan) -> Result<Option<libvirt_templates::Cluster>, DeployError> {
+    fn layout(plan: &Plan) -> Result<Option<libvirt_templates::Cluster>, Error> {
         Ok(bootstrap_cluster(plan)?)
     }
 }

@@ -93,6 +93,6 @@ pub use plan::{
 };
 #[cfg(feature = "run")]
 pub use run::{
-    Artifacts, DeployError, Outcome, Servers, fetch_artifacts, ipxe_scripts, run, start_servers,
+    Artifacts, Error, Outcome, Servers, fetch_artifacts, ipxe_scripts, run, start_servers,
 };
 pub use timeline::{HostTimeline, Phase, Span, Timeline};

@@ -23,7 +23,7 @@ use crate::timeline::{Phase, Timeline};
 /// Everything that can stop a deployment.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum DeployError {
+pub enum Error {
     /// Fetching or verifying images failed.
     #[error("images")]
     Images(#[from] rhcos_images::Error),
@@ -115,7 +115,7 @@ pub struct Artifacts {
 pub async fn fetch_artifacts(
     plan: &Plan,
     progress: impl rhcos_images::Progress + 'static,
-) -> Result<Artifacts, DeployError> {
+) -> Result<Artifacts, Error> {
     use rhcos_images::{Cache, Fetcher, Kind, Location, Options, Request, Source};
     let cache = Cache::open(&plan.images.cache)?;
     let fetcher = Fetcher::new(Options::default())?.with_progress(progress);
@@ -125,7 +125,7 @@ pub async fn fetch_artifacts(
         (None, Some(dir)) if dir.join("stream.json").is_file() => {
             dir.join("stream.json").display().to_string()
         }
-        _ => return Err(DeployError::NoStream),
+        _ => return Err(Error::NoStream),
     };
     let meta = fetcher.metadata(&Location::parse(&stream)?).await?;
     let source = match &plan.images.mirror {
@@ -222,29 +222,28 @@ fn bind_sockets(
         std::net::UdpSocket,
         std::net::TcpListener,
     ),
-    DeployError,
+    Error,
 > {
     let p = &plan.provisioning;
     {
         let dhcp = pxe_stack::dhcp::bind(Some(&p.interface), 67)?;
         let tftp_addr = SocketAddr::from((p.address, 69));
-        let tftp = std::net::UdpSocket::bind(tftp_addr).map_err(|source| DeployError::Bind {
+        let tftp = std::net::UdpSocket::bind(tftp_addr).map_err(|source| Error::Bind {
             what: "tftp",
             addr: tftp_addr.to_string(),
             source,
         })?;
         let http_addr = SocketAddr::from((p.address, p.http_port));
-        let http = std::net::TcpListener::bind(http_addr).map_err(|source| DeployError::Bind {
+        let http = std::net::TcpListener::bind(http_addr).map_err(|source| Error::Bind {
             what: "http",
             addr: http_addr.to_string(),
             source,
         })?;
-        http.set_nonblocking(true)
-            .map_err(|source| DeployError::Bind {
-                what: "http",
-                addr: http_addr.to_string(),
-                source,
-            })?;
+        http.set_nonblocking(true).map_err(|source| Error::Bind {
+            what: "http",
+            addr: http_addr.to_string(),
+            source,
+        })?;
         Ok((dhcp, tftp, http))
     }
 }
@@ -256,7 +255,7 @@ pub fn ipxe_scripts(
     plan: &Plan,
     artifacts: &Artifacts,
     base: &str,
-) -> Result<HashMap<Mac, Bytes>, DeployError> {
+) -> Result<HashMap<Mac, Bytes>, Error> {
     let mut out = HashMap::new();
     for host in &plan.hosts {
         let mut args = CoreosArgs {
@@ -291,7 +290,7 @@ pub async fn start_servers(
     plan: &Plan,
     artifacts: &Artifacts,
     events: Arc<dyn EventSink>,
-) -> Result<Servers, DeployError> {
+) -> Result<Servers, Error> {
     use pxe_stack::dhcp;
     use pxe_stack::http::Routes;
 
@@ -332,7 +331,7 @@ pub async fn start_servers(
         }
     }
     let lease_dir = plan.images.cache.join("state");
-    std::fs::create_dir_all(&lease_dir).map_err(|source| DeployError::Bind {
+    std::fs::create_dir_all(&lease_dir).map_err(|source| Error::Bind {
         what: "lease file",
         addr: lease_dir.display().to_string(),
         source,
@@ -448,7 +447,7 @@ pub async fn start_servers(
         .with_lookup(lookup.clone())
         .with_events(events.clone());
     let http_listener =
-        tokio::net::TcpListener::from_std(http_sock).map_err(|source| DeployError::Bind {
+        tokio::net::TcpListener::from_std(http_sock).map_err(|source| Error::Bind {
             what: "http",
             addr: base.clone(),
             source,
@@ -526,7 +525,7 @@ async fn start(
     plan: &Plan,
     artifacts: &Artifacts,
     events: Arc<dyn EventSink>,
-) -> Result<Servers, DeployError> {
+) -> Result<Servers, Error> {
     // The bootstrap VM first: the hosts' Ignition configs point at its Machine Config Server.
     // It is meant to outlive this call (and an interrupt); `remove_bootstrap` takes it down.
     #[cfg(feature = "libvirt")]
@@ -534,7 +533,7 @@ async fn start(
         let p = plan.clone();
         let applied = tokio::task::spawn_blocking(move || crate::apply_bootstrap(&p))
             .await
-            .map_err(|_| DeployError::Task {
+            .map_err(|_| Error::Task {
                 what: "bootstrap vm",
             })??;
         if let Some(a) = applied {
@@ -543,7 +542,7 @@ async fn start(
     }
     #[cfg(not(feature = "libvirt"))]
     if plan.bootstrap.is_some() {
-        return Err(DeployError::MissingFeature {
+        return Err(Error::MissingFeature {
             what: "[bootstrap]".into(),
             feature: "libvirt",
         });
@@ -574,7 +573,7 @@ pub async fn run(
     artifacts: &Artifacts,
     mut observe: impl FnMut(&Timeline),
     shutdown: impl Future<Output = ()>,
-) -> Result<Outcome, DeployError> {
+) -> Result<Outcome, Error> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let hub: Arc<dyn EventSink> = Arc::new(Hub(tx));
     let mut timeline = Timeline::new(plan.hosts.iter().map(|h| (h.name.clone(), h.mac)));
@@ -586,7 +585,7 @@ pub async fn run(
         .hosts
         .iter()
         .map(|h| Ok(open_bmc(h)?.map(|b| (h.mac, h.name.clone(), b))))
-        .collect::<Result<Vec<_>, DeployError>>()?
+        .collect::<Result<Vec<_>, Error>>()?
         .into_iter()
         .flatten()
         .collect();

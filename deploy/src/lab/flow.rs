@@ -7,7 +7,7 @@ use crate::plan::{Bmc, BmcDriver, Cluster, Host, Images, Plan, Provisioning, Rol
 use crate::run::{Outcome, fetch_artifacts, run};
 use crate::timeline::Timeline;
 
-use super::{BMC_PASSWORD, BMC_USER, Lab, LabError};
+use super::{BMC_PASSWORD, BMC_USER, Error, Lab};
 
 /// One VM's disk, checked after the deployment.
 #[derive(Debug)]
@@ -115,12 +115,12 @@ impl Lab {
         &self,
         observe: impl FnMut(&Timeline) + Send,
         shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<LabReport, LabError> {
+    ) -> Result<LabReport, Error> {
         self.netns().enter(|| {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
-                .map_err(|source| LabError::Io {
+                .map_err(|source| Error::Io {
                     path: "tokio runtime".into(),
                     source,
                 })?;
@@ -132,7 +132,7 @@ impl Lab {
         &self,
         observe: impl FnMut(&Timeline),
         shutdown: impl Future<Output = ()>,
-    ) -> Result<LabReport, LabError> {
+    ) -> Result<LabReport, Error> {
         let plan = self.plan();
         let mut artifacts = fetch_artifacts(&plan, rhcos_images::NoProgress).await?;
         artifacts.ipxe_dir = self.ipxe_dir.clone();

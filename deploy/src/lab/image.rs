@@ -8,7 +8,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
-use super::LabError;
+use super::Error;
 
 /// A generated metal image, compressed, with its digests.
 #[derive(Debug, Clone)]
@@ -27,9 +27,9 @@ pub struct Image {
 ///
 /// The content mixes incompressible blocks with zero runs, like a real disk image, so the
 /// gzip stage does real work without making the file as large as the image.
-pub(crate) fn generate(dir: &Path, mib: u32) -> Result<Image, LabError> {
+pub(crate) fn generate(dir: &Path, mib: u32) -> Result<Image, Error> {
     let path = dir.join("rhcos-lab-metal.x86_64.raw.gz");
-    let io = |source| LabError::Io {
+    let io = |source| Error::Io {
         path: path.clone(),
         source,
     };
@@ -71,13 +71,13 @@ pub(crate) fn generate(dir: &Path, mib: u32) -> Result<Image, LabError> {
 }
 
 /// The sha256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String, LabError> {
-    let mut f = File::open(path).map_err(|source| LabError::Io {
+pub fn sha256_file(path: &Path) -> Result<String, Error> {
+    let mut f = File::open(path).map_err(|source| Error::Io {
         path: path.to_owned(),
         source,
     })?;
     let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(|source| LabError::Io {
+    std::io::copy(&mut f, &mut h).map_err(|source| Error::Io {
         path: path.to_owned(),
         source,
     })?;
@@ -91,11 +91,11 @@ pub(crate) fn write_stream(
     image: &Image,
     kernel: &Path,
     initramfs: &Path,
-) -> Result<PathBuf, LabError> {
+) -> Result<PathBuf, Error> {
     // A live PXE boot names a rootfs too; the fake installer fetches it as dracut would, but
     // needs nothing from it.
     let rootfs = dir.join("rhcos-lab-live-rootfs.x86_64.img");
-    std::fs::write(&rootfs, vec![0u8; 1 << 20]).map_err(|source| LabError::Io {
+    std::fs::write(&rootfs, vec![0u8; 1 << 20]).map_err(|source| Error::Io {
         path: rootfs.clone(),
         source,
     })?;
@@ -120,11 +120,11 @@ pub(crate) fn write_stream(
         } } } },
     });
     let path = dir.join("stream.json");
-    let body = serde_json::to_vec_pretty(&stream).map_err(|e| LabError::Io {
+    let body = serde_json::to_vec_pretty(&stream).map_err(|e| Error::Io {
         path: path.clone(),
         source: std::io::Error::other(e),
     })?;
-    std::fs::write(&path, body).map_err(|source| LabError::Io {
+    std::fs::write(&path, body).map_err(|source| Error::Io {
         path: path.clone(),
         source,
     })?;

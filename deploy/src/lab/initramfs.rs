@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use super::LabError;
+use super::Error;
 use super::sys::run;
 
 /// The installer's /init: parses `coreos.inst.*`, installs, reports, powers off.
@@ -34,9 +34,9 @@ pub struct Installer {
 }
 
 /// The newest kernel release installed under /lib/modules that has a /boot/vmlinuz.
-pub(crate) fn installed_kernel() -> Result<(String, PathBuf), LabError> {
+pub(crate) fn installed_kernel() -> Result<(String, PathBuf), Error> {
     let mut releases: Vec<String> = std::fs::read_dir("/lib/modules")
-        .map_err(|source| LabError::Io {
+        .map_err(|source| Error::Io {
             path: "/lib/modules".into(),
             source,
         })?
@@ -45,7 +45,7 @@ pub(crate) fn installed_kernel() -> Result<(String, PathBuf), LabError> {
         .filter(|r| Path::new(&format!("/boot/vmlinuz-{r}")).exists())
         .collect();
     releases.sort();
-    let release = releases.pop().ok_or(LabError::Missing {
+    let release = releases.pop().ok_or(Error::Missing {
         what: "a kernel in /boot with modules in /lib/modules (apt-get install linux-image-amd64)"
             .into(),
     })?;
@@ -54,7 +54,7 @@ pub(crate) fn installed_kernel() -> Result<(String, PathBuf), LabError> {
 }
 
 /// Builds the installer into `dir` (kernel copied as `vmlinuz`, initramfs as `initrd.img`).
-pub(crate) fn build(dir: &Path) -> Result<Installer, LabError> {
+pub(crate) fn build(dir: &Path) -> Result<Installer, Error> {
     let (release, kernel_src) = installed_kernel()?;
     let kernel = dir.join("vmlinuz");
     copy(&kernel_src, &kernel)?;
@@ -63,7 +63,7 @@ pub(crate) fn build(dir: &Path) -> Result<Installer, LabError> {
         .into_iter()
         .map(Path::new)
         .find(|p| p.exists())
-        .ok_or(LabError::Missing {
+        .ok_or(Error::Missing {
             what: "busybox (apt-get install busybox-static)".into(),
         })?;
 
@@ -78,7 +78,7 @@ pub(crate) fn build(dir: &Path) -> Result<Installer, LabError> {
                 let ko = PathBuf::from(ko);
                 if ko.extension().and_then(|e| e.to_str()) != Some("ko") {
                     // busybox insmod cannot read compressed modules.
-                    return Err(LabError::Missing {
+                    return Err(Error::Missing {
                         what: format!("an uncompressed module, found {}", ko.display()),
                     });
                 }
@@ -125,24 +125,24 @@ pub(crate) fn build(dir: &Path) -> Result<Installer, LabError> {
     gz.write_all(&cpio.finish())
         .and_then(|_| gz.finish())
         .and_then(|bytes| std::fs::write(&initramfs, bytes))
-        .map_err(|source| LabError::Io {
+        .map_err(|source| Error::Io {
             path: initramfs.clone(),
             source,
         })?;
     Ok(Installer { kernel, initramfs })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, LabError> {
-    std::fs::read(path).map_err(|source| LabError::Io {
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_owned(),
         source,
     })
 }
 
-fn copy(from: &Path, to: &Path) -> Result<(), LabError> {
+fn copy(from: &Path, to: &Path) -> Result<(), Error> {
     std::fs::copy(from, to)
         .map(|_| ())
-        .map_err(|source| LabError::Io {
+        .map_err(|source| Error::Io {
             path: from.to_owned(),
             source,
         })

@@ -25,7 +25,7 @@ pub use vm::{Accel, BMC_PASSWORD, BMC_USER, DiskReport, Firmware, Vm, VmSpec, in
 /// Everything that can go wrong building or checking the lab.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum LabError {
+pub enum Error {
     /// A prerequisite (program, package, file, privilege) is missing.
     #[error("missing prerequisite: {what}")]
     Missing {
@@ -70,7 +70,7 @@ pub enum LabError {
     },
     /// The deployment itself failed.
     #[error("deployment")]
-    Deploy(#[from] crate::DeployError),
+    Deploy(#[from] crate::Error),
     /// Fetching the lab's images failed.
     #[error("images")]
     Images(#[from] rhcos_images::Error),
@@ -183,9 +183,9 @@ pub struct Lab {
 
 impl Lab {
     /// Builds the lab. Needs root (namespaces, taps) and the packages of scripts/install-deps.sh.
-    pub fn build(config: &LabConfig) -> Result<Lab, LabError> {
+    pub fn build(config: &LabConfig) -> Result<Lab, Error> {
         if !nix::unistd::geteuid().is_root() {
-            return Err(LabError::Missing {
+            return Err(Error::Missing {
                 what: "root privileges (network namespaces and tap devices)".into(),
             });
         }
@@ -204,7 +204,7 @@ impl Lab {
         mkdir(&ipxe_dir)?;
         for f in ["undionly.kpxe", "snponly.efi", "ipxe.efi"] {
             let src = Path::new("/usr/lib/ipxe").join(f);
-            std::fs::copy(&src, ipxe_dir.join(f)).map_err(|source| LabError::Io {
+            std::fs::copy(&src, ipxe_dir.join(f)).map_err(|source| Error::Io {
                 path: src.clone(),
                 source,
             })?;
@@ -248,9 +248,9 @@ impl Lab {
     }
 
     /// The Ignition config the fake assets hold for `role`.
-    pub fn role_config(&self, role: &str) -> Result<Vec<u8>, LabError> {
+    pub fn role_config(&self, role: &str) -> Result<Vec<u8>, Error> {
         let path = self.assets.join(format!("{role}.ign"));
-        std::fs::read(&path).map_err(|source| LabError::Io { path, source })
+        std::fs::read(&path).map_err(|source| Error::Io { path, source })
     }
 }
 
@@ -263,8 +263,8 @@ impl Drop for Lab {
     }
 }
 
-fn mkdir(path: &Path) -> Result<(), LabError> {
-    std::fs::create_dir_all(path).map_err(|source| LabError::Io {
+fn mkdir(path: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(path).map_err(|source| Error::Io {
         path: path.to_owned(),
         source,
     })
@@ -272,7 +272,7 @@ fn mkdir(path: &Path) -> Result<(), LabError> {
 
 /// Writes a stand-in for `openshift-install create ignition-configs` output: small Ignition 3.2
 /// configs that differ per role, so the disk check can tell which one a host received.
-fn write_assets(dir: &Path) -> Result<(), LabError> {
+fn write_assets(dir: &Path) -> Result<(), Error> {
     mkdir(dir)?;
     for role in ["bootstrap", "master", "worker"] {
         let config = serde_json::json!({
@@ -287,12 +287,12 @@ fn write_assets(dir: &Path) -> Result<(), LabError> {
             } ] },
         });
         let path = dir.join(format!("{role}.ign"));
-        std::fs::write(&path, config.to_string()).map_err(|source| LabError::Io {
+        std::fs::write(&path, config.to_string()).map_err(|source| Error::Io {
             path: path.clone(),
             source,
         })?;
     }
     let meta = serde_json::json!({ "clusterName": "lab", "clusterID": "00000000-0000-4000-8000-000000000000", "infraID": "lab-0000" });
     let path = dir.join("metadata.json");
-    std::fs::write(&path, meta.to_string()).map_err(|source| LabError::Io { path, source })
+    std::fs::write(&path, meta.to_string()).map_err(|source| Error::Io { path, source })
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use nix::sched::{CloneFlags, setns};
 
-use super::LabError;
+use super::Error;
 use super::sys::run;
 
 /// A network namespace that this process created; deleted (with every process in it) on drop.
@@ -17,7 +17,7 @@ pub struct Netns {
 
 impl Netns {
     /// Creates namespace `name` with its loopback up.
-    pub fn create(name: &str) -> Result<Self, LabError> {
+    pub fn create(name: &str) -> Result<Self, Error> {
         // A namespace left by a crashed earlier run of the same name is removed first.
         if PathBuf::from("/run/netns").join(name).exists() {
             drop(Netns {
@@ -38,14 +38,14 @@ impl Netns {
     }
 
     /// Runs `ip -n <ns> args…`.
-    pub fn ip(&self, args: &[&str]) -> Result<String, LabError> {
+    pub fn ip(&self, args: &[&str]) -> Result<String, Error> {
         let mut full = vec!["-n", self.name.as_str()];
         full.extend_from_slice(args);
         run("ip", full)
     }
 
     /// Adds a bridge with an address (`br0`, `192.168.126.1`, `24`) and brings it up.
-    pub fn add_bridge(&self, bridge: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), LabError> {
+    pub fn add_bridge(&self, bridge: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), Error> {
         self.ip(&[
             "link",
             "add",
@@ -61,7 +61,7 @@ impl Netns {
     }
 
     /// Adds a tap device enslaved to `bridge`, for one VM's NIC.
-    pub fn add_tap(&self, tap: &str, bridge: &str) -> Result<(), LabError> {
+    pub fn add_tap(&self, tap: &str, bridge: &str) -> Result<(), Error> {
         self.ip(&["tuntap", "add", "dev", tap, "mode", "tap"])?;
         self.ip(&["link", "set", tap, "master", bridge])?;
         self.ip(&["link", "set", tap, "up"])?;
@@ -71,19 +71,19 @@ impl Netns {
     /// Runs `f` on a thread that has entered this namespace. Sockets created there belong to
     /// the namespace for their whole life, and threads it starts (a tokio runtime's workers)
     /// are born inside it too.
-    pub fn enter<T, F>(&self, f: F) -> Result<T, LabError>
+    pub fn enter<T, F>(&self, f: F) -> Result<T, Error>
     where
         F: FnOnce() -> T + Send,
         T: Send,
     {
         let path = PathBuf::from("/run/netns").join(&self.name);
-        let file = File::open(&path).map_err(|source| LabError::Io {
+        let file = File::open(&path).map_err(|source| Error::Io {
             path: path.clone(),
             source,
         })?;
         std::thread::scope(|s| {
             s.spawn(move || {
-                setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| LabError::Setns {
+                setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Setns {
                     name: self.name.clone(),
                     errno: e as i32,
                 })?;
@@ -91,7 +91,7 @@ impl Netns {
             })
             .join()
             .unwrap_or_else(|_| {
-                Err(LabError::Setns {
+                Err(Error::Setns {
                     name: self.name.clone(),
                     errno: 0,
                 })

@@ -3,10 +3,10 @@
 use std::ffi::OsStr;
 use std::process::{Command, Output, Stdio};
 
-use super::LabError;
+use super::Error;
 
 /// Runs `program args…`, returning its stdout; a non-zero exit is an error carrying stderr.
-pub(crate) fn run<I, S>(program: &str, args: I) -> Result<String, LabError>
+pub(crate) fn run<I, S>(program: &str, args: I) -> Result<String, Error>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -19,12 +19,12 @@ where
         .args(&args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| LabError::Spawn {
+        .map_err(|source| Error::Spawn {
             program: program.to_owned(),
             source,
         })?;
     if !out.status.success() {
-        return Err(LabError::Command {
+        return Err(Error::Command {
             command: format!(
                 "{program} {}",
                 args.iter()

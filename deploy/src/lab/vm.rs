@@ -11,7 +11,7 @@ use std::time::Duration;
 use pxe_stack::Mac;
 use sha2::{Digest, Sha256};
 
-use super::LabError;
+use super::Error;
 use super::sys::{have, run};
 
 const CHASSIS_SCRIPT: &str = include_str!("chassis.sh");
@@ -82,22 +82,22 @@ impl Vm {
         netns: &str,
         tap: &str,
         accel: Accel,
-    ) -> Result<Self, LabError> {
+    ) -> Result<Self, Error> {
         for p in ["qemu-system-x86_64", "ipmi_sim", "ipmitool"] {
             if !have(p) {
-                return Err(LabError::Missing {
+                return Err(Error::Missing {
                     what: format!("{p} (run scripts/install-deps.sh)"),
                 });
             }
         }
-        std::fs::create_dir_all(dir.join("state")).map_err(|source| LabError::Io {
+        std::fs::create_dir_all(dir.join("state")).map_err(|source| Error::Io {
             path: dir.clone(),
             source,
         })?;
         let disk = dir.join("disk.raw");
         File::create(&disk)
             .and_then(|f| f.set_len(u64::from(spec.disk_mib) << 20))
-            .map_err(|source| LabError::Io {
+            .map_err(|source| Error::Io {
                 path: disk.clone(),
                 source,
             })?;
@@ -107,7 +107,7 @@ impl Vm {
         if spec.firmware == Firmware::Uefi {
             let vars = dir.join("OVMF_VARS.fd");
             std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).map_err(|source| {
-                LabError::Io {
+                Error::Io {
                     path: "/usr/share/OVMF/OVMF_VARS_4M.fd".into(),
                     source,
                 }
@@ -167,7 +167,7 @@ impl Vm {
             chassis = chassis.display(),
         );
         write(&dir.join("lan.conf"), conf.as_bytes(), 0o644)?;
-        let log = File::create(dir.join("bmc.log")).map_err(|source| LabError::Io {
+        let log = File::create(dir.join("bmc.log")).map_err(|source| Error::Io {
             path: dir.join("bmc.log"),
             source,
         })?;
@@ -181,13 +181,13 @@ impl Vm {
             .arg(dir.join("state"))
             .arg("-n")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|source| LabError::Io {
+            .stdout(log.try_clone().map_err(|source| Error::Io {
                 path: dir.join("bmc.log"),
                 source,
             })?)
             .stderr(log)
             .spawn()
-            .map_err(|source| LabError::Spawn {
+            .map_err(|source| Error::Spawn {
                 program: "ipmi_sim".into(),
                 source,
             })?;
@@ -202,7 +202,7 @@ impl Vm {
         Ok(vm)
     }
 
-    fn wait_for_bmc(&self) -> Result<(), LabError> {
+    fn wait_for_bmc(&self) -> Result<(), Error> {
         let port = self.bmc.port().to_string();
         for _ in 0..50 {
             let ok = run(
@@ -238,7 +238,7 @@ impl Vm {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(LabError::Missing {
+        Err(Error::Missing {
             what: format!("an answering ipmi_sim on {} (see bmc.log)", self.bmc),
         })
     }
@@ -261,7 +261,7 @@ impl Vm {
     }
 
     /// Reads back what the fake installer wrote to this VM's disk.
-    pub fn inspect_disk(&self, image_bytes: u64) -> Result<DiskReport, LabError> {
+    pub fn inspect_disk(&self, image_bytes: u64) -> Result<DiskReport, Error> {
         inspect_disk(&self.dir.join("disk.raw"), image_bytes)
     }
 
@@ -312,8 +312,8 @@ impl DiskReport {
 }
 
 /// Reads the image digest and the installer's marker (in the disk's last MiB) from a raw disk.
-pub fn inspect_disk(path: &Path, image_bytes: u64) -> Result<DiskReport, LabError> {
-    let io = |source| LabError::Io {
+pub fn inspect_disk(path: &Path, image_bytes: u64) -> Result<DiskReport, Error> {
+    let io = |source| Error::Io {
         path: path.to_owned(),
         source,
     };
@@ -332,7 +332,7 @@ pub fn inspect_disk(path: &Path, image_bytes: u64) -> Result<DiskReport, LabErro
     let mut ignition = Vec::new();
     let mut lines = tail.split(|&b| b == b'\n');
     if lines.next() != Some(b"FAKEINST-MARKER v1".as_slice()) {
-        return Err(LabError::NoMarker {
+        return Err(Error::NoMarker {
             path: path.to_owned(),
         });
     }
@@ -354,20 +354,20 @@ pub fn inspect_disk(path: &Path, image_bytes: u64) -> Result<DiskReport, LabErro
     })
 }
 
-fn write(path: &Path, data: &[u8], mode: u32) -> Result<(), LabError> {
+fn write(path: &Path, data: &[u8], mode: u32) -> Result<(), Error> {
     std::fs::write(path, data)
         .and_then(|_| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
-        .map_err(|source| LabError::Io {
+        .map_err(|source| Error::Io {
             path: path.to_owned(),
             source,
         })
 }
 
-fn free_udp_port() -> Result<u16, LabError> {
+fn free_udp_port() -> Result<u16, Error> {
     UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
-        .map_err(|source| LabError::Io {
+        .map_err(|source| Error::Io {
             path: "udp 127.0.0.1:0".into(),
             source,
         })

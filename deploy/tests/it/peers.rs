@@ -173,7 +173,6 @@ mod ipmi {
 #[cfg(feature = "redfish")]
 mod redfish {
     use super::*;
-    use rhcos_deploy::DeployError;
     use std::time::Duration;
 
     const SYSTEM: &str = "22222222-3333-4444-5555-000000000001";
@@ -284,7 +283,7 @@ mod redfish {
         let e = open_bmc(&host(bmc))
             .err()
             .expect("no driver without its CA");
-        assert!(matches!(e, DeployError::Read { .. }), "{e:?}");
+        assert!(matches!(e, rhcos_deploy::Error::Read { .. }), "{e:?}");
     }
 }
 
@@ -292,7 +291,7 @@ mod redfish {
 mod libvirt {
     use super::*;
     use libvirt_templates::{Defined, Libvirt};
-    use rhcos_deploy::{DeployError, Plan, apply_bootstrap, remove_bootstrap};
+    use rhcos_deploy::{Plan, apply_bootstrap, remove_bootstrap};
 
     const TEST_URI: &str = "test:///default";
 
@@ -403,7 +402,7 @@ vcpus = 1
         // Without its Ignition config nothing is defined.
         std::fs::remove_file(&ignition).unwrap();
         let e = apply_bootstrap(&plan).unwrap_err();
-        assert!(matches!(e, DeployError::Read { .. }), "{e:?}");
+        assert!(matches!(e, rhcos_deploy::Error::Read { .. }), "{e:?}");
         assert_eq!(lv.network_active(&name).unwrap(), None);
     }
 }
