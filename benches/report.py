@@ -328,8 +328,23 @@ if rate:
            "not its peak concurrency: memory that grows with N here would be a leak or per-host "
            "state. The idle column is the server before the storm, with the N-host plan loaded.", ""]
     md += storm_tables("bootstorm-rate", rate)
-if storm or rate:
-    runs = [(f"{d['clients']} in {d['arrival_ms'] / 1000:g} s", d) for d in storm + rate]
+sec, ok = section("bootstorm-burst", "Boot storm, every client at once")
+md += sec
+burst = storm_runs("bootstorm-burst")
+if burst:
+    md += [STORM_NOTE + " Every client starts at the same instant, as when power comes back to a "
+           "whole room: the worst case for DHCP, TFTP and memory at once.", ""]
+    md += storm_tables("bootstorm-burst", burst)
+
+
+def storm_label(d):
+    if d.get("pattern") == "burst":
+        return f"{d['clients']} at once"
+    return f"{d['clients']} in {d['arrival_ms'] / 1000:g} s"
+
+
+if storm or rate or burst:
+    runs = [(storm_label(d), d) for d in storm + rate + burst]
     runs.sort(key=lambda r: (r[1]["clients"], r[1]["arrival_ms"]))
     bar_chart(os.path.join(res_dir, "bootstorm-memory.svg"), "Boot storm: server memory vs N",
               "MiB", [name for name, _ in runs],

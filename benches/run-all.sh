@@ -11,6 +11,7 @@
 #   dhcp            DHCP vs dnsmasq under perfdhcp (fixed rates and an avalanche)
 #   bootstorm       N simulated PXE clients against rhcos_deploy::start_servers (N=10,100,1000)
 #   bootstorm-rate  the same at a constant 100 clients/s for larger N: memory against N
+#   bootstorm-burst 1000 clients all at once, as after a power cut
 #   lab-vs-rig      examples/lab vs the dnsmasq+nginx reference rig, power-on to installed
 # Output: benches/results/RESULTS.md, benches/results/*.svg, raw logs in benches/results/raw/.
 # An area that fails is marked FAILED in RESULTS.md with the tail of its log; the others still run.
@@ -22,7 +23,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 RESULTS=${RESULTS:-$HERE/results}
 RAW=$RESULTS/raw
-ONLY=${ONLY:-"image-pipeline http-tftp dhcp bootstorm bootstorm-rate lab-vs-rig"}
+ONLY=${ONLY:-"image-pipeline http-tftp dhcp bootstorm bootstorm-rate bootstorm-burst lab-vs-rig"}
 
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, QEMU)" >&2; exit 1; }
 mkdir -p "$RAW"
@@ -35,6 +36,7 @@ if [ "$MODE" = quick ]; then
     ENV_dhcp="RATES='1000 2000' CLIENTS=500 PERIOD=3"
     ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=1 INITRD_MIB=1"
     ENV_bootrate="N='2000' RATE=100 KERNEL_MIB=1 INITRD_MIB=1"
+    ENV_bootburst="N='1000' PATTERN=burst KERNEL_MIB=1 INITRD_MIB=1"
     ENV_labrig="VMS=1 IMAGE_MIB=16 REPEAT=3"
 else
     ENV_image="SIZE_MB=1024 RUNS=2"
@@ -42,6 +44,7 @@ else
     ENV_dhcp="RATES='1000 2000 4000' CLIENTS=1000 PERIOD=10"
     ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=8 INITRD_MIB=32"
     ENV_bootrate="N='2000 4000' RATE=100 KERNEL_MIB=8 INITRD_MIB=32"
+    ENV_bootburst="N='1000' PATTERN=burst KERNEL_MIB=8 INITRD_MIB=32"
     ENV_labrig="VMS='1 4' IMAGE_MIB=16 REPEAT=3"
 fi
 
@@ -96,6 +99,7 @@ run http-tftp "$ENV_httptftp" benches/http-tftp/run.sh
 run dhcp "$ENV_dhcp" benches/dhcp/run.sh
 run bootstorm "$ENV_bootstorm OUT=$RAW/bootstorm" benches/bootstorm/run.sh
 run bootstorm-rate "$ENV_bootrate OUT=$RAW/bootstorm-rate" benches/bootstorm/run.sh
+run bootstorm-burst "$ENV_bootburst OUT=$RAW/bootstorm-burst" benches/bootstorm/run.sh
 run lab-vs-rig "$ENV_labrig OUT=$RAW/lab-vs-rig" benches/lab-vs-rig/run.sh
 
 echo "loadavg_end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/machine.txt"

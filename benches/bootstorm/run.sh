@@ -9,7 +9,9 @@
 #
 # Environment: N (client counts), ARRIVAL_MS (clients start evenly spread over this window,
 # default 10000), RATE (clients per second instead: each N gets a window of N / RATE seconds,
-# for memory against N at a constant arrival rate), KERNEL_MIB / INITRD_MIB (served file sizes, default 8 / 32), THREADS (server
+# for memory against N at a constant arrival rate), PATTERN (how clients start within the
+# window: even (default), random (a seeded Poisson process; SEED, default 1), burst (all at
+# once) or waves:K (K groups, each all at once)), KERNEL_MIB / INITRD_MIB (served file sizes, default 8 / 32), THREADS (server
 # runtime threads, default 2), OUT (directory for bootstorm-N.json, default
 # benches/results/bootstorm).
 #
@@ -25,6 +27,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 N_LIST=${N:-"10 100 1000"}
 ARRIVAL_MS=${ARRIVAL_MS:-10000}
 RATE=${RATE:-}
+PATTERN=${PATTERN:-even}
+SEED=${SEED:-1}
 KERNEL_MIB=${KERNEL_MIB:-8}
 INITRD_MIB=${INITRD_MIB:-32}
 THREADS=${THREADS:-2}
@@ -87,6 +91,7 @@ mkdir -p "$OUT"
 echo "## Boot storm: rhcos_deploy::start_servers vs N simulated PXE clients"
 echo
 if [ -n "$RATE" ]; then arrival="$RATE clients/s (window N / $RATE s)"; else arrival="window ${ARRIVAL_MS} ms"; fi
+arrival="$arrival, pattern $PATTERN"
 echo "Arrival $arrival; kernel ${KERNEL_MIB} MiB, initramfs ${INITRD_MIB} MiB; server runtime threads ${THREADS}; $(nproc) cores shared by clients and server."
 echo
 echo "| N | ok | failed | wall s | total p50 ms | total p99 ms | dhcp_pxe p50/p99 | tftp p50/p99 | dhcp_ipxe p50/p99 | script p50/p99 | kernel p50/p99 | initrd p50/p99 | ignition p50/p99 | server CPU s | CPU ms/client | peak RSS MiB | RSS idle MiB |"
@@ -102,7 +107,8 @@ for n in $N_LIST; do
     c0=$(cpu_ticks "$SERVER_PID")
     window=$ARRIVAL_MS
     [ -z "$RATE" ] || window=$((n * 1000 / RATE))
-    ip netns exec "$NS_C" "$BIN/bootstorm" --clients "$n" --arrival-ms "$window" --iface "$IF_C" \
+    ip netns exec "$NS_C" "$BIN/bootstorm" --clients "$n" --arrival-ms "$window" \
+        --pattern "$PATTERN" --seed "$SEED" --iface "$IF_C" \
         >"$WORK/client-$n.json" 2>"$WORK/client-$n.err" || { echo "client failed:" >&2; cat "$WORK/client-$n.err" >&2; exit 1; }
     c1=$(cpu_ticks "$SERVER_PID")
     hwm=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
@@ -134,4 +140,5 @@ done
 echo
 echo "Errors (if any) are on stderr; per-N JSON in $OUT."
 if [ -n "$RATE" ]; then timing="RATE=$RATE"; else timing="ARRIVAL_MS=$ARRIVAL_MS"; fi
+[ "$PATTERN" = even ] || timing="$timing PATTERN=$PATTERN SEED=$SEED"
 echo "Command: N=\"$N_LIST\" $timing KERNEL_MIB=$KERNEL_MIB INITRD_MIB=$INITRD_MIB THREADS=$THREADS benches/bootstorm/run.sh"

@@ -37,13 +37,77 @@ const PHASES: [&str; 7] = [
 struct Args {
     clients: u32,
     arrival: Duration,
+    pattern: Pattern,
+    seed: u64,
     iface: String,
+}
+
+/// When clients start within the arrival window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Pattern {
+    /// Evenly spaced: client i at i/N of the window.
+    Even,
+    /// A Poisson process: N independent uniform times in the window (seeded).
+    Random,
+    /// Everybody at once, at time 0, as after a power cut.
+    Burst,
+    /// K groups, each all at once, evenly spaced over the window (a rack's PDUs, one by one).
+    Waves(u32),
+}
+
+impl std::str::FromStr for Pattern {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "even" => Pattern::Even,
+            "random" => Pattern::Random,
+            "burst" => Pattern::Burst,
+            _ => match s.strip_prefix("waves:").map(str::parse) {
+                Some(Ok(k)) if k > 0 => Pattern::Waves(k),
+                _ => bail!("pattern is even, random, burst or waves:K (K > 0), not {s:?}"),
+            },
+        })
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pattern::Even => f.write_str("even"),
+            Pattern::Random => f.write_str("random"),
+            Pattern::Burst => f.write_str("burst"),
+            Pattern::Waves(k) => write!(f, "waves:{k}"),
+        }
+    }
+}
+
+impl Pattern {
+    /// Every client's start offset, client 0 first.
+    fn offsets(self, clients: u32, window: Duration, seed: u64) -> Vec<Duration> {
+        use rand::{Rng, SeedableRng};
+        let n = clients.max(1);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..clients)
+            .map(|i| match self {
+                Pattern::Even => window.mul_f64(f64::from(i) / f64::from(n)),
+                Pattern::Random => window.mul_f64(rng.random::<f64>()),
+                Pattern::Burst => Duration::ZERO,
+                Pattern::Waves(k) => {
+                    let wave = u64::from(i) * u64::from(k) / u64::from(n);
+                    window.mul_f64(wave as f64 / f64::from(k))
+                }
+            })
+            .collect()
+    }
 }
 
 fn args() -> Result<Args> {
     let mut a = Args {
         clients: 10,
         arrival: Duration::from_secs(1),
+        pattern: Pattern::Even,
+        seed: 1,
         iface: "eth0".into(),
     };
     let mut it = std::env::args().skip(1);
@@ -52,6 +116,8 @@ fn args() -> Result<Args> {
         match flag.as_str() {
             "--clients" => a.clients = value.parse()?,
             "--arrival-ms" => a.arrival = Duration::from_millis(value.parse()?),
+            "--pattern" => a.pattern = value.parse()?,
+            "--seed" => a.seed = value.parse()?,
             "--iface" => a.iface = value,
             other => bail!("unknown flag {other}"),
         }
@@ -484,11 +550,8 @@ async fn main() -> Result<()> {
     let dhcp = Arc::new(Dhcp::bind(&a.iface).await?);
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for i in 0..a.clients {
+    for (i, at) in (0..a.clients).zip(a.pattern.offsets(a.clients, a.arrival, a.seed)) {
         let dhcp = dhcp.clone();
-        let at = a
-            .arrival
-            .mul_f64(f64::from(i) / f64::from(a.clients.max(1)));
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(tokio::time::Instant::from_std(start + at)).await;
             client(dhcp, i).await
@@ -527,6 +590,7 @@ async fn main() -> Result<()> {
     let summary = serde_json::json!({
         "clients": a.clients,
         "arrival_ms": a.arrival.as_millis() as u64,
+        "pattern": a.pattern.to_string(),
         "succeeded": ok.len(),
         "failed": a.clients as usize - ok.len(),
         "wall_s": wall.as_secs_f64(),
@@ -545,6 +609,34 @@ mod tests {
     use super::*;
 
     const MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 7];
+
+    fn ms(pattern: &str, clients: u32) -> Vec<u64> {
+        let p: Pattern = pattern.parse().unwrap();
+        assert_eq!(p.to_string(), pattern, "round trip");
+        p.offsets(clients, Duration::from_secs(1), 7)
+            .iter()
+            .map(|d| d.as_millis() as u64)
+            .collect()
+    }
+
+    #[test]
+    fn arrival_patterns() {
+        assert_eq!(ms("even", 4), [0, 250, 500, 750]);
+        assert_eq!(ms("burst", 3), [0, 0, 0]);
+        assert_eq!(ms("waves:2", 5), [0, 0, 0, 500, 500]);
+        assert_eq!(ms("waves:3", 6), [0, 0, 333, 333, 666, 666]);
+        let random = ms("random", 1000);
+        assert!(random.iter().all(|&t| t < 1000));
+        assert_eq!(random, ms("random", 1000), "seeded: the same storm twice");
+        // Spread over the window, not bunched: each quarter gets about a quarter.
+        for q in 0..4 {
+            let n = random.iter().filter(|&&t| t / 250 == q).count();
+            assert!((150..350).contains(&n), "quarter {q}: {n}");
+        }
+        for bad in ["", "waves:0", "waves:x", "poisson"] {
+            assert!(bad.parse::<Pattern>().is_err(), "{bad}");
+        }
+    }
 
     fn check(script: &str, expected: ScriptUrls) {
         assert_eq!(
