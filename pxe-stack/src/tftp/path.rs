@@ -15,10 +15,6 @@ pub(crate) enum Refusal {
     BadByte,
 }
 
-/// Normalizes a client's path to `a/b/c` relative to the root, or refuses it.
-///
-/// `.` and empty components are dropped. Backslashes count as separators (some PXE ROMs send
-/// DOS-style names), so `..\x` is refused too.
 /// The served root as an absolute path without symlinks, which [`resolve`] compares against;
 /// it must be a directory.
 pub(crate) fn canonical_root(root: &Path) -> std::io::Result<PathBuf> {
@@ -33,6 +29,10 @@ pub(crate) fn canonical_root(root: &Path) -> std::io::Result<PathBuf> {
     }
 }
 
+/// Normalizes a client's path to `a/b/c` relative to the root, or refuses it.
+///
+/// `.` and empty components are dropped. Backslashes count as separators (some PXE ROMs send
+/// DOS-style names), so `..\x` is refused too.
 pub(crate) fn confine(request: &str) -> Result<String, Refusal> {
     if request.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err(Refusal::BadByte);
