@@ -53,7 +53,6 @@ struct Stream {
     file: Arc<File>,
     pos: u64,
     end: u64,
-    max_chunk: usize,
     reading: Option<oneshot::Receiver<io::Result<Bytes>>>,
     /// The file system takes `RWF_NOWAIT` reads (most do; the first refusal turns it off).
     nowait: bool,
@@ -86,20 +85,13 @@ impl Body {
         }
     }
 
-    /// Streams `len` bytes of `file` from `start`, in chunks of up to `max_chunk` bytes that
-    /// shrink while many downloads share the budget of `files`.
-    pub(crate) fn file(
-        file: File,
-        start: u64,
-        len: u64,
-        max_chunk: usize,
-        files: &Arc<FileIo>,
-    ) -> Self {
+    /// Streams `len` bytes of `file` from `start`, in chunks that shrink while many downloads
+    /// share the budget of `files`.
+    pub(crate) fn file(file: File, start: u64, len: u64, files: &Arc<FileIo>) -> Self {
         let stream = Stream {
             file: Arc::new(file),
             pos: start,
             end: start + len,
-            max_chunk,
             reading: None,
             nowait: files.nowait,
             share: files.budget.join(),
@@ -127,7 +119,7 @@ impl Stream {
                 if left == 0 {
                     return Poll::Ready(None);
                 }
-                let want = left.min(self.share.chunk(self.max_chunk) as u64) as usize;
+                let want = left.min(self.share.chunk() as u64) as usize;
                 let buf = match self.read_cached(self.files.buffers.take(want)) {
                     Ok(read) => return Poll::Ready(Some(self.advance(read))),
                     Err(buf) => buf,
@@ -219,13 +211,14 @@ pub(crate) struct FileIo {
 }
 
 impl FileIo {
-    /// `threads` reader threads; chunks of all downloads together near `budget` bytes.
-    pub(crate) fn start(threads: usize, budget: usize) -> io::Result<Arc<Self>> {
+    /// `threads` reader threads; chunks of up to `max_chunk` bytes, and of all downloads
+    /// together near `budget` bytes.
+    pub(crate) fn start(threads: usize, budget: usize, max_chunk: usize) -> io::Result<Arc<Self>> {
         Ok(Arc::new(FileIo {
             readers: Readers::start(threads)?,
             // Idle buffers kept for reuse: at most a quarter of the budget again.
             buffers: Arc::new(BufPool::new(budget / 4)),
-            budget: ChunkBudget::new(budget),
+            budget: ChunkBudget::new(budget, max_chunk),
             nowait: true,
         }))
     }
@@ -364,12 +357,14 @@ impl BufPool {
 #[derive(Debug, Clone)]
 pub(crate) struct ChunkBudget {
     bytes: usize,
+    max_chunk: usize,
     active: Arc<AtomicUsize>,
 }
 
 /// One download's share of the budget; leaving it (drop) frees the share.
 pub(crate) struct Share {
     bytes: usize,
+    max_chunk: usize,
     active: Arc<AtomicUsize>,
 }
 
@@ -377,9 +372,12 @@ pub(crate) struct Share {
 const MIN_CHUNK: usize = 4 * 1024;
 
 impl ChunkBudget {
-    pub(crate) fn new(bytes: usize) -> Self {
+    /// `bytes` for all downloads together, chunks of at most `max_chunk` (and at least
+    /// [`MIN_CHUNK`]) bytes.
+    pub(crate) fn new(bytes: usize, max_chunk: usize) -> Self {
         ChunkBudget {
             bytes,
+            max_chunk: max_chunk.max(MIN_CHUNK),
             active: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -388,18 +386,19 @@ impl ChunkBudget {
         self.active.fetch_add(1, Ordering::Relaxed);
         Share {
             bytes: self.bytes,
+            max_chunk: self.max_chunk,
             active: self.active.clone(),
         }
     }
 }
 
 impl Share {
-    /// This download's next read size: at most `max`, and about half its share of the budget
-    /// (a download holds up to two chunks: the one the connection is writing and the one being
-    /// read).
-    fn chunk(&self, max: usize) -> usize {
+    /// This download's next read size: at most the largest chunk, and about half its share of
+    /// the budget (a download holds up to two chunks: the one the connection is writing and the
+    /// one being read).
+    fn chunk(&self) -> usize {
         let active = self.active.load(Ordering::Relaxed).max(1);
-        (self.bytes / (2 * active)).clamp(MIN_CHUNK, max.max(MIN_CHUNK))
+        (self.bytes / (2 * active)).clamp(MIN_CHUNK, self.max_chunk)
     }
 }
 
@@ -466,15 +465,15 @@ mod tests {
 
     #[test]
     fn chunks_shrink_as_downloads_share_the_budget() {
-        let budget = ChunkBudget::new(64 << 20);
+        let budget = ChunkBudget::new(64 << 20, 512 << 10);
         let first = budget.join();
-        assert_eq!(first.chunk(512 << 10), 512 << 10, "alone: the full chunk");
+        assert_eq!(first.chunk(), 512 << 10, "alone: the full chunk");
         let many: Vec<_> = (0..999).map(|_| budget.join()).collect();
-        let c = first.chunk(512 << 10);
+        let c = first.chunk();
         assert!((MIN_CHUNK..512 << 10).contains(&c), "{c}");
         assert!(2 * c * 1000 <= (64 << 20) + 2 * MIN_CHUNK * 1000);
         drop(many);
-        assert_eq!(first.chunk(512 << 10), 512 << 10, "shares come back");
+        assert_eq!(first.chunk(), 512 << 10, "shares come back");
     }
 
     #[test]
@@ -506,28 +505,44 @@ mod tests {
         assert_eq!(free.classes[1].len(), 1);
     }
 
+    /// Both read paths, with chunks of up to `max_chunk`: in place from the page cache, and on
+    /// the reader threads.
+    fn file_ios(max_chunk: usize) -> [Arc<FileIo>; 2] {
+        let in_place = FileIo::start(1, 64 << 10, max_chunk).unwrap();
+        let mut threads = FileIo::start(2, 64 << 10, max_chunk).unwrap();
+        Arc::get_mut(&mut threads).unwrap().nowait = false;
+        [in_place, threads]
+    }
+
     #[tokio::test]
-    async fn a_file_streams_in_chunks_through_the_readers() {
-        let mut tmp = tempfile::tempfile().unwrap();
+    async fn a_file_range_streams_in_chunks() {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        std::io::Write::write_all(&mut tmp, &data).unwrap();
-        let files = FileIo::start(2, 64 << 10).unwrap();
-        let body = Body::file(tmp, 1000, 250_000, 32 << 10, &files);
-        assert_eq!(http_body::Body::size_hint(&body).exact(), Some(250_000));
-        let got = http_body_util::BodyExt::collect(body)
-            .await
-            .unwrap()
-            .to_bytes();
-        assert_eq!(&got[..], &data[1000..251_000]);
+        for files in file_ios(32 << 10) {
+            let mut tmp = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut tmp, &data).unwrap();
+            let body = Body::file(tmp, 1000, 250_000, &files);
+            assert_eq!(http_body::Body::size_hint(&body).exact(), Some(250_000));
+            let got = http_body_util::BodyExt::collect(body)
+                .await
+                .unwrap()
+                .to_bytes();
+            assert_eq!(&got[..], &data[1000..251_000], "nowait: {}", files.nowait);
+        }
     }
 
     #[tokio::test]
     async fn a_file_that_shrinks_ends_the_body_with_an_error() {
-        let mut tmp = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut tmp, &[7u8; 10_000]).unwrap();
-        let files = FileIo::start(1, 64 << 10).unwrap();
-        let body = Body::file(tmp, 0, 20_000, 4096, &files);
-        let err = http_body_util::BodyExt::collect(body).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        for files in file_ios(4096) {
+            let mut tmp = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut tmp, &[7u8; 10_000]).unwrap();
+            let body = Body::file(tmp, 0, 20_000, &files);
+            let err = http_body_util::BodyExt::collect(body).await.unwrap_err();
+            assert_eq!(
+                err.kind(),
+                io::ErrorKind::UnexpectedEof,
+                "nowait: {}",
+                files.nowait
+            );
+        }
     }
 }

@@ -186,7 +186,6 @@ impl std::fmt::Debug for Server {
 
 struct Inner {
     root: Option<PathBuf>,
-    chunk_size: usize,
     files: Arc<body::FileIo>,
     routes: Routes,
     lookup: Arc<dyn HostLookup>,
@@ -258,8 +257,11 @@ impl Server {
         };
         let inner = Arc::new(Inner {
             root,
-            chunk_size: self.config.chunk_size.max(4096),
-            files: body::FileIo::start(self.config.file_threads, self.config.buffer_budget)?,
+            files: body::FileIo::start(
+                self.config.file_threads,
+                self.config.buffer_budget,
+                self.config.chunk_size,
+            )?,
             routes: self.routes,
             lookup: self.lookup,
             reporters: Arc::new(Reporters {
@@ -457,7 +459,7 @@ impl Inner {
             );
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             if method == Method::GET && len > 0 {
-                *resp.body_mut() = Body::file(file, start, len, self.chunk_size, &self.files);
+                *resp.body_mut() = Body::file(file, start, len, &self.files);
             }
         }
         resp
