@@ -6,7 +6,7 @@ use std::pin::Pin;
 use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::types::{Boot, Persistence, PowerAction, PowerState};
+use crate::types::{BootOverride, Persistence, PowerAction, PowerState};
 
 /// The boxed future every [`Bmc`] method returns (boxed so that `dyn Bmc` works).
 pub type BmcFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -29,10 +29,10 @@ pub trait Bmc: Send + Sync {
     /// Set the next boot device, then read it back; returns what the BMC reports.
     ///
     /// The read-back policy is [`check_boot`].
-    fn set_boot(&self, boot: Boot) -> BmcFuture<'_, Boot>;
+    fn set_boot(&self, boot: BootOverride) -> BmcFuture<'_, BootOverride>;
 
     /// Read the boot override back.
-    fn boot(&self) -> BmcFuture<'_, Boot>;
+    fn boot(&self) -> BmcFuture<'_, BootOverride>;
 }
 
 impl<B: Bmc + ?Sized> Bmc for Box<B> {
@@ -42,10 +42,10 @@ impl<B: Bmc + ?Sized> Bmc for Box<B> {
     fn power(&self, action: PowerAction) -> BmcFuture<'_, PowerState> {
         (**self).power(action)
     }
-    fn set_boot(&self, boot: Boot) -> BmcFuture<'_, Boot> {
+    fn set_boot(&self, boot: BootOverride) -> BmcFuture<'_, BootOverride> {
         (**self).set_boot(boot)
     }
-    fn boot(&self) -> BmcFuture<'_, Boot> {
+    fn boot(&self) -> BmcFuture<'_, BootOverride> {
         (**self).boot()
     }
 }
@@ -58,7 +58,7 @@ impl<B: Bmc + ?Sized> Bmc for Box<B> {
 ///   `Persistent` passes: the host still boots the device next time, and some BMCs
 ///   (sushy-tools' fake driver) always report `Continuous`. The caller sees the read-back
 ///   value and can reset the override after the install if it cares.
-pub fn check_boot(requested: &Boot, actual: &Boot) -> Result<()> {
+pub fn check_boot(requested: &BootOverride, actual: &BootOverride) -> Result<()> {
     let mode_ok = match (requested.mode, actual.mode) {
         (Some(a), Some(b)) => a == b,
         _ => true,
@@ -149,8 +149,8 @@ mod tests {
     use super::*;
     use crate::types::{BootDevice, BootMode};
 
-    fn b(device: BootDevice, p: Persistence, mode: Option<BootMode>) -> Boot {
-        Boot {
+    fn b(device: BootDevice, p: Persistence, mode: Option<BootMode>) -> BootOverride {
+        BootOverride {
             device,
             persistence: p,
             mode,

@@ -26,10 +26,10 @@
 //!
 //! ```
 //! use std::sync::Mutex;
-//! use bmc_power::{Bmc, BmcFuture, Boot, BootDevice, PowerAction, PowerState};
+//! use bmc_power::{Bmc, BmcFuture, BootOverride, BootDevice, PowerAction, PowerState};
 //!
 //! #[derive(Default)]
-//! struct Toy(Mutex<(bool, Option<Boot>)>);
+//! struct Toy(Mutex<(bool, Option<BootOverride>)>);
 //!
 //! impl Bmc for Toy {
 //!     fn power_status(&self) -> BmcFuture<'_, PowerState> {
@@ -40,12 +40,12 @@
 //!         self.0.lock().unwrap().0 = action.expected_state() == PowerState::On;
 //!         self.power_status()
 //!     }
-//!     fn set_boot(&self, boot: Boot) -> BmcFuture<'_, Boot> {
+//!     fn set_boot(&self, boot: BootOverride) -> BmcFuture<'_, BootOverride> {
 //!         self.0.lock().unwrap().1 = Some(boot);
 //!         self.boot()
 //!     }
-//!     fn boot(&self) -> BmcFuture<'_, Boot> {
-//!         let b = self.0.lock().unwrap().1.unwrap_or(Boot::once(BootDevice::None));
+//!     fn boot(&self) -> BmcFuture<'_, BootOverride> {
+//!         let b = self.0.lock().unwrap().1.unwrap_or(BootOverride::once(BootDevice::None));
 //!         Box::pin(async move { Ok(b) })
 //!     }
 //! }
@@ -56,7 +56,7 @@
 //! let results = bmc_power::for_each_host(0..hosts.len(), 8, |i| {
 //!     let bmc = &hosts[i];
 //!     async move {
-//!         bmc.set_boot(Boot::once(BootDevice::Pxe)).await?;
+//!         bmc.set_boot(BootOverride::once(BootDevice::Pxe)).await?;
 //!         bmc.power(PowerAction::On).await
 //!     }
 //! })
@@ -70,13 +70,13 @@
 //! ```no_run
 //! # #[cfg(feature = "ipmi")]
 //! # async fn f() -> Result<(), bmc_power::Error> {
-//! use bmc_power::{Bmc, Boot, BootDevice, Credentials, Ipmi, IpmiConfig, PowerAction};
+//! use bmc_power::{Bmc, BootOverride, BootDevice, Credentials, Ipmi, IpmiConfig, PowerAction};
 //! let bmc = Ipmi::new(IpmiConfig {
 //!     address: "10.0.0.5".into(),
 //!     credentials: Credentials { username: "admin".into(), password: "secret".into(), kg: None },
 //!     ..IpmiConfig::default()
 //! })?;
-//! bmc.set_boot(Boot::once(BootDevice::Pxe)).await?; // checked by read-back
+//! bmc.set_boot(BootOverride::once(BootDevice::Pxe)).await?; // checked by read-back
 //! bmc.power(PowerAction::On).await?; // returns once the chassis reports on
 //! # Ok(()) }
 //! ```
@@ -139,5 +139,5 @@ pub use redfish::{Auth as RedfishAuth, Config as RedfishConfig, Redfish, Tls};
 pub use {
     bmc::{Bmc, BmcFuture, check_boot, for_each_host},
     error::{Error, Refusal, Result},
-    types::{Boot, BootDevice, BootMode, Persistence, Policy, PowerAction, PowerState},
+    types::{BootDevice, BootMode, BootOverride, Persistence, Policy, PowerAction, PowerState},
 };

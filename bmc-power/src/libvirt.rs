@@ -10,7 +10,9 @@ use virt::error::ErrorNumber;
 
 use crate::bmc::{Bmc, BmcFuture, check_boot};
 use crate::error::{Error, Refusal, Result};
-use crate::types::{Boot, BootDevice, BootMode, Persistence, Policy, PowerAction, PowerState};
+use crate::types::{
+    BootDevice, BootMode, BootOverride, Persistence, Policy, PowerAction, PowerState,
+};
 
 /// Everything the libvirt driver needs.
 #[derive(Debug, Clone, Default)]
@@ -84,7 +86,7 @@ fn xml_err(e: impl std::fmt::Display) -> Error {
 
 /// Read the boot override from domain XML: the first `<os><boot dev>`, and the firmware
 /// (`<os firmware='efi'>` or a `<loader>` marks UEFI).
-pub(crate) fn read_boot_xml(xml: &str) -> Result<Boot> {
+pub(crate) fn read_boot_xml(xml: &str) -> Result<BootOverride> {
     let mut r = quick_xml::Reader::from_str(xml);
     let mut path: Vec<String> = Vec::new();
     let mut device = None;
@@ -122,7 +124,7 @@ pub(crate) fn read_boot_xml(xml: &str) -> Result<Boot> {
             path.push(name);
         }
     }
-    Ok(Boot {
+    Ok(BootOverride {
         device: device.unwrap_or(BootDevice::Disk),
         // The inactive XML applies to every start until changed.
         persistence: Persistence::Persistent,
@@ -290,7 +292,7 @@ impl Libvirt {
         .await
     }
 
-    async fn read_boot(&self) -> Result<Boot> {
+    async fn read_boot(&self) -> Result<BootOverride> {
         let xml = self
             .with_domain(|_, d| {
                 d.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)
@@ -300,7 +302,7 @@ impl Libvirt {
         read_boot_xml(&xml)
     }
 
-    async fn do_set_boot(&self, boot: Boot) -> Result<Boot> {
+    async fn do_set_boot(&self, boot: BootOverride) -> Result<BootOverride> {
         let dev = dev_name(boot.device).ok_or_else(|| Error::Unsupported {
             operation: "set boot device",
             message: format!("libvirt has no <boot dev> for {}", boot.device),
@@ -338,11 +340,11 @@ impl Bmc for Libvirt {
         Box::pin(self.do_power(action))
     }
 
-    fn set_boot(&self, boot: Boot) -> BmcFuture<'_, Boot> {
+    fn set_boot(&self, boot: BootOverride) -> BmcFuture<'_, BootOverride> {
         Box::pin(self.do_set_boot(boot))
     }
 
-    fn boot(&self) -> BmcFuture<'_, Boot> {
+    fn boot(&self) -> BmcFuture<'_, BootOverride> {
         Box::pin(self.read_boot())
     }
 }

@@ -7,7 +7,9 @@ use tokio::sync::Mutex;
 
 use crate::bmc::{Bmc, BmcFuture, check_boot};
 use crate::error::{Error, Refusal, Result};
-use crate::types::{Boot, BootDevice, BootMode, Persistence, Policy, PowerAction, PowerState};
+use crate::types::{
+    BootDevice, BootMode, BootOverride, Persistence, Policy, PowerAction, PowerState,
+};
 
 /// How to check the BMC's certificate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,7 +96,7 @@ pub struct Redfish {
 #[derive(Debug, Clone)]
 struct System {
     power: Option<PowerState>,
-    boot: Boot,
+    boot: BootOverride,
     targets: Option<Vec<String>>,
     reset_target: Option<String>,
     reset_types: Option<Vec<String>>,
@@ -139,7 +141,7 @@ fn parse_system(v: &Value, etag: Option<String>) -> System {
     let reset = &v["Actions"]["#ComputerSystem.Reset"];
     System {
         power,
-        boot: Boot {
+        boot: BootOverride {
             device,
             persistence: if enabled == "Continuous" {
                 Persistence::Persistent
@@ -593,7 +595,7 @@ impl Redfish {
         self.settle("power", action.expected_state()).await
     }
 
-    async fn do_set_boot(&self, boot: Boot) -> Result<Boot> {
+    async fn do_set_boot(&self, boot: BootOverride) -> Result<BootOverride> {
         let sys = self.read().await?;
         let name = target_name(boot.device);
         if let Some(t) = &sys.targets
@@ -661,11 +663,11 @@ impl Bmc for Redfish {
         Box::pin(self.do_power(action))
     }
 
-    fn set_boot(&self, boot: Boot) -> BmcFuture<'_, Boot> {
+    fn set_boot(&self, boot: BootOverride) -> BmcFuture<'_, BootOverride> {
         Box::pin(self.do_set_boot(boot))
     }
 
-    fn boot(&self) -> BmcFuture<'_, Boot> {
+    fn boot(&self) -> BmcFuture<'_, BootOverride> {
         Box::pin(async move { Ok(self.read().await?.boot) })
     }
 }
@@ -693,7 +695,7 @@ mod tests {
         assert_eq!(s.power, Some(PowerState::Off));
         assert_eq!(
             s.boot,
-            Boot {
+            BootOverride {
                 device: BootDevice::Pxe,
                 persistence: Persistence::Persistent,
                 mode: Some(BootMode::Uefi)

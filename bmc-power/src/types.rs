@@ -118,7 +118,7 @@ pub enum BootMode {
 /// On read-back, `mode` is `None` when the BMC does not report a mode. When setting, `None`
 /// leaves the choice to the BMC (IPMI: the legacy bit pattern, which every BMC accepts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct Boot {
+pub struct BootOverride {
     /// The device.
     pub device: BootDevice,
     /// Next boot only, or every boot.
@@ -127,10 +127,10 @@ pub struct Boot {
     pub mode: Option<BootMode>,
 }
 
-impl Boot {
+impl BootOverride {
     /// Boot `device` once, mode left to the BMC.
     pub fn once(device: BootDevice) -> Self {
-        Boot {
+        BootOverride {
             device,
             persistence: Persistence::Once,
             mode: None,
@@ -138,7 +138,7 @@ impl Boot {
     }
 }
 
-impl std::fmt::Display for Boot {
+impl std::fmt::Display for BootOverride {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let p = match self.persistence {
             Persistence::Once => "once",

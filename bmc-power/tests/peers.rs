@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bmc_power::{
-    Bmc, Boot, BootDevice, BootMode, Error, Persistence, Policy, PowerAction, PowerState,
+    Bmc, BootDevice, BootMode, BootOverride, Error, Persistence, Policy, PowerAction, PowerState,
 };
 
 fn peers_dir() -> PathBuf {
@@ -206,7 +206,7 @@ mod ipmi {
         let log = std::fs::read_to_string(peer.state.join("power.log")).unwrap();
         assert!(log.contains("power 1") && log.contains("power 0"), "{log}");
 
-        let pxe = Boot {
+        let pxe = BootOverride {
             device: BootDevice::Pxe,
             persistence: Persistence::Once,
             mode: Some(BootMode::Uefi),
@@ -220,7 +220,7 @@ mod ipmi {
                 .trim(),
             "pxe"
         );
-        let disk = Boot::once(BootDevice::Disk);
+        let disk = BootOverride::once(BootDevice::Disk);
         assert_eq!(bmc.set_boot(disk).await.unwrap().device, BootDevice::Disk);
         drop(peer);
     }
@@ -329,7 +329,10 @@ mod ipmi_more {
             ),
             "{e:?}"
         );
-        let e = bmc.set_boot(Boot::once(BootDevice::Pxe)).await.unwrap_err();
+        let e = bmc
+            .set_boot(BootOverride::once(BootDevice::Pxe))
+            .await
+            .unwrap_err();
         assert!(matches!(e, Error::Refused { .. }), "{e:?}");
         drop(peer);
     }
@@ -354,7 +357,9 @@ mod ipmi_more {
         };
         let bmc = super::ipmi::client_pub(port, IpmiVersion::Auto, "password", true);
         super::ipmi::wait_up_pub(&bmc).await;
-        bmc.set_boot(Boot::once(BootDevice::Pxe)).await.unwrap();
+        bmc.set_boot(BootOverride::once(BootDevice::Pxe))
+            .await
+            .unwrap();
         let out = Command::new("ipmitool")
             .args(["-I", "lanplus", "-H", "127.0.0.1", "-p", &port.to_string()])
             .args([
@@ -373,7 +378,9 @@ mod ipmi_more {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Force PXE"), "{text}");
-        bmc.set_boot(Boot::once(BootDevice::Cdrom)).await.unwrap();
+        bmc.set_boot(BootOverride::once(BootDevice::Cdrom))
+            .await
+            .unwrap();
         let out = Command::new("ipmitool")
             .args(["-I", "lanplus", "-H", "127.0.0.1", "-p", &port.to_string()])
             .args([
@@ -487,7 +494,7 @@ mod redfish {
 
         for device in [BootDevice::Pxe, BootDevice::Cdrom, BootDevice::Disk] {
             let read = bmc
-                .set_boot(Boot {
+                .set_boot(BootOverride {
                     device,
                     persistence: Persistence::Once,
                     mode: Some(BootMode::Uefi),
@@ -496,7 +503,7 @@ mod redfish {
                 .unwrap();
             assert_eq!(read.device, device);
         }
-        let p = Boot {
+        let p = BootOverride {
             device: BootDevice::Pxe,
             persistence: Persistence::Persistent,
             mode: None,
@@ -509,13 +516,13 @@ mod redfish {
         // sushy's fake driver answers 204 to UefiHttp (it is advertised) but keeps the old
         // target: exactly the "accepted but not applied" case the read-back exists for.
         let e = bmc
-            .set_boot(Boot::once(BootDevice::UefiHttp))
+            .set_boot(BootOverride::once(BootDevice::UefiHttp))
             .await
             .unwrap_err();
         assert!(matches!(e, Error::NotApplied { .. }), "{e:?}");
         // BIOS setup is not among sushy's allowable targets.
         let e = bmc
-            .set_boot(Boot::once(BootDevice::BiosSetup))
+            .set_boot(BootOverride::once(BootDevice::BiosSetup))
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
@@ -629,17 +636,17 @@ mod libvirt {
             BootDevice::Disk,
             BootDevice::Pxe,
         ] {
-            let read = bmc.set_boot(Boot::once(device)).await.unwrap();
+            let read = bmc.set_boot(BootOverride::once(device)).await.unwrap();
             assert_eq!(read.device, device);
             assert_eq!(bmc.boot().await.unwrap().device, device);
         }
         let e = bmc
-            .set_boot(Boot::once(BootDevice::BiosSetup))
+            .set_boot(BootOverride::once(BootDevice::BiosSetup))
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
         let e = bmc
-            .set_boot(Boot {
+            .set_boot(BootOverride {
                 device: BootDevice::Pxe,
                 persistence: Persistence::Once,
                 mode: Some(BootMode::Uefi),
@@ -729,7 +736,7 @@ mod ipmi_lossy {
             );
             assert_eq!(bmc.power(PowerAction::On).await.unwrap(), PowerState::On);
             assert_eq!(
-                bmc.set_boot(Boot::once(BootDevice::Pxe))
+                bmc.set_boot(BootOverride::once(BootDevice::Pxe))
                     .await
                     .unwrap()
                     .device,
@@ -768,7 +775,7 @@ mod ipmi_many {
         let results = bmc_power::for_each_host(0..bmcs.len(), 4, |i| {
             let bmc = &bmcs[i];
             async move {
-                bmc.set_boot(Boot::once(BootDevice::Pxe)).await?;
+                bmc.set_boot(BootOverride::once(BootDevice::Pxe)).await?;
                 bmc.power(PowerAction::On).await
             }
         })

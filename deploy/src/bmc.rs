@@ -2,8 +2,8 @@
 
 use bmc_power::Bmc;
 
+use crate::error::Error;
 use crate::plan::{BmcDriver, Host};
-use crate::run::Error;
 
 /// Opens the BMC driver a host's plan entry names; `Ok(None)` when the host has no BMC.
 ///
@@ -81,7 +81,7 @@ pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, Error> {
 
 #[cfg(feature = "libvirt")]
 mod lazy {
-    use bmc_power::{Bmc, BmcFuture, Boot, LibvirtConfig, PowerAction, PowerState};
+    use bmc_power::{Bmc, BmcFuture, BootOverride, LibvirtConfig, PowerAction, PowerState};
     use tokio::sync::OnceCell;
 
     /// A libvirt domain that connects on first use.
@@ -112,10 +112,10 @@ mod lazy {
         fn power(&self, action: PowerAction) -> BmcFuture<'_, PowerState> {
             Box::pin(async move { self.get().await?.power(action).await })
         }
-        fn set_boot(&self, boot: Boot) -> BmcFuture<'_, Boot> {
+        fn set_boot(&self, boot: BootOverride) -> BmcFuture<'_, BootOverride> {
             Box::pin(async move { self.get().await?.set_boot(boot).await })
         }
-        fn boot(&self) -> BmcFuture<'_, Boot> {
+        fn boot(&self) -> BmcFuture<'_, BootOverride> {
             Box::pin(async move { self.get().await?.boot().await })
         }
     }

@@ -73,26 +73,38 @@
 )]
 
 #[cfg(feature = "run")]
+mod artifacts;
+#[cfg(feature = "run")]
 mod bmc;
+#[cfg(feature = "libvirt")]
 mod bootstrap;
+mod error;
 #[cfg(feature = "lab")]
 pub mod lab;
+#[cfg(feature = "run")]
+mod layout;
 mod plan;
 #[cfg(feature = "run")]
 mod run;
+#[cfg(feature = "run")]
+mod servers;
 mod timeline;
 
+#[cfg(feature = "run")]
+pub use artifacts::{Artifacts, fetch_artifacts};
 #[cfg(feature = "run")]
 pub use bmc::open_bmc;
 #[cfg(feature = "libvirt")]
 pub use bootstrap::{Applied, apply_bootstrap, remove_bootstrap};
-pub use bootstrap::{bootstrap_cluster, bootstrap_ignition};
+pub use error::Error;
+#[cfg(feature = "run")]
+pub use layout::Layout;
 pub use plan::{
-    Bmc, BmcDriver, Bootstrap, Chain, Cluster, Host, IgnitionVia, Images, Plan, PlanError,
-    Provisioning, Role, Timeouts,
+    BmcDriver, BmcSpec, Bootstrap, Chain, Cluster, Host, IgnitionVia, Images, Plan, PlanError,
+    Provisioning, Role, Timeouts, bootstrap_cluster, bootstrap_ignition,
 };
 #[cfg(feature = "run")]
-pub use run::{
-    Artifacts, Error, Outcome, Servers, fetch_artifacts, ipxe_scripts, run, start_servers,
-};
+pub use run::{Summary, run};
+#[cfg(feature = "run")]
+pub use servers::{Servers, ipxe_scripts, start_servers};
 pub use timeline::{HostTimeline, Phase, Span, Timeline};

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use pxe_stack::{DhcpStep, Event, EventKind, Mac, Protocol};
+use pxe_stack::{DhcpStep, Event, EventKind, InstallStage, Mac, PowerStep, Protocol};
 use serde::Serialize;
 
 /// The stages of a network install, in the order a host goes through them.
@@ -230,15 +230,18 @@ impl Timeline {
                 host.role = Some(role.clone());
                 host.extend(Phase::Introspection, at, at);
             }
-            EventKind::Report { stage, detail } => match stage.as_str() {
-                "installed" => host.extend(Phase::Installed, at, at),
-                "failed" => {
+            EventKind::Report { stage, detail } => match stage {
+                InstallStage::Installed => host.extend(Phase::Installed, at, at),
+                InstallStage::Failed => {
                     host.failure.get_or_insert_with(|| detail.clone());
                 }
-                "image-written" => host.extend(Phase::Image, at, at),
+                InstallStage::ImageWritten => host.extend(Phase::Image, at, at),
                 _ => {}
             },
-            EventKind::Power { action, ok } if action == "on" && *ok => {
+            EventKind::Power {
+                step: PowerStep::On,
+                ok: true,
+            } => {
                 host.extend(Phase::PowerOn, at, at);
             }
             _ => {}
@@ -331,7 +334,7 @@ mod tests {
             mac,
             30,
             EventKind::Report {
-                stage: "installed".into(),
+                stage: InstallStage::Installed,
                 detail: String::new(),
             },
         ));

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use bmc_power::{Bmc, Boot, BootDevice, BootMode, Persistence, Policy, PowerAction};
+use bmc_power::{Bmc, BootDevice, BootMode, BootOverride, Persistence, Policy, PowerAction};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -205,7 +205,7 @@ async fn main() -> anyhow::Result<()> {
                 Device::UefiHttp => BootDevice::UefiHttp,
                 Device::None => BootDevice::None,
             };
-            let boot = Boot {
+            let boot = BootOverride {
                 device,
                 persistence: if persistent {
                     Persistence::Persistent

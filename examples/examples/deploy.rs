@@ -131,7 +131,11 @@ fn dry_run(plan: &Plan) -> Result<()> {
         rhcos_deploy::Chain::Stateful => "BIOS clients chainload undionly.kpxe first",
     };
     println!("  dhcp             :67 on {}, {pool}; {chain}", p.interface);
-    println!("  tftp             {}:69 (iPXE binaries)", p.address);
+    println!(
+        "  tftp             {}:69 (iPXE binaries from {})",
+        p.address,
+        p.ipxe_dir.display()
+    );
     let base = format!("http://{}:{}", p.address, p.http_port);
     println!("  http             {base}");
     if let Some(prefix) = p.ipv6_ra_prefix {
@@ -178,9 +182,9 @@ fn dry_run(plan: &Plan) -> Result<()> {
         initramfs: "/SHA256-OF-INITRAMFS".into(),
         rootfs: Some("/SHA256-OF-ROOTFS".into()),
         image: "/SHA256-OF-METAL-IMAGE".into(),
-        ipxe_dir: PathBuf::from("/usr/lib/ipxe"),
     };
-    let scripts = rhcos_deploy::ipxe_scripts(plan, &artifacts, &base)?;
+    let layout = rhcos_deploy::Layout::new(plan, &artifacts);
+    let scripts = rhcos_deploy::ipxe_scripts(plan, &layout)?;
     for h in &plan.hosts {
         if let Some(script) = scripts.get(&h.mac) {
             println!("\n--- {base}/ipxe?mac={} ({}) ---", h.mac.hexhyp(), h.name);

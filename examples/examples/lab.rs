@@ -108,7 +108,7 @@ fn main() -> Result<ExitCode> {
         examples::interrupted().await;
         println!("interrupted: stopping and removing the lab");
     })?;
-    println!("\n{}", report.outcome.timeline.render_table());
+    println!("\n{}", report.summary.timeline.render_table());
     for d in &report.disks {
         match &d.result {
             Ok(()) => println!(

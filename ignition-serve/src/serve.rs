@@ -10,7 +10,7 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac as _};
 use http::{Method, Response, StatusCode, header};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use pxe_stack::route::{Handler, HandlerFuture, RouteRequest, reply};
+use pxe_stack::route::{Handler, HandlerFuture, Params, ParamsError, RouteRequest, reply};
 use pxe_stack::{Event, EventKind, EventSink, HostLookup, Mac};
 use sha2::Sha256;
 
@@ -67,18 +67,12 @@ impl Query {
     ///
     /// `mac` accepts the three forms [`Mac`] parses. A repeated parameter is an error.
     pub fn from_query_string(qs: &str) -> Result<(Query, Option<String>), QueryError> {
+        let params = Params::parse(qs)?;
         let mut q = Query::default();
         let mut token = None;
-        let mut seen = Vec::new();
-        for pair in qs.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let k = decode(k)?;
-            let v = decode(v)?;
-            if seen.contains(&k) {
-                return Err(QueryError::Repeated { param: k });
-            }
-            seen.push(k.clone());
-            match k.as_str() {
+        for (k, v) in params.iter() {
+            let v = v.to_owned();
+            match k {
                 "mac" => {
                     q.mac = Some(
                         v.parse()
@@ -91,7 +85,7 @@ impl Query {
                 "role" => q.role = Some(v),
                 "token" => token = Some(v),
                 _ => {
-                    q.labels.insert(k, v);
+                    q.labels.insert(k.to_owned(), v);
                 }
             }
         }
@@ -99,33 +93,19 @@ impl Query {
     }
 }
 
-fn decode(s: &str) -> Result<String, QueryError> {
-    let plus = s.replace('+', " ");
-    percent_decode_str(&plus)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| QueryError::NotUtf8)
-}
-
 /// A request's query string that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
-    /// A parameter appears twice.
-    #[error("parameter {param:?} given twice")]
-    Repeated {
-        /// The parameter.
-        param: String,
-    },
+    /// The query string cannot be read (a repeated parameter, not UTF-8).
+    #[error(transparent)]
+    Params(#[from] ParamsError),
     /// The `mac` parameter is not a MAC address.
     #[error("invalid mac {value:?}")]
     InvalidMac {
         /// The value.
         value: String,
     },
-    /// A percent-decoded parameter is not UTF-8.
-    #[error("query is not utf-8")]
-    NotUtf8,
 }
 
 /// The secret behind per-host URL tokens: a token is the HMAC-SHA256 of the canonical query
@@ -492,13 +472,16 @@ mod tests {
         );
         assert!(matches!(
             Query::from_query_string("mac=525400000001&mac=525400000001"),
-            Err(QueryError::Repeated { .. })
+            Err(QueryError::Params(ParamsError::Repeated { .. }))
         ));
         assert!(matches!(
             Query::from_query_string("mac=zz"),
             Err(QueryError::InvalidMac { .. })
         ));
-        assert_eq!(Query::from_query_string("%ff=1"), Err(QueryError::NotUtf8));
+        assert_eq!(
+            Query::from_query_string("%ff=1"),
+            Err(QueryError::Params(ParamsError::NotUtf8))
+        );
     }
 
     #[test]

@@ -109,5 +109,5 @@ pub use identity::{Identity, LeaseCheck, Warning, check_lease, identify};
 pub use ignition::IgnitionConfigs;
 pub use parse::{Parsed, parse};
 pub use rules::{Decision, Predicate, Reason, Rule, Rules, cores, decide, memory_bytes};
-pub use service::{Builder, DEFAULT_BODY_LIMIT, Introspector, Listing, Outcome, Settings};
+pub use service::{Accepted, Builder, DEFAULT_BODY_LIMIT, Introspector, Listing, Settings};
 pub use store::{FileStore, MemoryStore, Record, Store, Summary};

@@ -48,7 +48,7 @@ impl Default for Settings {
 
 /// The result of one successful post.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
+pub struct Accepted {
     /// The host's record as stored.
     pub record: Record,
     /// The config to answer with.
@@ -189,7 +189,7 @@ impl Introspector {
         addr: IpAddr,
         lease: Option<Mac>,
         now: SystemTime,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Accepted, Error> {
         let limit = self.inner.settings.body_limit;
         if body.len() > limit {
             return Err(Error::TooLarge {
@@ -299,7 +299,7 @@ impl Introspector {
                 install_dev: Some(record.install_dev.clone()),
             },
         ));
-        Ok(Outcome {
+        Ok(Accepted {
             record,
             config,
             created,

@@ -18,17 +18,17 @@
 //! - [`CoreosArgs`] builds a checked [`KernelArgs`] for a [`Generation`] (legacy RHCOS 4.1-4.5
 //!   installer or live RHCOS 4.6+): install, introspection install or live boot. It never emits
 //!   `rd.break`.
-//! - Ready-made scripts: [`Chain`] (the generic `boot.ipxe`) and [`Boot`] (kernel + initramfs
+//! - Ready-made scripts: [`ChainScript`] (the generic `boot.ipxe`) and [`HostScript`] (kernel + initramfs
 //!   with `initrd=main`, so UEFI works), both with a bounded [`Retry`] loop and a [`GiveUp`]
 //!   policy. [`HostQuery`] reads the per-host URL's query back on the server side.
 //!
 //! # Example
 //!
 //! ```
-//! use ipxe_script::{Boot, Chain, CoreosArgs, Generation, Word};
+//! use ipxe_script::{HostScript, ChainScript, CoreosArgs, Generation, Word};
 //!
 //! // The script every host gets first: it chains to its own script.
-//! let entry = Chain::per_host("http://172.22.0.1:8080/ipxe")?.script()?;
+//! let entry = ChainScript::per_host("http://172.22.0.1:8080/ipxe")?.script()?;
 //! assert!(entry.render().contains("chain http://172.22.0.1:8080/ipxe?mac=${mac:hexhyp}&uuid=${uuid}"));
 //!
 //! // The per-host script, here for the legacy RHCOS 4.1-4.5 installer.
@@ -42,7 +42,7 @@
 //! }
 //! .build()?;
 //! assert_eq!(args.get("coreos.inst.install_dev"), Some(Some("sda")));
-//! let host = Boot::new(
+//! let host = HostScript::new(
 //!     Word::new("http://172.22.0.1:8080/installer-kernel")?,
 //!     Word::new("http://172.22.0.1:8080/installer-initramfs.img")?,
 //!     args,
@@ -85,6 +85,6 @@ pub use crate::error::{Error, Problem};
 pub use crate::kargs::{CoreosArgs, Generation, Ip, KernelArg, KernelArgs, Purpose};
 pub use crate::parse::{Parsed, RawReason, Warning, WarningKind, parse};
 pub use crate::query::{BuildArch, HostQuery, Platform};
-pub use crate::ready::{Boot, Chain, GiveUp, Retry};
+pub use crate::ready::{ChainScript, GiveUp, HostScript, Retry};
 pub use crate::script::{Command, Image, Line, Magic, NetConfig, Op, Script, Statement};
 pub use crate::token::{CommandName, Comment, Label, RawLine, Setting, SettingType, Text, Word};

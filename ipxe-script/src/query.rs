@@ -1,8 +1,8 @@
-//! The server's side of [`Chain::per_host`](crate::Chain::per_host): reading the query back.
+//! The server's side of [`ChainScript::per_host`](crate::ChainScript::per_host): reading the query back.
 
 use std::fmt;
 
-/// The query keys [`Chain::per_host`](crate::Chain::per_host) writes, in order.
+/// The query keys [`ChainScript::per_host`](crate::ChainScript::per_host) writes, in order.
 pub(crate) const KEYS: [&str; 4] = ["mac", "uuid", "arch", "platform"];
 
 /// iPXE's `${buildarch}`: the architecture iPXE itself was built for.
@@ -102,7 +102,7 @@ impl fmt::Display for Platform {
 }
 
 /// What a booting host said about itself in the per-host URL of
-/// [`Chain::per_host`](crate::Chain::per_host).
+/// [`ChainScript::per_host`](crate::ChainScript::per_host).
 ///
 /// Values are as iPXE expanded them; empty values (a firmware without an SMBIOS UUID, say)
 /// come back as `None`. The MAC is left as text (`52-54-00-12-34-56`) for the caller's own MAC
@@ -110,7 +110,14 @@ impl fmt::Display for Platform {
 ///
 /// ```
 /// use ipxe_script::{BuildArch, HostQuery, Platform};
-/// let q = HostQuery::parse("mac=52-54-00-12-34-56&uuid=&arch=x86_64&platform=efi");
+/// // The pairs of `?mac=52-54-00-12-34-56&uuid=&arch=x86_64&platform=efi`, as the HTTP server
+/// // decoded them.
+/// let q = HostQuery::from_pairs([
+///     ("mac", "52-54-00-12-34-56"),
+///     ("uuid", ""),
+///     ("arch", "x86_64"),
+///     ("platform", "efi"),
+/// ]);
 /// assert_eq!(q.mac.as_deref(), Some("52-54-00-12-34-56"));
 /// assert_eq!(q.uuid, None);
 /// assert_eq!(q.arch, Some(BuildArch::X86_64));
@@ -129,12 +136,11 @@ pub struct HostQuery {
 }
 
 impl HostQuery {
-    /// Reads a URL's query string (without the `?`); unknown keys are ignored and the last of
-    /// repeated keys wins. Values are not percent-decoded: iPXE does not encode these.
-    pub fn parse(query: &str) -> Self {
+    /// Reads the decoded query pairs of a request (the HTTP server's one query parser produces
+    /// them; this crate does no parsing of its own). Unknown keys are ignored.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut q = HostQuery::default();
-        for pair in query.split('&') {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for (key, value) in pairs {
             let value = (!value.is_empty()).then_some(value);
             match key {
                 "mac" => q.mac = value.map(str::to_owned),
@@ -153,7 +159,11 @@ mod tests {
     use super::*;
 
     fn check(query: &str, expected: HostQuery) {
-        assert_eq!(HostQuery::parse(query), expected, "query {query:?}");
+        let pairs = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap_or((p, "")));
+        assert_eq!(HostQuery::from_pairs(pairs), expected, "query {query:?}");
     }
 
     #[test]

@@ -138,8 +138,8 @@ fn expansion(name: &str) -> Word {
 /// so the firmware goes on to its next boot device, such as the local disk.
 ///
 /// ```
-/// use ipxe_script::Chain;
-/// let chain = Chain::per_host("http://10.0.0.1:8080/ipxe")?;
+/// use ipxe_script::ChainScript;
+/// let chain = ChainScript::per_host("http://10.0.0.1:8080/ipxe")?;
 /// assert_eq!(
 ///     chain.url.as_str(),
 ///     "http://10.0.0.1:8080/ipxe?mac=${mac:hexhyp}&uuid=${uuid}&arch=${buildarch}&platform=${platform}"
@@ -149,14 +149,14 @@ fn expansion(name: &str) -> Word {
 /// # Ok::<(), ipxe_script::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Chain {
+pub struct ChainScript {
     /// The URL to chain to.
     pub url: Word,
     /// How often to try.
     pub retry: Retry,
 }
 
-impl Chain {
+impl ChainScript {
     /// Chains to `base_url` with the host's identity appended as query parameters `mac`
     /// (hyphenated hex), `uuid`, `arch` (`${buildarch}`) and `platform` (`pcbios` or `efi`).
     /// The server reads them back with [`HostQuery`](crate::HostQuery).
@@ -174,7 +174,7 @@ impl Chain {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let url = Word::new(format!("{base_url}{sep}{}", query.join("&")))?;
-        Ok(Chain {
+        Ok(ChainScript {
             url,
             retry: Retry::default(),
         })
@@ -222,12 +222,12 @@ impl Chain {
 /// boot; the [`KernelArgs`] decide which.
 ///
 /// ```
-/// use ipxe_script::{Boot, CoreosArgs, Word};
+/// use ipxe_script::{HostScript, CoreosArgs, Word};
 /// let args = CoreosArgs::live_install(
 ///     "http://10.0.0.1/rootfs.img", "/dev/sda", "http://10.0.0.1/worker.ign",
 /// )
 /// .build()?;
-/// let boot = Boot::new(
+/// let boot = HostScript::new(
 ///     Word::new("http://10.0.0.1/kernel")?,
 ///     Word::new("http://10.0.0.1/initramfs.img")?,
 ///     args,
@@ -238,7 +238,7 @@ impl Chain {
 /// # Ok::<(), ipxe_script::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Boot {
+pub struct HostScript {
     /// The kernel's URL.
     pub kernel: Word,
     /// The initramfs's URL.
@@ -249,10 +249,10 @@ pub struct Boot {
     pub retry: Retry,
 }
 
-impl Boot {
+impl HostScript {
     /// A boot script with the default retry policy.
     pub fn new(kernel: Word, initrd: Word, args: KernelArgs) -> Self {
-        Boot {
+        HostScript {
             kernel,
             initrd,
             args,

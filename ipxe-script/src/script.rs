@@ -22,7 +22,7 @@ pub enum Magic {
 /// A whole iPXE script: the magic line and the lines after it.
 ///
 /// Build one line by line, or get one from [`parse`](crate::parse) or the ready-made
-/// [`Chain`](crate::Chain) and [`Boot`](crate::Boot). Every field is made of checked types, so
+/// [`ChainScript`](crate::ChainScript) and [`HostScript`](crate::HostScript). Every field is made of checked types, so
 /// rendering cannot fail: unsafe values were already rejected when they were constructed.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Script {

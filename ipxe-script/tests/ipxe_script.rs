@@ -2,8 +2,8 @@
 //! property tests of the model, and real iPXE (QEMU's option ROM) running generated scripts.
 
 use ipxe_script::{
-    Boot, BuildArch, Chain, Command, CoreosArgs, Generation, GiveUp, HostQuery, Ip, KernelArgs,
-    Line, Magic, Platform, Retry, Script, Statement, WarningKind, Word, parse,
+    BuildArch, ChainScript, Command, CoreosArgs, Generation, GiveUp, HostQuery, HostScript, Ip,
+    KernelArgs, Line, Magic, Platform, Retry, Script, Statement, WarningKind, Word, parse,
 };
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -208,19 +208,19 @@ mod snapshots {
 
     #[test]
     fn chain() {
-        let chain = Chain::per_host(&format!("{SERVER}/ipxe")).unwrap();
+        let chain = ChainScript::per_host(&format!("{SERVER}/ipxe")).unwrap();
         insta::assert_snapshot!("chain", text(chain.script().unwrap()));
     }
 
     #[test]
     fn chain_reboots_when_giving_up() {
-        let chain = Chain {
+        let chain = ChainScript {
             retry: Retry {
                 attempts: 3,
                 delay_secs: 10,
                 give_up: GiveUp::Reboot,
             },
-            ..Chain::per_host(&format!("{SERVER}/ipxe?cluster=ocp")).unwrap()
+            ..ChainScript::per_host(&format!("{SERVER}/ipxe?cluster=ocp")).unwrap()
         };
         insta::assert_snapshot!("chain_reboot", text(chain.script().unwrap()));
     }
@@ -238,7 +238,7 @@ mod snapshots {
         }
         .build()
         .unwrap();
-        let boot = Boot::new(
+        let boot = HostScript::new(
             word(&format!("{SERVER}/rhcos-4.1.0-x86_64-installer-kernel")),
             word(&format!(
                 "{SERVER}/rhcos-4.1.0-x86_64-installer-initramfs.img"
@@ -260,7 +260,7 @@ mod snapshots {
         }
         .build()
         .unwrap();
-        let boot = Boot::new(
+        let boot = HostScript::new(
             word(&format!("{SERVER}/rhcos-live-kernel-x86_64")),
             word(&format!("{SERVER}/rhcos-live-initramfs.x86_64.img")),
             args,
@@ -283,12 +283,12 @@ mod snapshots {
         .build()
         .unwrap();
         assert_eq!(args.get("coreos.inst.ignition_url"), None);
-        let boot = Boot {
+        let boot = HostScript {
             retry: Retry {
                 give_up: GiveUp::Poweroff,
                 ..Retry::default()
             },
-            ..Boot::new(
+            ..HostScript::new(
                 word(&format!("{SERVER}/rhcos-installer-kernel-x86_64")),
                 word(&format!("{SERVER}/rhcos-installer-initramfs.x86_64.img")),
                 args,
@@ -305,7 +305,7 @@ mod snapshots {
         )
         .build()
         .unwrap();
-        let boot = Boot::new(
+        let boot = HostScript::new(
             word(&format!("{SERVER}/rhcos-live-kernel-x86_64")),
             word(&format!("{SERVER}/rhcos-live-initramfs.x86_64.img")),
             args,
@@ -315,10 +315,10 @@ mod snapshots {
 
     #[test]
     fn no_attempts_is_an_error() {
-        let mut chain = Chain::per_host(SERVER).unwrap();
+        let mut chain = ChainScript::per_host(SERVER).unwrap();
         chain.retry.attempts = 0;
         assert_eq!(chain.script(), Err(ipxe_script::Error::NoAttempts));
-        assert!(Chain::per_host("http://x/a b").is_err());
+        assert!(ChainScript::per_host("http://x/a b").is_err());
     }
 }
 
@@ -720,7 +720,7 @@ mod qemu {
         found: bool,
     }
 
-    /// Boots one VM with `boot.ipxe` (a [`Chain`] to `/ipxe?...`) and the given per-host
+    /// Boots one VM with `boot.ipxe` (a [`ChainScript`] to `/ipxe?...`) and the given per-host
     /// script, until a serial line contains `until`.
     ///
     /// The first `/ipxe` fetch answers 503, to exercise the entry script's retry. The first
@@ -750,13 +750,13 @@ mod qemu {
         let port = listener.local_addr().unwrap().port();
         let server = format!("http://10.0.2.2:{port}");
 
-        let chain = Chain {
+        let chain = ChainScript {
             retry: Retry {
                 attempts: 3,
                 delay_secs: 1,
                 give_up: GiveUp::Exit,
             },
-            ..Chain::per_host(&format!("{server}/ipxe")).unwrap()
+            ..ChainScript::per_host(&format!("{server}/ipxe")).unwrap()
         };
         std::fs::write(dir.join("boot.ipxe"), chain.script().unwrap().render()).unwrap();
 
@@ -862,9 +862,9 @@ mod qemu {
     }
 
     fn boot(server: &str, args: KernelArgs, retry: Retry) -> Script {
-        Boot {
+        HostScript {
             retry,
-            ..Boot::new(
+            ..HostScript::new(
                 Word::new(format!("{server}/kernel")).unwrap(),
                 Word::new(format!("{server}/initrd")).unwrap(),
                 args,
@@ -882,7 +882,9 @@ mod qemu {
             .collect();
         assert_eq!(fetches.len(), 2, "requests: {:?}", out.requests);
         let query = fetches[0].split_once('?').map_or("", |(_, q)| q);
-        let host = HostQuery::parse(query);
+        // The pairs as our HTTP server decodes them.
+        let params = pxe_stack::route::Params::parse(query).unwrap();
+        let host = HostQuery::from_pairs(params.iter());
         assert_eq!(host.mac.as_deref(), Some("52-54-00-12-34-56"), "{query}");
         assert_eq!(host.uuid.as_deref(), Some(UUID), "{query}");
         let (platform, arches): (Platform, &[BuildArch]) = match firmware {

@@ -64,6 +64,66 @@ pub enum Protocol {
     Http,
 }
 
+/// The stages an installer reports about itself (`?stage=` on the report URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum InstallStage {
+    /// The metal image is on the disk.
+    ImageWritten,
+    /// The install finished: the host can boot from its disk.
+    Installed,
+    /// The install failed; the report's detail says why.
+    Failed,
+}
+
+impl InstallStage {
+    /// Every stage.
+    pub const ALL: [InstallStage; 3] = [
+        InstallStage::ImageWritten,
+        InstallStage::Installed,
+        InstallStage::Failed,
+    ];
+
+    /// The name on the wire (`image-written`, `installed`, `failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallStage::ImageWritten => "image-written",
+            InstallStage::Installed => "installed",
+            InstallStage::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for InstallStage {
+    type Err = UnknownStage;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        InstallStage::ALL
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| UnknownStage(s.to_owned()))
+    }
+}
+
+/// A report stage that is not an [`InstallStage`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown install stage {0:?}")]
+pub struct UnknownStage(pub String);
+
+/// The power and boot-device actions a deployment takes on a host's BMC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum PowerStep {
+    /// Boot from the network next, then power on.
+    On,
+    /// Power off (an interrupted deployment).
+    Off,
+    /// Boot from the disk from now on (an installed host).
+    BootDisk,
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -106,15 +166,15 @@ pub enum EventKind {
     },
     /// A host reported progress or completion (for example from the installer).
     Report {
-        /// The stage name the host reported.
-        stage: String,
+        /// The stage the host reported.
+        stage: InstallStage,
         /// Free-form detail.
         detail: String,
     },
     /// A power or boot-device action on the host's BMC.
     Power {
-        /// The action, such as `bootdev pxe` or `on`.
-        action: String,
+        /// The action.
+        step: PowerStep,
         /// Whether the read-back confirmed it.
         ok: bool,
     },

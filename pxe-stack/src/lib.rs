@@ -24,14 +24,14 @@
 //!
 //! # Example
 //! ```
-//! use pxe_stack::{Event, EventKind, EventSink, Mac, Recorder};
+//! use pxe_stack::{Event, EventKind, EventSink, InstallStage, Mac, Recorder};
 //!
 //! let mac: Mac = "52-54-00-12-60-01".parse()?;
 //! let events = Recorder::new();
 //! events.emit(Event::now(
 //!     Some(mac),
 //!     None,
-//!     EventKind::Report { stage: "installed".into(), detail: String::new() },
+//!     EventKind::Report { stage: InstallStage::Installed, detail: String::new() },
 //! ));
 //! assert_eq!(events.events()[0].mac, Some(mac));
 //! assert_eq!(mac.hexhyp(), "52-54-00-12-60-01");
@@ -46,7 +46,10 @@ mod events;
 mod host;
 pub mod route;
 
-pub use events::{DhcpStep, Discard, Event, EventKind, EventSink, Protocol, Recorder};
+pub use events::{
+    DhcpStep, Discard, Event, EventKind, EventSink, InstallStage, PowerStep, Protocol, Recorder,
+    UnknownStage,
+};
 pub use host::{HostLookup, Mac, NoLookup, ParseMacError};
 
 #[cfg(feature = "dhcp")]

@@ -34,6 +34,80 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: RouteRequest) -> HandlerFuture<'_>;
 }
 
+/// A request's query string, decoded: the one parser every route and crate uses.
+///
+/// Values are percent-decoded (`+` is a space) and must be UTF-8; a key without `=` has an
+/// empty value. A repeated key is refused rather than resolved: a request that says two things
+/// about itself (two `mac`s, say) is not trusted with either.
+///
+/// ```
+/// use pxe_stack::route::{Params, ParamsError};
+/// let p = Params::parse("mac=52-54-00-12-34-56&stage=image%2Dwritten&x")?;
+/// assert_eq!(p.get("mac"), Some("52-54-00-12-34-56"));
+/// assert_eq!(p.get("stage"), Some("image-written"));
+/// assert_eq!(p.get("x"), Some(""));
+/// assert_eq!(p.get("y"), None);
+/// assert!(matches!(Params::parse("mac=a&mac=a"), Err(ParamsError::Repeated { .. })));
+/// # Ok::<(), ParamsError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(Vec<(String, String)>);
+
+/// A query string that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParamsError {
+    /// A key appears twice.
+    #[error("parameter {key:?} given twice")]
+    Repeated {
+        /// The key.
+        key: String,
+    },
+    /// A percent-decoded key or value is not UTF-8.
+    #[error("query is not utf-8")]
+    NotUtf8,
+}
+
+impl Params {
+    /// Reads a query string (without the `?`).
+    pub fn parse(query: &str) -> Result<Params, ParamsError> {
+        fn decode(s: &str) -> Result<String, ParamsError> {
+            let plus = s.replace('+', " ");
+            percent_encoding::percent_decode_str(&plus)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| ParamsError::NotUtf8)
+        }
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = decode(k)?;
+            if pairs.iter().any(|(seen, _)| *seen == key) {
+                return Err(ParamsError::Repeated { key });
+            }
+            pairs.push((key, decode(v)?));
+        }
+        Ok(Params(pairs))
+    }
+
+    /// Reads a request's query string (none is empty).
+    pub fn of<B>(request: &Request<B>) -> Result<Params, ParamsError> {
+        Params::parse(request.uri().query().unwrap_or(""))
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find_map(|(k, v)| (k == key).then_some(v.as_str()))
+    }
+
+    /// Every key and value, in request order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
 /// A response builder for the common cases, so handlers answer consistently.
 pub mod reply {
     use super::*;

@@ -100,13 +100,14 @@ fn plan_toml(a: &Args, assets: &Path, cache: &Path) -> String {
     let mut t = format!(
         "[cluster]\nname = \"storm\"\nbase_domain = \"bench.test\"\nassets = \"{}\"\n\n\
          [images]\nmirror = \"{}\"\ncache = \"{}\"\n\n\
-         [provisioning]\ninterface = \"{}\"\naddress = \"{}\"\nprefix = {}\n",
+         [provisioning]\ninterface = \"{}\"\naddress = \"{}\"\nprefix = {}\nipxe_dir = \"{}\"\n",
         assets.display(),
         cache.display(),
         cache.display(),
         a.iface,
         a.address,
         a.prefix,
+        a.ipxe_dir.display(),
     );
     for i in 0..a.clients {
         let role = if i % 50 == 0 { "master" } else { "worker" };
@@ -172,7 +173,6 @@ fn main() -> Result<()> {
         initramfs: "/initramfs.img".into(),
         rootfs: Some("/rootfs.img".into()),
         image: "/metal.raw.gz".into(),
-        ipxe_dir: a.ipxe_dir.clone(),
     };
     let events = Arc::new(Counter::default());
     let rt = tokio::runtime::Builder::new_multi_thread()

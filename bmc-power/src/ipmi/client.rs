@@ -11,7 +11,7 @@ use super::session::{self, CipherSuite, Credentials, Handshake, SessionV2, Sessi
 use super::wire::{AuthType, Request};
 use crate::bmc::{Bmc, BmcFuture, check_boot};
 use crate::error::{Error, Refusal, Result};
-use crate::types::{Boot, Policy, PowerAction, PowerState};
+use crate::types::{BootOverride, Policy, PowerAction, PowerState};
 
 /// Which IPMI LAN protocol to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -258,7 +258,7 @@ impl Conn<'_> {
         .map(drop)
     }
 
-    async fn read_boot(&mut self) -> Result<(Boot, bool)> {
+    async fn read_boot(&mut self) -> Result<(BootOverride, bool)> {
         let d = self
             .command(
                 "get system boot options",
@@ -644,7 +644,7 @@ impl Ipmi {
         .await
     }
 
-    async fn do_set_boot(&self, boot: Boot) -> Result<Boot> {
+    async fn do_set_boot(&self, boot: BootOverride) -> Result<BootOverride> {
         let flags = commands::set_boot_flags(&boot)?;
         self.run(async |c| {
             c.command("set system boot options", cmd::SET_BOOT_OPTIONS, &flags)
@@ -657,7 +657,7 @@ impl Ipmi {
                 tracing::debug!(
                     "boot flags valid bit clear on read-back: checking the device only"
                 );
-                check_boot(&Boot::once(boot.device), &actual)?;
+                check_boot(&BootOverride::once(boot.device), &actual)?;
             }
             Ok(actual)
         })
@@ -674,11 +674,11 @@ impl Bmc for Ipmi {
         Box::pin(self.do_power(action))
     }
 
-    fn set_boot(&self, boot: Boot) -> BmcFuture<'_, Boot> {
+    fn set_boot(&self, boot: BootOverride) -> BmcFuture<'_, BootOverride> {
         Box::pin(self.do_set_boot(boot))
     }
 
-    fn boot(&self) -> BmcFuture<'_, Boot> {
+    fn boot(&self) -> BmcFuture<'_, BootOverride> {
         Box::pin(self.run(async |c| c.read_boot().await.map(|(b, _)| b)))
     }
 }

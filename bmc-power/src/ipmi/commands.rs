@@ -1,7 +1,7 @@
 //! The IPMI commands this crate sends, as pure encode/decode functions.
 
 use crate::error::{Error, Result};
-use crate::types::{Boot, BootDevice, BootMode, Persistence, PowerAction, PowerState};
+use crate::types::{BootDevice, BootMode, BootOverride, Persistence, PowerAction, PowerState};
 
 /// (netfn, cmd) pairs.
 pub(crate) mod cmd {
@@ -40,7 +40,7 @@ pub(crate) fn chassis_status(data: &[u8]) -> Result<PowerState> {
 }
 
 /// Set System Boot Options, parameter 5 (boot flags): the six request data bytes.
-pub(crate) fn set_boot_flags(boot: &Boot) -> Result<[u8; 6]> {
+pub(crate) fn set_boot_flags(boot: &BootOverride) -> Result<[u8; 6]> {
     let device = match boot.device {
         BootDevice::None => 0x00,
         BootDevice::Pxe => 0x04,
@@ -75,7 +75,7 @@ pub(crate) const GET_BOOT_FLAGS: [u8; 3] = [0x05, 0x00, 0x00];
 /// others clear the valid bit once the one-time boot has happened. With the bit clear, the
 /// device still comes from the selector, the mode is reported as unknown and the persistence
 /// as `Once`; the caller learns from the flag that only the device is meaningful.
-pub(crate) fn boot_flags(data: &[u8]) -> Result<(Boot, bool)> {
+pub(crate) fn boot_flags(data: &[u8]) -> Result<(BootOverride, bool)> {
     // version, parameter selector (bit 7 = invalid/locked), then the five data bytes.
     if data.len() < 4 || data[1] & 0x7F != 0x05 {
         return Err(Error::protocol("get boot options reply is not parameter 5"));
@@ -95,7 +95,7 @@ pub(crate) fn boot_flags(data: &[u8]) -> Result<(Boot, bool)> {
             });
         }
     };
-    let boot = Boot {
+    let boot = BootOverride {
         device,
         persistence: if valid && d1 & 0x40 != 0 {
             Persistence::Persistent
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn boot_flags_bits() {
         // CRATES.md 1b: PXE + EFI, once = 0x05 0xA0 0x04 0 0 0.
-        let b = Boot {
+        let b = BootOverride {
             device: BootDevice::Pxe,
             persistence: Persistence::Once,
             mode: Some(BootMode::Uefi),
@@ -193,7 +193,7 @@ mod tests {
             ),
         ];
         for (device, persistence, mode, d1, d2) in cases {
-            let b = Boot {
+            let b = BootOverride {
                 device,
                 persistence,
                 mode: Some(mode),
@@ -204,7 +204,7 @@ mod tests {
             let reply = [0x01, 0x05, bytes[1], bytes[2], 0, 0, 0];
             assert_eq!(boot_flags(&reply).unwrap(), (b, true));
         }
-        assert!(set_boot_flags(&Boot::once(BootDevice::UefiHttp)).is_err());
+        assert!(set_boot_flags(&BootOverride::once(BootDevice::UefiHttp)).is_err());
         assert_eq!(
             boot_flags(&[1, 5, 0, 0, 0, 0, 0]).unwrap().0.device,
             BootDevice::None

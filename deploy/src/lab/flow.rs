@@ -3,8 +3,9 @@
 use std::future::Future;
 use std::net::Ipv4Addr;
 
-use crate::plan::{Bmc, BmcDriver, Cluster, Host, Images, Plan, Provisioning, Role, Timeouts};
-use crate::run::{Outcome, fetch_artifacts, run};
+use crate::artifacts::fetch_artifacts;
+use crate::plan::{BmcDriver, BmcSpec, Cluster, Host, Images, Plan, Provisioning, Role, Timeouts};
+use crate::run::{Summary, run};
 use crate::timeline::Timeline;
 
 use super::{BMC_PASSWORD, BMC_USER, Error, Lab};
@@ -24,7 +25,7 @@ pub struct DiskCheck {
 #[derive(Debug)]
 pub struct LabReport {
     /// The deployment's outcome and timeline.
-    pub outcome: Outcome,
+    pub summary: Summary,
     /// One disk check per VM.
     pub disks: Vec<DiskCheck>,
 }
@@ -32,7 +33,7 @@ pub struct LabReport {
 impl LabReport {
     /// Whether every host installed and every disk checked out.
     pub fn success(&self) -> bool {
-        self.outcome.success && self.disks.iter().all(|d| d.result.is_ok())
+        self.summary.success && self.disks.iter().all(|d| d.result.is_ok())
     }
 }
 
@@ -64,6 +65,7 @@ impl Lab {
                 ipv6_ra_prefix: Some(std::net::Ipv6Addr::new(0xfd00, 0x126, 0, 0, 0, 0, 0, 0)),
                 chain: self.chain,
                 efi_boot_file: self.efi_boot_file.clone(),
+                ipxe_dir: self.ipxe_dir.clone(),
             },
             bootstrap: None,
             // The first introspected host becomes a master when no fixed host is one; the
@@ -90,13 +92,13 @@ impl Lab {
                     // Fixed hosts get reservations; introspected ones come from the pool.
                     address: role.as_ref().map(|_| Ipv4Addr::from(net | (10 + i as u32))),
                     install_dev: "/dev/vda".into(),
-                    bmc: Some(Bmc {
+                    bmc: Some(BmcSpec {
                         driver: BmcDriver::Ipmi,
                         address: vm.bmc.to_string(),
                         user: BMC_USER.into(),
                         password: Some(BMC_PASSWORD.into()),
                         password_env: None,
-                        ..Bmc::default()
+                        ..BmcSpec::default()
                     }),
                 })
                 .collect(),
@@ -134,12 +136,11 @@ impl Lab {
         shutdown: impl Future<Output = ()>,
     ) -> Result<LabReport, Error> {
         let plan = self.plan();
-        let mut artifacts = fetch_artifacts(&plan, rhcos_images::NoProgress).await?;
-        artifacts.ipxe_dir = self.ipxe_dir.clone();
-        let outcome = run(&plan, &artifacts, observe, shutdown).await?;
+        let artifacts = fetch_artifacts(&plan, rhcos_images::NoProgress).await?;
+        let summary = run(&plan, &artifacts, observe, shutdown).await?;
         let mut disks = Vec::new();
         for (vm, fixed) in self.vms.iter().zip(&self.roles) {
-            let decided = outcome
+            let decided = summary
                 .timeline
                 .host(vm.spec.mac)
                 .and_then(|h| h.role.clone());
@@ -151,7 +152,7 @@ impl Lab {
                 result,
             });
         }
-        Ok(LabReport { outcome, disks })
+        Ok(LabReport { summary, disks })
     }
 
     fn check_disk(&self, vm: &super::Vm, role: Option<&str>) -> Result<(), String> {

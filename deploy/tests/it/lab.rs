@@ -108,7 +108,7 @@ fn lab_config(tag: &str, work: &std::path::Path) -> LabConfig {
 }
 
 fn print_report(report: &rhcos_deploy::lab::LabReport) {
-    eprintln!("{}", report.outcome.timeline.render_table());
+    eprintln!("{}", report.summary.timeline.render_table());
     for d in &report.disks {
         eprintln!("disk {} role {:?}: {:?}", d.name, d.role, d.result);
     }
@@ -131,7 +131,7 @@ fn root_lab_deploys_a_bios_master_and_an_introspected_uefi_host() {
     assert!(report.success(), "every host installed and checked out");
     let roles: Vec<_> = report.disks.iter().map(|d| d.role.clone()).collect();
     assert_eq!(roles, [Some("master".into()), Some("worker".into())]);
-    let uefi = report.outcome.timeline.host(lab.vms[1].spec.mac).unwrap();
+    let uefi = report.summary.timeline.host(lab.vms[1].spec.mac).unwrap();
     assert!(
         uefi.phases.contains_key(&rhcos_deploy::Phase::BootFile),
         "the UEFI host fetched snponly.efi over TFTP"
@@ -161,7 +161,7 @@ fn root_lab_chainloads_undionly_kpxe_on_bios_and_ipxe_efi_on_uefi() {
     print_report(&report);
     assert!(report.success());
     for vm in &lab.vms {
-        let host = report.outcome.timeline.host(vm.spec.mac).unwrap();
+        let host = report.summary.timeline.host(vm.spec.mac).unwrap();
         assert!(
             host.phases.contains_key(&rhcos_deploy::Phase::BootFile),
             "{} chainloaded its iPXE binary over TFTP",

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use bmc_power::{Boot, BootDevice, Error, PowerAction, PowerState};
-use rhcos_deploy::{Bmc, BmcDriver, Host, Role, open_bmc};
+use bmc_power::{BootDevice, BootOverride, Error, PowerAction, PowerState};
+use rhcos_deploy::{BmcDriver, BmcSpec, Host, Role, open_bmc};
 
 fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
@@ -63,7 +63,7 @@ fn free_port(udp: bool) -> u16 {
     }
 }
 
-fn host(bmc: Bmc) -> Host {
+fn host(bmc: BmcSpec) -> Host {
     Host {
         name: "master-0".into(),
         mac: "52:54:00:12:60:01".parse().unwrap(),
@@ -121,12 +121,12 @@ mod ipmi {
         let Some((peer, port)) = ipmi_sim() else {
             return;
         };
-        let bmc = open_bmc(&host(Bmc {
+        let bmc = open_bmc(&host(BmcSpec {
             driver: BmcDriver::Ipmi,
             address: format!("127.0.0.1:{port}"),
             user: "admin".into(),
             password: Some("password".into()),
-            ..Bmc::default()
+            ..BmcSpec::default()
         }))
         .unwrap()
         .expect("a host with a bmc gets a driver");
@@ -141,7 +141,10 @@ mod ipmi {
         assert_eq!(status.unwrap(), PowerState::Off);
 
         // What `run` does with every host: PXE next, then on, both read back.
-        let boot = bmc.set_boot(Boot::once(BootDevice::Pxe)).await.unwrap();
+        let boot = bmc
+            .set_boot(BootOverride::once(BootDevice::Pxe))
+            .await
+            .unwrap();
         assert_eq!(boot.device, BootDevice::Pxe);
         assert_eq!(bmc.power(PowerAction::On).await.unwrap(), PowerState::On);
         assert_eq!(chassis(&peer, "boot"), "pxe");
@@ -149,12 +152,12 @@ mod ipmi {
         assert_eq!(bmc.power(PowerAction::Off).await.unwrap(), PowerState::Off);
         assert_eq!(chassis(&peer, "power"), "0");
 
-        let wrong = open_bmc(&host(Bmc {
+        let wrong = open_bmc(&host(BmcSpec {
             driver: BmcDriver::Ipmi,
             address: format!("127.0.0.1:{port}"),
             user: "admin".into(),
             password: Some("wrong".into()),
-            ..Bmc::default()
+            ..BmcSpec::default()
         }))
         .unwrap()
         .unwrap();
@@ -164,7 +167,7 @@ mod ipmi {
 
     #[test]
     fn no_bmc_is_none() {
-        let mut h = host(Bmc::default());
+        let mut h = host(BmcSpec::default());
         h.bmc = None;
         assert!(open_bmc(&h).unwrap().is_none());
     }
@@ -214,15 +217,15 @@ mod redfish {
         panic!("sushy-emulator did not start");
     }
 
-    fn redfish(url: &str) -> Bmc {
-        Bmc {
+    fn redfish(url: &str) -> BmcSpec {
+        BmcSpec {
             driver: BmcDriver::Redfish,
             address: url.to_owned(),
             user: "admin".into(),
             password: Some("password".into()),
             system: Some(SYSTEM.into()),
             ca_file: Some(peers_dir().join("sushy/ca.crt")),
-            ..Bmc::default()
+            ..BmcSpec::default()
         }
     }
 
@@ -233,7 +236,10 @@ mod redfish {
         };
         let bmc = open_bmc(&host(redfish(&url))).unwrap().unwrap();
         assert_eq!(bmc.power_status().await.unwrap(), PowerState::Off);
-        let boot = bmc.set_boot(Boot::once(BootDevice::Pxe)).await.unwrap();
+        let boot = bmc
+            .set_boot(BootOverride::once(BootDevice::Pxe))
+            .await
+            .unwrap();
         assert_eq!(boot.device, BootDevice::Pxe);
         // The fake driver lands a power change seconds later; power() polls until it has.
         assert_eq!(bmc.power(PowerAction::On).await.unwrap(), PowerState::On);
@@ -241,14 +247,14 @@ mod redfish {
 
         // `insecure` skips the certificate check; without it or a CA the system store refuses
         // the test CA.
-        let insecure = Bmc {
+        let insecure = BmcSpec {
             ca_file: None,
             insecure: true,
             ..redfish(&url)
         };
         let bmc = open_bmc(&host(insecure)).unwrap().unwrap();
         assert_eq!(bmc.power_status().await.unwrap(), PowerState::On);
-        let system_store = Bmc {
+        let system_store = BmcSpec {
             ca_file: None,
             ..redfish(&url)
         };
@@ -260,7 +266,7 @@ mod redfish {
             .unwrap_err();
         assert!(matches!(e, Error::Transport { .. }), "{e:?}");
 
-        let wrong = Bmc {
+        let wrong = BmcSpec {
             password: Some("wrong".into()),
             ..redfish(&url)
         };
@@ -276,7 +282,7 @@ mod redfish {
 
     #[test]
     fn missing_ca_file_is_a_read_error() {
-        let bmc = Bmc {
+        let bmc = BmcSpec {
             ca_file: Some(peers_dir().join("sushy/no-such-ca.crt")),
             ..redfish("https://127.0.0.1:1")
         };
@@ -298,28 +304,34 @@ mod libvirt {
     /// libvirt's test driver and its built-in running domain `test`.
     #[tokio::test]
     async fn libvirt_test_driver_through_open_bmc() {
-        let bmc = open_bmc(&host(Bmc {
+        let bmc = open_bmc(&host(BmcSpec {
             driver: BmcDriver::Libvirt,
             address: "test".into(),
             uri: Some(TEST_URI.into()),
-            ..Bmc::default()
+            ..BmcSpec::default()
         }))
         .unwrap()
         .unwrap();
         assert_eq!(bmc.power(PowerAction::Off).await.unwrap(), PowerState::Off);
-        let boot = bmc.set_boot(Boot::once(BootDevice::Pxe)).await.unwrap();
+        let boot = bmc
+            .set_boot(BootOverride::once(BootDevice::Pxe))
+            .await
+            .unwrap();
         assert_eq!(boot.device, BootDevice::Pxe);
         assert_eq!(bmc.power(PowerAction::On).await.unwrap(), PowerState::On);
         assert_eq!(bmc.boot().await.unwrap().device, BootDevice::Pxe);
-        let disk = bmc.set_boot(Boot::once(BootDevice::Disk)).await.unwrap();
+        let disk = bmc
+            .set_boot(BootOverride::once(BootDevice::Disk))
+            .await
+            .unwrap();
         assert_eq!(disk.device, BootDevice::Disk);
 
         // The connection opens on first use, so a wrong domain shows up there.
-        let missing = open_bmc(&host(Bmc {
+        let missing = open_bmc(&host(BmcSpec {
             driver: BmcDriver::Libvirt,
             address: format!("no-such-domain-{}", std::process::id()),
             uri: Some(TEST_URI.into()),
-            ..Bmc::default()
+            ..BmcSpec::default()
         }))
         .unwrap()
         .unwrap();

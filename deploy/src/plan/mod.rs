@@ -8,6 +8,10 @@ use std::time::Duration;
 use pxe_stack::Mac;
 use serde::{Deserialize, Serialize};
 
+mod bootstrap;
+
+pub use bootstrap::{bootstrap_cluster, bootstrap_ignition};
+
 /// A whole deployment, as read from its TOML file.
 ///
 /// ```toml
@@ -131,6 +135,14 @@ pub struct Provisioning {
     /// (default: uses the firmware's NIC driver) or `ipxe.efi` (iPXE's own drivers).
     #[serde(default = "default_efi_boot_file")]
     pub efi_boot_file: String,
+    /// The directory of iPXE binaries (`undionly.kpxe`, `snponly.efi`, `ipxe.efi`) served over
+    /// TFTP; Debian's and Fedora's `ipxe` packages install them in `/usr/lib/ipxe`.
+    #[serde(default = "default_ipxe_dir")]
+    pub ipxe_dir: PathBuf,
+}
+
+fn default_ipxe_dir() -> PathBuf {
+    PathBuf::from("/usr/lib/ipxe")
 }
 
 fn default_efi_boot_file() -> String {
@@ -267,7 +279,7 @@ pub struct Host {
     pub install_dev: String,
     /// The host's BMC.
     #[serde(default)]
-    pub bmc: Option<Bmc>,
+    pub bmc: Option<BmcSpec>,
 }
 
 fn default_install_dev() -> String {
@@ -306,7 +318,7 @@ impl Role {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Bmc {
+pub struct BmcSpec {
     /// The driver.
     pub driver: BmcDriver,
     /// `host:port` for IPMI, an `http(s)://` URL for Redfish, a domain name for libvirt.
@@ -513,7 +525,7 @@ impl Plan {
                 format!("{first}..{last} is not a range inside the provisioning subnet"),
             ));
         }
-        crate::bootstrap::layout(self, file)?;
+        bootstrap::layout(self, file)?;
         Ok(())
     }
 
@@ -524,7 +536,7 @@ impl Plan {
     }
 }
 
-impl Bmc {
+impl BmcSpec {
     /// Checks the fields against the driver: `Err((".key", message))`.
     fn check(&self) -> Result<(), (&'static str, String)> {
         let only = |key: &'static str, set: bool, driver: BmcDriver| {

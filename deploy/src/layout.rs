@@ -1,0 +1,145 @@
+//! Every URL and path of a deployment, written once: script generation, the HTTP routes, the
+//! DHCP boot files and the timeline all read them from here.
+
+use std::path::{Path, PathBuf};
+
+use pxe_stack::Mac;
+
+use crate::artifacts::Artifacts;
+use crate::plan::Plan;
+use crate::timeline::{Phase, Timeline};
+
+/// Where everything of one deployment lives: the URLs hosts fetch, the files servers read and
+/// the state they write.
+///
+/// ```
+/// # use rhcos_deploy::{Artifacts, Layout, Plan};
+/// # let plan = Plan::parse(r#"
+/// #     [cluster]
+/// #     name = "ocp"
+/// #     base_domain = "example.com"
+/// #     assets = "/srv/ocp"
+/// #     [images]
+/// #     stream = "stream.json"
+/// #     cache = "/var/cache/rhcos-metal"
+/// #     [provisioning]
+/// #     interface = "eno2"
+/// #     address = "172.22.0.1"
+/// # "#, "plan.toml")?;
+/// # let artifacts = Artifacts {
+/// #     root: "/var/cache/rhcos-metal".into(),
+/// #     kernel: "/aa".into(), initramfs: "/bb".into(), rootfs: None, image: "/cc".into(),
+/// # };
+/// let layout = Layout::new(&plan, &artifacts);
+/// assert_eq!(layout.url(Layout::REPORT), "http://172.22.0.1:8080/report");
+/// assert_eq!(layout.lease_file(), std::path::Path::new("/var/cache/rhcos-metal/state/leases.json"));
+/// # Ok::<(), rhcos_deploy::PlanError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Layout {
+    base: String,
+    artifacts: Artifacts,
+    ipxe_dir: PathBuf,
+    state_dir: PathBuf,
+    efi_boot_file: String,
+}
+
+impl Layout {
+    /// The script every iPXE client gets from DHCP: it chains to [`Layout::HOST_SCRIPT`] with
+    /// the host's identity.
+    pub const BOOT_SCRIPT: &'static str = "/boot.ipxe";
+    /// The per-host iPXE script (`?mac=52-54-00-..`).
+    pub const HOST_SCRIPT: &'static str = "/ipxe";
+    /// Ignition configs for hosts with a fixed role (`?mac=..`).
+    pub const IGNITION: &'static str = "/ignition";
+    /// Where introspected hosts POST their ghw inventory and get their Ignition config.
+    pub const INTROSPECTION: &'static str = "/introspection";
+    /// The introspection inventory (`/inventory`, `/inventory/<mac>`).
+    pub const INVENTORY: &'static str = "/inventory";
+    /// Where the installer reports its progress (`?mac=..&stage=..`).
+    pub const REPORT: &'static str = "/report";
+    /// The iPXE binary BIOS firmware gets over TFTP.
+    pub const BIOS_BOOT_FILE: &'static str = "undionly.kpxe";
+
+    /// The layout of `plan`, serving `artifacts`.
+    pub fn new(plan: &Plan, artifacts: &Artifacts) -> Self {
+        let p = &plan.provisioning;
+        Layout {
+            base: format!("http://{}:{}", p.address, p.http_port),
+            artifacts: artifacts.clone(),
+            ipxe_dir: p.ipxe_dir.clone(),
+            state_dir: plan.images.cache.join("state"),
+            efi_boot_file: p.efi_boot_file.clone(),
+        }
+    }
+
+    /// The HTTP base URL hosts use (`http://addr:port`).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The full URL of a path on the HTTP server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The Ignition config URL of a host with a fixed role.
+    pub fn ignition_url(&self, mac: Mac) -> String {
+        format!("{}{}?mac={}", self.base, Self::IGNITION, mac.hexhyp())
+    }
+
+    /// The artifacts served, as URL paths under the HTTP root.
+    pub fn artifacts(&self) -> &Artifacts {
+        &self.artifacts
+    }
+
+    /// The directory the HTTP server serves files from (the image cache).
+    pub fn http_root(&self) -> &Path {
+        &self.artifacts.root
+    }
+
+    /// The directory of iPXE binaries, served over TFTP (and to UEFI HTTP boot).
+    pub fn ipxe_dir(&self) -> &Path {
+        &self.ipxe_dir
+    }
+
+    /// The iPXE binary x86-64 UEFI firmware gets.
+    pub fn efi_boot_file(&self) -> &str {
+        &self.efi_boot_file
+    }
+
+    /// The directory of the deployment's own state.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The DHCP lease file.
+    pub fn lease_file(&self) -> PathBuf {
+        self.state_dir.join("leases.json")
+    }
+
+    /// The introspection inventory directory.
+    pub fn inventory_dir(&self) -> PathBuf {
+        self.state_dir.join("inventory")
+    }
+
+    /// Which HTTP paths mark which phase of a host's install.
+    pub fn phases(&self) -> Vec<(&str, Phase)> {
+        let a = &self.artifacts;
+        vec![
+            (Self::HOST_SCRIPT, Phase::Script),
+            (a.kernel.as_str(), Phase::Kernel),
+            (a.initramfs.as_str(), Phase::Initramfs),
+            (a.image.as_str(), Phase::Image),
+        ]
+    }
+
+    /// A timeline for the plan's hosts that knows which transfers mark which phase.
+    pub fn timeline(&self, plan: &Plan) -> Timeline {
+        let mut timeline = Timeline::new(plan.hosts.iter().map(|h| (h.name.clone(), h.mac)));
+        for (path, phase) in self.phases() {
+            timeline.classify(path, phase);
+        }
+        timeline
+    }
+}

@@ -1,0 +1,212 @@
+//! The deployment's servers, assembled from components.
+//!
+//! Each component is built from the plan and the shared [`Context`], adds its HTTP routes and
+//! may run one server until the one shutdown signal. Adding a server is adding a file here and
+//! one line in [`start_servers`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use pxe_stack::http::Routes;
+use pxe_stack::{EventSink, HostLookup, Mac};
+use tokio::sync::watch;
+
+use crate::artifacts::Artifacts;
+use crate::error::Error;
+use crate::layout::Layout;
+use crate::plan::Plan;
+
+mod dhcp;
+mod http;
+mod ignition;
+mod ra;
+mod report;
+mod scripts;
+mod tftp;
+
+pub use scripts::ipxe_scripts;
+
+/// What every component is built from.
+pub(crate) struct Context<'a> {
+    /// The deployment.
+    pub(crate) plan: &'a Plan,
+    /// Its URLs and paths.
+    pub(crate) layout: &'a Layout,
+    /// Where every server's events go.
+    pub(crate) events: Arc<dyn EventSink>,
+    /// The DHCP lease table: the host behind an address.
+    pub(crate) leases: pxe_stack::dhcp::Leases,
+}
+
+impl Context<'_> {
+    /// The lease table as the servers' host lookup.
+    pub(crate) fn lookup(&self) -> Arc<dyn HostLookup> {
+        Arc::new(self.leases.clone())
+    }
+}
+
+/// One part of the running deployment: a server, content for the HTTP server, or both.
+pub(crate) trait Component: Send {
+    /// Adds this component's HTTP routes.
+    fn routes(&self, routes: Routes) -> Routes {
+        routes
+    }
+
+    /// The server this component runs, if any.
+    fn service(self: Box<Self>) -> Option<Service> {
+        None
+    }
+}
+
+/// The future a server runs until the shutdown signal.
+pub(crate) type Serve = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A server, bound and configured, waiting for its shutdown signal to start.
+pub(crate) struct Service {
+    name: &'static str,
+    start: Box<dyn FnOnce(Shutdown) -> Serve + Send>,
+}
+
+impl Service {
+    /// A server called `name` that `start` runs until the signal it is given.
+    pub(crate) fn new(
+        name: &'static str,
+        start: impl FnOnce(Shutdown) -> Serve + Send + 'static,
+    ) -> Self {
+        Service {
+            name,
+            start: Box::new(start),
+        }
+    }
+}
+
+/// The one shutdown signal, as a future for each server.
+#[derive(Clone)]
+pub(crate) struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Resolves when the deployment stops (or is dropped).
+    pub(crate) fn wait(self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0;
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+/// Starts every server of the plan: DHCP, TFTP, HTTP with the script, Ignition, introspection
+/// and report routes, and router advertisements when the plan asks for them.
+///
+/// # Errors
+/// A socket that cannot be bound, a DHCP configuration the server refuses, Ignition assets that
+/// cannot be loaded, or a script that cannot be generated.
+pub async fn start_servers(
+    plan: &Plan,
+    artifacts: &Artifacts,
+    events: Arc<dyn EventSink>,
+) -> Result<Servers, Error> {
+    let layout = Layout::new(plan, artifacts);
+    // DHCP first: its lease table is every other server's idea of who a host is.
+    let dhcp = dhcp::Dhcp::new(plan, &layout, events.clone())?;
+    let cx = Context {
+        plan,
+        layout: &layout,
+        events,
+        leases: dhcp.leases(),
+    };
+    let ignition = ignition::Ignition::new(&cx)?;
+    let introspector = ignition.introspector();
+
+    let mut components: Vec<Box<dyn Component>> = vec![
+        Box::new(dhcp),
+        Box::new(tftp::Tftp::new(&cx)?),
+        Box::new(scripts::Scripts::new(&cx)?),
+        Box::new(report::Report::new(&cx)),
+        Box::new(ignition),
+    ];
+    components.extend(ra::RouterAdvertisements::new(&cx)?.map(boxed));
+    // HTTP last: it serves the routes every other component adds.
+    let routes = components.iter().fold(Routes::new(), |r, c| c.routes(r));
+    components.push(Box::new(http::Http::new(&cx, routes)?));
+
+    Ok(Servers::spawn(components, cx.leases, layout, introspector))
+}
+
+fn boxed(c: impl Component + 'static) -> Box<dyn Component> {
+    Box::new(c)
+}
+
+/// The running servers. Dropping it (or [`Servers::shutdown`]) stops them.
+#[derive(Debug)]
+pub struct Servers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The DHCP lease table.
+    pub leases: pxe_stack::dhcp::Leases,
+    /// The HTTP base URL hosts use (`http://addr:port`).
+    pub base_url: String,
+    layout: Layout,
+    introspector: rhcos_introspect::Introspector,
+}
+
+impl Servers {
+    fn spawn(
+        components: Vec<Box<dyn Component>>,
+        leases: pxe_stack::dhcp::Leases,
+        layout: Layout,
+        introspector: rhcos_introspect::Introspector,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let tasks = components
+            .into_iter()
+            .filter_map(|c| c.service())
+            .map(|service| {
+                let serve = (service.start)(Shutdown(stopped.clone()));
+                let name = service.name;
+                tokio::spawn(async move {
+                    if let Err(e) = serve.await {
+                        tracing::error!(server = name, error = %e, "server stopped");
+                    }
+                })
+            })
+            .collect();
+        Servers {
+            stop,
+            tasks,
+            leases,
+            base_url: layout.base_url().to_owned(),
+            layout,
+            introspector,
+        }
+    }
+
+    /// Stops every server and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+
+    /// The deployment's URLs and paths.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The install disk introspection chose for a host.
+    pub fn introspected_disk(&self, mac: Mac) -> Option<String> {
+        self.introspector.install_dev(mac)
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The iPXE scripts: `/boot.ipxe` for every iPXE client, `/ipxe?mac=..` per host.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use ipxe_script::{ChainScript, CoreosArgs, Generation, HostScript, Word};
+use pxe_stack::Mac;
+use pxe_stack::http::Routes;
+use pxe_stack::route::{Params, RouteRequest, reply};
+
+use super::{Component, Context};
+use crate::error::Error;
+use crate::layout::Layout;
+use crate::plan::{Plan, Role};
+
+/// The per-host iPXE scripts: `/ipxe?mac=..` answers with the kernel, initramfs and arguments
+/// for that host; unknown hosts get a 404 (iPXE's retry loop reports it on the console).
+///
+/// # Errors
+/// [`Error::Script`] when a URL or argument would break the script.
+pub fn ipxe_scripts(plan: &Plan, layout: &Layout) -> Result<HashMap<Mac, Bytes>, Error> {
+    let a = layout.artifacts();
+    let mut out = HashMap::new();
+    for host in &plan.hosts {
+        let mut args = CoreosArgs {
+            generation: Generation::Live,
+            install_dev: Some(host.install_dev.clone()),
+            image_url: Some(layout.url(&a.image)),
+            rootfs_url: a.rootfs.as_ref().map(|r| layout.url(r)),
+            consoles: vec!["ttyS0,115200".into()],
+            extra: vec![format!("rhcos_metal.report={}", layout.url(Layout::REPORT))],
+            ..Default::default()
+        };
+        match host.role {
+            Role::Introspect => {
+                args.introspection_endpoint = Some(layout.url(Layout::INTROSPECTION));
+            }
+            _ => args.ignition_url = Some(layout.ignition_url(host.mac)),
+        }
+        let script = HostScript::new(
+            Word::new(layout.url(&a.kernel))?,
+            Word::new(layout.url(&a.initramfs))?,
+            args.build()?,
+        );
+        out.insert(host.mac, Bytes::from(script.script()?.render()));
+    }
+    Ok(out)
+}
+
+/// The boot script and the per-host scripts, rendered once at start.
+pub(crate) struct Scripts {
+    chain: Bytes,
+    hosts: Arc<HashMap<Mac, Bytes>>,
+}
+
+impl Scripts {
+    pub(crate) fn new(cx: &Context<'_>) -> Result<Self, Error> {
+        let chain = ChainScript::per_host(&cx.layout.url(Layout::HOST_SCRIPT))?
+            .script()?
+            .render();
+        Ok(Scripts {
+            chain: Bytes::from(chain),
+            hosts: Arc::new(ipxe_scripts(cx.plan, cx.layout)?),
+        })
+    }
+}
+
+impl Component for Scripts {
+    fn routes(&self, routes: Routes) -> Routes {
+        let chain = self.chain.clone();
+        let hosts = self.hosts.clone();
+        routes
+            .exact(Layout::BOOT_SCRIPT, move |_req: RouteRequest| {
+                let chain = chain.clone();
+                async move { reply::ok("text/plain; charset=utf-8", chain) }
+            })
+            .exact(Layout::HOST_SCRIPT, move |req: RouteRequest| {
+                let hosts = hosts.clone();
+                async move {
+                    let Ok(params) = Params::of(&req.request) else {
+                        return reply::error(StatusCode::BAD_REQUEST, "unreadable query");
+                    };
+                    let mac = params.get("mac").and_then(|m| m.parse::<Mac>().ok());
+                    match mac.or(req.mac).and_then(|m| hosts.get(&m).cloned()) {
+                        Some(s) => reply::ok("text/plain; charset=utf-8", s),
+                        None => reply::error(StatusCode::NOT_FOUND, "no script for this host"),
+                    }
+                }
+            })
+    }
+}
