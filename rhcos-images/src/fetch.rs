@@ -255,7 +255,10 @@ impl Fetcher {
 
     /// Fetches one artifact into any [`Sink`] (a file, a block device, memory) and verifies it.
     ///
-    /// On a hash mismatch the sink has received unverified bytes; use
+    /// Under [`SignaturePolicy::Require`] the detached signature is fetched first and checked in
+    /// the same pass ([`Digests::signer`] names the key).
+    ///
+    /// On a hash or signature mismatch the sink has received unverified bytes; use
     /// [`fetch_cached`](Self::fetch_cached) when that must never be visible.
     pub async fn fetch_to<S: Sink + 'static>(
         &self,
@@ -320,8 +323,11 @@ impl Fetcher {
 
     /// Fetches one artifact into `cache`, unless a verified copy is already there.
     ///
-    /// The bytes go to a temporary file in the cache; only after both hashes match is it
-    /// fsynced and renamed to `<cache>/<sha256>`. On any error the temporary file is removed.
+    /// The bytes go to a temporary file in the cache; only after both hashes (and, under
+    /// [`SignaturePolicy::Require`], the signature) match is it fsynced and renamed to
+    /// `<cache>/<sha256>`, after its signature was stored as `<cache>/<sha256>.sig`. On any
+    /// error the temporary file is removed. Under a keyring, a cached file without a stored
+    /// signature (fetched with [`SignaturePolicy::Insecure`]) does not count as a hit.
     ///
     /// The cache is looked up by the output's SHA-256, so a decompressed artifact whose metadata
     /// has no `uncompressed-sha256` is fetched again each time (it is still stored by its

@@ -124,7 +124,10 @@ fn gpg_signatures_verify_and_a_flipped_byte_is_refused_by_both() {
 
     for armor in [true, false] {
         let keyring = gpg.keyring(armor);
-        assert_eq!(keyring.fingerprints(), std::slice::from_ref(&gpg.fingerprint));
+        assert_eq!(
+            keyring.fingerprints(),
+            std::slice::from_ref(&gpg.fingerprint)
+        );
         let signer = keyring.verify(&data[..], &sig).unwrap();
         assert_eq!(signer.primary_fingerprint, gpg.fingerprint);
         assert_eq!(signer.user_ids, ["Test ed25519 <test-ed25519@example.com>"]);
