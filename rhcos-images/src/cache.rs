@@ -1,11 +1,12 @@
-//! A content-addressed cache: `<root>/<sha256>` holds verified files only, `<root>/by-name/<file
-//! name>` is a symlink index for people, and `<root>/tmp/` holds downloads in progress.
+//! A content-addressed cache: `<root>/<sha256>` holds verified files only, `<root>/<sha256>.sig`
+//! the detached signature that was verified with it (when one was), `<root>/by-name/<file name>`
+//! is a symlink index for people, and `<root>/tmp/` holds downloads in progress.
 //!
 //! A file reaches its final name only after it was verified and fsynced, via an atomic rename
 //! within one filesystem, so a crash leaves at worst a stray temporary file.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
@@ -46,6 +47,18 @@ impl Cache {
         p.is_file().then_some(p)
     }
 
+    /// Where the detached signature of the file with this SHA-256 lives.
+    pub fn signature_path_for(&self, sha256: &str) -> Result<PathBuf> {
+        let sha = check_sha256("sha256", sha256)?;
+        Ok(self.root.join(format!("{sha}.sig")))
+    }
+
+    /// The verified signature stored beside the file with this SHA-256, if there is one.
+    pub fn get_signature(&self, sha256: &str) -> Option<PathBuf> {
+        let p = self.signature_path_for(sha256).ok()?;
+        p.is_file().then_some(p)
+    }
+
     /// The cached file behind a readable name, if the index has it.
     pub fn get_by_name(&self, name: &str) -> Option<PathBuf> {
         let link = self.root.join("by-name").join(file_name(name)?);
@@ -66,7 +79,32 @@ impl Cache {
     ///
     /// Fsyncs the file before the rename and the directory after it.
     pub fn commit(&self, tmp: NamedTempFile, sha256: &str, name: &str) -> Result<PathBuf> {
+        self.commit_signed(tmp, sha256, name, None)
+    }
+
+    /// Like [`commit`](Self::commit), and first stores `signature` (the verified detached
+    /// signature) as `<root>/<sha256>.sig`, written the same way (temporary file, fsync, rename),
+    /// so whenever the file is visible its signature is too.
+    pub fn commit_signed(
+        &self,
+        tmp: NamedTempFile,
+        sha256: &str,
+        name: &str,
+        signature: Option<&[u8]>,
+    ) -> Result<PathBuf> {
         let dest = self.path_for(sha256)?;
+        if let Some(sig) = signature {
+            let sig_dest = self.signature_path_for(sha256)?;
+            let mut sig_tmp = self.temp_file()?;
+            sig_tmp
+                .write_all(sig)
+                .and_then(|()| sig_tmp.as_file().sync_all())
+                .map_err(|e| Error::io(sig_tmp.path(), e))?;
+            let sig_tmp_path = sig_tmp.path().to_owned();
+            sig_tmp
+                .persist(&sig_dest)
+                .map_err(|e| Error::io(sig_tmp_path, e.error))?;
+        }
         tmp.as_file()
             .sync_all()
             .map_err(|e| Error::io(tmp.path(), e))?;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::select::Compression;
+use crate::signer::SignatureProblem;
 
 /// Everything that can go wrong while reading metadata, selecting artifacts, downloading,
 /// decompressing, verifying or caching.
@@ -61,6 +62,21 @@ pub enum Error {
         name: String,
         /// The names this crate understands.
         expected: Vec<String>,
+    },
+    /// An install was asked for a sector size other than 512 or 4096 bytes.
+    #[error("unsupported sector size {sector_size} (expected 512 or 4096)")]
+    UnsupportedSectorSize {
+        /// The sector size asked for.
+        sector_size: u32,
+    },
+    /// A 4Kn (4096-byte sector) install was asked of metadata that has no 4k metal image
+    /// (RHCOS before 4.6 has none).
+    #[error("no 4k metal image for {arch} in release {release}")]
+    No4kImage {
+        /// The architecture that was searched.
+        arch: String,
+        /// The release (build) that lacks it.
+        release: String,
     },
     /// A location is not a valid URL or uses a scheme we cannot fetch.
     #[error("unsupported or invalid location {location}")]
@@ -148,6 +164,35 @@ pub enum Error {
     CannotRewind {
         /// The URL requested.
         url: String,
+    },
+    /// OpenPGP key material cannot be read as public keys.
+    #[error("invalid openpgp keys from {origin}: {reason}")]
+    Keys {
+        /// Where the keys came from (path, URL, or `keys/release-keys.asc`).
+        origin: String,
+        /// The parser's description.
+        reason: String,
+    },
+    /// The detached signature of an artifact could not be fetched, so with a keyring the artifact
+    /// is refused. Nothing was stored under the final name.
+    #[error("no signature for {artifact} at {url}")]
+    SignatureMissing {
+        /// The artifact's file name.
+        artifact: String,
+        /// Where the signature was looked for.
+        url: String,
+        /// Why it could not be read (HTTP status, missing file, transfer error).
+        #[source]
+        source: Box<Error>,
+    },
+    /// The detached signature of an artifact does not verify against the keyring. Nothing was
+    /// stored under the final name.
+    #[error("bad signature for {artifact}: {problem}")]
+    BadSignature {
+        /// The artifact's file name (`data` for [`Keyring::verify`](crate::Keyring::verify)).
+        artifact: String,
+        /// What is wrong.
+        problem: SignatureProblem,
     },
     /// A background worker died unexpectedly (a bug; the message says where).
     #[error("internal worker failure: {0}")]

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::progress::{NoProgress, Progress, ProgressEvent};
 use crate::resume::{self, Decision, Validator};
 use crate::select::{Artifact, Compression, Metadata};
+use crate::signature::Keyring;
 use crate::source::{Location, Source};
 use crate::verify::{Decode, Digests, Sink, Verifier};
 
@@ -32,6 +33,31 @@ const WRITE_BUFFER: usize = 1024 * 1024;
 const PROGRESS_CREDIT: u64 = 256 * 1024;
 /// Read size for local files.
 const FILE_CHUNK: usize = 1024 * 1024;
+
+/// Largest detached signature accepted (real ones are a few hundred bytes).
+const MAX_SIGNATURE: u64 = 1024 * 1024;
+
+/// Whether fetched artifacts must carry a valid detached OpenPGP signature.
+///
+/// The default checks against [`Keyring::release_keys`]; skipping the check is an explicit
+/// choice ([`SignaturePolicy::Insecure`]), for metadata whose files are not signed (a lab's
+/// generated image, mirrors without `.sig` files) and whose SHA-256 values come from a trusted
+/// channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignaturePolicy {
+    /// Fetch `<artifact>.sig` and refuse the artifact unless a key of this keyring signed the
+    /// bytes as downloaded.
+    Require(Keyring),
+    /// Do not fetch or check signatures; integrity rests on the metadata's SHA-256 alone.
+    Insecure,
+}
+
+impl Default for SignaturePolicy {
+    fn default() -> Self {
+        SignaturePolicy::Require(Keyring::release_keys())
+    }
+}
 
 /// Transfer settings. `Default` suits real mirrors; tests shorten the timeouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +80,8 @@ pub struct Options {
     pub env_proxy: bool,
     /// Largest metadata document accepted by [`Fetcher::metadata`].
     pub max_metadata_bytes: u64,
+    /// Signature checking; the default requires the release keys.
+    pub signatures: SignaturePolicy,
 }
 
 impl Default for Options {
@@ -67,6 +95,7 @@ impl Default for Options {
             concurrency: 4,
             env_proxy: true,
             max_metadata_bytes: 64 * 1024 * 1024,
+            signatures: SignaturePolicy::default(),
         }
     }
 }
@@ -80,6 +109,9 @@ pub struct Request {
     pub location: Location,
     /// Keep the bytes as downloaded or decompress them.
     pub decode: Decode,
+    /// Where its detached signature is (see [`Source::locate_signature`]); `None` when the
+    /// source cannot name one, which fails the fetch under [`SignaturePolicy::Require`].
+    pub signature: Option<Location>,
 }
 
 impl Request {
@@ -88,6 +120,7 @@ impl Request {
     /// `.gz`/`.xz` suffix, as with legacy `qemu.qcow2` files).
     pub fn new(artifact: Artifact, source: &Source, decompress: bool) -> Result<Self> {
         let location = source.locate(&artifact)?;
+        let signature = source.locate_signature(&artifact).ok();
         let decode = match (decompress, artifact.compression()) {
             (false, _) => Decode::Keep,
             (true, Compression::None) => Decode::Detect,
@@ -97,6 +130,7 @@ impl Request {
             artifact,
             location,
             decode,
+            signature,
         })
     }
 
@@ -129,6 +163,9 @@ pub struct Fetched {
     pub digests: Digests,
     /// True when nothing was transferred because the cache had it.
     pub from_cache: bool,
+    /// Where the verified detached signature is kept (`<cache>/<sha256>.sig`), when signatures
+    /// were required.
+    pub signature_path: Option<PathBuf>,
 }
 
 /// Downloads artifacts. Cheap to clone.
@@ -218,45 +255,91 @@ impl Fetcher {
 
     /// Fetches one artifact into any [`Sink`] (a file, a block device, memory) and verifies it.
     ///
-    /// On a hash mismatch the sink has received unverified bytes; use
+    /// Under [`SignaturePolicy::Require`] the detached signature is fetched first and checked in
+    /// the same pass ([`Digests::signer`] names the key).
+    ///
+    /// On a hash or signature mismatch the sink has received unverified bytes; use
     /// [`fetch_cached`](Self::fetch_cached) when that must never be visible.
     pub async fn fetch_to<S: Sink + 'static>(
         &self,
         req: &Request,
         sink: S,
     ) -> Result<(S, Digests)> {
-        self.fetch_to_path(req, sink, PathBuf::new()).await
+        let (sink, digests, _sig) = self.fetch_to_path(req, sink, PathBuf::new()).await?;
+        Ok((sink, digests))
     }
 
+    /// The transfer, hash check and (by policy) signature check of one artifact. Returns the
+    /// signature's bytes when one was verified.
     async fn fetch_to_path<S: Sink + 'static>(
         &self,
         req: &Request,
         sink: S,
         sink_path: PathBuf,
-    ) -> Result<(S, Digests)> {
+    ) -> Result<(S, Digests, Option<Vec<u8>>)> {
         let url = req.location.display();
-        let verifier = Verifier::new(sink, req.decode)
+        let mut verifier = Verifier::new(sink, req.decode)
             .with_url(&url)
             .with_sink_path(sink_path);
+        let mut signature = None;
+        if let SignaturePolicy::Require(keyring) = &self.options.signatures {
+            let bytes = self.fetch_signature(req).await?;
+            let check = keyring
+                .check(&bytes)
+                .map_err(|e| name_artifact(e, &req.artifact.name))?
+                .for_artifact(&req.artifact.name);
+            verifier = verifier.with_signature(check);
+            signature = Some(bytes);
+        }
         let (sink, digests) = self
             .transfer(&req.location, &req.artifact.name, verifier, None)
             .await?;
         digests.check(&req.artifact, &url)?;
-        Ok((sink, digests))
+        Ok((sink, digests, signature))
+    }
+
+    /// Reads the request's detached signature into memory.
+    async fn fetch_signature(&self, req: &Request) -> Result<Vec<u8>> {
+        let missing = |url: String, source: Error| Error::SignatureMissing {
+            artifact: req.artifact.name.clone(),
+            url,
+            source: Box::new(source),
+        };
+        let Some(location) = &req.signature else {
+            let location = req.artifact.signature_url();
+            return Err(missing(
+                location.clone(),
+                Error::InvalidLocation { location },
+            ));
+        };
+        let url = location.display();
+        let name = format!("{}.sig", req.artifact.name);
+        let verifier = Verifier::new(Vec::new(), Decode::Keep).with_url(&url);
+        self.transfer(location, &name, verifier, Some(MAX_SIGNATURE))
+            .await
+            .map(|(bytes, _)| bytes)
+            .map_err(|e| missing(url, e))
     }
 
     /// Fetches one artifact into `cache`, unless a verified copy is already there.
     ///
-    /// The bytes go to a temporary file in the cache; only after both hashes match is it
-    /// fsynced and renamed to `<cache>/<sha256>`. On any error the temporary file is removed.
+    /// The bytes go to a temporary file in the cache; only after both hashes (and, under
+    /// [`SignaturePolicy::Require`], the signature) match is it fsynced and renamed to
+    /// `<cache>/<sha256>`, after its signature was stored as `<cache>/<sha256>.sig`. On any
+    /// error the temporary file is removed. Under a keyring, a cached file without a stored
+    /// signature (fetched with [`SignaturePolicy::Insecure`]) does not count as a hit.
     ///
     /// The cache is looked up by the output's SHA-256, so a decompressed artifact whose metadata
     /// has no `uncompressed-sha256` is fetched again each time (it is still stored by its
     /// computed hash).
     pub async fn fetch_cached(&self, cache: &Cache, req: &Request) -> Result<Fetched> {
         let name = req.output_name().to_owned();
+        let signed = matches!(self.options.signatures, SignaturePolicy::Require(_));
+        // Under a keyring, a cached file counts only if its signature was verified when it was
+        // stored (an insecure fetch stores none): otherwise fetch and verify it again.
         if let Some(sha) = req.output_sha256()
             && let Some(path) = cache.get(sha)
+            && (!signed || cache.get_signature(sha).is_some())
         {
             let size = std::fs::metadata(&path)
                 .map_err(|e| Error::io(&path, e))?
@@ -265,11 +348,17 @@ impl Fetcher {
             self.progress.event(&ProgressEvent::Cached {
                 name: &req.artifact.name,
             });
+            let signature_path = if signed {
+                cache.get_signature(sha)
+            } else {
+                None
+            };
             return Ok(Fetched {
                 name,
                 path,
                 digests: cached_digests(req, size),
                 from_cache: true,
+                signature_path,
             });
         }
         let tmp = cache.temp_file()?;
@@ -280,7 +369,7 @@ impl Fetcher {
             .map_err(|e| Error::io(&tmp_path, e))?;
         let sink = BufWriter::with_capacity(WRITE_BUFFER, file);
         // `tmp` is dropped (and the file deleted) on every early return below.
-        let (_sink, digests) = self.fetch_to_path(req, sink, tmp_path).await?;
+        let (_sink, digests, signature) = self.fetch_to_path(req, sink, tmp_path).await?;
         let key = match req.decode {
             Decode::Keep => digests.sha256.clone(),
             _ => digests
@@ -288,11 +377,17 @@ impl Fetcher {
                 .clone()
                 .unwrap_or_else(|| digests.sha256.clone()),
         };
+        let signature_path = match signature {
+            Some(_) => Some(cache.signature_path_for(&key)?),
+            None => None,
+        };
         let cache = cache.clone();
         let link_name = name.clone();
-        let path = tokio::task::spawn_blocking(move || cache.commit(tmp, &key, &link_name))
-            .await
-            .map_err(|e| Error::Worker(e.to_string()))??;
+        let path = tokio::task::spawn_blocking(move || {
+            cache.commit_signed(tmp, &key, &link_name, signature.as_deref())
+        })
+        .await
+        .map_err(|e| Error::Worker(e.to_string()))??;
         self.progress.event(&ProgressEvent::Finished {
             name: &req.artifact.name,
         });
@@ -301,6 +396,7 @@ impl Fetcher {
             path,
             digests,
             from_cache: false,
+            signature_path,
         })
     }
 
@@ -627,6 +723,7 @@ fn cached_digests(req: &Request, size: u64) -> Digests {
             decoded: c,
             uncompressed_sha256: req.artifact.uncompressed_sha256.clone(),
             uncompressed_size: Some(size),
+            signer: None,
         },
         Decode::Detect => Digests {
             sha256: req.artifact.sha256.clone(),
@@ -634,7 +731,19 @@ fn cached_digests(req: &Request, size: u64) -> Digests {
             decoded: Compression::None,
             uncompressed_sha256: req.artifact.uncompressed_sha256.clone(),
             uncompressed_size: Some(size),
+            signer: None,
         },
+    }
+}
+
+/// A signature that does not parse is reported for the artifact, not for anonymous `data`.
+fn name_artifact(e: Error, artifact: &str) -> Error {
+    match e {
+        Error::BadSignature { problem, .. } => Error::BadSignature {
+            artifact: artifact.to_owned(),
+            problem,
+        },
+        other => other,
     }
 }
 

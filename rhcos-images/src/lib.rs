@@ -6,6 +6,13 @@
 //! - [`Metadata`]: a parsed `stream.json` ([`Stream`]) or legacy `rhcos.json` / `meta.json`
 //!   ([`LegacyMeta`]). [`Metadata::select`] turns an architecture and a list of [`Kind`]s into
 //!   [`Artifact`]s (URL + expected hashes); an unknown choice is an error listing what exists.
+//! - [`Metadata::install_set`]: the era-aware choice for a bare-metal install, an [`InstallSet`]
+//!   of the [`InstallerEra`] (legacy RHCOS 4.1-4.5 installer kernel + initramfs + metal image,
+//!   or the live kernel + initramfs + rootfs of RHCOS 4.6+ and Fedora CoreOS) and the metal image
+//!   for the disk's sector size (`raw.gz`/`raw.xz`, `4k.raw.gz`/`4k.raw.xz`).
+//! - `Keyring` and `SignatureCheck` (feature `signatures`): detached OpenPGP signatures checked
+//!   incrementally with rPGP, against the Fedora and Red Hat release keys coreos-installer
+//!   embeds (`Keyring::release_keys`) or keys you load.
 //! - [`Source`] / [`Location`]: upstream URLs, an HTTP mirror, or a local mirror directory.
 //! - [`Verifier`]: the synchronous core. One pass hashes the bytes as downloaded, optionally
 //!   decompresses them (gzip; xz with the `xz` feature), hashes the output and writes it to a
@@ -18,7 +25,10 @@
 //!   thread, bounded memory (about 1 MiB in flight per transfer; the example binary peaks at
 //!   13 MiB RSS on a 1 GiB image), resume, bounded retries with exponential backoff (an attempt
 //!   that gets further than all before it earns the budget back), connect and stall timeouts,
-//!   several artifacts at once, [`Progress`] callbacks.
+//!   several artifacts at once, [`Progress`] callbacks. By default (`SignaturePolicy`) each
+//!   artifact's `.sig` is fetched first and checked over the bytes as downloaded in the same
+//!   pass; the cache keeps it as `<sha256>.sig`. Skipping it is an explicit
+//!   `SignaturePolicy::Insecure`.
 //!
 //! # Example
 //!
@@ -55,19 +65,33 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! With the `fetch` feature, downloading into the cache is:
+//! For an install, let the metadata's era decide what to fetch:
+//!
+//! ```
+//! # use rhcos_images::{InstallOptions, InstallerEra, Metadata};
+//! # let json = std::fs::read("tests/fixtures/fcos-stream-stable-34.20211016.3.0.json")?;
+//! let meta = Metadata::from_slice(&json, "stream.json")?;
+//! let set = meta.install_set("x86_64", InstallOptions { sector_size: 4096, ..Default::default() })?;
+//! assert_eq!(set.era, InstallerEra::Live);
+//! assert!(set.image.unwrap().name.ends_with("metal4k.x86_64.raw.xz"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! With the `fetch` feature, downloading into the cache (signatures checked against the
+//! release keys) is:
 //!
 //! ```no_run
 //! # #[cfg(feature = "fetch")]
 //! # async fn demo(meta: rhcos_images::Metadata) -> Result<(), rhcos_images::Error> {
-//! use rhcos_images::{Cache, Fetcher, Kind, Options, Request, Source};
+//! use rhcos_images::{Cache, Fetcher, InstallOptions, Options, Request, Source};
 //!
 //! let cache = Cache::open("/var/cache/rhcos")?;
 //! let fetcher = Fetcher::new(Options::default())?;
 //! let reqs = meta
-//!     .select("x86_64", &[Kind::Kernel, Kind::Initramfs, Kind::Rootfs, Kind::RawGz])?
+//!     .install_set("x86_64", InstallOptions::default())?
+//!     .artifacts()
 //!     .into_iter()
-//!     .map(|a| Request::new(a, &Source::Upstream, false))
+//!     .map(|a| Request::new(a.clone(), &Source::Upstream, false))
 //!     .collect::<Result<Vec<_>, _>>()?;
 //! for fetched in fetcher.fetch_all(&cache, &reqs).await {
 //!     let f = fetched?;
@@ -79,15 +103,22 @@
 //! # Feature flags
 //!
 //! - `fetch`: the HTTP(S) `Fetcher` (reqwest with rustls and the ring provider, tokio). The
-//!   fetcher installs ring as the process-wide rustls provider if none is installed.
+//!   fetcher installs ring as the process-wide rustls provider if none is installed. Implies
+//!   `signatures`.
+//! - `signatures`: `Keyring`, `SignatureCheck` and `Verifier::with_signature` (rPGP, pure Rust,
+//!   no C library; a sizeable build, hence a feature).
 //! - `xz`: `.xz` decompression (FCOS `raw.xz`) through liblzma, which builds a C library.
 //!
-//! Without features the crate is runtime-free: metadata, selection, the verifier and the cache.
+//! Without features the crate is runtime-free: metadata, selection, install sets, the verifier
+//! and the cache.
 //!
 //! # What it does not do
 //!
-//! - It does not check GPG signatures (`signature` URLs are exposed, not verified); integrity
-//!   comes from the SHA-256 values in the metadata, which must come from a trusted channel.
+//! - It does not check the metadata document's own signature: the SHA-256 values and signature
+//!   URLs in it must come from a trusted channel. Signatures are checked against the keyring
+//!   alone, without key expiry, revocation or a web of trust (like coreos-installer).
+//! - It does not re-check a cached file's signature on a cache hit: a `<sha256>.sig` beside it
+//!   means it was verified when stored.
 //! - It does not resume across process restarts: a resume happens within one fetch call; a new
 //!   call starts again from zero (the temporary file of an aborted run is discarded).
 //! - It does not write images to disks itself beyond accepting any [`Sink`], nor guess mirror
@@ -99,10 +130,14 @@ mod cache;
 mod error;
 #[cfg(feature = "fetch")]
 mod fetch;
+mod install;
 mod legacy;
 mod progress;
 pub mod resume;
 mod select;
+#[cfg(feature = "signatures")]
+mod signature;
+mod signer;
 mod source;
 mod stream;
 mod verify;
@@ -110,10 +145,14 @@ mod verify;
 pub use cache::Cache;
 pub use error::{Error, Result};
 #[cfg(feature = "fetch")]
-pub use fetch::{Fetched, Fetcher, Options, Request};
+pub use fetch::{Fetched, Fetcher, Options, Request, SignaturePolicy};
+pub use install::{InstallOptions, InstallSet, InstallerEra};
 pub use legacy::{LegacyImage, LegacyMeta};
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use select::{Artifact, Compression, Kind, Metadata};
+#[cfg(feature = "signatures")]
+pub use signature::{Keyring, SignatureCheck};
+pub use signer::{SignatureProblem, SignerInfo};
 pub use source::{Location, Source};
 pub use stream::{Arch, ImageFormat, PlatformArtifacts, Stream, StreamArtifact, StreamMetadata};
 pub use verify::{Decode, Digests, Sink, Verifier, WriteOnly};

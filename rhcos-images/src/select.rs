@@ -206,6 +206,15 @@ impl Artifact {
     pub fn compression(&self) -> Compression {
         Compression::from_name(&self.name)
     }
+
+    /// Where the detached OpenPGP signature is: the metadata's `signature` field, or else the
+    /// stream convention `<location>.sig` (RHCOS stream files and legacy `rhcos.json` name none,
+    /// but the mirrors publish signatures beside the files the same way).
+    pub fn signature_url(&self) -> String {
+        self.signature
+            .clone()
+            .unwrap_or_else(|| format!("{}.sig", self.location))
+    }
 }
 
 /// A parsed metadata document of either format.
@@ -280,7 +289,7 @@ impl Metadata {
             .collect()
     }
 
-    fn available_names(&self, arch: &str) -> Vec<String> {
+    pub(crate) fn available_names(&self, arch: &str) -> Vec<String> {
         let mut names: Vec<String> = Kind::ALL
             .into_iter()
             .filter(|&k| matches!(self.lookup(arch, k), Ok(Some(_))))
@@ -305,7 +314,7 @@ impl Metadata {
         names
     }
 
-    fn check_arch(&self, arch: &str) -> Result<()> {
+    pub(crate) fn check_arch(&self, arch: &str) -> Result<()> {
         let archs = self.architectures();
         if archs.iter().any(|a| a == arch) {
             Ok(())
@@ -321,64 +330,87 @@ impl Metadata {
         match self {
             Metadata::Stream(s) => {
                 let (platform, format, slot) = kind.stream_path();
-                let Some(p) = s
-                    .architectures
-                    .get(arch)
-                    .and_then(|a| a.artifacts.get(platform))
-                else {
-                    return Ok(None);
-                };
-                let Some(f) = p.formats.get(format) else {
-                    return Ok(None);
-                };
-                let file: Option<&StreamArtifact> = match slot {
-                    "kernel" => f.kernel.as_ref(),
-                    "initramfs" => f.initramfs.as_ref(),
-                    "rootfs" => f.rootfs.as_ref(),
-                    _ => f.disk.as_ref(),
-                };
-                let Some(file) = file else { return Ok(None) };
-                let field =
-                    format!("architectures.{arch}.artifacts.{platform}.formats.{format}.{slot}");
-                artifact(
-                    &field,
-                    Some(kind),
-                    file.location.clone(),
-                    &file.sha256,
-                    file.uncompressed_sha256.as_deref(),
-                    None,
-                    file.signature.clone(),
-                    &p.release,
-                )
-                .map(Some)
+                stream_lookup(s, arch, platform, format, slot, Some(kind))
             }
             Metadata::Legacy(l) => {
-                let Some((key, image)) = kind
+                let Some(key) = kind
                     .legacy_keys()
                     .iter()
-                    .find_map(|k| l.images.get(*k).map(|i| (*k, i)))
+                    .find(|k| l.images.contains_key(**k))
                 else {
                     return Ok(None);
                 };
-                let field = format!("images.{key}");
-                let location = format!("{}{}", l.base_uri, image.path);
-                artifact(
-                    &field,
-                    Some(kind),
-                    location,
-                    &image.sha256,
-                    image.uncompressed_sha256.as_deref(),
-                    image.size,
-                    None,
-                    &l.buildid,
-                )
-                .map(Some)
+                legacy_lookup(l, key, Some(kind))
             }
         }
     }
 }
 
-fn legacy_arch(l: &LegacyMeta) -> &str {
+/// The file in `slot` (`disk`, `kernel`, `initramfs`, `rootfs`) of one stream format.
+pub(crate) fn stream_lookup(
+    s: &Stream,
+    arch: &str,
+    platform: &str,
+    format: &str,
+    slot: &str,
+    kind: Option<Kind>,
+) -> Result<Option<Artifact>> {
+    let Some(p) = s
+        .architectures
+        .get(arch)
+        .and_then(|a| a.artifacts.get(platform))
+    else {
+        return Ok(None);
+    };
+    let Some(f) = p.formats.get(format) else {
+        return Ok(None);
+    };
+    let file: Option<&StreamArtifact> = match slot {
+        "kernel" => f.kernel.as_ref(),
+        "initramfs" => f.initramfs.as_ref(),
+        "rootfs" => f.rootfs.as_ref(),
+        _ => f.disk.as_ref(),
+    };
+    let Some(file) = file else { return Ok(None) };
+    let field = format!("architectures.{arch}.artifacts.{platform}.formats.{format}.{slot}");
+    artifact(
+        &field,
+        kind,
+        file.location.clone(),
+        &file.sha256,
+        file.uncompressed_sha256.as_deref(),
+        None,
+        file.signature.clone(),
+        &p.release,
+    )
+    .map(Some)
+}
+
+/// `images.<key>` of a legacy document.
+pub(crate) fn legacy_lookup(
+    l: &LegacyMeta,
+    key: &str,
+    kind: Option<Kind>,
+) -> Result<Option<Artifact>> {
+    let Some(image) = l.images.get(key) else {
+        return Ok(None);
+    };
+    let field = format!("images.{key}");
+    let location = format!("{}{}", l.base_uri, image.path);
+    artifact(
+        &field,
+        kind,
+        location,
+        &image.sha256,
+        image.uncompressed_sha256.as_deref(),
+        image.size,
+        None,
+        &l.buildid,
+    )
+    .map(Some)
+}
+
+pub(crate) fn legacy_arch(l: &LegacyMeta) -> &str {
     l.basearch.as_deref().unwrap_or("x86_64")
 }
 

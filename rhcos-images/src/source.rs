@@ -93,6 +93,25 @@ impl Source {
     }
 }
 
+impl Source {
+    /// Resolves where to read `artifact`'s detached signature from: the metadata's signature URL
+    /// (or `<location>.sig`) upstream, `<name>.sig` in a mirror.
+    pub fn locate_signature(&self, artifact: &Artifact) -> Result<Location> {
+        let sig_name = format!("{}.sig", artifact.name);
+        match self {
+            Source::Upstream => Location::parse(&artifact.signature_url()),
+            Source::MirrorUrl(base) => {
+                base.join(&sig_name)
+                    .map(Location::Http)
+                    .map_err(|_| Error::InvalidLocation {
+                        location: format!("{base}{sig_name}"),
+                    })
+            }
+            Source::MirrorDir(dir) => Ok(Location::File(mirror_path(dir, &sig_name))),
+        }
+    }
+}
+
 fn mirror_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }

@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::select::{Artifact, Compression};
+#[cfg(feature = "signatures")]
+use crate::signature::SignatureCheck;
+use crate::signer::SignerInfo;
 
 /// Where verified bytes go: a file, a block device, memory, or nowhere.
 ///
@@ -110,6 +113,8 @@ pub struct Digests {
     pub uncompressed_sha256: Option<String>,
     /// Number of decompressed bytes, when a decoder ran.
     pub uncompressed_size: Option<u64>,
+    /// Who signed the bytes as downloaded, when a detached signature was checked in this pass.
+    pub signer: Option<SignerInfo>,
 }
 
 impl Digests {
@@ -243,6 +248,8 @@ pub struct Verifier<W: Sink> {
     stage: Stage<W>,
     url: String,
     path: PathBuf,
+    #[cfg(feature = "signatures")]
+    signature: Option<SignatureCheck>,
 }
 
 impl<W: Sink> std::fmt::Debug for Verifier<W> {
@@ -266,7 +273,18 @@ impl<W: Sink> Verifier<W> {
             stage: Self::stage_for(Hashed::new(sink), decode),
             url: String::new(),
             path: PathBuf::new(),
+            #[cfg(feature = "signatures")]
+            signature: None,
         }
+    }
+
+    /// Also checks a detached OpenPGP signature over the bytes as downloaded (before any
+    /// decompression), in the same pass; [`finish`](Self::finish) fails with
+    /// [`Error::BadSignature`] when it does not verify.
+    #[cfg(feature = "signatures")]
+    pub fn with_signature(mut self, check: SignatureCheck) -> Self {
+        self.signature = Some(check);
+        self
     }
 
     /// Names the source in errors (URL or path).
@@ -307,6 +325,10 @@ impl<W: Sink> Verifier<W> {
         }
         self.hasher.update(buf);
         self.len += buf.len() as u64;
+        #[cfg(feature = "signatures")]
+        if let Some(check) = &mut self.signature {
+            check.update(buf);
+        }
         if let Stage::Sniff(_, head) = &mut self.stage {
             head.extend_from_slice(buf);
             if head.len() < MAGIC_LEN {
@@ -374,6 +396,10 @@ impl<W: Sink> Verifier<W> {
         })?;
         self.hasher = Sha256::new();
         self.len = 0;
+        #[cfg(feature = "signatures")]
+        if let Some(check) = &mut self.signature {
+            check.restart();
+        }
         self.stage = Self::stage_for(Hashed::new(sink), self.decode);
         Ok(())
     }
@@ -404,12 +430,21 @@ impl<W: Sink> Verifier<W> {
         } else {
             (Some(out_hash), Some(h.len))
         };
+        #[cfg(feature = "signatures")]
+        let signer = self
+            .signature
+            .take()
+            .map(SignatureCheck::finish)
+            .transpose()?;
+        #[cfg(not(feature = "signatures"))]
+        let signer = None;
         let digests = Digests {
             sha256: hex::encode(self.hasher.finalize()),
             size: self.len,
             decoded,
             uncompressed_sha256,
             uncompressed_size,
+            signer,
         };
         Ok((sink, digests))
     }

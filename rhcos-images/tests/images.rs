@@ -66,6 +66,13 @@ fn image(len: usize) -> Vec<u8> {
         .collect()
 }
 
+// One test binary: the area modules live in `tests/images/`.
+#[path = "images/install.rs"]
+mod install;
+#[cfg(feature = "signatures")]
+#[path = "images/signatures.rs"]
+mod signatures;
+
 // ---------------------------------------------------------------- metadata
 
 #[test]
@@ -386,11 +393,17 @@ mod fetch {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use rhcos_images::{Fetcher, Options, ProgressEvent, Request, WriteOnly};
+    use rhcos_images::{Fetcher, Options, ProgressEvent, Request, SignaturePolicy, WriteOnly};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     use super::*;
+
+    /// Fetching with a keyring (its own file; `include!` keeps it a child of this module).
+    #[cfg(feature = "signatures")]
+    mod signed {
+        include!("images/fetch/signed.rs");
+    }
 
     fn artifact(name: &str, downloaded: &[u8], raw: Option<&[u8]>) -> Artifact {
         Artifact {
@@ -598,6 +611,8 @@ mod fetch {
             backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(50),
             env_proxy: false,
+            // These tests are about transfers; `signatures` tests the signed path.
+            signatures: SignaturePolicy::Insecure,
             ..Options::default()
         }
     }
@@ -1326,6 +1341,7 @@ mod nginx {
         // A full fetch + gunzip + verify into a cache.
         let fetcher = Fetcher::new(Options {
             env_proxy: false,
+            signatures: rhcos_images::SignaturePolicy::Insecure,
             ..Options::default()
         })
         .unwrap();
