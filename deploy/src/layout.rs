@@ -28,7 +28,8 @@ use crate::timeline::{Phase, Timeline};
 /// # "#, "plan.toml")?;
 /// # let artifacts = Artifacts {
 /// #     root: "/var/cache/rhcos-metal".into(),
-/// #     kernel: "/aa".into(), initramfs: "/bb".into(), rootfs: None, image: "/cc".into(),
+/// #     generation: rhcos_deploy::Generation::Live, kernel: "/aa".into(),
+/// #     initramfs: "/bb".into(), rootfs: None, image: Some("/cc".into()), image_4k: None,
 /// # };
 /// let layout = Layout::new(&plan, &artifacts);
 /// assert_eq!(layout.url(Layout::REPORT), "http://172.22.0.1:8080/report");
@@ -126,12 +127,18 @@ impl Layout {
     /// Which HTTP paths mark which phase of a host's install.
     pub fn phases(&self) -> Vec<(&str, Phase)> {
         let a = &self.artifacts;
-        vec![
+        let mut phases = vec![
             (Self::HOST_SCRIPT, Phase::Script),
             (a.kernel.as_str(), Phase::Kernel),
             (a.initramfs.as_str(), Phase::Initramfs),
-            (a.image.as_str(), Phase::Image),
-        ]
+        ];
+        phases.extend(
+            a.image
+                .iter()
+                .chain(&a.image_4k)
+                .map(|i| (i.as_str(), Phase::Image)),
+        );
+        phases
     }
 
     /// A timeline for the plan's hosts that knows which transfers mark which phase.

@@ -91,17 +91,20 @@ mod servers;
 mod timeline;
 
 #[cfg(feature = "run")]
-pub use artifacts::{Artifacts, fetch_artifacts};
+pub use artifacts::{Artifacts, Selection, fetch_artifacts, select_artifacts};
 #[cfg(feature = "run")]
 pub use bmc::open_bmc;
 #[cfg(feature = "libvirt")]
 pub use bootstrap::{Applied, apply_bootstrap, remove_bootstrap};
 pub use error::Error;
+/// The installer generation of [`Artifacts`], from `ipxe-script`.
+#[cfg(feature = "run")]
+pub use ipxe_script::Generation;
 #[cfg(feature = "run")]
 pub use layout::Layout;
 pub use plan::{
-    BmcDriver, BmcSpec, Bootstrap, Chain, Cluster, Host, IgnitionVia, Images, Plan, PlanError,
-    Provisioning, Role, Timeouts, bootstrap_cluster, bootstrap_ignition,
+    BmcDriver, BmcSpec, Bootstrap, Chain, Cluster, Host, IgnitionVia, Images, InstallFrom, Plan,
+    PlanError, Provisioning, Role, Timeouts, bootstrap_cluster, bootstrap_ignition,
 };
 #[cfg(feature = "run")]
 pub use run::{Summary, run};

@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use examples::DownloadBars;
-use rhcos_deploy::{Artifacts, Plan};
+use rhcos_deploy::Plan;
 
 #[derive(Parser)]
 #[command(about = "Deploy RHCOS on bare metal from a plan file")]
@@ -22,8 +22,9 @@ struct Args {
     /// The deployment plan (TOML; see examples/deploy.toml.example).
     #[arg(long)]
     plan: PathBuf,
-    /// Check the plan and print what would be done, the libvirt XML and every host's iPXE
-    /// script, without fetching, binding or powering anything.
+    /// Check the plan, read the image metadata, and print what would be done: every artifact
+    /// (name, size, sha256, signature), the libvirt XML and every host's iPXE script, without
+    /// fetching an image, binding or powering anything.
     #[arg(long)]
     dry_run: bool,
     /// Stop and remove the bootstrap VM and its network (once the cluster has bootstrapped),
@@ -48,7 +49,7 @@ async fn deploy(args: Args) -> Result<bool> {
     // Plan errors carry the file and key path: "deploy.toml: at `hosts[1].mac`: ...".
     let plan = Plan::load(&args.plan)?;
     if args.dry_run {
-        dry_run(&plan)?;
+        dry_run(&plan).await?;
         return Ok(true);
     }
     if args.remove_bootstrap {
@@ -104,7 +105,7 @@ async fn remove_bootstrap(_: &Plan) -> Result<bool> {
 }
 
 /// Prints what a deployment would do, without doing any of it.
-fn dry_run(plan: &Plan) -> Result<()> {
+async fn dry_run(plan: &Plan) -> Result<()> {
     let c = &plan.cluster;
     let p = &plan.provisioning;
     println!("cluster {}.{}", c.name, c.base_domain);
@@ -117,6 +118,38 @@ fn dry_run(plan: &Plan) -> Result<()> {
         println!("  mirror           {}", mirror.display());
     }
     println!("  verified into    {}", plan.images.cache.display());
+    let signatures = if plan.images.unsigned {
+        "none: the images are unsigned (coreos.inst.insecure)".to_owned()
+    } else if let Some(keyring) = &plan.images.keyring {
+        format!("keys in {} (coreos.inst.insecure)", keyring.display())
+    } else {
+        "Fedora and Red Hat release keys".to_owned()
+    };
+    println!("  signatures       {signatures}");
+    // Only the metadata is read: artifacts are served under the sha256 it names.
+    let selection = rhcos_deploy::select_artifacts(plan)
+        .await
+        .context("reading the image metadata")?;
+    println!(
+        "  metadata         {} ({} {})",
+        selection.metadata, selection.set.era, selection.set.release
+    );
+    let base = format!(
+        "http://{}:{}",
+        plan.provisioning.address, plan.provisioning.http_port
+    );
+    for a in selection.artifacts() {
+        let size = a
+            .size
+            .map_or("size unknown".to_owned(), |s| format!("{s} bytes"));
+        println!("  {:<40} {size}", a.name);
+        println!("      sha256     {}", a.sha256);
+        println!("      from       {}", a.location);
+        println!("      served at  {base}/{}", a.sha256);
+        if !plan.images.unsigned {
+            println!("      signature  {}", a.signature_url());
+        }
+    }
     println!(
         "provisioning on {} ({}/{})",
         p.interface, p.address, p.prefix
@@ -175,14 +208,7 @@ fn dry_run(plan: &Plan) -> Result<()> {
         None => println!("no bootstrap vm"),
     }
 
-    // Artifacts are served under their sha256, known only after the fetch.
-    let artifacts = Artifacts {
-        root: plan.images.cache.clone(),
-        kernel: "/SHA256-OF-KERNEL".into(),
-        initramfs: "/SHA256-OF-INITRAMFS".into(),
-        rootfs: Some("/SHA256-OF-ROOTFS".into()),
-        image: "/SHA256-OF-METAL-IMAGE".into(),
-    };
+    let artifacts = selection.served(plan.images.cache.clone());
     let layout = rhcos_deploy::Layout::new(plan, &artifacts);
     let scripts = rhcos_deploy::ipxe_scripts(plan, &layout)?;
     for h in &plan.hosts {

@@ -172,7 +172,9 @@ fn main() -> Result<()> {
         kernel: "/kernel".into(),
         initramfs: "/initramfs.img".into(),
         rootfs: Some("/rootfs.img".into()),
-        image: "/metal.raw.gz".into(),
+        image: Some("/metal.raw.gz".into()),
+        image_4k: None,
+        generation: rhcos_deploy::Generation::Live,
     };
     let events = Arc::new(Counter::default());
     let rt = tokio::runtime::Builder::new_multi_thread()

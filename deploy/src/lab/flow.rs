@@ -53,6 +53,9 @@ impl Lab {
                 mirror: None,
                 arch: "x86_64".into(),
                 cache: self.dir.join("cache"),
+                keyring: None,
+                unsigned: true,
+                install_from: crate::plan::InstallFrom::Download,
             },
             provisioning: Provisioning {
                 interface: self.bridge.clone(),
@@ -92,6 +95,7 @@ impl Lab {
                     // Fixed hosts get reservations; introspected ones come from the pool.
                     address: role.as_ref().map(|_| Ipv4Addr::from(net | (10 + i as u32))),
                     install_dev: "/dev/vda".into(),
+                    sector_size: None,
                     bmc: Some(BmcSpec {
                         driver: BmcDriver::Ipmi,
                         address: vm.bmc.to_string(),

@@ -89,6 +89,39 @@ pub struct Images {
     /// Where verified artifacts are cached.
     #[serde(default = "default_cache")]
     pub cache: PathBuf,
+    /// The OpenPGP public keys (armored or binary) whose detached signatures every artifact
+    /// must carry; by default the Fedora and Red Hat release keys that coreos-installer also
+    /// trusts. coreos-installer knows only those, so with a keyring of your own the installer
+    /// is told not to check again (`coreos.inst.insecure`): it installs what we verified.
+    #[serde(default)]
+    pub keyring: Option<PathBuf>,
+    /// The images carry no signature anyone can check (a lab, or a mirror that says so): skip
+    /// the checks, and pass `coreos.inst.insecure` to the installer. Never the default.
+    #[serde(default)]
+    pub unsigned: bool,
+    /// Where live installs (RHCOS 4.6+, FCOS) get the metal image: `download` (default:
+    /// `coreos.inst.image_url` points at our copy) or `live` (the live system installs itself
+    /// and no image is fetched). The legacy installer always downloads.
+    #[serde(default)]
+    pub install_from: InstallFrom,
+}
+
+/// See [`Images::install_from`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallFrom {
+    /// The installer downloads the metal image from our HTTP server.
+    #[default]
+    Download,
+    /// The live system copies itself to the disk.
+    Live,
+}
+
+impl Images {
+    /// Whether the installer must be told not to check signatures itself.
+    pub fn installer_insecure(&self) -> bool {
+        self.unsigned || self.keyring.is_some()
+    }
 }
 
 fn default_arch() -> String {
@@ -277,6 +310,10 @@ pub struct Host {
     /// The install disk.
     #[serde(default = "default_install_dev")]
     pub install_dev: String,
+    /// The install disk's logical sector size: `512`, or `4096` for 4Kn disks, which get the
+    /// 4k metal image. Unset: 512, or what introspection reports.
+    #[serde(default)]
+    pub sector_size: Option<u32>,
     /// The host's BMC.
     #[serde(default)]
     pub bmc: Option<BmcSpec>,
@@ -471,6 +508,24 @@ impl Plan {
                 "images".into(),
                 "give `stream` (a stream.json URL or path) or `mirror` (a directory)".into(),
             ));
+        }
+        if self.images.unsigned && self.images.keyring.is_some() {
+            return Err(invalid(
+                "images.unsigned".into(),
+                "`unsigned` skips signature checks, so `keyring` would never be used".into(),
+            ));
+        }
+        for (i, h) in self.hosts.iter().enumerate() {
+            if let Some(size) = h.sector_size
+                && !matches!(size, 512 | 4096)
+            {
+                return Err(invalid(
+                    format!("hosts[{i}].sector_size"),
+                    format!(
+                        "{size} is not a logical sector size coreos images exist for (512, 4096)"
+                    ),
+                ));
+            }
         }
         if self.provisioning.prefix == 0 || self.provisioning.prefix > 30 {
             return Err(invalid(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use ipxe_script::{ChainScript, CoreosArgs, Generation, HostScript, Word};
+use ipxe_script::{ChainScript, CoreosArgs, HostScript, Word};
 use pxe_stack::Mac;
 use pxe_stack::http::Routes;
 use pxe_stack::route::{Params, RouteRequest, reply};
@@ -18,17 +18,23 @@ use crate::plan::{Plan, Role};
 /// The per-host iPXE scripts: `/ipxe?mac=..` answers with the kernel, initramfs and arguments
 /// for that host; unknown hosts get a 404 (iPXE's retry loop reports it on the console).
 ///
+/// The arguments follow the installer generation of the artifacts (legacy `coreos.inst=yes`
+/// or live), the metal image matches the host's sector size, and `coreos.inst.insecure` is
+/// passed only when the plan says the installer cannot check the images' signatures.
+///
 /// # Errors
 /// [`Error::Script`] when a URL or argument would break the script.
 pub fn ipxe_scripts(plan: &Plan, layout: &Layout) -> Result<HashMap<Mac, Bytes>, Error> {
     let a = layout.artifacts();
     let mut out = HashMap::new();
     for host in &plan.hosts {
+        let sector_size = host.sector_size.unwrap_or(512);
         let mut args = CoreosArgs {
-            generation: Generation::Live,
+            generation: a.generation,
             install_dev: Some(host.install_dev.clone()),
-            image_url: Some(layout.url(&a.image)),
+            image_url: a.image_for(sector_size).map(|i| layout.url(i)),
             rootfs_url: a.rootfs.as_ref().map(|r| layout.url(r)),
+            insecure: plan.images.installer_insecure(),
             consoles: vec!["ttyS0,115200".into()],
             extra: vec![format!("rhcos_metal.report={}", layout.url(Layout::REPORT))],
             ..Default::default()

@@ -70,6 +70,7 @@ fn host(bmc: BmcSpec) -> Host {
         role: Role::Master,
         address: None,
         install_dev: "/dev/sda".into(),
+        sector_size: None,
         bmc: Some(bmc),
     }
 }
