@@ -2,7 +2,7 @@
 //!
 //! No BMC simulator available here speaks suite 17: OpenIPMI 2.0.33's `ipmi_sim` (Debian 12)
 //! implements only RAKP-HMAC-SHA1/MD5 and lists suites 0 to 14, so it answers an Open Session
-//! for suite 17 with "invalid authentication algorithm" (the live tests in `tests/peers.rs`
+//! for suite 17 with "invalid authentication algorithm" (the live tests in `tests/it/main.rs`
 //! check our fallback to suite 3 there). ipmitool, however, implements the console side of
 //! suite 17. This test answers it with a minimal BMC built from this crate's suite 17
 //! primitives (the RAKP codes, SIK, K1/K2, HMAC-SHA256-128 integrity, AES-CBC-128 and the

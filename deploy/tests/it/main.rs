@@ -2,8 +2,12 @@
 //! (ipmi_sim, sushy-emulator, libvirt's test driver), and (feature `lab`, root only) the lab
 //! and whole deployments in it.
 
+#[cfg(feature = "run")]
+mod eras;
 #[cfg(feature = "lab")]
 mod lab;
 #[cfg(feature = "run")]
 mod peers;
 mod plan;
+#[cfg(feature = "run")]
+mod signatures;

@@ -66,7 +66,7 @@ fn image(len: usize) -> Vec<u8> {
         .collect()
 }
 
-// One test binary: the area modules live in `tests/images/`.
+// One test binary: the area modules live in `tests/it/`.
 #[path = "images/install.rs"]
 mod install;
 #[cfg(feature = "signatures")]
