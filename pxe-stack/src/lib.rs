@@ -51,6 +51,8 @@ pub use host::{HostLookup, Mac, NoLookup, ParseMacError};
 
 #[cfg(feature = "dhcp")]
 pub mod dhcp;
+#[cfg(any(feature = "tftp", feature = "http"))]
+mod files;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "tftp")]
