@@ -55,6 +55,8 @@ pub mod dhcp;
 mod files;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "ipv6-ra")]
+pub mod ra;
 #[cfg(feature = "tftp")]
 pub mod tftp;
 
