@@ -22,7 +22,7 @@ use crate::files::{FileIo, FileStream};
 pub(crate) struct Body {
     kind: Kind,
     sent: u64,
-    report: Option<Report>,
+    report: Option<AccessReport>,
 }
 
 impl std::fmt::Debug for Body {
@@ -40,7 +40,7 @@ enum Kind {
 }
 
 /// What to report when the body is dropped.
-pub(crate) struct Report {
+pub(crate) struct AccessReport {
     pub(crate) reporters: Arc<Reporters>,
     pub(crate) entry: AccessEntry,
     pub(crate) path: String,
@@ -74,7 +74,7 @@ impl Body {
         }
     }
 
-    pub(crate) fn with_report(mut self, report: Report) -> Self {
+    pub(crate) fn with_report(mut self, report: AccessReport) -> Self {
         self.report = Some(report);
         self
     }

@@ -92,7 +92,7 @@ use crate::files::{self, FileIo};
 use crate::host::{HostLookup, Mac, NoLookup};
 use crate::route::{RouteRequest, reply};
 use access::Reporters;
-use body::{Body, Report};
+use body::{AccessReport, Body};
 use routes::Route;
 
 /// What the server serves and how.
@@ -386,7 +386,7 @@ impl Inner {
         };
         let mut entry = entry;
         entry.status = resp.status().as_u16();
-        let report = Report {
+        let report = AccessReport {
             reporters: Arc::clone(&self.reporters),
             entry,
             path,

@@ -52,12 +52,12 @@ pub(super) struct Catalog {
     lookup: Arc<dyn HostLookup>,
     events: Arc<dyn EventSink>,
     counts: Arc<Mutex<Counts>>,
-    shared: Mutex<Shared>,
+    shared: Mutex<SmallFiles>,
 }
 
 /// Small files read once and shared, each with the identity of the version it holds.
 #[derive(Default)]
-struct Shared {
+struct SmallFiles {
     files: HashMap<PathBuf, (FileId, Bytes)>,
     /// Paths in the order they were added, oldest first, for eviction.
     order: std::collections::VecDeque<PathBuf>,
@@ -86,7 +86,7 @@ impl FileId {
     }
 }
 
-impl Shared {
+impl SmallFiles {
     fn get(&self, path: &Path, id: FileId) -> Option<Bytes> {
         match self.files.get(path) {
             Some((have, bytes)) if *have == id => Some(bytes.clone()),
@@ -421,5 +421,78 @@ impl Read for Content {
                 Ok(0)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn big_file(len: usize) -> (File, Vec<u8>) {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut tmp = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut tmp, &data).unwrap();
+        (tmp, data)
+    }
+
+    fn content(file: File, len: u64) -> Content {
+        let files = FileIo::start("test-tftp", 1, FILE_BUDGET, MAX_CHUNK).unwrap();
+        Content::File {
+            stream: FileStream::new(file, 0, len, &files),
+            ahead: VecDeque::new(),
+            buffered: 0,
+            failed: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn big_files_are_read_from_what_fill_read_ahead() {
+        let (file, data) = big_file(300_000);
+        let mut c = content(file, data.len() as u64);
+        assert_eq!(c.len(), 300_000);
+        let mut out = vec![0u8; 1468 * 64];
+        let mut got = Vec::new();
+        loop {
+            c.fill(out.len()).await;
+            let mut n = 0;
+            while n < out.len() {
+                match c.read(&mut out[n..]).unwrap() {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            got.extend_from_slice(&out[..n]);
+            if n < out.len() {
+                break;
+            }
+        }
+        assert_eq!(got, data);
+    }
+
+    #[tokio::test]
+    async fn reading_past_the_filled_bytes_is_an_error_not_a_blocking_read() {
+        let (file, _) = big_file(200_000);
+        let mut c = content(file, 200_000);
+        c.fill(1000).await;
+        let mut out = vec![0u8; 200_000];
+        let mut n = 0;
+        let err = loop {
+            match c.read(&mut out[n..]) {
+                Ok(k) => n += k,
+                Err(e) => break e,
+            }
+        };
+        assert!(n >= 1000, "{n}");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[tokio::test]
+    async fn a_big_file_that_shrinks_ends_short() {
+        let (file, data) = big_file(100_000);
+        let mut c = content(file, 150_000);
+        c.fill(200_000).await;
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, data);
     }
 }
