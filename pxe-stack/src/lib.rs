@@ -3,19 +3,26 @@
 //! A booting host meets three servers in turn: DHCP hands it an address and a first boot file
 //! chosen by its firmware architecture; TFTP carries that small file (an iPXE binary); HTTP
 //! carries everything after it: the per-host iPXE script, kernel, initramfs, the metal image and
-//! the Ignition config. This crate provides the three servers and the vocabulary they share:
+//! the Ignition config. This crate provides the three servers (and IPv6 router advertisements
+//! beside DHCP) and the vocabulary they share:
 //!
 //! - [`Mac`] and [`HostLookup`]: a host's identity and the lease table that maps addresses to it.
 //! - [`Event`] and [`EventSink`]: one per-host timeline fed by every server.
 //! - [`route::Handler`]: how other crates (`ipxe-script`, `ignition-serve`, `introspect`) plug
 //!   dynamic content into the HTTP server without this crate depending on them.
 //!
-//! The core (this module's types) has no runtime; each server is a cargo feature.
+//! The core (this module's types) has no runtime; each server is a cargo feature. Every server
+//! has the same shape: `Server::new(config)` (fallible for DHCP, which validates its
+//! configuration), `with_*` builders, then `server.serve(socket, shutdown).await` on a socket the
+//! caller bound (`dhcp::bind` and `ra::bind` open the ones that need special options), so tests
+//! bind port 0 and embedders choose interfaces, namespaces and privileges. TFTP and HTTP share
+//! their path confinement and their large-file reader (in place from the page cache, a few
+//! reader threads otherwise, pooled buffers within a memory budget).
 //!
 //! # Feature flags
-//! - `dhcp`: the PXE-aware DHCPv4 server.
-//! - `ipv6-ra`: with `dhcp`, a SLAAC-only IPv6 router advertisement sender so iPXE does not wait
-//!   for IPv6 autoconfiguration.
+//! - `dhcp`: the PXE-aware DHCPv4 server (`dhcp::Server`).
+//! - `ipv6-ra`: a SLAAC-only IPv6 router advertisement server (`ra::Server`) for the DHCP
+//!   server's interface, so iPXE does not wait for IPv6 autoconfiguration.
 //! - `tftp`: the TFTP server (`tftp::Server`): read-only files from a root, from memory or
 //!   generated per host; `blksize`, `tsize`, `timeout` and `windowsize`; concurrency limits.
 //! - `http`: the HTTP server for artifacts and dynamic routes (`http::Server`, `http::Routes`):
@@ -54,8 +61,12 @@ pub use host::{HostLookup, Mac, NoLookup, ParseMacError};
 
 #[cfg(feature = "dhcp")]
 pub mod dhcp;
+#[cfg(any(feature = "tftp", feature = "http"))]
+mod files;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "ipv6-ra")]
+pub mod ra;
 #[cfg(feature = "tftp")]
 pub mod tftp;
 

@@ -51,12 +51,12 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let socket = bind(iface.as_deref(), 67)?;
-        let mut server = Server::new(config, socket)?;
+        let mut server = Server::new(config)?;
         if let Some(path) = lease_file {
             server = server.with_lease_file(LeaseFile::new(path))?;
         }
         println!("ready");
-        server.run(std::future::pending()).await?;
+        server.serve(socket, std::future::pending()).await?;
         Ok(())
     })
 }

@@ -66,7 +66,10 @@
 //! ```
 //!
 //! To serve: `let socket = dhcp::bind(Some("br0"), 67)?;` then
-//! `Server::new(config, socket)?.with_lease_file(LeaseFile::new(path))?.run(shutdown).await`.
+//! `Server::new(config)?.with_lease_file(LeaseFile::new(path))?.serve(socket, shutdown).await`.
+//! [`Server::leases`] hands out the lease table (a [`HostLookup`](crate::HostLookup) for the
+//! TFTP and HTTP servers) before serving starts. Router advertisements for the same interface
+//! are [`ra`](crate::ra) (feature `ipv6-ra`).
 //!
 //! # What it does not do
 //! No DHCPv6, no DNS, no ping probe before an offer unless [`Config::ping_probe_ms`] asks for
@@ -80,8 +83,6 @@ mod error;
 mod leases;
 mod packet;
 mod probe;
-#[cfg(feature = "ipv6-ra")]
-mod ra;
 mod respond;
 mod server;
 mod store;
@@ -93,8 +94,6 @@ pub use config::{
 pub use error::Error;
 pub use leases::{Lease, LeaseTable, Leases, State, unix_secs};
 pub use packet::{Client, MAX_PACKET, Malformed, Request};
-#[cfg(feature = "ipv6-ra")]
-pub use ra::{Advertisement, RouterAdvertiser, is_router_solicitation};
 pub use respond::{CLIENT_PORT, Outcome, PROXY_PORT, Reply, SERVER_PORT, probed, respond};
 pub use server::{Server, bind};
 pub use store::LeaseFile;

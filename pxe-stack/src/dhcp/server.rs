@@ -64,8 +64,27 @@ pub fn bind(interface: Option<&str>, port: u16) -> Result<UdpSocket, Error> {
 /// The DHCP server: one socket (port 67), optionally a ProxyDHCP socket (port 4011), a lease
 /// table, a lease file and an event sink; with
 /// [`Config::ping_probe_ms`](super::Config::ping_probe_ms) set, also an ICMP socket on the same
-/// interface.
+/// interface. Build with [`Server::new`], then [`serve`](Server::serve).
 pub struct Server {
+    policy: Arc<Policy>,
+    proxy_socket: Option<UdpSocket>,
+    leases: Leases,
+    store: Option<LeaseFile>,
+    events: Arc<dyn EventSink>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("policy", &self.policy)
+            .field("proxy_socket", &self.proxy_socket)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A server while it serves: what [`Server`] was built with, plus its sockets.
+struct Running {
     policy: Arc<Policy>,
     socket: Arc<UdpSocket>,
     proxy_socket: Option<UdpSocket>,
@@ -75,56 +94,16 @@ pub struct Server {
     prober: Option<Arc<Prober>>,
 }
 
-impl std::fmt::Debug for Server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
-            .field("policy", &self.policy)
-            .field("socket", &self.socket)
-            .field("proxy_socket", &self.proxy_socket)
-            .field("store", &self.store)
-            .field("prober", &self.prober)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Server {
-    /// A server for `config` on an already bound `socket` (see [`bind`]). Must be called inside
-    /// a tokio runtime.
-    ///
-    /// With [`Config::ping_probe_ms`](super::Config::ping_probe_ms) set this also opens the
-    /// ICMP socket for the probes, tied to the interface `socket` is bound to; without
-    /// `CAP_NET_RAW` (and without a `net.ipv4.ping_group_range` that admits the server) that
-    /// fails with [`Error::Bind`] naming the capability.
-    pub fn new(config: Config, socket: UdpSocket) -> Result<Server, Error> {
-        let policy = Policy::new(config)?;
-        socket.set_broadcast(true)?;
-        let prober = match policy.config().ping_probe_ms {
-            Some(_) => {
-                let device = SockRef::from(&socket).device()?;
-                let prober = Prober::new(device.as_deref()).map_err(|source| {
-                    let perm = source.kind() == io::ErrorKind::PermissionDenied
-                        || source.raw_os_error() == Some(1);
-                    Error::Bind {
-                        interface: device
-                            .as_deref()
-                            .map_or("*".into(), |d| String::from_utf8_lossy(d).into_owned()),
-                        port: 0,
-                        hint: perm.then_some("CAP_NET_RAW"),
-                        source,
-                    }
-                })?;
-                Some(Arc::new(prober))
-            }
-            None => None,
-        };
+    /// A server for `config`, with no lease file and no event sink. Fails when the
+    /// configuration does not hold together (see [`Policy::new`]).
+    pub fn new(config: Config) -> Result<Server, Error> {
         Ok(Server {
-            policy: Arc::new(policy),
-            socket: Arc::new(socket),
+            policy: Arc::new(Policy::new(config)?),
             proxy_socket: None,
             leases: Leases::default(),
             store: None,
             events: Arc::new(Discard),
-            prober,
         })
     }
 
@@ -165,9 +144,55 @@ impl Server {
         self.leases.clone()
     }
 
-    /// Serve until `shutdown` completes. Returns an error only when the lease file cannot be
-    /// written at shutdown or a socket fails for good.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    /// Serves requests arriving on `socket` (see [`bind`]) until `shutdown` completes, then
+    /// writes the lease file. Returns an error when the lease file cannot be written at
+    /// shutdown or a socket fails for good.
+    ///
+    /// With [`Config::ping_probe_ms`](super::Config::ping_probe_ms) set this first opens the
+    /// ICMP socket for the probes, tied to the interface `socket` is bound to; without
+    /// `CAP_NET_RAW` (and without a `net.ipv4.ping_group_range` that admits the server) that
+    /// fails with [`Error::Bind`] naming the capability.
+    pub async fn serve(
+        self,
+        socket: UdpSocket,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        socket.set_broadcast(true)?;
+        let prober = match self.policy.config().ping_probe_ms {
+            Some(_) => {
+                let device = SockRef::from(&socket).device()?;
+                let prober = Prober::new(device.as_deref()).map_err(|source| {
+                    let perm = source.kind() == io::ErrorKind::PermissionDenied
+                        || source.raw_os_error() == Some(1);
+                    Error::Bind {
+                        interface: device
+                            .as_deref()
+                            .map_or("*".into(), |d| String::from_utf8_lossy(d).into_owned()),
+                        port: 0,
+                        hint: perm.then_some("CAP_NET_RAW"),
+                        source,
+                    }
+                })?;
+                Some(Arc::new(prober))
+            }
+            None => None,
+        };
+        Running {
+            policy: self.policy,
+            socket: Arc::new(socket),
+            proxy_socket: self.proxy_socket,
+            leases: self.leases,
+            store: self.store,
+            events: self.events,
+            prober,
+        }
+        .run(shutdown)
+        .await
+    }
+}
+
+impl Running {
+    async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         tokio::pin!(shutdown);
         let mut buf = vec![0u8; MAX_PACKET + 1];
         let mut pbuf = vec![0u8; MAX_PACKET + 1];

@@ -58,12 +58,6 @@ mod access;
 mod body;
 mod cond;
 mod mime;
-// One confinement implementation for both servers, compiled once whatever the features.
-#[cfg(not(feature = "tftp"))]
-#[path = "../tftp/path.rs"]
-mod path;
-#[cfg(feature = "tftp")]
-use crate::tftp::path;
 mod routes;
 #[cfg(feature = "tls")]
 mod tls;
@@ -94,10 +88,11 @@ pub use routes::{DEFAULT_BODY_LIMIT, Routes};
 pub use tls::Tls;
 
 use crate::events::{Discard, EventSink};
+use crate::files::{self, FileIo};
 use crate::host::{HostLookup, Mac, NoLookup};
 use crate::route::{RouteRequest, reply};
 use access::Reporters;
-use body::{Body, Report};
+use body::{AccessReport, Body};
 use routes::Route;
 
 /// What the server serves and how.
@@ -186,7 +181,7 @@ impl std::fmt::Debug for Server {
 
 struct Inner {
     root: Option<PathBuf>,
-    files: Arc<body::FileIo>,
+    files: Arc<FileIo>,
     routes: Routes,
     lookup: Arc<dyn HostLookup>,
     reporters: Arc<Reporters>,
@@ -249,7 +244,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         let root = match &self.config.root {
-            Some(dir) => Some(path::canonical_root(dir).map_err(|source| Error::Root {
+            Some(dir) => Some(files::canonical_root(dir).map_err(|source| Error::Root {
                 path: dir.clone(),
                 source,
             })?),
@@ -257,7 +252,8 @@ impl Server {
         };
         let inner = Arc::new(Inner {
             root,
-            files: body::FileIo::start(
+            files: FileIo::start(
+                "http-file",
                 self.config.file_threads,
                 self.config.buffer_budget,
                 self.config.chunk_size,
@@ -390,7 +386,7 @@ impl Inner {
         };
         let mut entry = entry;
         entry.status = resp.status().as_u16();
-        let report = Report {
+        let report = AccessReport {
             reporters: Arc::clone(&self.reporters),
             entry,
             path,
@@ -473,13 +469,13 @@ fn decode_path(raw: &str) -> Option<String> {
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .ok()?;
-    path::confine(&decoded).ok()
+    files::confine(&decoded).ok()
 }
 
 /// Opens a confined path under `root`: 404 when missing or not a file, 403 when a symlink leads
 /// out of the root or the file is unreadable.
 fn open(root: &std::path::Path, rel: &str) -> Result<(File, Validators), StatusCode> {
-    let real = match path::resolve(root, rel) {
+    let real = match files::resolve(root, rel) {
         Ok(Some(p)) => p,
         Ok(None) => return Err(StatusCode::NOT_FOUND),
         Err(()) => return Err(StatusCode::FORBIDDEN),

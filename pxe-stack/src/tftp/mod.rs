@@ -8,7 +8,10 @@
 //! [`Transfer`](crate::EventKind::Transfer) event with the bytes the client acknowledged.
 //!
 //! Each transfer is a sans-IO state machine driven by its own task on the caller's runtime, so
-//! transfers spread over the runtime's threads.
+//! transfers spread over the runtime's threads. Small files (up to 4 MiB, 32 MiB in all) are
+//! read once and shared by every transfer of them; bigger ones are read ahead of each window the
+//! way the HTTP server reads files: in place from the page cache, on a few reader threads
+//! otherwise, never with a blocking read on the runtime's threads.
 //!
 //! Serve an in-memory iPXE script and fetch it with a bare RRQ:
 //!
@@ -43,9 +46,8 @@
 //! the bytes as stored, as most servers do), and no per-transfer rate limiting. It is meant for
 //! the first boot file only: kernels and images belong on the HTTP server.
 
-mod handler;
+mod catalog;
 mod packet;
-pub(crate) mod path;
 mod transfer;
 
 use std::collections::{HashMap, HashSet};
@@ -58,6 +60,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::events::{Discard, EventSink};
+use crate::files;
 use crate::host::{HostLookup, Mac, NoLookup};
 use crate::lock;
 use transfer::{Outcome, Transfer};
@@ -229,7 +232,7 @@ impl Server {
             return Err(Error::Unspecified { addr });
         }
         let root = match &self.config.root {
-            Some(dir) => Some(path::canonical_root(dir).map_err(|source| Error::Root {
+            Some(dir) => Some(files::canonical_root(dir).map_err(|source| Error::Root {
                 path: dir.clone(),
                 source,
             })?),
@@ -237,12 +240,12 @@ impl Server {
         };
         socket.set_nonblocking(true)?;
         let socket = tokio::net::UdpSocket::from_std(socket)?;
-        let handler = Arc::new(handler::Handler::new(
+        let catalog = Arc::new(catalog::Catalog::new(
             root,
             self.config,
             self.lookup,
             self.events,
-        ));
+        )?);
         let in_progress: Arc<Mutex<HashSet<SocketAddr>>> = Arc::default();
         let mut tasks = tokio::task::JoinSet::new();
         let mut buf = vec![0u8; 4096];
@@ -267,7 +270,7 @@ impl Server {
                         continue;
                     }
                     let guard = InProgress { peer, set: Arc::clone(&in_progress) };
-                    tasks.spawn(serve_request(Arc::clone(&handler), addr.ip(), peer, request, guard));
+                    tasks.spawn(serve_request(Arc::clone(&catalog), addr.ip(), peer, request, guard));
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
@@ -319,7 +322,7 @@ impl Request {
 }
 
 async fn serve_request(
-    handler: Arc<handler::Handler>,
+    catalog: Arc<catalog::Catalog>,
     local: IpAddr,
     peer: SocketAddr,
     request: Request,
@@ -334,17 +337,17 @@ async fn serve_request(
     };
     let refuse = |code: u16, message: &str, status: u16, mac: Option<Mac>| {
         let socket = &socket;
-        let handler = &handler;
+        let catalog = &catalog;
         let path = request.filename.clone();
         let pkt = packet::error(code, message);
         async move {
             // Recorded before the client can see the error, so the timeline never lags the wire.
-            handler.report(peer, mac, &path, 0, Duration::ZERO, status);
+            catalog.report(peer, mac, &path, 0, Duration::ZERO, status);
             let _ = socket.send(&pkt).await;
         }
     };
     if request.write {
-        let mac = handler.mac_for(peer);
+        let mac = catalog.mac_for(peer);
         return refuse(
             packet::code::ILLEGAL,
             "Server is read-only",
@@ -354,7 +357,7 @@ async fn serve_request(
         .await;
     }
     if request.mode != "octet" && request.mode != "netascii" {
-        let mac = handler.mac_for(peer);
+        let mac = catalog.mac_for(peer);
         return refuse(
             packet::code::ILLEGAL,
             "Unsupported mode",
@@ -363,11 +366,11 @@ async fn serve_request(
         )
         .await;
     }
-    let opened = match handler.open(peer, &request.filename) {
+    let opened = match catalog.open(peer, &request.filename) {
         Ok(o) => o,
         Err(r) => return refuse(r.code, r.message, r.status, r.mac).await,
     };
-    let config = handler.config();
+    let config = catalog.config();
     let options: Vec<(&str, &str)> = request
         .options
         .iter()
@@ -379,15 +382,19 @@ async fn serve_request(
         timeout: config.timeout,
     };
     let negotiated = packet::negotiate(&options, limits, Some(opened.len));
+    // The most one window reads from the source: filled before every step of the transfer.
+    let need = usize::from(negotiated.window_size) * usize::from(negotiated.block_size);
+    let mut content = opened.content;
+    content.fill(need).await;
     let started = Instant::now();
-    let mut transfer = Transfer::new(opened.content, negotiated, config.max_send_retries, started);
-    let outcome = drive(&socket, &mut transfer).await;
+    let mut transfer = Transfer::new(content, negotiated, config.max_send_retries, started);
+    let outcome = drive(&socket, &mut transfer, need).await;
     let status = match outcome {
         Outcome::Done => 0,
         Outcome::ClientError(code) if code != 0 => code,
         _ => STATUS_INCOMPLETE,
     };
-    handler.report(
+    catalog.report(
         peer,
         opened.mac,
         &opened.path,
@@ -406,8 +413,13 @@ fn transfer_socket(local: IpAddr, peer: SocketAddr) -> std::io::Result<tokio::ne
     tokio::net::UdpSocket::from_std(socket)
 }
 
-/// Runs the state machine against the socket until it ends.
-async fn drive<R: std::io::Read>(socket: &tokio::net::UdpSocket, t: &mut Transfer<R>) -> Outcome {
+/// Runs the state machine against the socket until it ends, reading ahead up to `need` bytes of
+/// the source before each step (each step reads at most one window).
+async fn drive(
+    socket: &tokio::net::UdpSocket,
+    t: &mut Transfer<catalog::Content>,
+    need: usize,
+) -> Outcome {
     let mut buf = [0u8; 1500];
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(sleep);
@@ -434,16 +446,21 @@ async fn drive<R: std::io::Read>(socket: &tokio::net::UdpSocket, t: &mut Transfe
                 .reset(tokio::time::Instant::from_std(deadline));
             armed = Some(deadline);
         }
-        tokio::select! {
+        let received = tokio::select! {
             biased;
             received = socket.recv(&mut buf) => match received {
-                Ok(n) => t.handle_datagram(Instant::now(), &buf[..n]),
+                Ok(n) => Some(n),
                 Err(_) => return Outcome::TimedOut,
             },
             () = &mut sleep => {
                 armed = None;
-                t.handle_timeout(Instant::now());
+                None
             }
+        };
+        t.source_mut().fill(need).await;
+        match received {
+            Some(n) => t.handle_datagram(Instant::now(), &buf[..n]),
+            None => t.handle_timeout(Instant::now()),
         }
     }
 }

@@ -99,6 +99,11 @@ impl<R: Read> Transfer<R> {
         }
     }
 
+    /// The source, for the driver to prepare before the next step (such as reading ahead).
+    pub(crate) fn source_mut(&mut self) -> &mut R {
+        &mut self.source
+    }
+
     /// Payload bytes the client has acknowledged.
     pub(crate) fn acked(&self) -> u64 {
         self.acked

@@ -67,7 +67,7 @@ fn child_server() {
             .open(dir.join("events.jsonl"))
             .unwrap();
         let proxy = config.mode == pxe_stack::dhcp::Mode::Proxy;
-        let mut server = Server::new(config, socket).unwrap();
+        let mut server = Server::new(config).unwrap();
         if proxy {
             server = server.with_proxy_socket(bind(Some(iface.trim()), 4011).unwrap());
         }
@@ -77,14 +77,15 @@ fn child_server() {
             .with_events(Arc::new(JsonLines(Mutex::new(events))));
         #[cfg(feature = "ipv6-ra")]
         if let Ok(prefix) = fs::read_to_string(dir.join("ra_prefix")) {
-            use pxe_stack::dhcp::{Advertisement, RouterAdvertiser};
-            let ad = Advertisement::new(prefix.trim().parse().unwrap());
-            let ra = RouterAdvertiser::new(iface.trim(), ad, Duration::from_secs(1)).unwrap();
-            tokio::spawn(ra.run(std::future::pending()));
+            use pxe_stack::ra;
+            let ad = ra::Advertisement::new(prefix.trim().parse().unwrap());
+            let socket = ra::bind(iface.trim()).unwrap();
+            let server = ra::Server::new(ad).with_interval(Duration::from_secs(1));
+            tokio::spawn(server.serve(socket, std::future::pending()));
         }
         println!("dhcp-server-ready");
         // Runs until the parent kills the process: a crash, as far as the lease file can tell.
-        server.run(std::future::pending()).await.unwrap();
+        server.serve(socket, std::future::pending()).await.unwrap();
     });
 }
 

@@ -1,4 +1,5 @@
-//! Request-path confinement, shared by the TFTP and HTTP servers' file lookups.
+//! Request-path confinement for every file server: a client's path is normalized to `a/b/c` or
+//! refused, then resolved under the canonical root without escaping it through symlinks.
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
-//! What a request gets: lookup order (generator, memory, root), confinement, concurrency limits
-//! and the transfer event.
+//! The server's catalog: what a request gets (generator, memory, root, in that order), after
+//! confinement and the concurrency limits, and the transfer event it leaves.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
@@ -9,18 +9,24 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use super::packet::code;
-use super::path::{confine, resolve};
 use super::{Config, STATUS_BUSY};
 use crate::events::{Event, EventKind, EventSink, Protocol};
+use crate::files::{FileIo, FileStream, confine, resolve};
 use crate::host::{HostLookup, Mac};
 use crate::lock;
 
-/// Bytes read from disk per system call for a file too big to share; blocks are carved out of
-/// this buffer.
-const READ_BUF: usize = 64 * 1024;
+/// The largest disk read for a file too big to share; blocks are carved out of these chunks.
+const MAX_CHUNK: usize = 64 * 1024;
+
+/// Reader threads for files too big to share. TFTP carries small boot loaders, which come from
+/// the shared copies; big files are the exception, and a page-cache hit needs no thread at all.
+const FILE_THREADS: usize = 2;
+
+/// The memory all transfers of big files together may hold in chunks read ahead.
+const FILE_BUDGET: usize = 4 << 20;
 
 /// Files up to this size are read once and shared by every transfer of them: boot loaders
 /// (`undionly.kpxe` is 70 KiB, `snponly.efi` 200 KiB, `ipxe.efi` 1 MiB) are what a storm of
@@ -36,18 +42,22 @@ struct Counts {
     per_client: HashMap<IpAddr, usize>,
 }
 
-pub(super) struct Handler {
+/// What every request of one server consults: the configuration, the shared copies of small
+/// files, the reader for big ones, the concurrency counts and the event sink.
+pub(super) struct Catalog {
     root: Option<PathBuf>,
+    /// Reads files too big to share; present when there is a root.
+    files: Option<Arc<FileIo>>,
     config: Config,
     lookup: Arc<dyn HostLookup>,
     events: Arc<dyn EventSink>,
     counts: Arc<Mutex<Counts>>,
-    shared: Mutex<Shared>,
+    shared: Mutex<SmallFiles>,
 }
 
 /// Small files read once and shared, each with the identity of the version it holds.
 #[derive(Default)]
-struct Shared {
+struct SmallFiles {
     files: HashMap<PathBuf, (FileId, Bytes)>,
     /// Paths in the order they were added, oldest first, for eviction.
     order: std::collections::VecDeque<PathBuf>,
@@ -76,7 +86,7 @@ impl FileId {
     }
 }
 
-impl Shared {
+impl SmallFiles {
     fn get(&self, path: &Path, id: FileId) -> Option<Bytes> {
         match self.files.get(path) {
             Some((have, bytes)) if *have == id => Some(bytes.clone()),
@@ -125,21 +135,32 @@ pub(super) struct Refused {
     pub(super) mac: Option<Mac>,
 }
 
-impl Handler {
+impl Catalog {
+    /// Starts the reader threads when there is a `root` to read from.
     pub(super) fn new(
         root: Option<PathBuf>,
         config: Config,
         lookup: Arc<dyn HostLookup>,
         events: Arc<dyn EventSink>,
-    ) -> Self {
-        Handler {
+    ) -> io::Result<Self> {
+        let files = match root {
+            Some(_) => Some(FileIo::start(
+                "tftp-file",
+                FILE_THREADS,
+                FILE_BUDGET,
+                MAX_CHUNK,
+            )?),
+            None => None,
+        };
+        Ok(Catalog {
             root,
+            files,
             config,
             lookup,
             events,
             counts: Arc::default(),
             shared: Mutex::default(),
-        }
+        })
     }
 
     pub(super) fn config(&self) -> &Config {
@@ -260,12 +281,14 @@ impl Handler {
             return Err(io::ErrorKind::NotFound.into());
         }
         let id = FileId::of(&meta);
-        if id.len > SHARE_MAX_FILE {
+        if id.len > SHARE_MAX_FILE
+            && let Some(files) = &self.files
+        {
             return Ok(Content::File {
-                file,
-                len: id.len,
-                buf: Vec::new(),
-                start: 0,
+                stream: FileStream::new(file, 0, id.len, files),
+                ahead: VecDeque::new(),
+                buffered: 0,
+                failed: None,
             });
         }
         if let Some(bytes) = lock(&self.shared).get(&path, id) {
@@ -307,11 +330,15 @@ pub(super) enum Content {
         bytes: Bytes,
         pos: usize,
     },
+    /// A file too big to share, read ahead of the transfer by [`fill`](Content::fill).
     File {
-        file: File,
-        len: u64,
-        buf: Vec<u8>,
-        start: usize,
+        stream: FileStream,
+        /// Chunks read and not yet sent, oldest first.
+        ahead: VecDeque<Bytes>,
+        /// Bytes in `ahead`.
+        buffered: usize,
+        /// A read error, for the read after the bytes before it.
+        failed: Option<io::Error>,
     },
 }
 
@@ -319,14 +346,42 @@ impl Content {
     fn len(&self) -> u64 {
         match self {
             Content::Memory { bytes, .. } => bytes.len() as u64,
-            Content::File { len, .. } => *len,
+            Content::File {
+                stream, buffered, ..
+            } => stream.remaining() + *buffered as u64,
+        }
+    }
+
+    /// Reads ahead until `need` bytes (or the rest of the file) wait in memory, so the
+    /// transfer's synchronous reads never touch the disk on the runtime's threads: the chunks
+    /// come from the page cache in place, or from the reader threads while this task waits.
+    pub(super) async fn fill(&mut self, need: usize) {
+        let Content::File {
+            stream,
+            ahead,
+            buffered,
+            failed,
+        } = self
+        else {
+            return;
+        };
+        while *buffered < need && failed.is_none() {
+            match std::future::poll_fn(|cx| stream.poll_chunk(cx)).await {
+                None => break,
+                Some(Ok(chunk)) => {
+                    *buffered += chunk.len();
+                    ahead.push_back(chunk);
+                }
+                // A file that shrank ends the transfer short, as reading it to its end would;
+                // the client sees fewer bytes than `tsize` promised.
+                Some(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Some(Err(e)) => *failed = Some(e),
+            }
         }
     }
 }
 
-/// Reads synchronously on the transfer's task: boot files are small and in the page cache, and a
-/// 64 KiB buffer turns thousands of block-sized reads into a few large ones; a thread hop per
-/// block would cost more than the read.
+/// Reads from memory: the shared copy, or the chunks [`Content::fill`] read ahead.
 impl Read for Content {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -337,25 +392,107 @@ impl Read for Content {
                 Ok(n)
             }
             Content::File {
-                file,
-                buf,
-                start,
-                len,
+                stream,
+                ahead,
+                buffered,
+                failed,
             } => {
-                if *start == buf.len() {
-                    buf.resize(READ_BUF.min(usize::try_from(*len).unwrap_or(usize::MAX)), 0);
-                    let n = file.read(buf)?;
-                    buf.truncate(n);
-                    *start = 0;
-                    if n == 0 {
-                        return Ok(0);
+                if let Some(front) = ahead.front_mut() {
+                    let n = out.len().min(front.len());
+                    out[..n].copy_from_slice(&front[..n]);
+                    front.advance(n);
+                    if front.is_empty() {
+                        ahead.pop_front();
                     }
+                    *buffered -= n;
+                    return Ok(n);
                 }
-                let n = out.len().min(buf.len() - *start);
-                out[..n].copy_from_slice(&buf[*start..*start + n]);
-                *start += n;
-                Ok(n)
+                if let Some(e) = failed.take() {
+                    return Err(e);
+                }
+                if stream.remaining() > 0 {
+                    // `fill` was not awaited for this window: a bug, reported as a read error
+                    // rather than a blocking read on the runtime's thread.
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "tftp read ahead of the filled bytes",
+                    ));
+                }
+                Ok(0)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn big_file(len: usize) -> (File, Vec<u8>) {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut tmp = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut tmp, &data).unwrap();
+        (tmp, data)
+    }
+
+    fn content(file: File, len: u64) -> Content {
+        let files = FileIo::start("test-tftp", 1, FILE_BUDGET, MAX_CHUNK).unwrap();
+        Content::File {
+            stream: FileStream::new(file, 0, len, &files),
+            ahead: VecDeque::new(),
+            buffered: 0,
+            failed: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn big_files_are_read_from_what_fill_read_ahead() {
+        let (file, data) = big_file(300_000);
+        let mut c = content(file, data.len() as u64);
+        assert_eq!(c.len(), 300_000);
+        let mut out = vec![0u8; 1468 * 64];
+        let mut got = Vec::new();
+        loop {
+            c.fill(out.len()).await;
+            let mut n = 0;
+            while n < out.len() {
+                match c.read(&mut out[n..]).unwrap() {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            got.extend_from_slice(&out[..n]);
+            if n < out.len() {
+                break;
+            }
+        }
+        assert_eq!(got, data);
+    }
+
+    #[tokio::test]
+    async fn reading_past_the_filled_bytes_is_an_error_not_a_blocking_read() {
+        let (file, _) = big_file(200_000);
+        let mut c = content(file, 200_000);
+        c.fill(1000).await;
+        let mut out = vec![0u8; 200_000];
+        let mut n = 0;
+        let err = loop {
+            match c.read(&mut out[n..]) {
+                Ok(k) => n += k,
+                Err(e) => break e,
+            }
+        };
+        assert!(n >= 1000, "{n}");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[tokio::test]
+    async fn a_big_file_that_shrinks_ends_short() {
+        let (file, data) = big_file(100_000);
+        let mut c = content(file, 150_000);
+        c.fill(200_000).await;
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, data);
     }
 }
