@@ -66,6 +66,10 @@ pub enum Error {
     #[cfg(feature = "run")]
     #[error("dhcp server")]
     Dhcp(#[from] pxe_stack::dhcp::Error),
+    /// Router advertisements could not start.
+    #[cfg(feature = "run")]
+    #[error("router advertisements")]
+    RouterAdvertisements(#[from] pxe_stack::ra::Error),
     /// Binding a server socket failed.
     #[error("cannot bind {what} on {addr}")]
     Bind {

@@ -103,11 +103,13 @@ pub use ipxe_script::Generation;
 #[cfg(feature = "run")]
 pub use layout::Layout;
 pub use plan::{
-    BmcDriver, BmcSpec, Bootstrap, Chain, Cluster, Host, IgnitionVia, Images, InstallFrom, Plan,
+    BmcDriver, BmcSpec, Bootstrap, Cluster, Host, IgnitionVia, Images, InstallFrom, Plan,
     PlanError, Provisioning, Role, Timeouts, bootstrap_cluster, bootstrap_ignition,
 };
+/// How BIOS hosts chain into iPXE ([`Provisioning::chain`]), from `pxe-stack`.
+pub use pxe_stack::ChainMode;
 #[cfg(feature = "run")]
-pub use run::{Summary, run};
+pub use run::{RunReport, run};
 #[cfg(feature = "run")]
 pub use servers::{Servers, ipxe_scripts, start_servers};
 pub use timeline::{HostTimeline, Phase, Span, Timeline};

@@ -58,7 +58,7 @@ async fn start(
 
 /// What [`run`] reports back.
 #[derive(Debug)]
-pub struct Summary {
+pub struct RunReport {
     /// Every host's timeline.
     pub timeline: Timeline,
     /// Whether every host installed.
@@ -79,7 +79,7 @@ pub async fn run(
     artifacts: &Artifacts,
     mut observe: impl FnMut(&Timeline),
     shutdown: impl Future<Output = ()>,
-) -> Result<Summary, Error> {
+) -> Result<RunReport, Error> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let hub: Arc<dyn EventSink> = Arc::new(Hub(tx));
     let mut timeline: Timeline = Layout::new(plan, artifacts).timeline(plan);
@@ -101,7 +101,7 @@ pub async fn run(
                 timeline.fail(h.mac, "interrupted");
             }
             observe(&timeline);
-            return Ok(Summary { timeline, success: false });
+            return Ok(RunReport { timeline, success: false });
         }
     };
 
@@ -199,7 +199,7 @@ pub async fn run(
             .hosts()
             .iter()
             .all(|h| h.installed() && h.failure.is_none());
-    Ok(Summary { timeline, success })
+    Ok(RunReport { timeline, success })
 }
 
 fn power_event(mac: Mac, step: PowerStep, ok: bool) -> Event {

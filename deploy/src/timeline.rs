@@ -206,11 +206,7 @@ impl Timeline {
                 ..
             } => {
                 let start = at.checked_sub(*duration).unwrap_or(at);
-                let ok = match protocol {
-                    Protocol::Tftp => *status == 0,
-                    Protocol::Http => (200..300).contains(status),
-                };
-                if !ok {
+                if !status.is_success() {
                     return;
                 }
                 let path_only = path.split('?').next().unwrap_or(path);
@@ -295,6 +291,7 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pxe_stack::TransferStatus;
 
     fn ev(mac: Mac, secs: u64, kind: EventKind) -> Event {
         Event {
@@ -327,7 +324,7 @@ mod tests {
                 path: "/artifacts/vmlinuz".into(),
                 bytes: 1,
                 duration: Duration::from_secs(3),
-                status: 200,
+                status: TransferStatus::Http(200),
             },
         ));
         t.record(&ev(
@@ -362,8 +359,8 @@ mod tests {
             duration: Duration::ZERO,
             status,
         };
-        t.record(&ev(other, 1, transfer(200)));
-        t.record(&ev(mac, 1, transfer(404)));
+        t.record(&ev(other, 1, transfer(TransferStatus::Http(200))));
+        t.record(&ev(mac, 1, transfer(TransferStatus::Http(404))));
         assert!(t.host(mac).unwrap().phases.is_empty());
     }
 }

@@ -160,8 +160,8 @@ async fn dry_run(plan: &Plan) -> Result<()> {
             format!("pool {a}..{b}")
         });
     let chain = match p.chain {
-        rhcos_deploy::Chain::Trust => "iPXE clients get the script URL at once",
-        rhcos_deploy::Chain::Stateful => "BIOS clients chainload undionly.kpxe first",
+        rhcos_deploy::ChainMode::Trust => "iPXE clients get the script URL at once",
+        rhcos_deploy::ChainMode::Stateful => "BIOS clients chainload undionly.kpxe first",
     };
     println!("  dhcp             :67 on {}, {pool}; {chain}", p.interface);
     println!(

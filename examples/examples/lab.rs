@@ -57,7 +57,7 @@ fn config(args: &Args) -> LabConfig {
     config.keep_files = args.keep;
     config.accel = if args.kvm { Accel::Kvm } else { Accel::Tcg };
     if args.undionly {
-        config.chain = rhcos_deploy::Chain::Stateful;
+        config.chain = rhcos_deploy::ChainMode::Stateful;
     }
     config
 }

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use pxe_stack::dhcp::{Boot, Config, LeaseTable, Mode, Policy, Range, Request, Subnet, respond};
+use pxe_stack::dhcp::{BootFiles, Config, LeaseTable, Mode, Policy, Range, Request, Subnet, respond};
 
 fn policy(mode: Mode) -> Policy {
     let mut subnet = Subnet::new(Ipv4Addr::new(10, 0, 0, 0), 24);
@@ -26,10 +26,10 @@ fn policy(mode: Mode) -> Policy {
         mode,
         server_ip: Ipv4Addr::new(10, 0, 0, 1),
         subnets: vec![subnet, relayed],
-        boot: Boot {
+        boot: BootFiles {
             ipxe_script_url: Some("http://10.0.0.1/ipxe?mac={mac}".into()),
             http_boot_url: Some("http://10.0.0.1/snponly.efi".into()),
-            ..Boot::default()
+            ..BootFiles::default()
         },
         ..Config::default()
     })

@@ -124,6 +124,40 @@ pub enum PowerStep {
     BootDisk,
 }
 
+/// How a file transfer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum TransferStatus {
+    /// An HTTP response with this status code. An aborted download keeps its status; the
+    /// event's `bytes` say how much was sent.
+    Http(u16),
+    /// TFTP: the client acknowledged the last block.
+    TftpComplete,
+    /// TFTP: we refused the request with this TFTP error code (1 not found, 2 access
+    /// violation, 4 write requests and unknown modes).
+    TftpRefused(u16),
+    /// TFTP: refused because a concurrency limit was reached (the client got error 0).
+    TftpBusy,
+    /// TFTP: the client sent an error packet with this non-zero code (8: it refused our
+    /// options).
+    TftpClientError(u16),
+    /// TFTP: the transfer ended before the client acknowledged the last block (it went away,
+    /// stopped answering, or sent error 0).
+    TftpIncomplete,
+}
+
+impl TransferStatus {
+    /// Whether the file arrived: a complete TFTP transfer or a 2xx HTTP response.
+    pub fn is_success(self) -> bool {
+        match self {
+            TransferStatus::Http(code) => (200..300).contains(&code),
+            TransferStatus::TftpComplete => true,
+            _ => false,
+        }
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -147,8 +181,8 @@ pub enum EventKind {
         bytes: u64,
         /// How long the transfer took.
         duration: Duration,
-        /// HTTP status, or 0 for a TFTP success and the TFTP error code otherwise.
-        status: u16,
+        /// How it ended.
+        status: TransferStatus,
     },
     /// A host fetched its Ignition config.
     Ignition {

@@ -49,13 +49,15 @@
 //! It does not serve DHCPv6, act as a DNS server, or decide what a host should boot: that is the
 //! job of the route handlers the caller plugs in.
 
+mod chain;
 mod events;
 mod host;
 pub mod route;
 
+pub use chain::ChainMode;
 pub use events::{
     DhcpStep, Discard, Event, EventKind, EventSink, InstallStage, PowerStep, Protocol, Recorder,
-    UnknownStage,
+    TransferStatus, UnknownStage,
 };
 pub use host::{HostLookup, Mac, NoLookup, ParseMacError};
 

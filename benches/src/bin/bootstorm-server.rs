@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
-use pxe_stack::{Event, EventKind, EventSink, Protocol};
+use pxe_stack::{Event, EventKind, EventSink, TransferStatus};
 
 struct Args {
     clients: u32,
@@ -130,13 +130,9 @@ struct Counter {
 impl EventSink for Counter {
     fn emit(&self, event: Event) {
         self.total.fetch_add(1, Ordering::Relaxed);
-        if let EventKind::Transfer {
-            protocol, status, ..
-        } = &event.kind
-            && match protocol {
-                Protocol::Tftp => *status != 0,
-                _ => *status >= 400,
-            }
+        // A redirect or "not modified" is not a failure.
+        if let EventKind::Transfer { status, .. } = &event.kind
+            && !(status.is_success() || matches!(status, TransferStatus::Http(300..=399)))
         {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use crate::artifacts::fetch_artifacts;
 use crate::plan::{BmcDriver, BmcSpec, Cluster, Host, Images, Plan, Provisioning, Role, Timeouts};
-use crate::run::{Summary, run};
+use crate::run::{RunReport, run};
 use crate::timeline::Timeline;
 
 use super::{BMC_PASSWORD, BMC_USER, Error, Lab};
@@ -25,7 +25,7 @@ pub struct DiskCheck {
 #[derive(Debug)]
 pub struct LabReport {
     /// The deployment's outcome and timeline.
-    pub summary: Summary,
+    pub summary: RunReport,
     /// One disk check per VM.
     pub disks: Vec<DiskCheck>,
 }

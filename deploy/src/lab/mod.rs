@@ -110,9 +110,9 @@ pub struct LabConfig {
     pub accel: Accel,
     /// Keep the files after teardown (for debugging).
     pub keep_files: bool,
-    /// How BIOS hosts chain into iPXE: [`crate::Chain::Stateful`] makes QEMU's iPXE ROM fetch
+    /// How BIOS hosts chain into iPXE: [`crate::ChainMode::Stateful`] makes QEMU's iPXE ROM fetch
     /// `undionly.kpxe` over TFTP first, as a non-iPXE PXE ROM would.
-    pub chain: crate::Chain,
+    pub chain: crate::ChainMode,
     /// What UEFI hosts chainload: `snponly.efi` or `ipxe.efi`.
     pub efi_boot_file: String,
 }
@@ -143,7 +143,7 @@ impl LabConfig {
             prefix: 24,
             accel: Accel::Tcg,
             keep_files: false,
-            chain: crate::Chain::Trust,
+            chain: crate::ChainMode::Trust,
             efi_boot_file: "snponly.efi".into(),
         }
     }
@@ -171,7 +171,7 @@ pub struct Lab {
     /// The bridge's name inside the namespace.
     pub bridge: String,
     /// How BIOS hosts chain into iPXE.
-    pub chain: crate::Chain,
+    pub chain: crate::ChainMode,
     /// What UEFI hosts chainload.
     pub efi_boot_file: String,
     /// The lab's own directory.

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pxe_stack::Mac;
+use pxe_stack::{ChainMode, Mac};
 use serde::{Deserialize, Serialize};
 
 mod bootstrap;
@@ -163,7 +163,7 @@ pub struct Provisioning {
     /// script URL at once; `stateful` first sends `undionly.kpxe` over TFTP and the script only
     /// after that transfer (for NIC ROMs that are not iPXE but cannot be told apart).
     #[serde(default)]
-    pub chain: Chain,
+    pub chain: ChainMode,
     /// The iPXE binary x86-64 UEFI firmware gets over TFTP (or HTTP boot): `snponly.efi`
     /// (default: uses the firmware's NIC driver) or `ipxe.efi` (iPXE's own drivers).
     #[serde(default = "default_efi_boot_file")]
@@ -180,17 +180,6 @@ fn default_ipxe_dir() -> PathBuf {
 
 fn default_efi_boot_file() -> String {
     "snponly.efi".into()
-}
-
-/// See [`Provisioning::chain`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Chain {
-    /// iPXE is iPXE.
-    #[default]
-    Trust,
-    /// Chainload undionly.kpxe once per host first.
-    Stateful,
 }
 
 fn default_prefix() -> u8 {

@@ -13,6 +13,7 @@ use crate::plan::Plan;
 /// The DHCP server, bound to the provisioning interface.
 pub(crate) struct Dhcp {
     server: dhcp::Server,
+    socket: tokio::net::UdpSocket,
     leases: Leases,
 }
 
@@ -28,11 +29,15 @@ impl Dhcp {
             path: layout.state_dir().to_owned(),
             source,
         })?;
-        let server = dhcp::Server::new(config(plan, layout), socket)?
+        let server = dhcp::Server::new(config(plan, layout))?
             .with_lease_file(dhcp::LeaseFile::new(layout.lease_file()))?
             .with_events(events);
         let leases = server.leases();
-        Ok(Dhcp { server, leases })
+        Ok(Dhcp {
+            server,
+            socket,
+            leases,
+        })
     }
 
     /// The lease table, shared with every other server.
@@ -62,10 +67,7 @@ fn config(plan: &Plan, layout: &Layout) -> dhcp::Config {
     config.boot.efi_x64 = Some(layout.efi_boot_file().into());
     config.boot.http_boot_url = Some(layout.url(&format!("/{}", layout.efi_boot_file())));
     config.boot.ipxe_script_url = Some(layout.url(Layout::BOOT_SCRIPT));
-    config.boot.chain = match p.chain {
-        crate::plan::Chain::Trust => dhcp::Chain::Trust,
-        crate::plan::Chain::Stateful => dhcp::Chain::Stateful,
-    };
+    config.boot.chain = p.chain;
     config.reservations = plan
         .hosts
         .iter()
@@ -82,9 +84,9 @@ fn config(plan: &Plan, layout: &Layout) -> dhcp::Config {
 
 impl Component for Dhcp {
     fn service(self: Box<Self>) -> Option<Service> {
-        let server = self.server;
+        let Dhcp { server, socket, .. } = *self;
         Some(Service::new("dhcp", move |stop| {
-            Box::pin(async move { Ok(server.run(stop.wait()).await?) })
+            Box::pin(async move { Ok(server.serve(socket, stop.wait()).await?) })
         }))
     }
 }

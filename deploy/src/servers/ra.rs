@@ -1,15 +1,14 @@
 //! IPv6 router advertisements (SLAAC only), so iPXE does not wait for IPv6 on every boot.
 
-use std::time::Duration;
-
-use pxe_stack::dhcp;
+use pxe_stack::ra;
 
 use super::{Component, Context, Service};
 use crate::error::Error;
 
 /// Router advertisements on the provisioning interface, when the plan gives a prefix.
 pub(crate) struct RouterAdvertisements {
-    advertiser: dhcp::RouterAdvertiser,
+    server: ra::Server,
+    socket: ra::Icmpv6Socket,
 }
 
 impl RouterAdvertisements {
@@ -19,20 +18,17 @@ impl RouterAdvertisements {
         let Some(prefix) = p.ipv6_ra_prefix else {
             return Ok(None);
         };
-        let advertiser = dhcp::RouterAdvertiser::new(
-            &p.interface,
-            dhcp::Advertisement::new(prefix),
-            Duration::from_secs(10),
-        )?;
-        Ok(Some(RouterAdvertisements { advertiser }))
+        let socket = ra::bind(&p.interface)?;
+        let server = ra::Server::new(ra::Advertisement::new(prefix));
+        Ok(Some(RouterAdvertisements { server, socket }))
     }
 }
 
 impl Component for RouterAdvertisements {
     fn service(self: Box<Self>) -> Option<Service> {
-        let advertiser = self.advertiser;
+        let RouterAdvertisements { server, socket } = *self;
         Some(Service::new("router advertisements", move |stop| {
-            Box::pin(async move { Ok(advertiser.run(stop.wait()).await?) })
+            Box::pin(async move { Ok(server.serve(socket, stop.wait()).await?) })
         }))
     }
 }

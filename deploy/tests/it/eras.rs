@@ -51,8 +51,10 @@ role = "introspect"
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn scripts(plan: &Plan) -> (Selection, HashMap<Mac, String>) {
-    let selection = select_artifacts(plan).await.unwrap_or_else(|e| panic!("{e:?}"));
+async fn scripts_for(plan: &Plan) -> (Selection, HashMap<Mac, String>) {
+    let selection = select_artifacts(plan)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
     let layout = Layout::new(plan, &selection.served(plan.images.cache.clone()));
     let scripts: HashMap<Mac, Bytes> = ipxe_scripts(plan, &layout).unwrap();
     let text = scripts
@@ -76,22 +78,44 @@ fn kernel_line(script: &str) -> &str {
 #[tokio::test]
 async fn fcos_stream_installs_raw_xz_and_the_4k_image_on_4kn_disks() {
     let plan = plan(FCOS, "", 4096);
-    let (selection, scripts) = scripts(&plan).await;
+    let (selection, scripts) = scripts_for(&plan).await;
     assert_eq!(selection.served("/c".into()).generation, Generation::Live);
     let image = selection.set.image.as_ref().unwrap();
-    assert!(image.name.ends_with("metal.x86_64.raw.xz"), "{}", image.name);
+    assert!(
+        image.name.ends_with("metal.x86_64.raw.xz"),
+        "{}",
+        image.name
+    );
     let image_4k = selection.image_4k.as_ref().unwrap();
-    assert!(image_4k.name.ends_with("metal4k.x86_64.raw.xz"), "{}", image_4k.name);
+    assert!(
+        image_4k.name.ends_with("metal4k.x86_64.raw.xz"),
+        "{}",
+        image_4k.name
+    );
     assert!(selection.set.rootfs.is_some());
 
     let master = kernel_line(&scripts[&mac(1)]);
     assert!(
-        master.contains(&format!("coreos.inst.image_url=http://172.22.0.1:8080/{}", image.sha256)),
+        master.contains(&format!(
+            "coreos.inst.image_url=http://172.22.0.1:8080/{}",
+            image.sha256
+        )),
         "{master}"
     );
-    assert!(master.contains("coreos.live.rootfs_url=http://172.22.0.1:8080/"), "{master}");
-    assert!(master.contains("coreos.inst.install_dev=/dev/sda"), "{master}");
-    assert!(master.contains("coreos.inst.ignition_url=http://172.22.0.1:8080/ignition?mac=52-54-00-12-60-01"), "{master}");
+    assert!(
+        master.contains("coreos.live.rootfs_url=http://172.22.0.1:8080/"),
+        "{master}"
+    );
+    assert!(
+        master.contains("coreos.inst.install_dev=/dev/sda"),
+        "{master}"
+    );
+    assert!(
+        master.contains(
+            "coreos.inst.ignition_url=http://172.22.0.1:8080/ignition?mac=52-54-00-12-60-01"
+        ),
+        "{master}"
+    );
     // Release-signed images: the installer checks the signature itself.
     assert!(!master.contains("coreos.inst.insecure"), "{master}");
     assert!(!master.contains("coreos.inst=yes"), "{master}");
@@ -100,7 +124,8 @@ async fn fcos_stream_installs_raw_xz_and_the_4k_image_on_4kn_disks() {
     assert!(worker.contains(&image_4k.sha256), "{worker}");
     let introspected = kernel_line(&scripts[&mac(3)]);
     assert!(
-        introspected.contains("coreos.inst.introspection_endpoint=http://172.22.0.1:8080/introspection"),
+        introspected
+            .contains("coreos.inst.introspection_endpoint=http://172.22.0.1:8080/introspection"),
         "{introspected}"
     );
     // Every artifact names its signature, so coreos-installer finds `<image URL>.sig`.
@@ -112,9 +137,13 @@ async fn fcos_stream_installs_raw_xz_and_the_4k_image_on_4kn_disks() {
 #[tokio::test]
 async fn rhcos_stream_installs_raw_gz() {
     let plan = plan(RHCOS_411, "", 512);
-    let (selection, scripts) = scripts(&plan).await;
+    let (selection, scripts) = scripts_for(&plan).await;
     let image = selection.set.image.as_ref().unwrap();
-    assert!(image.name.ends_with("metal.x86_64.raw.gz"), "{}", image.name);
+    assert!(
+        image.name.ends_with("metal.x86_64.raw.gz"),
+        "{}",
+        image.name
+    );
     assert!(selection.image_4k.is_none(), "no host has a 4Kn disk");
     let master = kernel_line(&scripts[&mac(1)]);
     assert!(master.contains(&image.sha256), "{master}");
@@ -124,12 +153,20 @@ async fn rhcos_stream_installs_raw_gz() {
 #[tokio::test]
 async fn legacy_rhcos_json_boots_the_installer_initramfs() {
     let plan = plan(LEGACY_41, "", 512);
-    let (selection, scripts) = scripts(&plan).await;
+    let (selection, scripts) = scripts_for(&plan).await;
     assert_eq!(selection.served("/c".into()).generation, Generation::Legacy);
     assert!(selection.set.rootfs.is_none());
     let image = selection.set.image.as_ref().unwrap();
-    assert!(image.name.ends_with("metal-bios.raw.gz") || image.name.ends_with("metal.raw.gz"), "{}", image.name);
-    assert!(selection.set.kernel.name.contains("installer-kernel"), "{}", selection.set.kernel.name);
+    assert!(
+        image.name.ends_with("metal-bios.raw.gz") || image.name.ends_with("metal.raw.gz"),
+        "{}",
+        image.name
+    );
+    assert!(
+        selection.set.kernel.name.contains("installer-kernel"),
+        "{}",
+        selection.set.kernel.name
+    );
     let master = kernel_line(&scripts[&mac(1)]);
     assert!(master.contains("coreos.inst=yes"), "{master}");
     assert!(master.contains("coreos.inst.install_dev=sda"), "{master}");
@@ -142,30 +179,39 @@ async fn a_4kn_host_needs_metadata_with_a_4k_image() {
     let plan = plan(LEGACY_41, "", 4096);
     let e = select_artifacts(&plan).await.unwrap_err();
     assert!(
-        matches!(&e, rhcos_deploy::Error::Images(rhcos_images::Error::No4kImage { .. })),
+        matches!(
+            &e,
+            rhcos_deploy::Error::Images(rhcos_images::Error::No4kImage { .. })
+        ),
         "{e:?}"
     );
 }
 
 #[tokio::test]
 async fn insecure_only_when_the_plan_says_the_installer_cannot_check() {
-    let (_, scripts) = scripts(&plan(FCOS, "unsigned = true", 512)).await;
+    let (_, scripts) = scripts_for(&plan(FCOS, "unsigned = true", 512)).await;
     assert!(kernel_line(&scripts[&mac(1)]).contains(" coreos.inst.insecure"));
-    let (_, scripts) = scripts(&plan(FCOS, "keyring = \"/etc/rhcos-metal/keys.asc\"", 512)).await;
+    // A keyring of our own (here the release keys as a file): coreos-installer knows only its
+    // embedded keys, so it is told not to check again.
+    let keyring = format!(
+        "keyring = \"{}/../rhcos-images/keys/release-keys.asc\"",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (_, scripts) = scripts_for(&plan(FCOS, &keyring, 512)).await;
     assert!(kernel_line(&scripts[&mac(1)]).contains(" coreos.inst.insecure"));
-    let (_, scripts) = scripts(&plan(FCOS, "", 512)).await;
+    let (_, scripts) = scripts_for(&plan(FCOS, "", 512)).await;
     assert!(!kernel_line(&scripts[&mac(1)]).contains("insecure"));
 }
 
 #[tokio::test]
 async fn live_installs_can_skip_the_image_download() {
-    let (selection, scripts) = scripts(&plan(FCOS, "install_from = \"live\"", 512)).await;
+    let (selection, scripts) = scripts_for(&plan(FCOS, "install_from = \"live\"", 512)).await;
     assert!(selection.set.image.is_none());
     let master = kernel_line(&scripts[&mac(1)]);
     assert!(!master.contains("coreos.inst.image_url"), "{master}");
     assert!(master.contains("coreos.live.rootfs_url="), "{master}");
     // The legacy installer has no live system to copy: it always downloads.
-    let (selection, _) = scripts(&plan(LEGACY_41, "install_from = \"live\"", 512)).await;
+    let (selection, _) = scripts_for(&plan(LEGACY_41, "install_from = \"live\"", 512)).await;
     assert!(selection.set.image.is_some());
 }
 

@@ -152,7 +152,7 @@ fn root_lab_chainloads_undionly_kpxe_on_bios_and_ipxe_efi_on_uefi() {
     }
     let work = tempfile::tempdir().unwrap();
     let mut config = lab_config("u", work.path());
-    config.chain = rhcos_deploy::Chain::Stateful;
+    config.chain = rhcos_deploy::ChainMode::Stateful;
     config.efi_boot_file = "ipxe.efi".into();
     let lab = Lab::build(&config).expect("lab builds");
     let report = lab

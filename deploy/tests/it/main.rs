@@ -2,6 +2,7 @@
 //! (ipmi_sim, sushy-emulator, libvirt's test driver), and (feature `lab`, root only) the lab
 //! and whole deployments in it.
 
+mod architecture;
 #[cfg(feature = "run")]
 mod eras;
 #[cfg(feature = "lab")]

@@ -45,17 +45,33 @@ impl Gpg {
     fn run(&self, args: &[&str]) -> std::process::Output {
         let out = Command::new("gpg")
             .env("GNUPGHOME", self.home.path())
-            .args(["--batch", "--yes", "--passphrase", "", "--pinentry-mode", "loopback"])
+            .args([
+                "--batch",
+                "--yes",
+                "--passphrase",
+                "",
+                "--pinentry-mode",
+                "loopback",
+            ])
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
     fn sign(&self, file: &Path) -> PathBuf {
         let sig = PathBuf::from(format!("{}.sig", file.display()));
-        self.run(&["--detach-sign", "--output", sig.to_str().unwrap(), file.to_str().unwrap()]);
+        self.run(&[
+            "--detach-sign",
+            "--output",
+            sig.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
         sig
     }
 
@@ -180,14 +196,20 @@ async fn signed_artifacts_round_trip_through_our_server_to_gpg() {
     let _ = stop.send(());
     let _ = server.await;
     assert_eq!(std::fs::read(&served).unwrap(), image);
-    assert!(gpg.verifies(&served_sig, &served), "gpg refuses what we serve");
+    assert!(
+        gpg.verifies(&served_sig, &served),
+        "gpg refuses what we serve"
+    );
 
     // A flipped byte: gpg refuses it, and so does our fetch, even when the metadata's hash
     // was updated to match (only the signature can catch that).
     let mut flipped = image.clone();
     flipped[100] ^= 1;
     std::fs::write(&served, &flipped).unwrap();
-    assert!(!gpg.verifies(&served_sig, &served), "gpg accepts a flipped byte");
+    assert!(
+        !gpg.verifies(&served_sig, &served),
+        "gpg accepts a flipped byte"
+    );
 
     let raw = dir.path().join("signed-metal.x86_64.raw.gz");
     std::fs::write(&raw, &flipped).unwrap();
@@ -200,7 +222,10 @@ async fn signed_artifacts_round_trip_through_our_server_to_gpg() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, rhcos_deploy::Error::Images(rhcos_images::Error::BadSignature { .. })),
+        matches!(
+            &e,
+            rhcos_deploy::Error::Images(rhcos_images::Error::BadSignature { .. })
+        ),
         "{e:?}"
     );
     assert!(

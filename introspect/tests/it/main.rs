@@ -17,9 +17,9 @@ use rhcos_introspect::{
 };
 use serde_json::{Value, json};
 
-const FIXTURE_2019: &[u8] = include_bytes!("fixtures/ghwc-2019-74380277-snapshot-61797.json");
-const FIXTURE_DELL: &[u8] = include_bytes!("fixtures/dell-r610-block.json");
-const FIXTURE_MODERN: &[u8] = include_bytes!("fixtures/ghw-modern-qemu-host.json");
+const FIXTURE_2019: &[u8] = include_bytes!("../fixtures/ghwc-2019-74380277-snapshot-61797.json");
+const FIXTURE_DELL: &[u8] = include_bytes!("../fixtures/dell-r610-block.json");
+const FIXTURE_MODERN: &[u8] = include_bytes!("../fixtures/ghw-modern-qemu-host.json");
 
 const MASTER_IGN: &str = r#"{"ignition":{"version":"3.2.0","config":{"merge":[{"source":"https://api-int:22623/config/master"}]}}}"#;
 const WORKER_IGN: &str = r#"{"ignition":{"version":"3.2.0","config":{"merge":[{"source":"https://api-int:22623/config/worker"}]}}}"#;
@@ -829,8 +829,8 @@ mod ignition {
     use ignition_serve::{Config, Customization, Group, Profile, Selector};
     use rhcos_introspect::IgnitionConfigs;
 
-    const WORKER_3_2: &[u8] = include_bytes!("fixtures/mco-worker-pointer-spec3.2.0.ign");
-    const WORKER_2_2: &[u8] = include_bytes!("fixtures/mco-worker-pointer-spec2.2.0.ign");
+    const WORKER_3_2: &[u8] = include_bytes!("../fixtures/mco-worker-pointer-spec3.2.0.ign");
+    const WORKER_2_2: &[u8] = include_bytes!("../fixtures/mco-worker-pointer-spec2.2.0.ign");
 
     fn store() -> ignition_serve::Store {
         let mut store = ignition_serve::Store::new();

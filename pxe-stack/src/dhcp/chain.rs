@@ -1,15 +1,15 @@
 //! Feeding TFTP transfer events back into the DHCP lease table for
-//! [`Chain::Stateful`](super::Chain::Stateful).
+//! [`ChainMode::Stateful`](crate::ChainMode::Stateful).
 
 use std::sync::Arc;
 
 use super::leases::Leases;
-use crate::{Event, EventKind, EventSink, HostLookup, Protocol};
+use crate::{Event, EventKind, EventSink, HostLookup, Protocol, TransferStatus};
 
 /// An [`EventSink`] to hand the TFTP server: it passes every event on to `inner` and, when a
 /// host has been sent `boot_file` in full, marks its MAC chained, so its next DHCP (now from
 /// `undionly.kpxe`) gets the iPXE script. Only needed with
-/// [`Chain::Stateful`](super::Chain::Stateful).
+/// [`ChainMode::Stateful`](crate::ChainMode::Stateful).
 pub struct MarkChained {
     leases: Leases,
     boot_file: String,
@@ -40,7 +40,7 @@ impl EventSink for MarkChained {
         if let EventKind::Transfer {
             protocol: Protocol::Tftp,
             path,
-            status: 0,
+            status: TransferStatus::TftpComplete,
             ..
         } = &event.kind
             && path.trim_start_matches('/') == self.boot_file
@@ -62,7 +62,7 @@ mod tests {
     use crate::{Mac, Recorder};
     use std::time::Duration;
 
-    fn transfer(mac: Option<Mac>, path: &str, status: u16) -> Event {
+    fn transfer(mac: Option<Mac>, path: &str, status: TransferStatus) -> Event {
         Event::now(
             mac,
             None,
@@ -86,9 +86,17 @@ mod tests {
             Mac([2, 0, 0, 0, 0, 2]),
             Mac([2, 0, 0, 0, 0, 3]),
         );
-        sink.emit(transfer(Some(a), "/undionly.kpxe", 0));
-        sink.emit(transfer(Some(b), "undionly.kpxe", 1));
-        sink.emit(transfer(Some(c), "ipxe.efi", 0));
+        sink.emit(transfer(
+            Some(a),
+            "/undionly.kpxe",
+            TransferStatus::TftpComplete,
+        ));
+        sink.emit(transfer(
+            Some(b),
+            "undionly.kpxe",
+            TransferStatus::TftpRefused(1),
+        ));
+        sink.emit(transfer(Some(c), "ipxe.efi", TransferStatus::TftpComplete));
         assert!(leases.read().is_chained(a));
         assert!(!leases.read().is_chained(b));
         assert!(!leases.read().is_chained(c));

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::error::Error;
-use crate::Mac;
+use crate::{ChainMode, Mac};
 
 /// How the server takes part in DHCP on its network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -116,24 +116,10 @@ pub struct Reservation {
     pub hostname: Option<String>,
 }
 
-/// How to treat an iPXE client whose firmware architecture is BIOS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Chain {
-    /// Every iPXE client gets the script URL (QEMU's NIC ROMs are iPXE).
-    #[default]
-    Trust,
-    /// A BIOS iPXE client gets `undionly.kpxe` until [`Leases::mark_chained`](super::Leases::mark_chained)
-    /// was called for its MAC (the TFTP server sent it the file); then it gets the script. The
-    /// PXE ROM and the chainloaded `undionly.kpxe` send byte-identical DISCOVERs, so only state
-    /// tells them apart.
-    Stateful,
-}
-
 /// What to boot, chosen by the client's architecture (option 93) and class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Boot {
+pub struct BootFiles {
     /// The TFTP server (siaddr / next-server, option 66); defaults to the server's address.
     pub next_server: Option<Ipv4Addr>,
     /// The file for BIOS PXE (arch 0).
@@ -150,15 +136,15 @@ pub struct Boot {
     /// Send iPXE's `no-pxedhcp` (option 175.176) so iPXE does not wait for ProxyDHCP offers.
     pub ipxe_no_pxedhcp: bool,
     /// How to tell the BIOS PXE ROM from chainloaded iPXE.
-    pub chain: Chain,
+    pub chain: ChainMode,
     /// Add option 60 `PXEClient` and option 43 (discovery control: boot file given) to replies
     /// for PXE firmware. Always on in proxy mode.
     pub pxe_vendor_options: bool,
 }
 
-impl Default for Boot {
+impl Default for BootFiles {
     fn default() -> Self {
-        Boot {
+        BootFiles {
             next_server: None,
             bios: Some("undionly.kpxe".into()),
             efi_x64: Some("ipxe.efi".into()),
@@ -166,7 +152,7 @@ impl Default for Boot {
             http_boot_url: None,
             ipxe_script_url: None,
             ipxe_no_pxedhcp: true,
-            chain: Chain::Trust,
+            chain: ChainMode::Trust,
             pxe_vendor_options: false,
         }
     }
@@ -186,7 +172,7 @@ pub struct Config {
     /// Static MAC to address assignments.
     pub reservations: Vec<Reservation>,
     /// What to boot.
-    pub boot: Boot,
+    pub boot: BootFiles,
     /// Lease time in seconds (option 51).
     pub lease_secs: u32,
     /// Renewal time T1 in seconds (option 58); half the lease time when unset.
@@ -213,7 +199,7 @@ impl Default for Config {
             server_ip: Ipv4Addr::UNSPECIFIED,
             subnets: Vec::new(),
             reservations: Vec::new(),
-            boot: Boot::default(),
+            boot: BootFiles::default(),
             lease_secs: 3600,
             renewal_secs: None,
             rebinding_secs: None,

@@ -198,7 +198,7 @@ impl LeaseTable {
         self.probed.get(&addr) == Some(&mac)
     }
 
-    /// Remember that `mac` has been sent the chainloaded iPXE binary (see [`Chain::Stateful`](super::Chain::Stateful)).
+    /// Remember that `mac` has been sent the chainloaded iPXE binary (see [`ChainMode::Stateful`](crate::ChainMode::Stateful)).
     pub fn mark_chained(&mut self, mac: Mac) {
         self.chained.insert(mac);
     }

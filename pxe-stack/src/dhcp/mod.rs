@@ -1,26 +1,26 @@
 //! A PXE-aware DHCPv4 server that replaces dnsmasq for network boots.
 //!
 //! The decision core is [`respond`]: a request, the [`LeaseTable`] and the time in; an
-//! [`Outcome`] (reply, events, whether to persist) out. [`Server`] wraps it on tokio: it binds one
+//! [`Verdict`] (reply, events, whether to persist) out. [`Server`] wraps it on tokio: it binds one
 //! interface, batches datagrams, writes the [`LeaseFile`] before any ACK leaves, and emits
 //! [`EventKind::Dhcp`](crate::EventKind::Dhcp) events per MAC.
 //!
-//! Boot selection: BIOS PXE (arch 0) gets [`Boot::bios`], x86-64 UEFI (7, 9) [`Boot::efi_x64`],
-//! ARM64 UEFI (11) [`Boot::efi_arm64`], UEFI HTTP boot (class `HTTPClient`) the
-//! [`Boot::http_boot_url`] with option 60 echoed, and iPXE (user class `iPXE` or option 175) the
-//! [`Boot::ipxe_script_url`] plus option 175.176 (`no-pxedhcp`). Plain OS clients get an address
+//! Boot selection: BIOS PXE (arch 0) gets [`BootFiles::bios`], x86-64 UEFI (7, 9) [`BootFiles::efi_x64`],
+//! ARM64 UEFI (11) [`BootFiles::efi_arm64`], UEFI HTTP boot (class `HTTPClient`) the
+//! [`BootFiles::http_boot_url`] with option 60 echoed, and iPXE (user class `iPXE` or option 175) the
+//! [`BootFiles::ipxe_script_url`] plus option 175.176 (`no-pxedhcp`). Plain OS clients get an address
 //! and no boot file.
 //!
 //! Modes ([`Mode`]): authoritative (pools plus [`Reservation`]s), reservations only, ProxyDHCP
 //! (boot information beside another server, ports 67 and 4011) and off. Relayed requests
 //! (giaddr) get an address from the relay's [`Subnet`] and are answered to the relay with
-//! option 82 echoed. [`Chain::Stateful`] with [`Leases::mark_chained`] supports the BIOS
+//! option 82 echoed. [`ChainMode::Stateful`](crate::ChainMode::Stateful) with [`Leases::mark_chained`] supports the BIOS
 //! chainload path (PXE ROM, then `undionly.kpxe`, whose DISCOVERs are byte-identical); wrap the
 //! TFTP server's event sink in [`MarkChained`] to set the mark when the file was sent.
 //!
 //! Ping probe: off by default, because booting firmware waits for it. With
 //! [`Config::ping_probe_ms`] set, [`respond`] holds a new dynamic-pool address for the client
-//! and returns [`Outcome::probe`] instead of an offer; the server sends one ICMP echo request
+//! and returns [`Verdict::probe`] instead of an offer; the server sends one ICMP echo request
 //! to it (raw ICMP socket on the server's interface, `CAP_NET_RAW`) in a task of its own, so
 //! other clients are answered meanwhile, and hands the result to [`probed`]. An address that
 //! answers within the wait is quarantined like a declined one and the next is probed; the
@@ -89,11 +89,11 @@ mod store;
 
 pub use chain::MarkChained;
 pub use config::{
-    Boot, Chain, Config, MAX_POOL, Mode, Policy, Range, RawOption, Reservation, Subnet,
+    BootFiles, Config, MAX_POOL, Mode, Policy, Range, RawOption, Reservation, Subnet,
 };
 pub use error::Error;
 pub use leases::{Lease, LeaseTable, Leases, State, unix_secs};
 pub use packet::{Client, MAX_PACKET, Malformed, Request};
-pub use respond::{CLIENT_PORT, Outcome, PROXY_PORT, Reply, SERVER_PORT, probed, respond};
+pub use respond::{CLIENT_PORT, PROXY_PORT, Reply, SERVER_PORT, Verdict, probed, respond};
 pub use server::{Server, bind};
 pub use store::LeaseFile;

@@ -7,9 +7,10 @@ use std::time::SystemTime;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Encodable, Encoder};
 
-use super::config::{Chain, Mode, Policy};
+use super::config::{Mode, Policy};
 use super::leases::{Lease, LeaseTable, State, unix_secs};
 use super::packet::Request;
+use crate::ChainMode;
 use crate::{DhcpStep, Event, EventKind, Mac};
 
 /// The DHCP server port.
@@ -49,7 +50,7 @@ impl Reply {
 
 /// What [`respond`] decided.
 #[derive(Debug, Clone, Default)]
-pub struct Outcome {
+pub struct Verdict {
     /// The reply to send, if any.
     pub reply: Option<Reply>,
     /// Timeline events for the client's MAC, stamped with the `now` given.
@@ -68,13 +69,13 @@ pub struct Outcome {
 /// Decide what to answer to `req` at `now`, updating `leases`.
 ///
 /// With [`Config::ping_probe_ms`](super::Config::ping_probe_ms) set, a DISCOVER whose
-/// address is new from a dynamic pool gets no reply yet but an [`Outcome::probe`].
+/// address is new from a dynamic pool gets no reply yet but an [`Verdict::probe`].
 pub fn respond(
     policy: &Policy,
     leases: &mut LeaseTable,
     req: &Request,
     now: SystemTime,
-) -> Outcome {
+) -> Verdict {
     let mut cx = Cx::new(policy, req, now);
     match policy.config().mode {
         Mode::Off => {}
@@ -99,7 +100,7 @@ pub fn respond(
 }
 
 /// Continue a DISCOVER after the ping probe that [`respond`] asked for in
-/// [`Outcome::probe`]: `addr` is the address probed and `in_use` whether an echo reply came.
+/// [`Verdict::probe`]: `addr` is the address probed and `in_use` whether an echo reply came.
 ///
 /// A silent address is offered (and a repeated DISCOVER from the client gets it without a new
 /// probe). An address that answered is quarantined like a declined one, for
@@ -115,7 +116,7 @@ pub fn probed(
     addr: Ipv4Addr,
     in_use: bool,
     now: SystemTime,
-) -> Outcome {
+) -> Verdict {
     let mut cx = Cx::new(policy, req, now);
     let asked = policy.config().mode == Mode::Authoritative
         && req.kind == MessageType::Discover
@@ -162,7 +163,7 @@ struct Cx<'a> {
     req: &'a Request,
     now: SystemTime,
     now_s: u64,
-    out: Outcome,
+    out: Verdict,
 }
 
 impl<'a> Cx<'a> {
@@ -172,7 +173,7 @@ impl<'a> Cx<'a> {
             req,
             now,
             now_s: unix_secs(now),
-            out: Outcome::default(),
+            out: Verdict::default(),
         }
     }
 
@@ -567,7 +568,7 @@ fn boot_for(policy: &Policy, leases: &LeaseTable, req: &Request) -> Option<BootF
     let b = &policy.config().boot;
     let c = &req.client;
     let bios = matches!(c.arch, None | Some(0));
-    let unchained_rom = b.chain == Chain::Stateful && bios && !leases.is_chained(req.mac);
+    let unchained_rom = b.chain == ChainMode::Stateful && bios && !leases.is_chained(req.mac);
     if c.ipxe && !unchained_rom {
         // Handing an iPXE binary to iPXE would loop, so no script means no boot answer.
         return b
@@ -651,7 +652,7 @@ fn allocate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dhcp::config::{Boot, Config, Range, RawOption, Reservation, Subnet};
+    use crate::dhcp::config::{BootFiles, Config, Range, RawOption, Reservation, Subnet};
     use crate::dhcp::packet::MAX_PACKET;
     use crate::dhcp::packet::tests::packet;
     use dhcproto::Decodable;
@@ -697,10 +698,10 @@ mod tests {
                 addr: Ipv4Addr::new(10, 0, 0, 10),
                 hostname: Some("master-0".into()),
             }],
-            boot: Boot {
+            boot: BootFiles {
                 ipxe_script_url: Some("http://10.0.0.1:8080/ipxe?mac={mac}".into()),
                 http_boot_url: Some("http://10.0.0.1:8080/snponly.efi".into()),
-                ..Boot::default()
+                ..BootFiles::default()
             },
             ..Config::default()
         }
@@ -720,18 +721,18 @@ mod tests {
             }
         }
 
-        fn send(&mut self, bytes: &[u8], port: u16, t: u64) -> Outcome {
+        fn send(&mut self, bytes: &[u8], port: u16, t: u64) -> Verdict {
             let src = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT);
             let req = Request::decode(bytes, src, port).unwrap();
             respond(&self.policy, &mut self.leases, &req, at(t))
         }
 
-        fn dhcp(&mut self, n: u8, kind: MessageType, extra: Vec<DhcpOption>, t: u64) -> Outcome {
+        fn dhcp(&mut self, n: u8, kind: MessageType, extra: Vec<DhcpOption>, t: u64) -> Verdict {
             self.send(&packet(mac(n), kind, extra), SERVER_PORT, t)
         }
 
         /// What a ping probe of `addr` for client `n`'s DISCOVER found.
-        fn probed(&mut self, n: u8, addr: Ipv4Addr, in_use: bool, t: u64) -> Outcome {
+        fn probed(&mut self, n: u8, addr: Ipv4Addr, in_use: bool, t: u64) -> Verdict {
             let bytes = packet(mac(n), MessageType::Discover, vec![]);
             let src = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT);
             let req = Request::decode(&bytes, src, SERVER_PORT).unwrap();
@@ -923,10 +924,10 @@ mod tests {
     #[test]
     fn stateful_chain_tells_rom_from_undionly() {
         let mut c = config();
-        c.boot.chain = Chain::Stateful;
+        c.boot.chain = ChainMode::Stateful;
         let mut b = Bench::new(c);
         let rom = vec![arch(Architecture::X86_Bios), ipxe()];
-        let file = |o: Outcome| seen(&o.reply.unwrap()).file;
+        let file = |o: Verdict| seen(&o.reply.unwrap()).file;
         assert_eq!(
             file(b.dhcp(1, MessageType::Discover, rom.clone(), 0)).as_deref(),
             Some("undionly.kpxe")
@@ -1006,7 +1007,7 @@ mod tests {
         let out = b.dhcp(1, MessageType::Discover, vec![], 0);
         assert!(!out.persist);
         assert_eq!(b.leases.persistent(), vec![]);
-        let steps = |o: &Outcome| -> Vec<DhcpStep> {
+        let steps = |o: &Verdict| -> Vec<DhcpStep> {
             o.events
                 .iter()
                 .map(|e| match e.kind {
@@ -1124,7 +1125,7 @@ mod tests {
     }
 
     /// The steps of the DHCP events in an outcome.
-    fn steps(out: &Outcome) -> Vec<DhcpStep> {
+    fn steps(out: &Verdict) -> Vec<DhcpStep> {
         out.events
             .iter()
             .map(|e| match &e.kind {

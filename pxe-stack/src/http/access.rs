@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::events::{Event, EventKind, EventSink, Protocol};
+use crate::events::{Event, EventKind, EventSink, Protocol, TransferStatus};
 use crate::host::Mac;
 
 /// One finished request, as the access log and the event stream see it.
@@ -116,7 +116,7 @@ impl Reporters {
                 path,
                 bytes: entry.bytes,
                 duration: entry.duration,
-                status: entry.status,
+                status: TransferStatus::Http(entry.status),
             },
         });
     }

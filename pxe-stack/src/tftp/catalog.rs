@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 
+use super::Config;
 use super::packet::code;
-use super::{Config, STATUS_BUSY};
-use crate::events::{Event, EventKind, EventSink, Protocol};
+use crate::events::{Event, EventKind, EventSink, Protocol, TransferStatus};
 use crate::files::{FileIo, FileStream, confine, resolve};
 use crate::host::{HostLookup, Mac};
 use crate::lock;
@@ -130,8 +130,8 @@ pub(super) struct Opened {
 pub(super) struct Refused {
     pub(super) code: u16,
     pub(super) message: &'static str,
-    /// The event status: the code, or [`STATUS_BUSY`].
-    pub(super) status: u16,
+    /// The event status.
+    pub(super) status: TransferStatus,
     pub(super) mac: Option<Mac>,
 }
 
@@ -181,13 +181,17 @@ impl Catalog {
             mac,
         };
         let Ok(rel) = confine(filename) else {
-            return Err(refuse(code::ACCESS, "Access violation", code::ACCESS));
+            return Err(refuse(
+                code::ACCESS,
+                "Access violation",
+                TransferStatus::TftpRefused(code::ACCESS),
+            ));
         };
         let Some(slot) = self.acquire(peer.ip().to_canonical()) else {
             return Err(refuse(
                 code::UNDEFINED,
                 "Too many concurrent transfers, retry later",
-                STATUS_BUSY,
+                TransferStatus::TftpBusy,
             ));
         };
         let content = self.content(&rel, peer, mac).map_err(|code| {
@@ -196,7 +200,7 @@ impl Catalog {
             } else {
                 "File not found"
             };
-            refuse(code, message, code)
+            refuse(code, message, TransferStatus::TftpRefused(code))
         })?;
         Ok(Opened {
             len: content.len(),
@@ -215,9 +219,9 @@ impl Catalog {
         path: &str,
         bytes: u64,
         duration: Duration,
-        status: u16,
+        status: TransferStatus,
     ) {
-        tracing::info!(%peer, path, bytes, ?duration, status, "tftp transfer");
+        tracing::info!(%peer, path, bytes, ?duration, ?status, "tftp transfer");
         self.events.emit(Event::now(
             mac,
             Some(peer.ip().to_canonical()),

@@ -59,23 +59,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::events::{Discard, EventSink};
+use crate::events::{Discard, EventSink, TransferStatus};
 use crate::files;
 use crate::host::{HostLookup, Mac, NoLookup};
 use crate::lock;
 use transfer::{Outcome, Transfer};
-
-/// [`EventKind::Transfer`](crate::EventKind::Transfer) status of a request refused because a
-/// concurrency limit was reached (the client gets TFTP error 0 with a message).
-pub const STATUS_BUSY: u16 = 1000;
-/// [`EventKind::Transfer`](crate::EventKind::Transfer) status of a transfer that ended before
-/// the client acknowledged the last block (it went away, stopped answering, or sent error 0).
-///
-/// The other statuses: 0 for a complete transfer, the TFTP error code we refused the request
-/// with (1 not found, 2 access violation, 4 write or unsupported mode), or the non-zero code of
-/// an error packet the client sent (8 when it refused our options). `bytes` counts the payload
-/// the client acknowledged.
-pub const STATUS_INCOMPLETE: u16 = 1001;
 
 /// Content generated per request, such as an iPXE script that embeds the host's MAC.
 pub trait Generate: Send + Sync + 'static {
@@ -335,7 +323,7 @@ async fn serve_request(
             return;
         }
     };
-    let refuse = |code: u16, message: &str, status: u16, mac: Option<Mac>| {
+    let refuse = |code: u16, message: &str, status: TransferStatus, mac: Option<Mac>| {
         let socket = &socket;
         let catalog = &catalog;
         let path = request.filename.clone();
@@ -351,7 +339,7 @@ async fn serve_request(
         return refuse(
             packet::code::ILLEGAL,
             "Server is read-only",
-            packet::code::ILLEGAL,
+            TransferStatus::TftpRefused(packet::code::ILLEGAL),
             mac,
         )
         .await;
@@ -361,7 +349,7 @@ async fn serve_request(
         return refuse(
             packet::code::ILLEGAL,
             "Unsupported mode",
-            packet::code::ILLEGAL,
+            TransferStatus::TftpRefused(packet::code::ILLEGAL),
             mac,
         )
         .await;
@@ -390,9 +378,9 @@ async fn serve_request(
     let mut transfer = Transfer::new(content, negotiated, config.max_send_retries, started);
     let outcome = drive(&socket, &mut transfer, need).await;
     let status = match outcome {
-        Outcome::Done => 0,
-        Outcome::ClientError(code) if code != 0 => code,
-        _ => STATUS_INCOMPLETE,
+        Outcome::Done => TransferStatus::TftpComplete,
+        Outcome::ClientError(code) if code != 0 => TransferStatus::TftpClientError(code),
+        _ => TransferStatus::TftpIncomplete,
     };
     catalog.report(
         peer,

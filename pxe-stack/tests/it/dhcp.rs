@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pxe_stack::dhcp::{Boot, Config, LeaseFile, Range, Reservation, Server, State, Subnet, bind};
+use pxe_stack::dhcp::{
+    BootFiles, Config, LeaseFile, Range, Reservation, Server, State, Subnet, bind,
+};
 use pxe_stack::{Event, EventSink, Mac};
 
 use crate::common::have;
@@ -407,9 +409,9 @@ fn config() -> Config {
             addr: Ipv4Addr::new(10, 77, 0, 9),
             hostname: Some("master-0".into()),
         }],
-        boot: Boot {
+        boot: BootFiles {
             ipxe_script_url: Some("http://10.77.0.1:8080/ipxe?mac={mac}".into()),
-            ..Boot::default()
+            ..BootFiles::default()
         },
         lease_secs: 600,
         ..Config::default()

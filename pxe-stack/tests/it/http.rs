@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use pxe_stack::http::{AccessEntry, Config, Routes, Server};
 use pxe_stack::route::{RouteRequest, reply};
-use pxe_stack::{EventKind, Protocol, Recorder};
+use pxe_stack::{EventKind, Protocol, Recorder, TransferStatus};
 
 use crate::common::have;
 use crate::loopback::{Background, OneHost, pattern};
@@ -395,7 +395,7 @@ fn routes_limits_not_ready_log_and_events() {
                 protocol: Protocol::Http,
                 path,
                 bytes,
-                status: 206,
+                status: TransferStatus::Http(206),
                 ..
             } => Some((path.clone(), *bytes)),
             _ => None,

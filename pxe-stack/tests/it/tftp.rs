@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pxe_stack::tftp::{Config, STATUS_BUSY, Server};
+use pxe_stack::TransferStatus;
+use pxe_stack::tftp::{Config, Server};
 use pxe_stack::{Event, EventKind, Mac, Protocol, Recorder};
 
 use crate::common::have;
@@ -107,7 +108,7 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-fn transfer(e: &Event) -> (u64, u16) {
+fn transfer(e: &Event) -> (u64, TransferStatus) {
     match &e.kind {
         EventKind::Transfer {
             protocol: Protocol::Tftp,
@@ -146,7 +147,10 @@ fn tftp_hpa_gets_files_from_root_memory_and_generator() {
         assert!(out.status.success());
         assert_eq!(std::fs::read(&local).unwrap(), expected, "{remote}");
         let e = srv.event_for(remote.trim_start_matches("./"));
-        assert_eq!(transfer(&e), (expected.len() as u64, 0));
+        assert_eq!(
+            transfer(&e),
+            (expected.len() as u64, TransferStatus::TftpComplete)
+        );
         assert_eq!(e.mac, Some("52:54:00:00:00:01".parse().unwrap()));
     }
 }
@@ -218,7 +222,10 @@ fn atftp_negotiates_blksize_and_tsize_and_cannot_write() {
         "{log}"
     );
     assert_eq!(std::fs::read(&local).unwrap(), pattern(200_000));
-    assert_eq!(transfer(&srv.event_for("big.bin")), (200_000, 0));
+    assert_eq!(
+        transfer(&srv.event_for("big.bin")),
+        (200_000, TransferStatus::TftpComplete)
+    );
 
     // Writes are refused with "illegal operation" and nothing appears in the root.
     let out = run(Command::new("atftp")
@@ -227,7 +234,10 @@ fn atftp_negotiates_blksize_and_tsize_and_cannot_write() {
         .args(["127.0.0.1", &srv.port()]));
     assert!(!out.status.success());
     assert!(!srv.root.join("upload.bin").exists());
-    assert_eq!(transfer(&srv.event_for("upload.bin")), (0, 4));
+    assert_eq!(
+        transfer(&srv.event_for("upload.bin")),
+        (0, TransferStatus::TftpRefused(4))
+    );
 }
 
 /// atftp (0.8.0 in Debian) speaks RFC 7440: a real client negotiates `windowsize` and fetches a
@@ -276,7 +286,10 @@ fn atftp_negotiates_windowsize_and_gets_the_file() {
         std::fs::read(&local).unwrap() == pattern(len),
         "atftp windowed copy differs"
     );
-    assert_eq!(transfer(&srv.event_for("win.bin")), (len as u64, 0));
+    assert_eq!(
+        transfer(&srv.event_for("win.bin")),
+        (len as u64, TransferStatus::TftpComplete)
+    );
 }
 
 #[test]
@@ -294,7 +307,11 @@ fn traversal_absolute_and_symlink_escape_are_refused() {
             .args(["127.0.0.1", &srv.port()]));
         assert!(!out.status.success(), "{remote} was served");
         let (bytes, status) = transfer(&srv.event_for(remote));
-        assert_eq!((bytes, status), (0, 2), "{remote}");
+        assert_eq!(
+            (bytes, status),
+            (0, TransferStatus::TftpRefused(2)),
+            "{remote}"
+        );
     }
     // curl percent-decodes the URL path and sends "../secret" as the file name.
     let out = run(Command::new("curl")
@@ -329,7 +346,10 @@ fn curl_blksize_and_block_number_wraparound() {
         std::fs::read(&local).unwrap() == pattern(len),
         "curl copy differs"
     );
-    assert_eq!(transfer(&srv.event_for("huge.bin")), (len as u64, 0));
+    assert_eq!(
+        transfer(&srv.event_for("huge.bin")),
+        (len as u64, TransferStatus::TftpComplete)
+    );
 
     let out = run(Command::new("curl")
         .args(["-sS", "--tftp-blksize", "1468", "-o"])
@@ -389,7 +409,7 @@ fn missing_file_and_concurrency_limits_give_error_packets() {
     assert!(srv.events.events().iter().any(|e| matches!(
         e.kind,
         EventKind::Transfer {
-            status: STATUS_BUSY,
+            status: TransferStatus::TftpBusy,
             ..
         }
     )));

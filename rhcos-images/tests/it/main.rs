@@ -67,10 +67,8 @@ fn image(len: usize) -> Vec<u8> {
 }
 
 // One test binary: the area modules live in `tests/it/`.
-#[path = "images/install.rs"]
 mod install;
 #[cfg(feature = "signatures")]
-#[path = "images/signatures.rs"]
 mod signatures;
 
 // ---------------------------------------------------------------- metadata
@@ -399,11 +397,9 @@ mod fetch {
 
     use super::*;
 
-    /// Fetching with a keyring (its own file; `include!` keeps it a child of this module).
+    /// Fetching with a keyring (`tests/it/fetch/signed.rs`).
     #[cfg(feature = "signatures")]
-    mod signed {
-        include!("images/fetch/signed.rs");
-    }
+    mod signed;
 
     fn artifact(name: &str, downloaded: &[u8], raw: Option<&[u8]>) -> Artifact {
         Artifact {

@@ -81,7 +81,13 @@ async fn missing_or_bad_signatures_refuse_the_artifact_and_leave_nothing() {
                 && matches!(**source, Error::HttpStatus { status: 404, .. })),
         "{e:?}"
     );
-    assert_eq!(e.to_string(), format!("no signature for {name} at {}", server.url(&format!("{name}.sig"))));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "no signature for {name} at {}",
+            server.url(&format!("{name}.sig"))
+        )
+    );
     f.assert_nothing_stored();
 
     // A signature over other bytes.
@@ -132,7 +138,13 @@ async fn missing_or_bad_signatures_refuse_the_artifact_and_leave_nothing() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, Error::BadSignature { problem: SignatureProblem::UnknownKey { .. }, .. }),
+        matches!(
+            &e,
+            Error::BadSignature {
+                problem: SignatureProblem::UnknownKey { .. },
+                ..
+            }
+        ),
         "{e:?}"
     );
     f.assert_nothing_stored();
@@ -153,7 +165,10 @@ async fn an_insecure_cache_entry_is_fetched_again_under_a_keyring() {
 
     let signed = Fetcher::new(signed_options(gpg.keyring(true))).unwrap();
     let got = signed.fetch_cached(&f.cache, &req).await.unwrap();
-    assert!(!got.from_cache, "an unsigned cache entry must not satisfy a keyring");
+    assert!(
+        !got.from_cache,
+        "an unsigned cache entry must not satisfy a keyring"
+    );
     assert!(got.digests.signer.is_some());
     assert!(f.cache.get_signature(&sha(&img.gz)).is_some());
 }
