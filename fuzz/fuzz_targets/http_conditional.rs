@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
-use pxe_stack::http::{Verdict, Validators, check};
+use pxe_stack::http::{Decision, Validators, check};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         etag: "\"3e8-6553f100.0-2a\"".into(),
     };
     // A partial response must stay inside the file.
-    if let Verdict::Partial { start, end } = check(&method, &headers, &v) {
+    if let Decision::Partial { start, end } = check(&method, &headers, &v) {
         assert!(start <= end && end < v.len, "{start}..={end} of {}", v.len);
     }
 });
