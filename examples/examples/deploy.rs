@@ -7,6 +7,7 @@
 //! was interrupted (Ctrl-C). `--dry-run` only shows what it would do. `examples/deploy.toml.example`
 //! is a documented plan.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -106,6 +107,15 @@ async fn remove_bootstrap(_: &Plan) -> Result<bool> {
 
 /// Prints what a deployment would do, without doing any of it.
 async fn dry_run(plan: &Plan) -> Result<()> {
+    // Everything is written at the end, once, so `--dry-run | head` ends quietly.
+    let mut out = String::new();
+    macro_rules! println {
+        () => { out.push('\n') };
+        ($($t:tt)*) => {{ let _ = writeln!(out, $($t)*); }};
+    }
+    macro_rules! print {
+        ($($t:tt)*) => {{ let _ = write!(out, $($t)*); }};
+    }
     let c = &plan.cluster;
     let p = &plan.provisioning;
     println!("cluster {}.{}", c.name, c.base_domain);
@@ -217,5 +227,5 @@ async fn dry_run(plan: &Plan) -> Result<()> {
             print!("{}", String::from_utf8_lossy(script));
         }
     }
-    Ok(())
+    examples::print_quietly(&out)
 }
