@@ -569,7 +569,90 @@ impl Plan {
                 format!("{first}..{last} is not a range inside the provisioning subnet"),
             ));
         }
+        self.check_identities()
+            .map_err(|(path, message)| invalid(path, message))?;
         bootstrap::layout(self, file)?;
+        Ok(())
+    }
+
+    /// What DHCP and DNS will hand out must be valid there: host names, MACs, reserved
+    /// addresses, ports and disks. `Err((key path, message))`.
+    fn check_identities(&self) -> Result<(), (String, String)> {
+        let p = &self.provisioning;
+        if p.http_port == 0 {
+            return Err(("provisioning.http_port".into(), "0 is not a port".into()));
+        }
+        let mask = u32::MAX << (32 - u32::from(p.prefix));
+        let network = u32::from(p.address) & mask;
+        let broadcast = network | !mask;
+        if u32::from(p.address) == network || u32::from(p.address) == broadcast {
+            return Err((
+                "provisioning.address".into(),
+                format!("{} is the subnet's network or broadcast address", p.address),
+            ));
+        }
+        for (i, h) in self.hosts.iter().enumerate() {
+            if let Err(why) = hostname_label(&h.name) {
+                return Err((format!("hosts[{i}].name"), format!("{:?} {why}", h.name)));
+            }
+            if let Err(why) = unicast(h.mac) {
+                return Err((format!("hosts[{i}].mac"), format!("{} {why}", h.mac)));
+            }
+            if !h.install_dev.starts_with("/dev/") || h.install_dev.len() <= "/dev/".len() {
+                return Err((
+                    format!("hosts[{i}].install_dev"),
+                    format!("{:?} is not a device path under /dev/", h.install_dev),
+                ));
+            }
+            if let Some(a) = h.address {
+                let n = u32::from(a);
+                if n == network || n == broadcast {
+                    return Err((
+                        format!("hosts[{i}].address"),
+                        format!("{a} is the subnet's network or broadcast address"),
+                    ));
+                }
+                if let Some((first, last)) = p.dhcp_range
+                    && (first..=last).contains(&a)
+                {
+                    return Err((
+                        format!("hosts[{i}].address"),
+                        format!(
+                            "{a} is inside dhcp_range {first}..{last}, where another host may \
+                             hold a dynamic lease on it"
+                        ),
+                    ));
+                }
+            }
+            if let Some(b) = &self.bootstrap
+                && b.mac == h.mac
+            {
+                return Err((
+                    format!("hosts[{i}].mac"),
+                    format!("{} is the bootstrap VM's MAC", h.mac),
+                ));
+            }
+        }
+        if let Some((first, last)) = p.dhcp_range {
+            for a in [first, last] {
+                let n = u32::from(a);
+                if n == network || n == broadcast {
+                    return Err((
+                        "provisioning.dhcp_range".into(),
+                        format!("{a} is the subnet's network or broadcast address"),
+                    ));
+                }
+            }
+            if (first..=last).contains(&p.address) {
+                return Err((
+                    "provisioning.dhcp_range".into(),
+                    format!(
+                        "{first}..{last} holds the server's own address {}",
+                        p.address
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -578,6 +661,31 @@ impl Plan {
         let mask = u32::MAX << (32 - u32::from(self.provisioning.prefix));
         u32::from(addr) & mask == u32::from(self.provisioning.address) & mask
     }
+}
+
+/// A host name as DHCP (option 12) and DNS carry it: one RFC 1123 label.
+fn hostname_label(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 63 {
+        return Err("is not 1 to 63 characters long");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err("may hold only letters, digits and hyphens");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err("may not start or end with a hyphen");
+    }
+    Ok(())
+}
+
+/// A MAC a NIC can have: not all-zero, not broadcast or multicast.
+fn unicast(mac: Mac) -> Result<(), &'static str> {
+    if mac.0 == [0; 6] {
+        return Err("is all zero");
+    }
+    if mac.0[0] & 1 == 1 {
+        return Err("is a broadcast or multicast address");
+    }
+    Ok(())
 }
 
 impl BmcSpec {
@@ -677,6 +785,81 @@ role = "introspect"
         assert!(
             got.contains(expected),
             "expected {expected:?} in {got:?} for\n{text}"
+        );
+    }
+
+    #[test]
+    fn identities_dhcp_and_dns_carry_are_checked() {
+        let host = |line: &str| {
+            let line = line.to_owned();
+            move |s: &str| s.replacen("address = \"172.22.0.10\"", &line, 1)
+        };
+        check(
+            host("address = \"172.22.0.0\""),
+            "at `hosts[0].address`: 172.22.0.0 is the subnet's network",
+        );
+        check(
+            host("address = \"172.22.0.255\""),
+            "at `hosts[0].address`: 172.22.0.255 is the subnet's network or broadcast",
+        );
+        check(
+            host("address = \"172.22.0.150\""),
+            "at `hosts[0].address`: 172.22.0.150 is inside dhcp_range",
+        );
+        check(host("address = \"172.22.0.1\""), "at `hosts[0].address`");
+        check(
+            host("address = \"172.22.0.10\"\ninstall_dev = \"sda\""),
+            "at `hosts[0].install_dev`",
+        );
+        check(
+            |s| s.replace("name = \"master-0\"", "name = \"\""),
+            "at `hosts[0].name`",
+        );
+        check(
+            |s| s.replace("name = \"master-0\"", "name = \"worker_0; rm -rf /\""),
+            "at `hosts[0].name`: \"worker_0; rm -rf /\" may hold only letters, digits and hyphens",
+        );
+        check(
+            |s| s.replace("name = \"master-0\"", "name = \"-a\""),
+            "at `hosts[0].name`",
+        );
+        for mac in [
+            "ff:ff:ff:ff:ff:ff",
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+        ] {
+            check(|s| s.replace("52:54:00:12:60:01", mac), "at `hosts[0].mac`");
+        }
+        check(
+            |s| {
+                s.replace(
+                    "interface = \"eno2\"",
+                    "interface = \"eno2\"\nhttp_port = 0",
+                )
+            },
+            "at `provisioning.http_port`",
+        );
+        check(
+            |s| {
+                s.replace(
+                    "[\"172.22.0.100\", \"172.22.0.199\"]",
+                    "[\"172.22.0.1\", \"172.22.0.9\"]",
+                )
+            },
+            "at `provisioning.dhcp_range`",
+        );
+        check(
+            |s| {
+                s.replace(
+                    "[\"172.22.0.100\", \"172.22.0.199\"]",
+                    "[\"172.22.0.100\", \"172.22.0.255\"]",
+                )
+            },
+            "at `provisioning.dhcp_range`",
+        );
+        check(
+            |s| with_bootstrap("")(s).replace("52:54:00:7e:00:0a", "52:54:00:12:60:01"),
+            "at `hosts[0].mac`: 52:54:00:12:60:01 is the bootstrap VM's MAC",
         );
     }
 

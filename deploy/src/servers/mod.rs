@@ -6,10 +6,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use pxe_stack::http::Routes;
-use pxe_stack::{EventSink, HostLookup, Mac};
+use pxe_stack::{Event, EventSink, HostLookup, Mac};
 use tokio::sync::watch;
 
 use crate::artifacts::Artifacts;
@@ -46,11 +46,18 @@ impl Context<'_> {
     }
 }
 
-/// One part of the running deployment: a server, content for the HTTP server, or both.
+/// One part of the running deployment: a server, content for the HTTP server, a consumer of
+/// events, or several of these.
 pub(crate) trait Component: Send {
     /// Adds this component's HTTP routes.
     fn routes(&self, routes: Routes) -> Routes {
         routes
+    }
+
+    /// A sink that sees every server's events (after the embedder's own), for components that
+    /// follow hosts (metrics, a status page, records that follow leases).
+    fn consumer(&self) -> Option<Arc<dyn EventSink>> {
+        None
     }
 
     /// The server this component runs, if any.
@@ -109,12 +116,13 @@ pub async fn start_servers(
     events: Arc<dyn EventSink>,
 ) -> Result<Servers, Error> {
     let layout = Layout::new(plan, artifacts);
+    let fanout = Fanout::new(events);
     // DHCP first: its lease table is every other server's idea of who a host is.
-    let dhcp = dhcp::Dhcp::new(plan, &layout, events.clone())?;
+    let dhcp = dhcp::Dhcp::new(plan, &layout, Arc::new(fanout.clone()))?;
     let cx = Context {
         plan,
         layout: &layout,
-        events,
+        events: Arc::new(fanout.clone()),
         leases: dhcp.leases(),
     };
     let ignition = ignition::Ignition::new(&cx)?;
@@ -131,12 +139,50 @@ pub async fn start_servers(
     // HTTP last: it serves the routes every other component adds.
     let routes = components.iter().fold(Routes::new(), |r, c| c.routes(r));
     components.push(Box::new(http::Http::new(&cx, routes)?));
+    // Nothing has run yet, so every consumer sees every event.
+    for c in &components {
+        fanout.extend(c.consumer());
+    }
 
     Ok(Servers::spawn(components, cx.leases, layout, introspector))
 }
 
 fn boxed(c: impl Component + 'static) -> Box<dyn Component> {
     Box::new(c)
+}
+
+/// The embedder's event sink, then every component's consumer.
+#[derive(Clone)]
+struct Fanout(Arc<RwLock<Vec<Arc<dyn EventSink>>>>);
+
+impl Fanout {
+    fn new(first: Arc<dyn EventSink>) -> Self {
+        Fanout(Arc::new(RwLock::new(vec![first])))
+    }
+
+    fn extend(&self, sink: Option<Arc<dyn EventSink>>) {
+        if let Some(sink) = sink {
+            self.0
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(sink);
+        }
+    }
+}
+
+impl EventSink for Fanout {
+    fn emit(&self, event: Event) {
+        let sinks = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((last, rest)) = sinks.split_last() {
+            for sink in rest {
+                sink.emit(event.clone());
+            }
+            last.emit(event);
+        }
+    }
 }
 
 /// The running servers. Dropping it (or [`Servers::shutdown`]) stops them.
