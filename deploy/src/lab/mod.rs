@@ -1,5 +1,5 @@
 //! A throwaway lab on this machine: bare-metal servers as QEMU VMs behind ipmi_sim BMCs, on a
-//! bridge inside a network namespace of their own, with a fake RHCOS installer.
+//! bridge inside a network namespace of their own, installed by the real `coreos-installer`.
 //!
 //! [`Lab::build`] creates everything; dropping the [`Lab`] removes it all again (VMs, BMCs,
 //! namespace, files), on success, on error and on Ctrl-C alike. The lab knows nothing about the
@@ -17,8 +17,11 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 pub use flow::{DiskCheck, LabReport};
-pub use image::{Image, sha256_file};
-pub use initramfs::{INIT_SCRIPT, Installer};
+pub use image::{BLS_OPTIONS, Image, MIN_IMAGE_MIB, Partition, layout, read_gpt, sha256_file};
+pub use initramfs::{
+    COREOS_INSTALLER_VERSION, INIT_SCRIPT, Installer, SERVICE_SCRIPT, SERVICE_SCRIPT_SHA256,
+    coreos_installer,
+};
 pub use netns::Netns;
 pub use vm::{Accel, BMC_PASSWORD, BMC_USER, DiskReport, Firmware, Vm, VmSpec, inspect_disk};
 
@@ -74,12 +77,14 @@ pub enum Error {
     /// Fetching the lab's images failed.
     #[error("images")]
     Images(#[from] rhcos_images::Error),
-    /// The disk carries no installer marker: the install did not finish.
-    #[error("no installer marker on {path}")]
-    NoMarker {
-        /// The disk image.
-        path: PathBuf,
-    },
+}
+
+/// Where the lab caches what outlives a run (the coreos-installer build, generated images):
+/// `$RHCOS_METAL_LAB_CACHE`, else `/var/cache/rhcos-metal-lab`.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("RHCOS_METAL_LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/rhcos-metal-lab"))
 }
 
 /// One lab host: a VM and the role it should get.
@@ -96,10 +101,12 @@ pub struct LabHost {
 pub struct LabConfig {
     /// The hosts.
     pub hosts: Vec<LabHost>,
-    /// The generated metal image's size in MiB.
+    /// The generated metal images' size in MiB (at least [`MIN_IMAGE_MIB`]).
     pub image_mib: u32,
     /// Where the lab's files go; a fresh directory is created inside.
     pub work_dir: PathBuf,
+    /// What outlives a run: the coreos-installer build and the generated images.
+    pub cache_dir: PathBuf,
     /// The namespace name (unique per run).
     pub netns: String,
     /// The provisioning server's address on the lab bridge.
@@ -118,26 +125,29 @@ pub struct LabConfig {
 }
 
 impl LabConfig {
-    /// The default lab: one BIOS host with a fixed role and one UEFI host that is introspected.
+    /// The default lab: one BIOS host with a fixed role and a 512-byte-sector disk, and one
+    /// UEFI host with a 4Kn disk (so it gets the `4k` image) that is introspected.
     pub fn two_hosts(work_dir: PathBuf) -> Self {
         let pid = std::process::id();
-        let host = |i: u8, firmware, role: Option<&str>| LabHost {
+        let host = |i: u8, firmware, sector_size, role: Option<&str>| LabHost {
             vm: VmSpec {
                 name: format!("node{i}"),
                 mac: pxe_stack::Mac([0x52, 0x54, 0x00, 0x7e, 0x60, i + 1]),
                 firmware,
-                memory_mib: 512,
+                memory_mib: 768,
                 disk_mib: 0,
+                sector_size,
             },
             role: role.map(str::to_owned),
         };
         LabConfig {
             hosts: vec![
-                host(0, Firmware::Bios, Some("master")),
-                host(1, Firmware::Uefi, None),
+                host(0, Firmware::Bios, 512, Some("master")),
+                host(1, Firmware::Uefi, 4096, None),
             ],
-            image_mib: 16,
+            image_mib: MIN_IMAGE_MIB,
             work_dir,
+            cache_dir: default_cache_dir(),
             netns: format!("rmlab{pid}"),
             server_ip: Ipv4Addr::new(192, 168, 126, 1),
             prefix: 24,
@@ -156,11 +166,11 @@ pub struct Lab {
     pub vms: Vec<Vm>,
     /// The roles asked for, in the same order (`None` = introspect).
     pub roles: Vec<Option<String>>,
-    /// The fake installer.
+    /// The live installer (kernel, initramfs with coreos-installer).
     pub installer: Installer,
-    /// The generated metal image.
-    pub image: Image,
-    /// The `stream.json` that names the installer and the image.
+    /// The generated metal images: 512-byte sectors, then 4096.
+    pub images: [Image; 2],
+    /// The `stream.json` that names the installer and the images.
     pub stream: PathBuf,
     /// A fake `openshift-install create ignition-configs` output directory.
     pub assets: PathBuf,
@@ -194,10 +204,15 @@ impl Lab {
         mkdir(&dir)?;
         let artifacts = dir.join("artifacts");
         mkdir(&artifacts)?;
-        let installer = initramfs::build(&artifacts)?;
-        let image = image::generate(&artifacts, config.image_mib)?;
-        let stream =
-            image::write_stream(&artifacts, &image, &installer.kernel, &installer.initramfs)?;
+        let installer = initramfs::build(&artifacts, &config.cache_dir)?;
+        let images = image::generate_all(&config.cache_dir, config.image_mib)?;
+        let stream = image::write_stream(
+            &artifacts,
+            &images,
+            &installer.kernel,
+            &installer.initramfs,
+            false,
+        )?;
         let assets = dir.join("assets");
         write_assets(&assets)?;
         let ipxe_dir = dir.join("ipxe");
@@ -228,7 +243,7 @@ impl Lab {
             vms,
             roles: config.hosts.iter().map(|h| h.role.clone()).collect(),
             installer,
-            image,
+            images,
             stream,
             assets,
             ipxe_dir,
@@ -245,6 +260,16 @@ impl Lab {
     /// The lab's network namespace.
     pub fn netns(&self) -> &Netns {
         &self.netns
+    }
+
+    /// The image a VM gets: the one formatted for its disk's sector size.
+    pub fn image_for(&self, vm: &Vm) -> &Image {
+        let [native, four_k] = &self.images;
+        if vm.spec.sector_size == 4096 {
+            four_k
+        } else {
+            native
+        }
     }
 
     /// The Ignition config the fake assets hold for `role`.

@@ -18,6 +18,14 @@ fn prerequisites() -> bool {
         "/usr/bin/ipmi_sim",
         "/usr/bin/ipmitool",
         "/bin/busybox",
+        "/usr/bin/debugfs",
+        "/usr/bin/ignition-validate",
+        "/usr/bin/xz",
+        "/usr/sbin/mkfs.ext4",
+        "/usr/sbin/mkfs.vfat",
+        "/usr/bin/udevadm",
+        "/usr/bin/gpg",
+        "/usr/bin/lsblk",
         "/usr/share/OVMF/OVMF_CODE_4M.fd",
         "/usr/lib/ipxe/undionly.kpxe",
         "/usr/lib/ipxe/snponly.efi",
@@ -101,8 +109,11 @@ fn root_lab_boots_firmware_into_ipxe_and_tears_down() {
     );
 }
 
+/// `RHCOS_METAL_LAB_KEEP=<dir>` keeps the lab's files (serial logs, disks) there for a look.
 fn lab_config(tag: &str, work: &std::path::Path) -> LabConfig {
-    let mut config = LabConfig::two_hosts(work.to_owned());
+    let keep = std::env::var_os("RHCOS_METAL_LAB_KEEP").map(std::path::PathBuf::from);
+    let mut config = LabConfig::two_hosts(keep.clone().unwrap_or_else(|| work.to_owned()));
+    config.keep_files = keep.is_some();
     config.netns = format!("rmlab{tag}{}", std::process::id());
     config
 }
@@ -110,13 +121,37 @@ fn lab_config(tag: &str, work: &std::path::Path) -> LabConfig {
 fn print_report(report: &rhcos_deploy::lab::LabReport) {
     eprintln!("{}", report.summary.timeline.render_table());
     for d in &report.disks {
-        eprintln!("disk {} role {:?}: {:?}", d.name, d.role, d.result);
+        eprintln!(
+            "disk {} role {:?} installer {:?} image {} kargs {:?} evidence {:?}: {:?}",
+            d.name, d.role, d.installer, d.image, d.kernel_args, d.evidence, d.result
+        );
+    }
+}
+
+/// Every disk was written by the real coreos-installer, named with its version.
+fn assert_installed_by_coreos_installer(report: &rhcos_deploy::lab::LabReport) {
+    let version = format!(
+        "coreos-installer {}",
+        rhcos_deploy::lab::COREOS_INSTALLER_VERSION
+    );
+    for d in &report.disks {
+        assert_eq!(d.installer.as_deref(), Some(version.as_str()), "{}", d.name);
+        assert!(
+            d.evidence
+                .iter()
+                .any(|l| l.starts_with("coreos-installer install /dev/vda")),
+            "{}: the service script ran coreos-installer: {:?}",
+            d.name,
+            d.evidence
+        );
+        assert!(d.evidence.iter().any(|l| l == "Install complete."));
     }
 }
 
 /// The README's main job, as a test: a BIOS VM with a fixed role and a UEFI VM that is
 /// introspected, PXE-booted through our DHCP, TFTP and HTTP servers, powered on over IPMI,
-/// installed by the fake installer, and their disks checked.
+/// installed by the real coreos-installer (its own service script reading `coreos.inst.*`), and
+/// their disks read back from the host.
 #[test]
 fn root_lab_deploys_a_bios_master_and_an_introspected_uefi_host() {
     if !prerequisites() {
@@ -129,8 +164,11 @@ fn root_lab_deploys_a_bios_master_and_an_introspected_uefi_host() {
         .expect("deployment runs");
     print_report(&report);
     assert!(report.success(), "every host installed and checked out");
+    assert_installed_by_coreos_installer(&report);
     let roles: Vec<_> = report.disks.iter().map(|d| d.role.clone()).collect();
     assert_eq!(roles, [Some("master".into()), Some("worker".into())]);
+    let images: Vec<_> = report.disks.iter().map(|d| d.image.as_str()).collect();
+    assert_eq!(images, ["raw.gz", "4k.raw.gz"], "the 4Kn disk got the 4k image");
     let uefi = report.summary.timeline.host(lab.vms[1].spec.mac).unwrap();
     assert!(
         uefi.phases.contains_key(&rhcos_deploy::Phase::BootFile),
@@ -160,6 +198,7 @@ fn root_lab_chainloads_undionly_kpxe_on_bios_and_ipxe_efi_on_uefi() {
         .expect("deployment runs");
     print_report(&report);
     assert!(report.success());
+    assert_installed_by_coreos_installer(&report);
     for vm in &lab.vms {
         let host = report.summary.timeline.host(vm.spec.mac).unwrap();
         assert!(
