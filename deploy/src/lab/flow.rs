@@ -159,14 +159,14 @@ impl Lab {
                 .host(vm.spec.mac)
                 .and_then(|h| h.role.clone());
             let role = fixed.clone().or(decided);
-            disks.push(self.check_disk(vm, role));
+            disks.push(self.check_disk(vm, fixed.as_deref(), role));
         }
         Ok(LabReport { summary, disks })
     }
 
     /// Reads one VM's disk from the host after its install and checks it against the image and
     /// the role's Ignition config; the console log tells which installer ran.
-    fn check_disk(&self, vm: &Vm, role: Option<String>) -> DiskCheck {
+    fn check_disk(&self, vm: &Vm, fixed: Option<&str>, role: Option<String>) -> DiskCheck {
         let console = vm.serial_log();
         let lines: Vec<&str> = console.lines().map(|l| l.trim_end_matches('\r')).collect();
         let installer = lines.iter().find_map(|l| {
@@ -189,13 +189,14 @@ impl Lab {
             kernel_args: None,
             result: Ok(()),
         };
-        check.result = self.check_disk_contents(vm, image, &mut check);
+        check.result = self.check_disk_contents(vm, fixed, image, &mut check);
         check
     }
 
     fn check_disk_contents(
         &self,
         vm: &Vm,
+        fixed_role: Option<&str>,
         image: &super::Image,
         check: &mut DiskCheck,
     ) -> Result<(), String> {
@@ -239,7 +240,18 @@ impl Lab {
             .ok_or("no /ignition/config.ign in the boot partition")?;
         let wanted = self.role_config(role).map_err(|e| e.to_string())?;
         let parse = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).ok();
-        if parse(&ignition).is_none() || parse(&ignition) != parse(&wanted) {
+        // An introspected host's config names the host it decided on: the role's config plus
+        // one `/etc/hostname` file. Anything else must be the role's config as it is.
+        let mut on_disk = parse(&ignition);
+        if fixed_role.is_none()
+            && let Some(files) = on_disk
+                .as_mut()
+                .and_then(|c| c.pointer_mut("/storage/files"))
+                .and_then(|f| f.as_array_mut())
+        {
+            files.retain(|f| f["path"] != "/etc/hostname");
+        }
+        if on_disk.is_none() || on_disk != parse(&wanted) {
             return Err(format!(
                 "the Ignition config on disk is not the {role} config: {}",
                 String::from_utf8_lossy(&ignition)

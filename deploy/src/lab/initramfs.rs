@@ -124,7 +124,13 @@ pub fn coreos_installer(cache: &Path) -> Result<PathBuf, Error> {
     let out = Command::new("nice")
         .args(["-n", "15"])
         .arg(&cargo)
-        .args(["install", "--locked", "--quiet", "coreos-installer", "--version"])
+        .args([
+            "install",
+            "--locked",
+            "--quiet",
+            "coreos-installer",
+            "--version",
+        ])
         .arg(&version)
         .arg("--root")
         .arg(&tmp)
@@ -238,11 +244,7 @@ pub(crate) fn build(dir: &Path, cache: &Path) -> Result<Installer, Error> {
     cpio.file("init", 0o100755, INIT_SCRIPT.as_bytes());
     cpio.file("etc/udhcpc.script", 0o100755, UDHCPC_SCRIPT.as_bytes());
     // udev resolves the groups its rules name; the rest of the system has only root.
-    cpio.file(
-        "etc/passwd",
-        0o100644,
-        b"root:x:0:0:root:/root:/bin/sh\n",
-    );
+    cpio.file("etc/passwd", 0o100644, b"root:x:0:0:root:/root:/bin/sh\n");
     cpio.file(
         "etc/group",
         0o100644,
@@ -284,7 +286,11 @@ pub(crate) fn build(dir: &Path, cache: &Path) -> Result<Installer, Error> {
     cpio.symlink("usr/lib/systemd/systemd-udevd", "/usr/bin/udevadm");
     for rule in UDEV_RULES {
         let src = Path::new("/usr/lib/udev/rules.d").join(rule);
-        cpio.file(&format!("usr/lib/udev/rules.d/{rule}"), 0o100644, &read(&src)?);
+        cpio.file(
+            &format!("usr/lib/udev/rules.d/{rule}"),
+            0o100644,
+            &read(&src)?,
+        );
     }
     let mut order = String::new();
     for ko in &modules {

@@ -340,7 +340,12 @@ pub fn inspect_disk(path: &Path, image: &Image, scratch: &Path) -> Result<DiskRe
     let disk_boot = fs(&disk_bytes, "boot-on-disk.ext4")?;
     let image_boot = fs(&image_bytes, "boot-in-image.ext4")?;
     let mut boot_files_changed = Vec::new();
-    for file in [BLS_ENTRY, "ignition.firstboot", "coreos/platforms.json", "grub2/grub.cfg"] {
+    for file in [
+        BLS_ENTRY,
+        "ignition.firstboot",
+        "coreos/platforms.json",
+        "grub2/grub.cfg",
+    ] {
         // The installer only appends to ignition.firstboot (with --firstboot-args).
         let was = debugfs_cat(&image_boot, file)?;
         let is = debugfs_cat(&disk_boot, file)?;

@@ -18,7 +18,7 @@ fn prerequisites() -> bool {
         "/usr/bin/ipmi_sim",
         "/usr/bin/ipmitool",
         "/bin/busybox",
-        "/usr/bin/debugfs",
+        "/usr/sbin/debugfs",
         "/usr/bin/ignition-validate",
         "/usr/bin/xz",
         "/usr/sbin/mkfs.ext4",
@@ -139,7 +139,7 @@ fn assert_installed_by_coreos_installer(report: &rhcos_deploy::lab::LabReport) {
         assert!(
             d.evidence
                 .iter()
-                .any(|l| l.starts_with("coreos-installer install /dev/vda")),
+                .any(|l| l.starts_with("coreos-installer install ") && l.contains(" /dev/vda")),
             "{}: the service script ran coreos-installer: {:?}",
             d.name,
             d.evidence
@@ -168,7 +168,11 @@ fn root_lab_deploys_a_bios_master_and_an_introspected_uefi_host() {
     let roles: Vec<_> = report.disks.iter().map(|d| d.role.clone()).collect();
     assert_eq!(roles, [Some("master".into()), Some("worker".into())]);
     let images: Vec<_> = report.disks.iter().map(|d| d.image.as_str()).collect();
-    assert_eq!(images, ["raw.gz", "4k.raw.gz"], "the 4Kn disk got the 4k image");
+    assert_eq!(
+        images,
+        ["raw.gz", "4k.raw.gz"],
+        "the 4Kn disk got the 4k image"
+    );
     let uefi = report.summary.timeline.host(lab.vms[1].spec.mac).unwrap();
     assert!(
         uefi.phases.contains_key(&rhcos_deploy::Phase::BootFile),
