@@ -63,8 +63,8 @@ impl Lab {
                 mirror: None,
                 arch: "x86_64".into(),
                 cache: self.dir.join("cache"),
-                keyring: None,
-                unsigned: true,
+                keyring: self.keyring.clone(),
+                unsigned: self.keyring.is_none(),
                 install_from: crate::plan::InstallFrom::Download,
             },
             provisioning: Provisioning {

@@ -549,15 +549,117 @@ pub fn sha256_file(path: &Path) -> Result<String, Error> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// A throwaway OpenPGP signing key for one lab: detached signatures of the lab's artifacts,
+/// and its public key as the keyring a plan trusts. Nobody else trusts it, coreos-installer
+/// included.
+#[derive(Debug)]
+pub(crate) struct Signer {
+    home: PathBuf,
+    /// The armored public key.
+    pub(crate) keyring: PathBuf,
+    sigs: PathBuf,
+}
+
+impl Signer {
+    /// Makes a new key (ed25519, no passphrase) in a GnuPG home under `dir`.
+    pub(crate) fn new(dir: &Path) -> Result<Signer, Error> {
+        let home = dir.join("gnupg");
+        mkdir(&home)?;
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|source| Error::Io {
+                path: home.clone(),
+                source,
+            })?;
+        let sigs = dir.join("signatures");
+        mkdir(&sigs)?;
+        let signer = Signer {
+            keyring: dir.join("lab-keyring.asc"),
+            home,
+            sigs,
+        };
+        signer.gpg(&[
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "rhcos-metal lab throwaway key <lab@rhcos-metal.test>",
+            "ed25519",
+            "sign",
+            "never",
+        ])?;
+        let public = signer.gpg(&["--armor", "--export"])?;
+        std::fs::write(&signer.keyring, public).map_err(|source| Error::Io {
+            path: signer.keyring.clone(),
+            source,
+        })?;
+        Ok(signer)
+    }
+
+    /// Signs `file` (a binary detached signature, as the CoreOS release tooling makes) and
+    /// returns where the signature is.
+    pub(crate) fn sign(&self, file: &Path) -> Result<PathBuf, Error> {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+        let sig = self.sigs.join(format!("{}.sig", name.unwrap_or_default()));
+        let tmp = sig.with_extension("sig.tmp");
+        self.gpg(&[
+            "--yes".as_ref(),
+            "--detach-sign".as_ref(),
+            "--output".as_ref(),
+            tmp.as_os_str(),
+            file.as_os_str(),
+        ])?;
+        std::fs::rename(&tmp, &sig).map_err(|source| Error::Io {
+            path: sig.clone(),
+            source,
+        })?;
+        Ok(sig)
+    }
+
+    fn gpg<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Result<Vec<u8>, Error> {
+        let out = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&self.home)
+            .args(["--batch", "--quiet", "--pinentry-mode", "loopback"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| Error::Spawn {
+                program: "gpg (apt-get install gnupg)".into(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Command {
+                command: "gpg".into(),
+                status: out.status.code(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(out.stdout)
+    }
+}
+
+impl Drop for Signer {
+    fn drop(&mut self) {
+        // gpg started an agent for this home; it goes with the key.
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(&self.home)
+            .args(["--kill", "gpg-agent"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// Writes a CoreOS `stream.json` naming the lab's kernel, initramfs, rootfs and every metal
 /// image format (`raw.gz`, `raw.xz`, `4k.raw.gz`, `4k.raw.xz`) by `file://` URL, as a mirror
-/// would. `signed` adds the `signature` URLs (`<file>.sig`, which must then exist).
+/// would. With a `signer`, every artifact is signed and its `signature` URL listed.
 pub(crate) fn write_stream(
     dir: &Path,
     images: &[Image; 2],
     kernel: &Path,
     initramfs: &Path,
-    signed: bool,
+    signer: Option<&Signer>,
 ) -> Result<PathBuf, Error> {
     // A live PXE boot names a rootfs too; the lab's live initramfs fetches it as the real one
     // does (coreos-livepxe-rootfs), but needs nothing from it.
@@ -567,28 +669,28 @@ pub(crate) fn write_stream(
         source,
     })?;
     let url = |p: &Path| format!("file://{}", p.display());
-    let artifact = |p: &Path, sha: &str, raw: Option<&str>| -> serde_json::Value {
+    let artifact = |p: &Path, sha: &str, raw: Option<&str>| -> Result<serde_json::Value, Error> {
         let mut v = serde_json::json!({ "location": url(p), "sha256": sha });
         if let Some(raw) = raw {
             v["uncompressed-sha256"] = raw.into();
         }
-        if signed {
-            v["signature"] = format!("{}.sig", url(p)).into();
+        if let Some(signer) = signer {
+            v["signature"] = url(&signer.sign(p)?).into();
         }
-        v
+        Ok(v)
     };
     let file =
-        |p: &Path| -> Result<serde_json::Value, Error> { Ok(artifact(p, &sha256_file(p)?, None)) };
+        |p: &Path| -> Result<serde_json::Value, Error> { artifact(p, &sha256_file(p)?, None) };
     let mut formats = serde_json::Map::new();
     for image in images {
         let prefix = if image.sector_size == 4096 { "4k." } else { "" };
         formats.insert(
             format!("{prefix}raw.gz"),
-            serde_json::json!({ "disk": artifact(&image.gz.0, &image.gz.1, Some(&image.raw_sha256)) }),
+            serde_json::json!({ "disk": artifact(&image.gz.0, &image.gz.1, Some(&image.raw_sha256))? }),
         );
         formats.insert(
             format!("{prefix}raw.xz"),
-            serde_json::json!({ "disk": artifact(&image.xz.0, &image.xz.1, Some(&image.raw_sha256)) }),
+            serde_json::json!({ "disk": artifact(&image.xz.0, &image.xz.1, Some(&image.raw_sha256))? }),
         );
     }
     formats.insert(

@@ -52,8 +52,9 @@ pub(crate) const MODULES: &[&str] = &[
 ];
 
 /// Programs copied from this machine into the initramfs's /usr/bin, with their libraries.
-/// coreos-installer calls lsblk, blkid, udevadm and gpg; the service script is bash.
-const PROGRAMS: &[&str] = &["bash", "lsblk", "blkid", "udevadm", "gpg"];
+/// coreos-installer calls lsblk, blkid, udevadm and gpg; the service script is bash; gpg 2.2
+/// starts gpg-agent even to import the public keys it verifies with.
+const PROGRAMS: &[&str] = &["bash", "lsblk", "blkid", "udevadm", "gpg", "gpg-agent"];
 
 /// The udev rules the installer needs: device nodes, and the by-label/by-partlabel links and
 /// filesystem properties that lsblk reads from udev's database.

@@ -122,6 +122,10 @@ pub struct LabConfig {
     pub chain: crate::Chain,
     /// What UEFI hosts chainload: `snponly.efi` or `ipxe.efi`.
     pub efi_boot_file: String,
+    /// Sign every artifact with a throwaway key and give the plan that key as its keyring
+    /// (`images.keyring`, `unsigned = false`), so rhcos-deploy's own signature checks run.
+    /// Off by default: see [`Lab::plan`].
+    pub signed: bool,
 }
 
 impl LabConfig {
@@ -155,6 +159,7 @@ impl LabConfig {
             keep_files: false,
             chain: crate::Chain::Trust,
             efi_boot_file: "snponly.efi".into(),
+            signed: false,
         }
     }
 }
@@ -172,6 +177,8 @@ pub struct Lab {
     pub images: [Image; 2],
     /// The `stream.json` that names the installer and the images.
     pub stream: PathBuf,
+    /// The throwaway key's public half, when the lab's artifacts are signed.
+    pub keyring: Option<PathBuf>,
     /// A fake `openshift-install create ignition-configs` output directory.
     pub assets: PathBuf,
     /// A directory with the iPXE binaries (undionly.kpxe, snponly.efi, ipxe.efi).
@@ -206,13 +213,19 @@ impl Lab {
         mkdir(&artifacts)?;
         let installer = initramfs::build(&artifacts, &config.cache_dir)?;
         let images = image::generate_all(&config.cache_dir, config.image_mib)?;
+        let signer = match config.signed {
+            true => Some(image::Signer::new(&dir)?),
+            false => None,
+        };
         let stream = image::write_stream(
             &artifacts,
             &images,
             &installer.kernel,
             &installer.initramfs,
-            false,
+            signer.as_ref(),
         )?;
+        let keyring = signer.as_ref().map(|s| s.keyring.clone());
+        drop(signer);
         let assets = dir.join("assets");
         write_assets(&assets)?;
         let ipxe_dir = dir.join("ipxe");
@@ -245,6 +258,7 @@ impl Lab {
             installer,
             images,
             stream,
+            keyring,
             assets,
             ipxe_dir,
             server_ip: config.server_ip,

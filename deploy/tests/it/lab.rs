@@ -212,3 +212,71 @@ fn root_lab_chainloads_undionly_kpxe_on_bios_and_ipxe_efi_on_uefi() {
         );
     }
 }
+
+/// Signed lab images: every artifact carries a detached signature by a throwaway key that the
+/// plan names as its keyring, and rhcos-deploy's own checks accept them, and refuse a tampered
+/// signature.
+#[test]
+fn root_lab_signed_artifacts_pass_the_plans_keyring_and_tampering_fails() {
+    if !prerequisites() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mut config = lab_config("k", work.path());
+    config.signed = true;
+    config.hosts.truncate(1);
+    let lab = Lab::build(&config).expect("lab builds");
+    let plan = lab.plan();
+    assert!(plan.images.keyring.is_some() && !plan.images.unsigned);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let artifacts = runtime
+        .block_on(rhcos_deploy::fetch_artifacts(
+            &plan,
+            rhcos_images::NoProgress,
+        ))
+        .expect("every artifact verifies against the lab's keyring");
+    assert!(artifacts.image.is_some());
+
+    // A signature by the same key over other bytes: refused, and nothing reaches the cache.
+    let mut tampered = plan.clone();
+    tampered.images.cache = work.path().join("cache-tampered");
+    let sigs = lab.dir.join("signatures");
+    let kernel_sig = sigs.join("vmlinuz.sig");
+    let initrd_sig = sigs.join("initrd.img.sig");
+    std::fs::copy(&initrd_sig, &kernel_sig).unwrap();
+    let err = runtime
+        .block_on(rhcos_deploy::fetch_artifacts(
+            &tampered,
+            rhcos_images::NoProgress,
+        ))
+        .expect_err("a signature over other bytes is refused");
+    eprintln!("tampered: {err:?}");
+}
+
+/// The whole install with signed images. coreos-installer 0.27 fetches `<image_url>.sig`
+/// whatever the flags and checks any signature it finds against its compiled-in release keys:
+/// `coreos.inst.insecure` only lets it go on when there is no signature. rhcos-deploy serves
+/// the keyring's signature beside the image, so today the install fails with
+/// "GPG verification failure" (seen in the lab's console). It passes once rhcos-deploy stops
+/// offering the installer a signature it cannot check.
+#[test]
+#[ignore = "rhcos-deploy serves <image>.sig to coreos-installer for keyring-signed images"]
+fn root_lab_installs_images_signed_by_the_plans_keyring() {
+    if !prerequisites() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mut config = lab_config("s", work.path());
+    config.signed = true;
+    config.hosts.truncate(1);
+    let lab = Lab::build(&config).expect("lab builds");
+    let report = lab
+        .deploy(|_| {}, std::future::pending())
+        .expect("deployment runs");
+    print_report(&report);
+    assert!(report.success());
+    assert_installed_by_coreos_installer(&report);
+}
