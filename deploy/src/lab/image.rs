@@ -109,7 +109,7 @@ pub(crate) fn generate_all(cache: &Path, mib: u32) -> Result<[Image; 2], Error> 
 
 /// Generates (or finds in `cache`) one image; the cache key covers everything the bytes
 /// depend on, and a finished entry is renamed into place whole.
-pub(crate) fn generate(cache: &Path, mib: u32, sector_size: u32) -> Result<Image, Error> {
+pub fn generate(cache: &Path, mib: u32, sector_size: u32) -> Result<Image, Error> {
     if mib < MIN_IMAGE_MIB {
         return Err(Error::Missing {
             what: format!("an image of at least {MIN_IMAGE_MIB} MiB (asked for {mib})"),

@@ -5,6 +5,17 @@
 //! namespace, files), on success, on error and on Ctrl-C alike. The lab knows nothing about the
 //! deployment: it hands out a [`crate::Plan`]-shaped description of its hosts and checks their disks
 //! afterwards, and the same deployment code as on real hardware runs in between.
+//!
+//! The installer is not ours: the live initramfs ([`Installer`]) carries the crates.io
+//! `coreos-installer` ([`COREOS_INSTALLER_VERSION`], built once by [`coreos_installer`] into
+//! [`LabConfig::cache_dir`]) and runs it through the crate's own `coreos-installer-service`
+//! script ([`SERVICE_SCRIPT`], unmodified), which reads the `coreos.inst.*` arguments that
+//! rhcos-deploy wrote. The metal images ([`Image`]) have the layout coreos-installer expects
+//! (GPT, `EFI-SYSTEM`, `boot` with a BLS entry, `root`), for 512-byte and 4Kn disks, in gzip
+//! and xz. After the install every disk is read from the host ([`inspect_disk`]): the partition
+//! table, every byte outside `boot` against the image, and in `boot` (with debugfs) the Ignition
+//! config coreos-installer wrote and the first-boot kernel arguments, which must pass
+//! `ignition-validate`.
 
 mod flow;
 mod image;
@@ -17,7 +28,10 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 pub use flow::{DiskCheck, LabReport};
-pub use image::{BLS_OPTIONS, Image, MIN_IMAGE_MIB, Partition, layout, read_gpt, sha256_file};
+pub use image::{
+    BLS_OPTIONS, Image, MIN_IMAGE_MIB, Partition, generate as generate_image, layout, read_gpt,
+    sha256_file,
+};
 pub use initramfs::{
     COREOS_INSTALLER_VERSION, INIT_SCRIPT, Installer, SERVICE_SCRIPT, SERVICE_SCRIPT_SHA256,
     coreos_installer,

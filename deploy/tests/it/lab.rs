@@ -280,3 +280,83 @@ fn root_lab_installs_images_signed_by_the_plans_keyring() {
     assert!(report.success());
     assert_installed_by_coreos_installer(&report);
 }
+
+/// The disk check against disks whose history is known: the image as written (no Ignition
+/// config yet), an Ignition config written where coreos-installer writes it, and one flipped
+/// byte in the root partition. Needs e2fsprogs, dosfstools and xz, not root.
+#[test]
+fn lab_disk_check_reads_boot_and_sees_changes_outside_it() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let tools = [
+        "/usr/sbin/mkfs.ext4",
+        "/usr/sbin/mkfs.vfat",
+        "/usr/sbin/debugfs",
+        "/usr/bin/xz",
+    ];
+    if let Some(missing) = tools.iter().find(|t| !std::path::Path::new(t).exists()) {
+        assert!(
+            !ci,
+            "CI=true: {missing} is missing (scripts/install-deps.sh)"
+        );
+        eprintln!("skipping: {missing} is missing");
+        return;
+    }
+    use rhcos_deploy::lab::{MIN_IMAGE_MIB, generate_image, inspect_disk};
+    let work = tempfile::tempdir().unwrap();
+    for sector_size in [512, 4096] {
+        let image = generate_image(&work.path().join("cache"), MIN_IMAGE_MIB, sector_size)
+            .expect("image generates");
+        let disk = work.path().join(format!("disk{sector_size}"));
+        let mut bytes = std::fs::read(&image.raw).unwrap();
+        bytes.resize(bytes.len() + (16 << 20), 0);
+        std::fs::write(&disk, &bytes).unwrap();
+
+        let fresh = inspect_disk(&disk, &image, work.path()).unwrap();
+        assert!(fresh.outside_boot_identical);
+        assert!(fresh.boot_files_changed.is_empty());
+        assert_eq!(fresh.ignition, None);
+        assert_eq!(
+            fresh.bls_options.as_deref(),
+            Some(rhcos_deploy::lab::BLS_OPTIONS)
+        );
+        assert_eq!(fresh.partitions.len(), 4);
+
+        // What coreos-installer does to /boot, done with debugfs on the partition's bytes.
+        let boot = image.partition("boot").unwrap();
+        let (b0, b1) = (boot.offset as usize, (boot.offset + boot.len) as usize);
+        let fs = work.path().join("boot.ext4");
+        std::fs::write(&fs, &bytes[b0..b1]).unwrap();
+        let config = work.path().join("config.ign");
+        std::fs::write(&config, br#"{"ignition":{"version":"3.2.0"}}"#).unwrap();
+        for cmd in [
+            "mkdir /ignition".to_owned(),
+            format!("write {} /ignition/config.ign", config.display()),
+            "set_inode_field /ignition/config.ign mode 0100600".to_owned(),
+        ] {
+            let out = std::process::Command::new("debugfs")
+                .args(["-w", "-R", &cmd])
+                .arg(&fs)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "debugfs {cmd}: {out:?}");
+        }
+        bytes[b0..b1].copy_from_slice(&std::fs::read(&fs).unwrap());
+        std::fs::write(&disk, &bytes).unwrap();
+        let installed = inspect_disk(&disk, &image, work.path()).unwrap();
+        assert!(installed.outside_boot_identical);
+        assert_eq!(
+            installed.ignition.as_deref(),
+            Some(br#"{"ignition":{"version":"3.2.0"}}"#.as_slice())
+        );
+        assert_eq!(installed.ignition_mode.as_deref(), Some("0600"));
+
+        let root = image.partition("root").unwrap();
+        bytes[(root.offset + root.len / 2) as usize] ^= 1;
+        std::fs::write(&disk, &bytes).unwrap();
+        let flipped = inspect_disk(&disk, &image, work.path()).unwrap();
+        assert!(
+            !flipped.outside_boot_identical,
+            "a flipped root byte is seen"
+        );
+    }
+}
