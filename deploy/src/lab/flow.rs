@@ -185,7 +185,7 @@ impl Lab {
             role,
             installer,
             evidence,
-            image: image.gz_format().to_owned(),
+            image: image.format(self.xz_only).to_owned(),
             kernel_args: None,
             result: Ok(()),
         };
@@ -202,6 +202,24 @@ impl Lab {
     ) -> Result<(), String> {
         if !check.evidence.iter().any(|l| l == "Install complete.") {
             return Err("coreos-installer never printed `Install complete.`".into());
+        }
+        // The image URL the service script handed coreos-installer names the file served.
+        let served = if self.xz_only {
+            &image.xz.1
+        } else {
+            &image.gz.1
+        };
+        let url = check
+            .evidence
+            .iter()
+            .find_map(|l| l.split(" --image-url ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .ok_or("the service script passed no --image-url")?;
+        if !url.ends_with(&format!("/{served}")) {
+            return Err(format!(
+                "coreos-installer fetched {url}, not the {} image ({served})",
+                check.image
+            ));
         }
         let report = vm.inspect_disk(image).map_err(|e| e.to_string())?;
         check.kernel_args = report.bls_options.clone();

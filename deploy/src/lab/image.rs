@@ -71,12 +71,14 @@ impl Image {
         self.partitions.iter().copied().find(|p| p.name == name)
     }
 
-    /// The stream format name of the gzip file (`raw.gz` or `4k.raw.gz`).
-    pub fn gz_format(&self) -> &'static str {
-        if self.sector_size == 4096 {
-            "4k.raw.gz"
-        } else {
-            "raw.gz"
+    /// The stream format name of this image compressed with `xz` or gzip: `raw.gz`,
+    /// `raw.xz`, `4k.raw.gz`, `4k.raw.xz`.
+    pub fn format(&self, xz: bool) -> &'static str {
+        match (self.sector_size == 4096, xz) {
+            (false, false) => "raw.gz",
+            (false, true) => "raw.xz",
+            (true, false) => "4k.raw.gz",
+            (true, true) => "4k.raw.xz",
         }
     }
 }
@@ -653,13 +655,15 @@ impl Drop for Signer {
 
 /// Writes a CoreOS `stream.json` naming the lab's kernel, initramfs, rootfs and every metal
 /// image format (`raw.gz`, `raw.xz`, `4k.raw.gz`, `4k.raw.xz`) by `file://` URL, as a mirror
-/// would. With a `signer`, every artifact is signed and its `signature` URL listed.
+/// would. With a `signer`, every artifact is signed and its `signature` URL listed; with
+/// `xz_only` the stream is shaped like Fedora CoreOS's, which carries no gzip images.
 pub(crate) fn write_stream(
     dir: &Path,
     images: &[Image; 2],
     kernel: &Path,
     initramfs: &Path,
     signer: Option<&Signer>,
+    xz_only: bool,
 ) -> Result<PathBuf, Error> {
     // A live PXE boot names a rootfs too; the lab's live initramfs fetches it as the real one
     // does (coreos-livepxe-rootfs), but needs nothing from it.
@@ -683,15 +687,16 @@ pub(crate) fn write_stream(
         |p: &Path| -> Result<serde_json::Value, Error> { artifact(p, &sha256_file(p)?, None) };
     let mut formats = serde_json::Map::new();
     for image in images {
-        let prefix = if image.sector_size == 4096 { "4k." } else { "" };
-        formats.insert(
-            format!("{prefix}raw.gz"),
-            serde_json::json!({ "disk": artifact(&image.gz.0, &image.gz.1, Some(&image.raw_sha256))? }),
-        );
-        formats.insert(
-            format!("{prefix}raw.xz"),
-            serde_json::json!({ "disk": artifact(&image.xz.0, &image.xz.1, Some(&image.raw_sha256))? }),
-        );
+        let mut files = vec![(false, &image.xz)];
+        if !xz_only {
+            files.push((true, &image.gz));
+        }
+        for (gz, (path, sha)) in files {
+            formats.insert(
+                image.format(!gz).into(),
+                serde_json::json!({ "disk": artifact(path, sha, Some(&image.raw_sha256))? }),
+            );
+        }
     }
     formats.insert(
         "pxe".into(),

@@ -140,6 +140,9 @@ pub struct LabConfig {
     /// (`images.keyring`, `unsigned = false`), so rhcos-deploy's own signature checks run.
     /// Off by default: see [`Lab::plan`].
     pub signed: bool,
+    /// List only the `raw.xz` and `4k.raw.xz` images, as Fedora CoreOS streams do, so the
+    /// installer gets xz; otherwise the gzip images are listed too and preferred, as on RHCOS.
+    pub xz_only: bool,
 }
 
 impl LabConfig {
@@ -174,6 +177,7 @@ impl LabConfig {
             chain: crate::Chain::Trust,
             efi_boot_file: "snponly.efi".into(),
             signed: false,
+            xz_only: false,
         }
     }
 }
@@ -193,6 +197,8 @@ pub struct Lab {
     pub stream: PathBuf,
     /// The throwaway key's public half, when the lab's artifacts are signed.
     pub keyring: Option<PathBuf>,
+    /// Whether the stream lists only the xz images.
+    pub xz_only: bool,
     /// A fake `openshift-install create ignition-configs` output directory.
     pub assets: PathBuf,
     /// A directory with the iPXE binaries (undionly.kpxe, snponly.efi, ipxe.efi).
@@ -237,6 +243,7 @@ impl Lab {
             &installer.kernel,
             &installer.initramfs,
             signer.as_ref(),
+            config.xz_only,
         )?;
         let keyring = signer.as_ref().map(|s| s.keyring.clone());
         drop(signer);
@@ -273,6 +280,7 @@ impl Lab {
             images,
             stream,
             keyring,
+            xz_only: config.xz_only,
             assets,
             ipxe_dir,
             server_ip: config.server_ip,

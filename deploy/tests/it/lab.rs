@@ -186,7 +186,8 @@ fn root_lab_deploys_a_bios_master_and_an_introspected_uefi_host() {
 
 /// The other chainload paths: the BIOS NIC ROM is handed undionly.kpxe over TFTP first, and only
 /// the iPXE that comes from it gets the script; UEFI firmware gets ipxe.efi (iPXE's own NIC
-/// drivers) instead of snponly.efi.
+/// drivers) instead of snponly.efi. The stream is FCOS-shaped (xz images only), so
+/// coreos-installer gets `raw.xz` and `4k.raw.xz` here, under URLs without a suffix.
 #[test]
 fn root_lab_chainloads_undionly_kpxe_on_bios_and_ipxe_efi_on_uefi() {
     if !prerequisites() {
@@ -196,6 +197,7 @@ fn root_lab_chainloads_undionly_kpxe_on_bios_and_ipxe_efi_on_uefi() {
     let mut config = lab_config("u", work.path());
     config.chain = rhcos_deploy::Chain::Stateful;
     config.efi_boot_file = "ipxe.efi".into();
+    config.xz_only = true;
     let lab = Lab::build(&config).expect("lab builds");
     let report = lab
         .deploy(|_| {}, std::future::pending())
@@ -203,6 +205,8 @@ fn root_lab_chainloads_undionly_kpxe_on_bios_and_ipxe_efi_on_uefi() {
     print_report(&report);
     assert!(report.success());
     assert_installed_by_coreos_installer(&report);
+    let images: Vec<_> = report.disks.iter().map(|d| d.image.as_str()).collect();
+    assert_eq!(images, ["raw.xz", "4k.raw.xz"]);
     for vm in &lab.vms {
         let host = report.summary.timeline.host(vm.spec.mac).unwrap();
         assert!(
