@@ -3,14 +3,21 @@
 #
 # The install itself is the real coreos-installer, driven by its own unmodified
 # /usr/libexec/coreos-installer-service, which maps the coreos.inst.* kernel arguments to
-# `coreos-installer install` flags. This script does what the live system's other initrd
-# units would have done around it, with busybox:
-#   modules -> systemd-udevd (Debian's real one, so `udevadm settle` means what it says)
-#   -> DHCP (udhcpc) -> coreos.live.rootfs_url fetch (as coreos-livepxe-rootfs does)
-#   -> introspection hook (POST ghw-format JSON, the answer is the Ignition config, handed to
-#      coreos-installer as an installer config file in /etc/coreos/installer.d/, which the
-#      service script passes with --config-file)
-#   -> coreos-installer-service -> report -> power off (no systemd here to reboot).
+# `coreos-installer install` flags. There is no systemd here, so this script stands in for the
+# units of a live system around it, each with the smallest honest equivalent:
+#   systemd-udevd.service      -> Debian's real systemd-udevd, started by hand (--daemon) and
+#                                 triggered, so `udevadm settle` in the service means what it says
+#   NetworkManager (After=)    -> busybox udhcpc on the one NIC
+#   coreos-livepxe-rootfs      -> coreos.live.rootfs_url fetched with busybox wget
+#   (ours) introspection hook  -> POST ghw-format JSON to coreos.inst.introspection_endpoint; the
+#                                 answer is the Ignition config, handed to coreos-installer as an
+#                                 installer config file in /etc/coreos/installer.d/ (the service
+#                                 passes each with --config-file; coreos.inst.ignition_url would
+#                                 need an http(s) URL)
+#   coreos-installer.service   -> the service script run here, its output on the console
+#                                 (StandardOutput=kmsg+console)
+#   coreos-installer-reboot.service / OnFailure=emergency.target
+#                              -> power off either way (the BMC sees it), after reporting
 # Our progress lines start with "LIVE:"; everything the service and coreos-installer print is
 # copied to the console as is. The stages image-written, installed and failed are POSTed to
 # rhcos_metal.report= so the deployment timeline sees them.
