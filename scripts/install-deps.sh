@@ -8,6 +8,12 @@ PACKAGES=(
   pkg-config libvirt-dev gcc
   # firmware and VMs for the lab
   qemu-system-x86 qemu-utils ipxe-qemu ipxe ovmf seabios linux-image-amd64 busybox-static cpio
+  # the lab's real installer: building coreos-installer (cargo install, cached outside the repo)
+  libssl-dev libzstd-dev liblzma-dev
+  # ... and what it runs with inside the lab's initramfs (copied from here with their libraries)
+  bash util-linux udev gnupg kmod
+  # the lab's CoreOS-shaped images (mkfs, xz) and the disk check (debugfs)
+  e2fsprogs dosfstools xz-utils fdisk gdisk
   # namespaces, bridges, captures
   iproute2 iptables tcpdump procps
   # libvirt peers and schema validation

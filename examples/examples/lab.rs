@@ -1,9 +1,11 @@
 //! The lab: throwaway VMs PXE-booted and installed through rhcos-metal's own stack.
 //!
-//! `cargo run --release --example lab` (as root) installs the Debian packages it needs, builds a
-//! network namespace with QEMU VMs behind ipmi_sim BMCs (one BIOS with a fixed role, one UEFI
-//! that is introspected), deploys them with the same code as a real deployment, checks every
-//! disk, prints the timeline and removes everything again, also on failure or Ctrl-C.
+//! `cargo run --release --example lab` (as root) installs the Debian packages it needs, builds
+//! coreos-installer once (cached), builds a network namespace with QEMU VMs behind ipmi_sim
+//! BMCs (one BIOS with a fixed role, one UEFI with a 4Kn disk that is introspected), deploys
+//! them with the same code as a real deployment, where the real coreos-installer writes every
+//! disk, checks every disk from the host, prints the timeline and removes everything again,
+//! also on failure or Ctrl-C.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,8 +21,8 @@ struct Args {
     /// Number of VMs; they alternate BIOS (fixed role) and UEFI (introspected).
     #[arg(long, default_value_t = 2)]
     vms: u8,
-    /// Size of the generated metal image in MiB.
-    #[arg(long, default_value_t = 16)]
+    /// Size of the generated metal images in MiB (at least 40).
+    #[arg(long, default_value_t = rhcos_deploy::lab::MIN_IMAGE_MIB)]
     image_mib: u32,
     /// Keep the lab's files (disks, serial logs) after the run.
     #[arg(long)]
@@ -110,13 +112,22 @@ fn main() -> Result<ExitCode> {
     })?;
     println!("\n{}", report.summary.timeline.render_table());
     for d in &report.disks {
+        let installer = d.installer.as_deref().unwrap_or("no installer seen");
         match &d.result {
             Ok(()) => println!(
-                "disk {:<8} ok: image verified, {} Ignition config",
+                "disk {:<8} ok: {installer} wrote {} (verified outside /boot), {} Ignition config \
+                 in /boot/ignition/config.ign passes ignition-validate",
                 d.name,
+                d.image,
                 d.role.as_deref().unwrap_or("-")
             ),
-            Err(e) => println!("disk {:<8} FAILED: {e}", d.name),
+            Err(e) => println!("disk {:<8} FAILED ({installer}): {e}", d.name),
+        }
+        for line in &d.evidence {
+            println!("    console: {line}");
+        }
+        if let Some(kargs) = &d.kernel_args {
+            println!("    first-boot kernel arguments: {kargs}");
         }
     }
     let ok = report.success();

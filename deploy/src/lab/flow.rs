@@ -8,7 +8,7 @@ use crate::plan::{BmcDriver, BmcSpec, Cluster, Host, Images, Plan, Provisioning,
 use crate::run::{RunReport, run};
 use crate::timeline::Timeline;
 
-use super::{BMC_PASSWORD, BMC_USER, Error, Lab};
+use super::{BMC_PASSWORD, BMC_USER, Error, Lab, Vm};
 
 /// One VM's disk, checked after the deployment.
 #[derive(Debug)]
@@ -17,7 +17,17 @@ pub struct DiskCheck {
     pub name: String,
     /// The role the host should have (fixed, or what introspection decided).
     pub role: Option<String>,
-    /// `Ok` when the disk holds the image and the right role's config, else why not.
+    /// The installer that ran, as the live system announced it (`coreos-installer 0.27.0`).
+    pub installer: Option<String>,
+    /// The console lines that show it ran: the service script's `coreos-installer install …`
+    /// command line and coreos-installer's own `Install complete.`.
+    pub evidence: Vec<String>,
+    /// The image format the disk was checked against (`raw.gz`, `4k.raw.gz`).
+    pub image: String,
+    /// The first-boot kernel arguments as coreos-installer left them (the BLS `options` line).
+    pub kernel_args: Option<String>,
+    /// `Ok` when the disk holds the image, the right role's config where coreos-installer
+    /// writes it, and that config passes `ignition-validate`; else why not.
     pub result: Result<(), String>,
 }
 
@@ -53,8 +63,8 @@ impl Lab {
                 mirror: None,
                 arch: "x86_64".into(),
                 cache: self.dir.join("cache"),
-                keyring: None,
-                unsigned: true,
+                keyring: self.keyring.clone(),
+                unsigned: self.keyring.is_none(),
                 install_from: crate::plan::InstallFrom::Download,
             },
             provisioning: Provisioning {
@@ -95,7 +105,7 @@ impl Lab {
                     // Fixed hosts get reservations; introspected ones come from the pool.
                     address: role.as_ref().map(|_| Ipv4Addr::from(net | (10 + i as u32))),
                     install_dev: "/dev/vda".into(),
-                    sector_size: None,
+                    sector_size: (vm.spec.sector_size == 4096).then_some(4096),
                     bmc: Some(BmcSpec {
                         driver: BmcDriver::Ipmi,
                         address: vm.bmc.to_string(),
@@ -149,39 +159,139 @@ impl Lab {
                 .host(vm.spec.mac)
                 .and_then(|h| h.role.clone());
             let role = fixed.clone().or(decided);
-            let result = self.check_disk(vm, role.as_deref());
-            disks.push(DiskCheck {
-                name: vm.spec.name.clone(),
-                role,
-                result,
-            });
+            disks.push(self.check_disk(vm, fixed.as_deref(), role));
         }
         Ok(LabReport { summary, disks })
     }
 
-    fn check_disk(&self, vm: &super::Vm, role: Option<&str>) -> Result<(), String> {
-        let report = vm
-            .inspect_disk(self.image.raw_bytes)
-            .map_err(|e| e.to_string())?;
-        if report.image_sha256 != self.image.raw_sha256 {
+    /// Reads one VM's disk from the host after its install and checks it against the image and
+    /// the role's Ignition config; the console log tells which installer ran.
+    fn check_disk(&self, vm: &Vm, fixed: Option<&str>, role: Option<String>) -> DiskCheck {
+        let console = vm.serial_log();
+        let lines: Vec<&str> = console.lines().map(|l| l.trim_end_matches('\r')).collect();
+        let installer = lines.iter().find_map(|l| {
+            l.strip_prefix("LIVE: nic ")
+                .and_then(|rest| rest.rsplit_once("; "))
+                .map(|(_, v)| v.to_owned())
+        });
+        let evidence: Vec<String> = lines
+            .iter()
+            .filter(|l| l.starts_with("coreos-installer install ") || **l == "Install complete.")
+            .map(|l| l.to_string())
+            .collect();
+        let image = self.image_for(vm);
+        let mut check = DiskCheck {
+            name: vm.spec.name.clone(),
+            role,
+            installer,
+            evidence,
+            image: image.format(self.xz_only).to_owned(),
+            kernel_args: None,
+            result: Ok(()),
+        };
+        check.result = self.check_disk_contents(vm, fixed, image, &mut check);
+        check
+    }
+
+    fn check_disk_contents(
+        &self,
+        vm: &Vm,
+        fixed_role: Option<&str>,
+        image: &super::Image,
+        check: &mut DiskCheck,
+    ) -> Result<(), String> {
+        if !check.evidence.iter().any(|l| l == "Install complete.") {
+            return Err("coreos-installer never printed `Install complete.`".into());
+        }
+        // The image URL the service script handed coreos-installer names the file served.
+        let served = if self.xz_only {
+            &image.xz.1
+        } else {
+            &image.gz.1
+        };
+        let url = check
+            .evidence
+            .iter()
+            .find_map(|l| l.split(" --image-url ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .ok_or("the service script passed no --image-url")?;
+        if !url.ends_with(&format!("/{served}")) {
             return Err(format!(
-                "image sha256 {} on disk, expected {}",
-                report.image_sha256, self.image.raw_sha256
+                "coreos-installer fetched {url}, not the {} image ({served})",
+                check.image
             ));
         }
-        if report.field("mac") != Some(vm.spec.mac.to_string().as_str()) {
+        let report = vm.inspect_disk(image).map_err(|e| e.to_string())?;
+        check.kernel_args = report.bls_options.clone();
+        let want: Vec<_> = image
+            .partitions
+            .iter()
+            .map(|p| (p.name.to_owned(), p.offset, p.len))
+            .collect();
+        if report.partitions != want {
             return Err(format!(
-                "marker written by {:?}, expected {}",
-                report.field("mac"),
-                vm.spec.mac
+                "partition table {:?}, expected the image's {want:?}",
+                report.partitions
             ));
         }
-        let role = role.ok_or("no role was decided")?;
-        let ignition = String::from_utf8_lossy(&report.ignition);
-        let wanted = format!("data:,{role}");
-        if !ignition.contains(&wanted) {
+        if !report.outside_boot_identical {
             return Err(format!(
-                "the Ignition config on disk is not the {role} config"
+                "the disk differs from {} outside the boot partition",
+                check.image
+            ));
+        }
+        if !report.boot_files_changed.is_empty() {
+            return Err(format!(
+                "boot files the installer must not change differ: {:?}",
+                report.boot_files_changed
+            ));
+        }
+        if report.bls_options.as_deref() != Some(super::BLS_OPTIONS) {
+            return Err(format!(
+                "BLS options {:?}, expected the image's own (no kernel argument changes asked)",
+                report.bls_options
+            ));
+        }
+        let role = check.role.as_deref().ok_or("no role was decided")?;
+        let ignition = report
+            .ignition
+            .ok_or("no /ignition/config.ign in the boot partition")?;
+        let wanted = self.role_config(role).map_err(|e| e.to_string())?;
+        let parse = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).ok();
+        // An introspected host's config names the host it decided on: the role's config plus
+        // one `/etc/hostname` file. Anything else must be the role's config as it is.
+        let mut on_disk = parse(&ignition);
+        if fixed_role.is_none()
+            && let Some(files) = on_disk
+                .as_mut()
+                .and_then(|c| c.pointer_mut("/storage/files"))
+                .and_then(|f| f.as_array_mut())
+        {
+            files.retain(|f| f["path"] != "/etc/hostname");
+        }
+        if on_disk.is_none() || on_disk != parse(&wanted) {
+            return Err(format!(
+                "the Ignition config on disk is not the {role} config: {}",
+                String::from_utf8_lossy(&ignition)
+            ));
+        }
+        if report.ignition_mode.as_deref() != Some("0600") {
+            return Err(format!(
+                "config.ign has mode {:?}, coreos-installer writes 0600",
+                report.ignition_mode
+            ));
+        }
+        let file = vm.dir.join("config-from-disk.ign");
+        std::fs::write(&file, &ignition).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("ignition-validate")
+            .arg(&file)
+            .output()
+            .map_err(|e| format!("ignition-validate (apt-get install ignition): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ignition-validate rejects the config on disk: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
             ));
         }
         Ok(())

@@ -1,10 +1,21 @@
 //! A throwaway lab on this machine: bare-metal servers as QEMU VMs behind ipmi_sim BMCs, on a
-//! bridge inside a network namespace of their own, with a fake RHCOS installer.
+//! bridge inside a network namespace of their own, installed by the real `coreos-installer`.
 //!
 //! [`Lab::build`] creates everything; dropping the [`Lab`] removes it all again (VMs, BMCs,
 //! namespace, files), on success, on error and on Ctrl-C alike. The lab knows nothing about the
 //! deployment: it hands out a [`crate::Plan`]-shaped description of its hosts and checks their disks
 //! afterwards, and the same deployment code as on real hardware runs in between.
+//!
+//! The installer is not ours: the live initramfs ([`Installer`]) carries the crates.io
+//! `coreos-installer` ([`COREOS_INSTALLER_VERSION`], built once by [`coreos_installer`] into
+//! [`LabConfig::cache_dir`]) and runs it through the crate's own `coreos-installer-service`
+//! script ([`SERVICE_SCRIPT`], unmodified), which reads the `coreos.inst.*` arguments that
+//! rhcos-deploy wrote. The metal images ([`Image`]) have the layout coreos-installer expects
+//! (GPT, `EFI-SYSTEM`, `boot` with a BLS entry, `root`), for 512-byte and 4Kn disks, in gzip
+//! and xz. After the install every disk is read from the host ([`inspect_disk`]): the partition
+//! table, every byte outside `boot` against the image, and in `boot` (with debugfs) the Ignition
+//! config coreos-installer wrote and the first-boot kernel arguments, which must pass
+//! `ignition-validate`.
 
 mod flow;
 mod image;
@@ -17,8 +28,14 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 pub use flow::{DiskCheck, LabReport};
-pub use image::{Image, sha256_file};
-pub use initramfs::{INIT_SCRIPT, Installer};
+pub use image::{
+    BLS_OPTIONS, Image, MIN_IMAGE_MIB, Partition, generate as generate_image, layout, read_gpt,
+    sha256_file,
+};
+pub use initramfs::{
+    COREOS_INSTALLER_VERSION, INIT_SCRIPT, Installer, SERVICE_SCRIPT, SERVICE_SCRIPT_SHA256,
+    coreos_installer,
+};
 pub use netns::Netns;
 pub use vm::{Accel, BMC_PASSWORD, BMC_USER, DiskReport, Firmware, Vm, VmSpec, inspect_disk};
 
@@ -74,12 +91,14 @@ pub enum Error {
     /// Fetching the lab's images failed.
     #[error("images")]
     Images(#[from] rhcos_images::Error),
-    /// The disk carries no installer marker: the install did not finish.
-    #[error("no installer marker on {path}")]
-    NoMarker {
-        /// The disk image.
-        path: PathBuf,
-    },
+}
+
+/// Where the lab caches what outlives a run (the coreos-installer build, generated images):
+/// `$RHCOS_METAL_LAB_CACHE`, else `/var/cache/rhcos-metal-lab`.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("RHCOS_METAL_LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/rhcos-metal-lab"))
 }
 
 /// One lab host: a VM and the role it should get.
@@ -96,10 +115,12 @@ pub struct LabHost {
 pub struct LabConfig {
     /// The hosts.
     pub hosts: Vec<LabHost>,
-    /// The generated metal image's size in MiB.
+    /// The generated metal images' size in MiB (at least [`MIN_IMAGE_MIB`]).
     pub image_mib: u32,
     /// Where the lab's files go; a fresh directory is created inside.
     pub work_dir: PathBuf,
+    /// What outlives a run: the coreos-installer build and the generated images.
+    pub cache_dir: PathBuf,
     /// The namespace name (unique per run).
     pub netns: String,
     /// The provisioning server's address on the lab bridge.
@@ -115,29 +136,39 @@ pub struct LabConfig {
     pub chain: crate::ChainMode,
     /// What UEFI hosts chainload: `snponly.efi` or `ipxe.efi`.
     pub efi_boot_file: String,
+    /// Sign every artifact with a throwaway key and give the plan that key as its keyring
+    /// (`images.keyring`, `unsigned = false`), so rhcos-deploy's own signature checks run.
+    /// Off by default: see [`Lab::plan`].
+    pub signed: bool,
+    /// List only the `raw.xz` and `4k.raw.xz` images, as Fedora CoreOS streams do, so the
+    /// installer gets xz; otherwise the gzip images are listed too and preferred, as on RHCOS.
+    pub xz_only: bool,
 }
 
 impl LabConfig {
-    /// The default lab: one BIOS host with a fixed role and one UEFI host that is introspected.
+    /// The default lab: one BIOS host with a fixed role and a 512-byte-sector disk, and one
+    /// UEFI host with a 4Kn disk (so it gets the `4k` image) that is introspected.
     pub fn two_hosts(work_dir: PathBuf) -> Self {
         let pid = std::process::id();
-        let host = |i: u8, firmware, role: Option<&str>| LabHost {
+        let host = |i: u8, firmware, sector_size, role: Option<&str>| LabHost {
             vm: VmSpec {
                 name: format!("node{i}"),
                 mac: pxe_stack::Mac([0x52, 0x54, 0x00, 0x7e, 0x60, i + 1]),
                 firmware,
-                memory_mib: 512,
+                memory_mib: 768,
                 disk_mib: 0,
+                sector_size,
             },
             role: role.map(str::to_owned),
         };
         LabConfig {
             hosts: vec![
-                host(0, Firmware::Bios, Some("master")),
-                host(1, Firmware::Uefi, None),
+                host(0, Firmware::Bios, 512, Some("master")),
+                host(1, Firmware::Uefi, 4096, None),
             ],
-            image_mib: 16,
+            image_mib: MIN_IMAGE_MIB,
             work_dir,
+            cache_dir: default_cache_dir(),
             netns: format!("rmlab{pid}"),
             server_ip: Ipv4Addr::new(192, 168, 126, 1),
             prefix: 24,
@@ -145,6 +176,8 @@ impl LabConfig {
             keep_files: false,
             chain: crate::ChainMode::Trust,
             efi_boot_file: "snponly.efi".into(),
+            signed: false,
+            xz_only: false,
         }
     }
 }
@@ -156,12 +189,16 @@ pub struct Lab {
     pub vms: Vec<Vm>,
     /// The roles asked for, in the same order (`None` = introspect).
     pub roles: Vec<Option<String>>,
-    /// The fake installer.
+    /// The live installer (kernel, initramfs with coreos-installer).
     pub installer: Installer,
-    /// The generated metal image.
-    pub image: Image,
-    /// The `stream.json` that names the installer and the image.
+    /// The generated metal images: 512-byte sectors, then 4096.
+    pub images: [Image; 2],
+    /// The `stream.json` that names the installer and the images.
     pub stream: PathBuf,
+    /// The throwaway key's public half, when the lab's artifacts are signed.
+    pub keyring: Option<PathBuf>,
+    /// Whether the stream lists only the xz images.
+    pub xz_only: bool,
     /// A fake `openshift-install create ignition-configs` output directory.
     pub assets: PathBuf,
     /// A directory with the iPXE binaries (undionly.kpxe, snponly.efi, ipxe.efi).
@@ -194,10 +231,22 @@ impl Lab {
         mkdir(&dir)?;
         let artifacts = dir.join("artifacts");
         mkdir(&artifacts)?;
-        let installer = initramfs::build(&artifacts)?;
-        let image = image::generate(&artifacts, config.image_mib)?;
-        let stream =
-            image::write_stream(&artifacts, &image, &installer.kernel, &installer.initramfs)?;
+        let installer = initramfs::build(&artifacts, &config.cache_dir)?;
+        let images = image::generate_all(&config.cache_dir, config.image_mib)?;
+        let signer = match config.signed {
+            true => Some(image::Signer::new(&dir)?),
+            false => None,
+        };
+        let stream = image::write_stream(
+            &artifacts,
+            &images,
+            &installer.kernel,
+            &installer.initramfs,
+            signer.as_ref(),
+            config.xz_only,
+        )?;
+        let keyring = signer.as_ref().map(|s| s.keyring.clone());
+        drop(signer);
         let assets = dir.join("assets");
         write_assets(&assets)?;
         let ipxe_dir = dir.join("ipxe");
@@ -228,8 +277,10 @@ impl Lab {
             vms,
             roles: config.hosts.iter().map(|h| h.role.clone()).collect(),
             installer,
-            image,
+            images,
             stream,
+            keyring,
+            xz_only: config.xz_only,
             assets,
             ipxe_dir,
             server_ip: config.server_ip,
@@ -245,6 +296,16 @@ impl Lab {
     /// The lab's network namespace.
     pub fn netns(&self) -> &Netns {
         &self.netns
+    }
+
+    /// The image a VM gets: the one formatted for its disk's sector size.
+    pub fn image_for(&self, vm: &Vm) -> &Image {
+        let [native, four_k] = &self.images;
+        if vm.spec.sector_size == 4096 {
+            four_k
+        } else {
+            native
+        }
     }
 
     /// The Ignition config the fake assets hold for `role`.

@@ -48,3 +48,13 @@ pub(crate) fn have(program: &str) -> bool {
         .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
         .unwrap_or(false)
 }
+
+/// Where `program` is on PATH, or in Debian's system directories (a PATH without the sbin
+/// directories still finds blkid).
+pub(crate) fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(std::path::PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}

@@ -1,7 +1,6 @@
 //! One lab VM: a QEMU guest on the lab bridge, powered by its own ipmi_sim BMC.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -9,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use pxe_stack::Mac;
-use sha2::{Digest, Sha256};
 
 use super::Error;
+use super::image::{BLS_ENTRY, Image, read_gpt};
 use super::sys::{have, run};
 
 const CHASSIS_SCRIPT: &str = include_str!("chassis.sh");
@@ -54,6 +53,9 @@ pub struct VmSpec {
     pub memory_mib: u32,
     /// Disk size in MiB.
     pub disk_mib: u32,
+    /// The disk's logical (and physical) sector size: 512, or 4096 for a 4Kn disk, which gets
+    /// the `4k` metal image.
+    pub sector_size: u32,
 }
 
 /// A VM and its BMC. Dropping it powers the VM off and stops the BMC.
@@ -135,12 +137,13 @@ impl Vm {
              -fw_cfg name=etc/sercon-port,file={d}/sercon \
              -serial file:{d}/serial.log -pidfile {d}/qemu.pid -daemonize \
              -drive file={d}/disk.raw,if=none,id=d0,format=raw \
-             -device virtio-blk-pci,drive=d0,bootindex=$disk \
+             -device virtio-blk-pci,drive=d0,bootindex=$disk,logical_block_size={ss},physical_block_size={ss} \
              -netdev tap,id=n0,ifname={tap},script=no,downscript=no \
              -device virtio-net-pci,netdev=n0,mac={mac},bootindex=$net{nic_extra}\n",
             name = spec.name,
             mem = spec.memory_mib,
             mac = spec.mac,
+            ss = spec.sector_size,
         );
         write(&dir.join("start-vm.sh"), start.as_bytes(), 0o755)?;
         let chassis = dir.join("chassis.sh");
@@ -260,9 +263,9 @@ impl Vm {
             .unwrap_or_default()
     }
 
-    /// Reads back what the fake installer wrote to this VM's disk.
-    pub fn inspect_disk(&self, image_bytes: u64) -> Result<DiskReport, Error> {
-        inspect_disk(&self.dir.join("disk.raw"), image_bytes)
+    /// Reads back what the installer wrote to this VM's disk, against the image it installed.
+    pub fn inspect_disk(&self, image: &Image) -> Result<DiskReport, Error> {
+        inspect_disk(&self.dir.join("disk.raw"), image, &self.dir)
     }
 
     fn kill_qemu(&self) {
@@ -290,68 +293,140 @@ impl Drop for Vm {
     }
 }
 
-/// What the fake installer left on a disk.
+/// What coreos-installer left on a disk, read from the host: the partition table, the bytes
+/// outside the `boot` partition, and the files coreos-installer writes or edits inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskReport {
-    /// sha256 of the first `image_bytes` of the disk.
-    pub image_sha256: String,
-    /// The installer's marker fields (`mac`, `ip`, `image_sha256`, `ignition_sha256`, …).
-    pub marker: Vec<(String, String)>,
-    /// The Ignition config the installer received, verbatim.
-    pub ignition: Vec<u8>,
+    /// The GPT's partitions (name, first byte, length), read at the image's sector size.
+    pub partitions: Vec<(String, u64, u64)>,
+    /// Whether the disk's first image-length bytes equal the image outside `boot`.
+    pub outside_boot_identical: bool,
+    /// The `boot` files the installer does not touch, whose content differs from the image's.
+    pub boot_files_changed: Vec<String>,
+    /// `/ignition/config.ign` in the `boot` filesystem, where coreos-installer writes it.
+    pub ignition: Option<Vec<u8>>,
+    /// Its mode as debugfs shows it (coreos-installer makes it 0600).
+    pub ignition_mode: Option<String>,
+    /// The `options` line of the BLS entry: the first-boot kernel arguments.
+    pub bls_options: Option<String>,
+    /// `ignition.firstboot`, to which coreos-installer appends `--firstboot-args`.
+    pub firstboot: Option<String>,
 }
 
-impl DiskReport {
-    /// A marker field by name.
-    pub fn field(&self, key: &str) -> Option<&str> {
-        self.marker
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads the image digest and the installer's marker (in the disk's last MiB) from a raw disk.
-pub fn inspect_disk(path: &Path, image_bytes: u64) -> Result<DiskReport, Error> {
-    let io = |source| Error::Io {
-        path: path.to_owned(),
-        source,
+/// Reads a disk as [`DiskReport`] says, comparing it with `image`; `scratch` holds the
+/// extracted `boot` filesystem while debugfs reads it.
+pub fn inspect_disk(path: &Path, image: &Image, scratch: &Path) -> Result<DiskReport, Error> {
+    let partitions = read_gpt(path, image.sector_size)?;
+    let boot = image.partition("boot").ok_or(Error::Missing {
+        what: "a boot partition in the lab image".into(),
+    })?;
+    let io = |p: &Path| {
+        let p = p.to_owned();
+        move |source| Error::Io { path: p, source }
     };
-    let mut f = File::open(path).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
-    let mut h = Sha256::new();
-    std::io::copy(&mut (&mut f).take(image_bytes), &mut h).map_err(io)?;
-    let image_sha256 = hex::encode(h.finalize());
-    f.seek(SeekFrom::Start(len.saturating_sub(1 << 20)))
-        .map_err(io)?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail).map_err(io)?;
-    let text_end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
-    let tail = &tail[..text_end];
-    let mut marker = Vec::new();
-    let mut ignition = Vec::new();
-    let mut lines = tail.split(|&b| b == b'\n');
-    if lines.next() != Some(b"FAKEINST-MARKER v1".as_slice()) {
-        return Err(Error::NoMarker {
-            path: path.to_owned(),
-        });
-    }
-    for line in lines.by_ref() {
-        if line == b"END-MARKER" {
-            break;
+    let disk_bytes = std::fs::read(path).map_err(io(path))?;
+    let image_bytes = std::fs::read(&image.raw).map_err(io(&image.raw))?;
+    let len = image_bytes.len();
+    let (b0, b1) = (boot.offset as usize, (boot.offset + boot.len) as usize);
+    let outside_boot_identical = disk_bytes.len() >= len
+        && disk_bytes[..b0] == image_bytes[..b0]
+        && disk_bytes[b1..len] == image_bytes[b1..len];
+
+    let fs = |bytes: &[u8], name: &str| -> Result<PathBuf, Error> {
+        let p = scratch.join(name);
+        std::fs::write(&p, &bytes[b0..b1]).map_err(io(&p))?;
+        Ok(p)
+    };
+    let disk_boot = fs(&disk_bytes, "boot-on-disk.ext4")?;
+    let image_boot = fs(&image_bytes, "boot-in-image.ext4")?;
+    let mut boot_files_changed = Vec::new();
+    for file in [
+        BLS_ENTRY,
+        "ignition.firstboot",
+        "coreos/platforms.json",
+        "grub2/grub.cfg",
+    ] {
+        // The installer only appends to ignition.firstboot (with --firstboot-args).
+        let was = debugfs_cat(&image_boot, file)?;
+        let is = debugfs_cat(&disk_boot, file)?;
+        let same = match file {
+            "ignition.firstboot" => match (&was, &is) {
+                (Some(w), Some(i)) => i.starts_with(w.as_slice()),
+                _ => false,
+            },
+            _ => was == is,
+        };
+        if !same {
+            boot_files_changed.push(file.to_owned());
         }
-        let line = String::from_utf8_lossy(line);
-        if let Some((k, v)) = line.split_once('=') {
-            marker.push((k.to_owned(), v.to_owned()));
-        }
     }
-    let rest: Vec<&[u8]> = lines.collect();
-    ignition.extend_from_slice(&rest.join(&b'\n'));
+    let text = |b: Option<Vec<u8>>| b.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let ignition = debugfs_cat(&disk_boot, "ignition/config.ign")?;
+    let ignition_mode = match ignition {
+        Some(_) => {
+            let stat = run(
+                "debugfs",
+                [
+                    "-R".as_ref(),
+                    "stat /ignition/config.ign".as_ref(),
+                    disk_boot.as_os_str(),
+                ],
+            )?;
+            stat.split_whitespace()
+                .skip_while(|w| *w != "Mode:")
+                .nth(1)
+                .map(str::to_owned)
+        }
+        None => None,
+    };
+    let bls_options = text(debugfs_cat(&disk_boot, BLS_ENTRY)?).and_then(|entry| {
+        entry
+            .lines()
+            .find_map(|l| l.strip_prefix("options "))
+            .map(str::to_owned)
+    });
+    let firstboot = text(debugfs_cat(&disk_boot, "ignition.firstboot")?);
+    let _ = std::fs::remove_file(&disk_boot);
+    let _ = std::fs::remove_file(&image_boot);
     Ok(DiskReport {
-        image_sha256,
-        marker,
+        partitions,
+        outside_boot_identical,
+        boot_files_changed,
         ignition,
+        ignition_mode,
+        bls_options,
+        firstboot,
     })
+}
+
+/// A file of an ext4 image, read with e2fsprogs' debugfs (no mount needed); `None` when the
+/// file is not there.
+fn debugfs_cat(fs: &Path, file: &str) -> Result<Option<Vec<u8>>, Error> {
+    let out = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("cat /{file}"))
+        .arg(fs)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| Error::Spawn {
+            program: "debugfs (apt-get install e2fsprogs)".into(),
+            source,
+        })?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || stderr.contains("not found") || stderr.contains("Bad magic") {
+        if stderr.contains("File not found") {
+            return Ok(None);
+        }
+        if !out.status.success() || stderr.contains("Bad magic") {
+            return Err(Error::Command {
+                command: format!("debugfs -R 'cat /{file}' {}", fs.display()),
+                status: out.status.code(),
+                stderr: stderr.trim().to_owned(),
+            });
+        }
+        return Ok(None);
+    }
+    Ok(Some(out.stdout))
 }
 
 fn write(path: &Path, data: &[u8], mode: u32) -> Result<(), Error> {

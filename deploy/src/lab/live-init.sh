@@ -1,29 +1,44 @@
 #!/bin/busybox sh
-# rhcos-metal lab: a fake RHCOS installer (busybox only), the /init of the lab's initramfs.
+# rhcos-metal lab: the /init of the lab's live installer initramfs.
 #
-# It does what coreos-installer does in a PXE install, with the same kernel arguments:
-#   DHCP -> (introspection: POST ghw-format JSON, the answer is the Ignition config)
-#        -> stream the raw.gz image onto the install disk -> fetch Ignition -> report -> power off.
-# Every progress line starts with "FAKEINST:" so the host can follow it on the serial console,
-# and the end of the image write, completion and failure are POSTed to the report URL so the
-# deployment timeline sees them.
+# The install itself is the real coreos-installer, driven by its own unmodified
+# /usr/libexec/coreos-installer-service, which maps the coreos.inst.* kernel arguments to
+# `coreos-installer install` flags. There is no systemd here, so this script stands in for the
+# units of a live system around it, each with the smallest honest equivalent:
+#   systemd-udevd.service      -> Debian's real systemd-udevd, started by hand (--daemon) and
+#                                 triggered, so `udevadm settle` in the service means what it says
+#   NetworkManager (After=)    -> busybox udhcpc on the one NIC
+#   coreos-livepxe-rootfs      -> coreos.live.rootfs_url fetched with busybox wget
+#   (ours) introspection hook  -> POST ghw-format JSON to coreos.inst.introspection_endpoint; the
+#                                 answer is the Ignition config, handed to coreos-installer as an
+#                                 installer config file in /etc/coreos/installer.d/ (the service
+#                                 passes each with --config-file; coreos.inst.ignition_url would
+#                                 need an http(s) URL)
+#   coreos-installer.service   -> the service script run here, its output on the console
+#                                 (StandardOutput=kmsg+console)
+#   coreos-installer-reboot.service / OnFailure=emergency.target
+#                              -> power off either way (the BMC sees it), after reporting
+# Our progress lines start with "LIVE:"; everything the service and coreos-installer print is
+# copied to the console as is. The stages image-written, installed and failed are POSTed to
+# rhcos_metal.report= so the deployment timeline sees them.
 
 /bin/busybox --install -s /bin
-export PATH=/bin
+export PATH=/usr/bin:/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mkdir -p /tmp /run
+mkdir -p /tmp /run /run/udev /dev/pts
+INSTALLER=$(cat /etc/coreos-installer-version)
 
-log() { echo "FAKEINST: $*"; }
-REPORT=""
+log() { echo "LIVE: $*"; }
+REPORT="" MAC=""
 report() {
     [ -n "$REPORT" ] || return 0
     wget -q -O /dev/null --post-data "$2" "$REPORT?mac=$MAC&stage=$1" 2>/dev/null || true
 }
 fail() {
     log "FAILED: $*"
-    report failed "$*"
+    report failed "installer=$INSTALLER $*"
     sync
     poweroff -f
     sleep 30
@@ -33,21 +48,25 @@ for m in $(cat /etc/modules.order); do
     insmod "/lib/modules/$m.ko" 2>/dev/null
 done
 
-DEV="" IMG="" IGN="" INTRO="" LEGACY="" ROOTFS=""
+DEV="" IGN="" INTRO="" ROOTFS=""
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         coreos.inst.install_dev=*) DEV="${arg#*=}" ;;
-        coreos.inst.image_url=*) IMG="${arg#*=}" ;;
         coreos.inst.ignition_url=*) IGN="${arg#*=}" ;;
         coreos.inst.introspection_endpoint=*) INTRO="${arg#*=}" ;;
-        coreos.inst=yes) LEGACY=1 ;;
         coreos.live.rootfs_url=*) ROOTFS="${arg#*=}" ;;
         rhcos_metal.report=*) REPORT="${arg#*=}" ;;
     esac
 done
 DEV="${DEV#/dev/}"
-[ -n "$DEV" ] && [ -n "$IMG" ] || fail "missing coreos.inst.install_dev or coreos.inst.image_url"
+[ -n "$DEV" ] || fail "missing coreos.inst.install_dev"
 [ -n "$IGN" ] || [ -n "$INTRO" ] || fail "neither coreos.inst.ignition_url nor an introspection endpoint"
+
+# Debian's systemd-udevd without systemd, as initramfs-tools starts it.
+/usr/lib/systemd/systemd-udevd --daemon --resolve-names=never || fail "systemd-udevd did not start"
+udevadm trigger --type=subsystems --action=add
+udevadm trigger --type=devices --action=add
+udevadm settle --timeout=30 || log "udevadm settle timed out"
 
 i=0
 NIC=""
@@ -60,15 +79,13 @@ while [ -z "$NIC" ] || [ ! -b "/dev/$DEV" ]; do
     sleep 0.1
 done
 MAC=$(cat /sys/class/net/$NIC/address)
-SECTORS=$(cat /sys/block/$DEV/size)
-log "nic $NIC mac=$MAC disk /dev/$DEV $((SECTORS / 2048)) MiB"
+log "nic $NIC mac=$MAC disk /dev/$DEV $(($(cat /sys/block/$DEV/size) / 2048)) MiB, $(cat /sys/block/$DEV/queue/logical_block_size)-byte sectors; $INSTALLER"
 
 ip link set lo up
 ip link set "$NIC" up
 udhcpc -i "$NIC" -f -q -n -t 20 -T 1 -s /etc/udhcpc.script >/tmp/udhcpc.log 2>&1 ||
     fail "dhcp failed: $(cat /tmp/udhcpc.log)"
-IP=$(cat /tmp/ip)
-log "dhcp bound ip=$IP"
+log "dhcp bound ip=$(cat /tmp/ip)"
 
 if [ -n "$ROOTFS" ]; then
     # The live initramfs fetches its root filesystem before anything else.
@@ -113,59 +130,38 @@ if [ -n "$INTRO" ]; then
     } >/tmp/inventory.json
     log "introspection: posting $(wc -c </tmp/inventory.json) bytes"
     i=0
-    until wget -q -O /tmp/config.ign --header 'Content-Type: application/json' \
+    until wget -q -O /run/introspection.ign --header 'Content-Type: application/json' \
         --post-file /tmp/inventory.json "$INTRO"; do
         i=$((i + 1))
         [ $i -ge 10 ] && fail "introspection POST failed"
         sleep 2
     done
-    log "introspection answered with $(wc -c </tmp/config.ign) bytes of Ignition"
+    log "introspection answered with $(wc -c </run/introspection.ign) bytes of Ignition"
+    # coreos-installer takes the config from an installer config file, which its service
+    # script passes on (coreos.inst.ignition_url only takes http(s) URLs).
+    mkdir -p /etc/coreos/installer.d
+    echo "ignition-file: /run/introspection.ign" >/etc/coreos/installer.d/50-rhcos-metal-introspection.yaml
 fi
 
-log "image download start"
-mkfifo /tmp/count.fifo
-wc -c </tmp/count.fifo >/tmp/bytes &
-WCPID=$!
-{ wget -q -O - "$IMG"; echo $? >/tmp/wget.rc; } |
-    { gunzip -c; echo $? >/tmp/gunzip.rc; } |
-    tee "/dev/$DEV" /tmp/count.fifo | sha256sum >/tmp/sum
-wait $WCPID
-sync
-[ "$(cat /tmp/wget.rc)" = 0 ] || fail "image download failed (wget rc $(cat /tmp/wget.rc))"
-[ "$(cat /tmp/gunzip.rc)" = 0 ] || fail "image is not valid gzip (rc $(cat /tmp/gunzip.rc))"
-BYTES=$(tr -d ' ' </tmp/bytes)
-SUM=$(cut -d' ' -f1 /tmp/sum)
-log "image written $BYTES bytes sha256=$SUM"
-report image-written "bytes=$BYTES sha256=$SUM"
-
-if [ -z "$INTRO" ]; then
-    i=0
-    # Ignition retries on 5xx; so do we, a bounded number of times.
-    until wget -q -O /tmp/config.ign "$IGN"; do
-        i=$((i + 1))
-        [ $i -ge 10 ] && fail "ignition fetch failed"
-        sleep 2
-    done
-fi
-IGN_SUM=$(sha256sum /tmp/config.ign | cut -d' ' -f1)
-log "ignition $(wc -c </tmp/config.ign) bytes sha256=$IGN_SUM"
-
-# The host-side check reads this marker from the last MiB of the disk.
+log "running /usr/libexec/coreos-installer-service"
+# The service's output goes to the console as coreos-installer.service's does; the image is
+# on the disk (written, synced, signature checked if any) once coreos-installer turns to the
+# boot partition to write the Ignition config.
 {
-    echo "FAKEINST-MARKER v1"
-    echo "mac=$MAC"
-    echo "ip=$IP"
-    echo "legacy=${LEGACY:-0}"
-    echo "image_bytes=$BYTES"
-    echo "image_sha256=$SUM"
-    echo "ignition_sha256=$IGN_SUM"
-    echo "END-MARKER"
-    cat /tmp/config.ign
-} >/tmp/marker
-dd if=/tmp/marker of="/dev/$DEV" bs=1M seek=$((SECTORS / 2048 - 1)) conv=notrunc,fsync 2>/dev/null ||
-    fail "marker write failed"
+    /usr/libexec/coreos-installer-service 2>&1
+    echo $? >/tmp/service.rc
+} | while IFS= read -r line; do
+    echo "$line"
+    case "$line" in
+        "Writing Ignition config"*)
+            report image-written "installer=$INSTALLER"
+            ;;
+    esac
+done
+RC=$(cat /tmp/service.rc)
+[ "$RC" = 0 ] || fail "coreos-installer-service exited $RC"
 sync
-report installed "image_sha256=$SUM ignition_sha256=$IGN_SUM"
-log "install complete, powering off"
+report installed "installer=$INSTALLER"
+log "coreos-installer-service exited 0, powering off"
 poweroff -f
 sleep 30
