@@ -37,7 +37,7 @@ pub(crate) const BLS_ENTRY: &str = "loader/entries/ostree-1.conf";
 
 /// One partition of a lab image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Partition {
+pub struct GptPartition {
     /// The GPT partition name (`BIOS-BOOT`, `EFI-SYSTEM`, `boot`, `root`).
     pub name: &'static str,
     /// Its first byte in the image.
@@ -62,12 +62,12 @@ pub struct Image {
     /// The `.raw.xz` (`.4k.raw.xz`) file and its sha256.
     pub xz: (PathBuf, String),
     /// The partitions, in table order.
-    pub partitions: Vec<Partition>,
+    pub partitions: Vec<GptPartition>,
 }
 
 impl Image {
     /// A partition by GPT name.
-    pub fn partition(&self, name: &str) -> Option<Partition> {
+    pub fn partition(&self, name: &str) -> Option<GptPartition> {
         self.partitions.iter().copied().find(|p| p.name == name)
     }
 
@@ -84,9 +84,9 @@ impl Image {
 }
 
 /// The partition layout of a `mib` MiB image: 1 MiB-aligned at either sector size.
-pub fn layout(mib: u32) -> Vec<Partition> {
+pub fn layout(mib: u32) -> Vec<GptPartition> {
     let mib = u64::from(mib);
-    let p = |name, start: u64, size: u64| Partition {
+    let p = |name, start: u64, size: u64| GptPartition {
         name,
         offset: start * MIB,
         len: size * MIB,
@@ -396,7 +396,7 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
 }
 
 /// Writes a protective MBR, the primary GPT at LBA 1 and the backup GPT at the image's end.
-fn write_gpt(image: &mut [u8], sector_size: u32, parts: &[Partition]) {
+fn write_gpt(image: &mut [u8], sector_size: u32, parts: &[GptPartition]) {
     let ss = u64::from(sector_size);
     let last_lba = image.len() as u64 / ss - 1;
     let entries_bytes = 128 * 128;

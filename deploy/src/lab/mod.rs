@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 pub use flow::{DiskCheck, LabReport};
 pub use image::{
-    BLS_OPTIONS, Image, MIN_IMAGE_MIB, Partition, generate as generate_image, layout, read_gpt,
+    BLS_OPTIONS, GptPartition, Image, MIN_IMAGE_MIB, generate as generate_image, layout, read_gpt,
     sha256_file,
 };
 pub use initramfs::{

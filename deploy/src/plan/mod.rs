@@ -91,8 +91,10 @@ pub struct Images {
     pub cache: PathBuf,
     /// The OpenPGP public keys (armored or binary) whose detached signatures every artifact
     /// must carry; by default the Fedora and Red Hat release keys that coreos-installer also
-    /// trusts. coreos-installer knows only those, so with a keyring of your own the installer
-    /// is told not to check again (`coreos.inst.insecure`): it installs what we verified.
+    /// trusts, and then the installer checks the image's signature again. coreos-installer
+    /// knows only those keys, so with a keyring of your own it is told not to check
+    /// (`coreos.inst.insecure`) and the image's `.sig` is not offered to it (it would check a
+    /// signature it finds, and fail): it installs what we verified.
     #[serde(default)]
     pub keyring: Option<PathBuf>,
     /// The images carry no signature anyone can check (a lab, or a mirror that says so): skip

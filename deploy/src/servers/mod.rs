@@ -23,6 +23,7 @@ mod ignition;
 mod ra;
 mod report;
 mod scripts;
+mod signatures;
 mod tftp;
 
 pub use scripts::ipxe_scripts;
@@ -132,6 +133,7 @@ pub async fn start_servers(
         Box::new(dhcp),
         Box::new(tftp::Tftp::new(&cx)?),
         Box::new(scripts::Scripts::new(&cx)?),
+        Box::new(signatures::Signatures::new(&cx)),
         Box::new(report::Report::new(&cx)),
         Box::new(ignition),
     ];

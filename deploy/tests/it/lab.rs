@@ -260,14 +260,11 @@ fn root_lab_signed_artifacts_pass_the_plans_keyring_and_tampering_fails() {
     eprintln!("tampered: {err:?}");
 }
 
-/// The whole install with signed images. coreos-installer 0.27 fetches `<image_url>.sig`
-/// whatever the flags and checks any signature it finds against its compiled-in release keys:
-/// `coreos.inst.insecure` only lets it go on when there is no signature. rhcos-deploy serves
-/// the keyring's signature beside the image, so today the install fails with
-/// "GPG verification failure" (seen in the lab's console). It passes once rhcos-deploy stops
-/// offering the installer a signature it cannot check.
+/// The whole install with signed images: rhcos-deploy verifies every artifact against the
+/// plan's keyring (a throwaway key). coreos-installer 0.27 fetches `<image_url>.sig` whatever
+/// the flags and checks any signature it finds against its compiled-in release keys, so the
+/// image's signature is withheld from it (404) and `coreos.inst.insecure` lets it go on.
 #[test]
-#[ignore = "rhcos-deploy serves <image>.sig to coreos-installer for keyring-signed images"]
 fn root_lab_installs_images_signed_by_the_plans_keyring() {
     if !prerequisites() {
         return;
