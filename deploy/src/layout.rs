@@ -109,6 +109,11 @@ impl Layout {
         &self.efi_boot_file
     }
 
+    /// The URL path UEFI HTTP boot clients fetch the EFI boot file from.
+    pub fn efi_boot_path(&self) -> String {
+        format!("/{}", self.efi_boot_file)
+    }
+
     /// The directory of the deployment's own state.
     pub fn state_dir(&self) -> &Path {
         &self.state_dir

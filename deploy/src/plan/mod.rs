@@ -581,6 +581,14 @@ impl Plan {
     /// addresses, ports and disks. `Err((key path, message))`.
     fn check_identities(&self) -> Result<(), (String, String)> {
         let p = &self.provisioning;
+        let plain =
+            |name: &str| !name.is_empty() && !name.contains('/') && name != "." && name != "..";
+        if !plain(&p.efi_boot_file) {
+            return Err((
+                "provisioning.efi_boot_file".into(),
+                format!("{:?} is not a file name in ipxe_dir", p.efi_boot_file),
+            ));
+        }
         if p.http_port == 0 {
             return Err(("provisioning.http_port".into(), "0 is not a port".into()));
         }
@@ -840,6 +848,15 @@ role = "introspect"
                 )
             },
             "at `provisioning.http_port`",
+        );
+        check(
+            |s| {
+                s.replace(
+                    "interface = \"eno2\"",
+                    "interface = \"eno2\"\nefi_boot_file = \"../../etc/shadow\"",
+                )
+            },
+            "at `provisioning.efi_boot_file`",
         );
         check(
             |s| {

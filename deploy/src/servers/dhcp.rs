@@ -65,7 +65,7 @@ fn config(plan: &Plan, layout: &Layout) -> dhcp::Config {
     config.boot.next_server = Some(p.address);
     config.boot.bios = Some(Layout::BIOS_BOOT_FILE.into());
     config.boot.efi_x64 = Some(layout.efi_boot_file().into());
-    config.boot.http_boot_url = Some(layout.url(&format!("/{}", layout.efi_boot_file())));
+    config.boot.http_boot_url = Some(layout.url(&layout.efi_boot_path()));
     config.boot.ipxe_script_url = Some(layout.url(Layout::BOOT_SCRIPT));
     config.boot.chain = p.chain;
     config.reservations = plan

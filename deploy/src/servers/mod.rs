@@ -19,6 +19,7 @@ use crate::plan::Plan;
 
 mod dhcp;
 mod http;
+mod http_boot;
 mod ignition;
 mod ra;
 mod report;
@@ -132,6 +133,7 @@ pub async fn start_servers(
     let mut components: Vec<Box<dyn Component>> = vec![
         Box::new(dhcp),
         Box::new(tftp::Tftp::new(&cx)?),
+        Box::new(http_boot::HttpBoot::new(&cx)),
         Box::new(scripts::Scripts::new(&cx)?),
         Box::new(signatures::Signatures::new(&cx)),
         Box::new(report::Report::new(&cx)),
