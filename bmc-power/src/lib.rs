@@ -126,6 +126,8 @@ mod ipmi;
 mod libvirt;
 #[cfg(feature = "redfish")]
 mod redfish;
+#[cfg(feature = "redfish")]
+mod tls;
 mod types;
 
 #[cfg(feature = "ipmi")]
@@ -135,9 +137,14 @@ pub use ipmi::{
 #[cfg(feature = "libvirt")]
 pub use libvirt::{Config as LibvirtConfig, Libvirt};
 #[cfg(feature = "redfish")]
-pub use redfish::{Auth as RedfishAuth, Config as RedfishConfig, Redfish, Tls};
+pub use redfish::{Auth as RedfishAuth, Config as RedfishConfig, Redfish};
+#[cfg(feature = "redfish")]
+pub use tls::Tls;
 pub use {
     bmc::{Bmc, BmcFuture, check_boot, for_each_host},
     error::{Error, Refusal, Result},
-    types::{BootDevice, BootMode, BootOverride, Persistence, Policy, PowerAction, PowerState},
+    types::{
+        BadFingerprint, BootDevice, BootMode, BootOverride, Fingerprint, Persistence, Policy,
+        PowerAction, PowerState,
+    },
 };
