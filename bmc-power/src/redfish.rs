@@ -243,7 +243,13 @@ fn pick_reset(action: PowerAction, allowed: Option<&[String]>) -> Option<&'stati
 /// that is not JSON contributes its first line.
 fn error_message(body: &Value) -> String {
     if let Value::String(text) = body {
-        return text.lines().next().unwrap_or("").chars().take(200).collect();
+        return text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
     }
     let e = &body["error"];
     let mut parts: Vec<String> = Vec::new();
@@ -541,9 +547,9 @@ impl Redfish {
                     relogged = true;
                     let uri = self.state.lock().await.sessions_uri.clone();
                     if let Some(uri) = uri {
-                        self.login(&uri).await?.map_err(|(s, v)| {
-                            self.http_error("session login", s, &v)
-                        })?;
+                        self.login(&uri)
+                            .await?
+                            .map_err(|(s, v)| self.http_error("session login", s, &v))?;
                     }
                     continue;
                 }
@@ -766,7 +772,10 @@ impl Redfish {
     ) -> Result<()> {
         let mut resent = 0;
         loop {
-            match self.call(operation, method.clone(), path, Some(body), etag).await {
+            match self
+                .call(operation, method.clone(), path, Some(body), etag)
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(e @ Error::Timeout { .. }) => {
                     let now = self.read().await?;
@@ -776,11 +785,17 @@ impl Redfish {
                             return Ok(());
                         }
                         Applied::CannotTell => {
-                            tracing::debug!(operation, "unanswered, and nothing shows whether it applied: not resent");
+                            tracing::debug!(
+                                operation,
+                                "unanswered, and nothing shows whether it applied: not resent"
+                            );
                             return Ok(());
                         }
                         Applied::No if resent < self.config.policy.retries => {
-                            tracing::debug!(operation, "unanswered, and the read shows it not applied: sending again");
+                            tracing::debug!(
+                                operation,
+                                "unanswered, and the read shows it not applied: sending again"
+                            );
                             resent += 1;
                         }
                         Applied::No => return Err(e),
@@ -832,8 +847,8 @@ impl Redfish {
         let mut evidence = before == PowerState::Off;
         loop {
             let (sys, now) = self.read_power().await?;
-            evidence |= now == PowerState::Off
-                || (last_before.is_some() && sys.last_reset != last_before);
+            evidence |=
+                now == PowerState::Off || (last_before.is_some() && sys.last_reset != last_before);
             if evidence && now == PowerState::On {
                 return Ok(now);
             }
@@ -866,9 +881,11 @@ impl Redfish {
     async fn do_power(&self, action: PowerAction) -> Result<PowerState> {
         let (sys, before) = self.read_power().await?;
         let allowed = sys.reset_types.as_deref();
-        let target_is = |want: PowerState| move |s: &System| match s.power {
-            Some(p) if p == want => Applied::Yes,
-            _ => Applied::No,
+        let target_is = |want: PowerState| {
+            move |s: &System| match s.power {
+                Some(p) if p == want => Applied::Yes,
+                _ => Applied::No,
+            }
         };
         let last_before = sys.last_reset.clone();
         let restarted = |s: &System| match (s.power, &last_before) {

@@ -276,7 +276,9 @@ fn der(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 3 || d.len() < n {
             return None;
         }
-        let len = d[..n].iter().fold(0usize, |a, &b| (a << 8) | usize::from(b));
+        let len = d[..n]
+            .iter()
+            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
         (len, &d[n..])
     };
     (d.len() >= len).then(|| (tag, &d[..len], &d[len..]))
@@ -322,8 +324,14 @@ mod tests {
 
     #[test]
     fn der_lengths_and_garbage() {
-        assert_eq!(der(&[0x30, 0x01, 0xAA, 0xBB]), Some((0x30, &[0xAA][..], &[0xBB][..])));
-        assert_eq!(der(&[0x30, 0x81, 0x01, 0xAA]), Some((0x30, &[0xAA][..], &[][..])));
+        assert_eq!(
+            der(&[0x30, 0x01, 0xAA, 0xBB]),
+            Some((0x30, &[0xAA][..], &[0xBB][..]))
+        );
+        assert_eq!(
+            der(&[0x30, 0x81, 0x01, 0xAA]),
+            Some((0x30, &[0xAA][..], &[][..]))
+        );
         assert_eq!(der(&[0x30, 0x05, 0xAA]), None);
         assert_eq!(subject(b"not a certificate"), None);
     }

@@ -96,7 +96,9 @@ impl std::fmt::Display for Negotiated {
         match self {
             Negotiated::Lanplus(s) => write!(f, "rmcp+ cipher suite {}", s.id()),
             Negotiated::LanMd5 => f.write_str("ipmi 1.5 authtype md5"),
-            Negotiated::LanStraight => f.write_str("ipmi 1.5 authtype straight (password in clear)"),
+            Negotiated::LanStraight => {
+                f.write_str("ipmi 1.5 authtype straight (password in clear)")
+            }
             Negotiated::LanNone => f.write_str("ipmi 1.5 authtype none (no authentication)"),
         }
     }
@@ -298,16 +300,21 @@ impl Conn<'_> {
         commands::chassis_status(&d)
     }
 
-    /// Chassis Control, sent once (a retransmission inside an RMCP+ session carries a new
-    /// session sequence number, so the BMC would act on it again). When it goes unanswered,
-    /// read the power state, and send again only when that shows it was not applied.
+    /// Chassis Control. Power on and off are idempotent (a second "on" changes nothing) and
+    /// are retransmitted like reads. Reset, cycle and soft off are sent once: a retransmission
+    /// inside an RMCP+ session carries a new session sequence number, so the BMC would act on
+    /// it again. When one goes unanswered, read the power state, and send it again only when
+    /// that shows it was not applied.
     async fn control(
         &mut self,
         action: PowerAction,
         applied: impl Fn(PowerState) -> Applied,
     ) -> Result<()> {
         let once = Policy {
-            retries: 0,
+            retries: match action {
+                PowerAction::On | PowerAction::Off => self.cfg.policy.retries,
+                PowerAction::Reset | PowerAction::Cycle | PowerAction::SoftOff => 0,
+            },
             ..self.cfg.policy.clone()
         };
         let mut resent = 0;
@@ -694,17 +701,15 @@ impl Ipmi {
         let u = cfg.credentials.username.as_bytes();
         user[..u.len().min(16)].copy_from_slice(&u[..u.len().min(16)]);
         data.extend_from_slice(&user);
-        let once = Policy {
-            retries: 0,
+        // ipmi_sim (and others) silently drop an Activate Session with a bad auth code. So it is
+        // sent twice (one lost datagram is not a wrong password), then the BMC is asked whether
+        // it answers at all: a BMC that answers but ignored both activations refused the
+        // password. Two timeouts instead of the whole retry budget, and not a guess from silence.
+        let twice = Policy {
+            retries: cfg.policy.retries.min(1),
             ..cfg.policy.clone()
         };
-        // ipmi_sim (and others) silently drop an Activate Session with a bad auth code. So each
-        // attempt waits one timeout, then checks that the BMC answers other requests: a BMC
-        // that answers but ignores the activation refused the password. Two attempts, each with
-        // a fresh challenge, so that one lost datagram is not taken for a wrong password.
-        let mut attempt = 0;
-        let r = loop {
-            attempt += 1;
+        let r = {
             let ch = c
                 .command("get session challenge", cmd::GET_SESSION_CHALLENGE, &data)
                 .await
@@ -727,7 +732,7 @@ impl Ipmi {
             let answer = exchange(
                 &c.sock,
                 &cfg.address,
-                &once,
+                &twice,
                 &mut (),
                 |_| packet.clone(),
                 |_, d| {
@@ -739,7 +744,7 @@ impl Ipmi {
             )
             .await;
             match answer {
-                Ok(r) => break r,
+                Ok(r) => r,
                 Err(Error::Timeout { .. }) => {
                     // Alive? (An unreachable BMC ends here in Error::Timeout.)
                     c.command(
@@ -748,12 +753,10 @@ impl Ipmi {
                         &[0x0E, session::ADMIN],
                     )
                     .await?;
-                    if attempt >= 2 {
-                        return Err(Error::Authentication {
-                            address: cfg.address.clone(),
-                            message: "the bmc answers, but dropped every activate session: wrong password (ipmi 1.5 bmcs do not say so)".into(),
-                        });
-                    }
+                    return Err(Error::Authentication {
+                        address: cfg.address.clone(),
+                        message: "the bmc answers, but dropped every activate session: wrong password (ipmi 1.5 bmcs do not say so)".into(),
+                    });
                 }
                 Err(e) => return Err(e),
             }
