@@ -15,7 +15,8 @@ pub type BmcFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>
 ///
 /// Every method is bounded by the driver's [`Policy`](crate::Policy): a silent BMC ends in
 /// [`Error::Timeout`], never a hang. Set operations read back what they set and return
-/// [`Error::NotApplied`] when the BMC said yes but did nothing.
+/// [`Error::NotApplied`] when the BMC said yes but did nothing, and
+/// [`Error::NotVerifiable`] when nothing it reports can show it either way.
 pub trait Bmc: Send + Sync {
     /// The current power state.
     fn power_status(&self) -> BmcFuture<'_, PowerState>;
@@ -23,6 +24,8 @@ pub trait Bmc: Send + Sync {
     /// Run a power action and wait (poll) until the power state is the action's
     /// [`expected_state`](PowerAction::expected_state); returns that state.
     ///
+    /// `Reset` and `Cycle` must also show the transition (the host seen off, or a changed
+    /// reset time): otherwise [`Error::NotVerifiable`] (or [`Error::NotApplied`]).
     /// `Cycle` falls back to off + on when the BMC refuses a cycle.
     fn power(&self, action: PowerAction) -> BmcFuture<'_, PowerState>;
 
