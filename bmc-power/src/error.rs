@@ -55,15 +55,12 @@ pub enum Error {
         message: String,
     },
     /// The BMC's TLS certificate was refused; nothing (no credential) was sent.
-    #[error("{}", tls_text(address, subject.as_deref(), fingerprint.as_ref(), reason))]
+    #[error("{}", tls_text(address, certificate.as_deref(), reason))]
     Tls {
         /// The BMC address as configured.
         address: String,
-        /// The subject of the certificate the BMC presented (`CN=bmc, O=...`), when one was seen.
-        subject: Option<String>,
-        /// The SHA-256 fingerprint of that certificate, when one was seen: pin it with
-        /// `Tls::Fingerprint` once you have checked it out of band.
-        fingerprint: Option<Fingerprint>,
+        /// The certificate the BMC presented, when the handshake got that far.
+        certificate: Option<Box<PresentedCertificate>>,
         /// Why it was refused.
         reason: String,
     },
@@ -162,17 +159,26 @@ impl Error {
     }
 }
 
-fn tls_text(
-    address: &str,
-    subject: Option<&str>,
-    fingerprint: Option<&Fingerprint>,
-    reason: &str,
-) -> String {
-    match (subject, fingerprint) {
-        (_, None) => format!("tls to {address} refused: {reason}"),
-        (s, Some(f)) => format!(
-            "tls to {address} refused the certificate it presented ({}{f}): {reason}",
-            s.map(|s| format!("subject {s}, ")).unwrap_or_default()
+/// A certificate a BMC presented (in [`Error::Tls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedCertificate {
+    /// Its subject (`CN=bmc, O=...`, the common attributes), when it parses.
+    pub subject: Option<String>,
+    /// The SHA-256 fingerprint of its DER encoding: pin it with `Tls::Fingerprint` once you
+    /// have checked it out of band.
+    pub fingerprint: Fingerprint,
+}
+
+fn tls_text(address: &str, certificate: Option<&PresentedCertificate>, reason: &str) -> String {
+    match certificate {
+        None => format!("tls to {address} refused: {reason}"),
+        Some(c) => format!(
+            "tls to {address} refused the certificate it presented ({}{}): {reason}",
+            c.subject
+                .as_deref()
+                .map(|s| format!("subject {s}, "))
+                .unwrap_or_default(),
+            c.fingerprint
         ),
     }
 }

@@ -165,7 +165,7 @@ pub use redfish::{Auth as RedfishAuth, Config as RedfishConfig, Redfish};
 pub use tls::Tls;
 pub use {
     bmc::{Bmc, BmcFuture, check_boot, for_each_host},
-    error::{Error, Refusal, Result},
+    error::{Error, PresentedCertificate, Refusal, Result},
     types::{
         BadFingerprint, BootDevice, BootMode, BootOverride, Fingerprint, Persistence, Policy,
         PowerAction, PowerState,

@@ -408,8 +408,12 @@ impl Redfish {
         };
         Error::Tls {
             address: self.config.endpoint.clone(),
-            subject: seen.subject,
-            fingerprint: seen.fingerprint,
+            certificate: seen.fingerprint.map(|fingerprint| {
+                Box::new(crate::PresentedCertificate {
+                    subject: seen.subject,
+                    fingerprint,
+                })
+            }),
             reason: seen.refusal.unwrap_or(message),
         }
     }

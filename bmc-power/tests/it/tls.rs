@@ -59,13 +59,12 @@ async fn netns_sushy_self_signed_ca_true_pinned_by_file_and_by_fingerprint() {
         .unwrap_err();
     match &e {
         Error::Tls {
-            subject,
-            fingerprint,
+            certificate: Some(c),
             reason,
             ..
         } => {
-            assert_eq!(subject.as_deref(), Some("CN=bmc, O=Test BMC"), "{e}");
-            assert_eq!(*fingerprint, Some(pin), "{e}");
+            assert_eq!(c.subject.as_deref(), Some("CN=bmc, O=Test BMC"), "{e}");
+            assert_eq!(c.fingerprint, pin, "{e}");
             assert!(reason.contains("not in the ca file"), "{e}");
         }
         _ => panic!("{e:?}"),
@@ -93,11 +92,11 @@ async fn wrong_fingerprint_is_refused_before_any_credential_is_sent() {
         let e = bmc.power(PowerAction::On).await.unwrap_err();
         match &e {
             Error::Tls {
-                fingerprint,
+                certificate: Some(c),
                 reason,
                 ..
             } => {
-                assert_eq!(*fingerprint, Some(right), "{e}");
+                assert_eq!(c.fingerprint, right, "{e}");
                 assert!(reason.contains(&wrong.to_string()), "{e}");
             }
             _ => panic!("{e:?}"),
@@ -153,9 +152,11 @@ async fn ca_issued_certificate_keeps_its_hostname_check() {
         .unwrap_err();
     match &e {
         Error::Tls {
-            subject, reason, ..
+            certificate: Some(c),
+            reason,
+            ..
         } => {
-            assert_eq!(subject.as_deref(), Some("CN=127.0.0.1"), "{e}");
+            assert_eq!(c.subject.as_deref(), Some("CN=127.0.0.1"), "{e}");
             assert!(reason.to_lowercase().contains("name"), "{e}");
         }
         _ => panic!("{e:?}"),
