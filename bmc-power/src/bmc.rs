@@ -15,7 +15,8 @@ pub type BmcFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>
 ///
 /// Every method is bounded by the driver's [`Policy`](crate::Policy): a silent BMC ends in
 /// [`Error::Timeout`], never a hang. Set operations read back what they set and return
-/// [`Error::NotApplied`] when the BMC said yes but did nothing.
+/// [`Error::NotApplied`] when the BMC said yes but did nothing, and
+/// [`Error::NotVerifiable`] when nothing it reports can show it either way.
 pub trait Bmc: Send + Sync {
     /// The current power state.
     fn power_status(&self) -> BmcFuture<'_, PowerState>;
@@ -23,6 +24,8 @@ pub trait Bmc: Send + Sync {
     /// Run a power action and wait (poll) until the power state is the action's
     /// [`expected_state`](PowerAction::expected_state); returns that state.
     ///
+    /// `Reset` and `Cycle` must also show the transition (the host seen off, or a changed
+    /// reset time): otherwise [`Error::NotVerifiable`] (or [`Error::NotApplied`]).
     /// `Cycle` falls back to off + on when the BMC refuses a cycle.
     fn power(&self, action: PowerAction) -> BmcFuture<'_, PowerState>;
 
@@ -53,7 +56,9 @@ impl<B: Bmc + ?Sized> Bmc for Box<B> {
 /// The read-back policy for boot overrides: does `actual` satisfy `requested`?
 ///
 /// - The device must match.
-/// - The mode must match when both sides name one (a BMC that does not report a mode passes).
+/// - The mode must match. Asking for a mode from a BMC that does not report one is
+///   [`Error::NotVerifiable`], never a pass: the device is set, the mode is unknown.
+///   Asking for no mode passes whatever the BMC reports.
 /// - Asking for `Persistent` and reading `Once` fails. Asking for `Once` and reading
 ///   `Persistent` passes: the host still boots the device next time, and some BMCs
 ///   (sushy-tools' fake driver) always report `Continuous`. The caller sees the read-back
@@ -66,7 +71,16 @@ pub fn check_boot(requested: &BootOverride, actual: &BootOverride) -> Result<()>
     let persistence_ok = !(requested.persistence == Persistence::Persistent
         && actual.persistence == Persistence::Once);
     if requested.device == actual.device && mode_ok && persistence_ok {
-        Ok(())
+        match (requested.mode, actual.mode) {
+            (Some(m), None) => Err(Error::NotVerifiable {
+                operation: "set boot mode",
+                message: format!(
+                    "{} reads back, but the bmc does not report the boot mode: {m:?} is unverified",
+                    actual.device
+                ),
+            }),
+            _ => Ok(()),
+        }
     } else {
         Err(Error::NotApplied {
             operation: "set boot device",
@@ -169,11 +183,13 @@ mod tests {
             (b(Pxe, Persistent, u), b(Pxe, Once, u), false),
             (b(Pxe, Once, u), b(Disk, Once, u), false),
             (b(Pxe, Once, u), b(Pxe, Once, l), false),
-            (b(Pxe, Once, u), b(Pxe, Once, Option::None), true),
             (b(Pxe, Once, Option::None), b(Pxe, Once, l), true),
         ];
         for (req, act, ok) in cases {
             assert_eq!(check_boot(&req, &act).is_ok(), ok, "{req} vs {act}");
         }
+        // A mode asked for and not reported is unverified, not passed.
+        let e = check_boot(&b(Pxe, Once, u), &b(Pxe, Once, Option::None)).unwrap_err();
+        assert!(matches!(e, Error::NotVerifiable { .. }), "{e:?}");
     }
 }

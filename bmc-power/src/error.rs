@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::types::Fingerprint;
+
 /// Why a BMC said no: the protocol's own status, kept as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -43,14 +45,24 @@ pub enum Error {
         /// The last transport symptom ("no reply", "connection refused").
         message: String,
     },
-    /// The transport failed in a way that retrying will not fix (TLS certificate rejected,
-    /// an HTTP exchange that broke off).
+    /// The transport failed in a way that retrying will not fix (an HTTP exchange that broke
+    /// off, a socket error).
     #[error("transport to {address} failed: {message}")]
     Transport {
         /// The BMC address as configured.
         address: String,
         /// The transport's description of the failure.
         message: String,
+    },
+    /// The BMC's TLS certificate was refused; nothing (no credential) was sent.
+    #[error("{}", tls_text(address, certificate.as_deref(), reason))]
+    Tls {
+        /// The BMC address as configured.
+        address: String,
+        /// The certificate the BMC presented, when the handshake got that far.
+        certificate: Option<Box<PresentedCertificate>>,
+        /// Why it was refused.
+        reason: String,
     },
     /// The BMC rejected the credentials (bad user, bad password, HTTP 401/403, RAKP mismatch).
     #[error("authentication failed at {address}: {message}")]
@@ -69,7 +81,7 @@ pub enum Error {
         message: String,
     },
     /// The BMC understood the request and refused it.
-    #[error("{operation} refused: {refusal}")]
+    #[error("{operation} refused: {refusal}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     Refused {
         /// The operation that was attempted.
         operation: &'static str,
@@ -78,7 +90,7 @@ pub enum Error {
         /// Any text the BMC sent along (may be empty).
         message: String,
     },
-    /// The BMC accepted a change but reading it back shows it was not applied.
+    /// The BMC lied: it accepted a change, but reading it back shows it was not applied.
     #[error("{operation} was accepted but not applied: expected {expected}, read back {actual}")]
     NotApplied {
         /// The operation that was attempted.
@@ -88,9 +100,37 @@ pub enum Error {
         /// What the BMC reports now.
         actual: String,
     },
-    /// The BMC sent something that does not parse as the protocol says it should.
-    #[error("malformed reply from bmc: {message}")]
+    /// The BMC accepted the request, but nothing it reports can show whether it was applied
+    /// (a reset on a BMC without a reset time or counter that never showed the host off, a
+    /// boot mode the BMC does not report). Never reported as verified.
+    #[error("{operation} was accepted but is not verifiable: {message}")]
+    NotVerifiable {
+        /// The operation that was attempted.
+        operation: &'static str,
+        /// Why it cannot be verified, and what was observed.
+        message: String,
+    },
+    /// The BMC offers only authentication that this crate refuses without an explicit opt-in
+    /// (IPMI authtype NONE or STRAIGHT, no RMCP+ in `auto` mode).
+    #[error("refusing insecure ipmi at {address}: the bmc offers {offered}; {message}")]
+    Insecure {
+        /// The BMC address as configured.
+        address: String,
+        /// What the BMC offered (auth types, cipher suites).
+        offered: String,
+        /// What to do about it.
+        message: String,
+    },
+    /// The BMC sent something that does not parse fully as the protocol says it should. No
+    /// action is sent after such a reply in the same operation.
+    #[error("{}", protocol_text(url, *status, head, message))]
     Protocol {
+        /// The request URL (Redfish) or the BMC address (IPMI); empty inside the codec.
+        url: String,
+        /// The HTTP status of the reply, for Redfish.
+        status: Option<u16>,
+        /// The first bytes of the reply, escaped (Redfish).
+        head: String,
         /// What was wrong with it.
         message: String,
     },
@@ -103,17 +143,59 @@ pub enum Error {
 }
 
 impl Error {
-    /// True when the BMC did not answer at all (worth trying again later).
+    /// True when the BMC did not answer at all (worth trying again later): unreachable.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Timeout { .. })
     }
 
-    #[cfg(any(feature = "ipmi", feature = "redfish", feature = "libvirt"))]
+    #[cfg(any(feature = "ipmi", feature = "libvirt"))]
     pub(crate) fn protocol(message: impl Into<String>) -> Self {
         Error::Protocol {
+            url: String::new(),
+            status: None,
+            head: String::new(),
             message: message.into(),
         }
     }
+}
+
+/// A certificate a BMC presented (in [`Error::Tls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedCertificate {
+    /// Its subject (`CN=bmc, O=...`, the common attributes), when it parses.
+    pub subject: Option<String>,
+    /// The SHA-256 fingerprint of its DER encoding: pin it with `Tls::Fingerprint` once you
+    /// have checked it out of band.
+    pub fingerprint: Fingerprint,
+}
+
+fn tls_text(address: &str, certificate: Option<&PresentedCertificate>, reason: &str) -> String {
+    match certificate {
+        None => format!("tls to {address} refused: {reason}"),
+        Some(c) => format!(
+            "tls to {address} refused the certificate it presented ({}{}): {reason}",
+            c.subject
+                .as_deref()
+                .map(|s| format!("subject {s}, "))
+                .unwrap_or_default(),
+            c.fingerprint
+        ),
+    }
+}
+
+fn protocol_text(url: &str, status: Option<u16>, head: &str, message: &str) -> String {
+    let mut t = String::from("malformed reply");
+    if !url.is_empty() {
+        t += &format!(" from {url}");
+    }
+    if let Some(s) = status {
+        t += &format!(" (http {s})");
+    }
+    t += &format!(": {message}");
+    if !head.is_empty() {
+        t += &format!("; it starts {head:?}");
+    }
+    t
 }
 
 /// Shorthand for results in this crate.

@@ -96,11 +96,29 @@
 //!
 //! # Read-back policy
 //!
-//! Boot overrides: [`check_boot`]: the device must match; the mode must match when the BMC
-//! reports one; asking for `Once` and reading `Persistent` passes (sushy-tools always reports
-//! `Continuous`), the reverse fails. IPMI BMCs that report only the device selector with the
-//! "valid" bit clear (OpenIPMI's ipmi_sim) are checked on the device alone. Power actions poll
-//! the power state until it reaches the action's target or [`Policy::settle`] runs out.
+//! Boot overrides: [`check_boot`]: the device must match; the mode must match, and a mode
+//! asked of a BMC that does not report one is [`Error::NotVerifiable`]; asking for `Once` and
+//! reading `Persistent` passes (sushy-tools always reports `Continuous`), the reverse fails.
+//! IPMI BMCs that report only the device selector with the "valid" bit clear (OpenIPMI's
+//! ipmi_sim) are checked on the device alone, and a mode or persistence asked of them is
+//! [`Error::NotVerifiable`]. Power on and off poll the power state until it reaches the
+//! target or [`Policy::settle`] runs out.
+//!
+//! Reset and cycle are verified by the transition: the host seen off (or off before), or a
+//! changed Redfish `LastResetTime`, then on. A host that shows neither within
+//! [`Policy::settle`] is [`Error::NotVerifiable`] (IPMI has no reset counter, nor has every
+//! Redfish service), or [`Error::NotApplied`] when a `LastResetTime` stayed put. Never
+//! "verified" on the final state alone.
+//!
+//! # Strict replies and safe retries
+//!
+//! A reply the driver cannot parse fully (truncated JSON, a system record without the fields
+//! the operation needs) is [`Error::Protocol`], and nothing is sent after it in the same
+//! operation. Reads are retried on silence. Actions are not resent blindly: a Redfish reset or
+//! boot override that goes unanswered is followed by a read, and sent again only when that
+//! read shows it was not applied (a reset without a `LastResetTime` is never resent); an IPMI
+//! reset, cycle or soft off is sent once, while power on/off and boot flags (idempotent) are
+//! retransmitted like reads.
 //!
 //! # What this crate does not do
 //!
@@ -109,8 +127,13 @@
 //!   no IPMB bridging to other controllers; IPMI 1.5 reply auth codes are not verified.
 //! - libvirt: no one-time boot (libvirt has none; the inactive XML change lasts until changed)
 //!   and no switching between BIOS and UEFI firmware.
-//! - Redfish: no vendor OEM extensions; the session login path is implemented but no peer here
-//!   offers a SessionService (sushy-tools answers 404), so only basic auth is tested live.
+//! - Redfish: no vendor OEM extensions. No peer here offers a SessionService (sushy-tools
+//!   answers the login with 401, which `Auto` takes as "use basic auth"), so session login
+//!   is tested against our own fake service only. No trust-on-first-use storage: the caller
+//!   keeps the fingerprint.
+//! - IPMI: no reset counter exists, so an IPMI reset of a host that stays on is always
+//!   [`Error::NotVerifiable`]; a wrong IPMI 1.5 password is inferred from a BMC that answers
+//!   other requests but drops the activation (IPMI 1.5 BMCs do not say so).
 #![warn(missing_docs)]
 // The crate docs link the feature-gated drivers; without every feature those links dangle.
 #![cfg_attr(
@@ -126,6 +149,8 @@ mod ipmi;
 mod libvirt;
 #[cfg(feature = "redfish")]
 mod redfish;
+#[cfg(feature = "redfish")]
+mod tls;
 mod types;
 
 #[cfg(feature = "ipmi")]
@@ -135,9 +160,14 @@ pub use ipmi::{
 #[cfg(feature = "libvirt")]
 pub use libvirt::{Config as LibvirtConfig, Libvirt};
 #[cfg(feature = "redfish")]
-pub use redfish::{Auth as RedfishAuth, Config as RedfishConfig, Redfish, Tls};
+pub use redfish::{Auth as RedfishAuth, Config as RedfishConfig, Redfish};
+#[cfg(feature = "redfish")]
+pub use tls::Tls;
 pub use {
     bmc::{Bmc, BmcFuture, check_boot, for_each_host},
-    error::{Error, Refusal, Result},
-    types::{BootDevice, BootMode, BootOverride, Persistence, Policy, PowerAction, PowerState},
+    error::{Error, PresentedCertificate, Refusal, Result},
+    types::{
+        BadFingerprint, BootDevice, BootMode, BootOverride, Fingerprint, Persistence, Policy,
+        PowerAction, PowerState,
+    },
 };

@@ -201,3 +201,76 @@ impl Policy {
         total
     }
 }
+
+/// A SHA-256 certificate fingerprint: pins exactly one TLS certificate.
+///
+/// Written `sha256:` and 64 hex digits; parsing also takes openssl's form
+/// (`openssl x509 -noout -fingerprint -sha256`: `AB:CD:...`, with or without its
+/// `sha256 Fingerprint=` prefix) and either case.
+///
+/// ```
+/// let f: bmc_power::Fingerprint =
+///     "SHA256 Fingerprint=00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
+///         .parse()
+///     .unwrap();
+/// assert_eq!(f.to_string(), format!("sha256:{}", "00112233445566778899aabbccddeeff".repeat(2)));
+/// assert!("sha256:abcd".parse::<bmc_power::Fingerprint>().is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sha256:")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// Why a fingerprint did not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFingerprint(pub String);
+
+impl std::fmt::Display for BadFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} is not a sha256 fingerprint (sha256: and 64 hex digits)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for BadFingerprint {}
+
+impl std::str::FromStr for Fingerprint {
+    type Err = BadFingerprint;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadFingerprint(s.to_string());
+        let t = s.trim();
+        let lower = t.to_ascii_lowercase();
+        let rest = ["sha256 fingerprint=", "sha256:", "sha256="]
+            .iter()
+            .find_map(|p| lower.strip_prefix(p))
+            .unwrap_or(&lower);
+        let hex: Vec<u8> = rest.bytes().filter(|&b| b != b':').collect();
+        if hex.len() != 64 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in hex.chunks(2).enumerate() {
+            let digit = |c: u8| (c as char).to_digit(16).ok_or_else(bad);
+            out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+        }
+        Ok(Fingerprint(out))
+    }
+}

@@ -12,7 +12,8 @@ use crate::plan::{BmcDriver, Host};
 /// name shows up as the first operation's error.
 ///
 /// # Errors
-/// [`Error::Bmc`] when the driver rejects its configuration (a bad URL or CA bundle),
+/// [`Error::Bmc`] when the driver rejects its configuration (a bad URL, CA bundle,
+/// fingerprint or auth mode),
 /// [`Error::Read`] when the Redfish CA file cannot be read, and [`Error::MissingFeature`] when
 /// the driver is not built in (features `redfish` and `libvirt`).
 pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, Error> {
@@ -30,6 +31,7 @@ pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, Error> {
                     password: b.password().unwrap_or_default(),
                     kg: None,
                 },
+                allow_insecure_auth: b.allow_insecure_auth,
                 ..Default::default()
             };
             Ok(Some(Box::new(
@@ -38,15 +40,33 @@ pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, Error> {
         }
         #[cfg(feature = "redfish")]
         BmcDriver::Redfish => {
-            let tls = match (&b.ca_file, b.insecure) {
-                (Some(path), _) => {
+            // The plan check allows at most one of fingerprint, CA file and insecure.
+            let tls = match (&b.tls_fingerprint, &b.ca_file, b.insecure) {
+                (Some(f), _, _) => bmc_power::Tls::Fingerprint(f.parse().map_err(
+                    |e: bmc_power::BadFingerprint| {
+                        bmc_err(bmc_power::Error::Config {
+                            message: e.to_string(),
+                        })
+                    },
+                )?),
+                (None, Some(path), _) => {
                     bmc_power::Tls::CustomCa(std::fs::read(path).map_err(|source| Error::Read {
                         path: path.clone(),
                         source,
                     })?)
                 }
-                (None, true) => bmc_power::Tls::InsecureSkipVerify,
-                (None, false) => bmc_power::Tls::System,
+                (None, None, true) => bmc_power::Tls::InsecureSkipVerify,
+                (None, None, false) => bmc_power::Tls::System,
+            };
+            let auth = match b.auth.as_deref() {
+                None | Some("auto") => bmc_power::RedfishAuth::Auto,
+                Some("session") => bmc_power::RedfishAuth::Session,
+                Some("basic") => bmc_power::RedfishAuth::Basic,
+                Some(other) => {
+                    return Err(bmc_err(bmc_power::Error::Config {
+                        message: format!("unknown redfish auth {other:?}"),
+                    }));
+                }
             };
             let config = bmc_power::RedfishConfig {
                 endpoint: b.address.clone(),
@@ -54,6 +74,7 @@ pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, Error> {
                 password: b.password().unwrap_or_default(),
                 system: b.system.clone(),
                 tls,
+                auth,
                 ..Default::default()
             };
             Ok(Some(Box::new(

@@ -5,13 +5,28 @@
 //! cargo run -p examples --example bmc -- --driver ipmi --address 127.0.0.1:9623 --user admin --password password bootdev pxe --uefi
 //! cargo run -p examples --example bmc -- --driver redfish --address https://10.0.0.6 --ca bmc-ca.pem \
 //!     --user admin --password secret power on
+//! cargo run -p examples --example bmc -- --driver redfish --address https://10.0.0.7 \
+//!     --tls-fingerprint sha256:9f86d0818... --auth basic --user admin --password secret power status
+//! cargo run -p examples --example bmc -- --driver redfish --address https://10.0.0.7 --tofu -v power status
 //! cargo run -p examples --features libvirt --example bmc -- --driver libvirt --address test:///default --system test power cycle
 //! ```
+//!
+//! `--ca` takes the BMC's own self-signed certificate (CA:TRUE or not) or its CA;
+//! `--tls-fingerprint` pins one certificate (`openssl x509 -noout -fingerprint -sha256`);
+//! `--tofu` trusts the first certificate and prints its fingerprint to pin next time. `-v`
+//! prints what was used: the IPMI cipher suite or authtype, the Redfish auth mode and
+//! certificate. IPMI authtype NONE/STRAIGHT needs `--allow-insecure-auth`. A reset or cycle
+//! that nothing can show exits with status 3 ("not verifiable"), a BMC that lied with 4.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
-use bmc_power::{Bmc, BootDevice, BootMode, BootOverride, Persistence, Policy, PowerAction};
+use bmc_power::{
+    Bmc, BmcFuture, BootDevice, BootMode, BootOverride, Persistence, Policy, PowerAction,
+    PowerState,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -32,15 +47,35 @@ struct Args {
     /// Redfish: system id; libvirt: domain name.
     #[arg(long)]
     system: Option<String>,
-    /// Redfish: PEM file with the CA certificate(s) to trust instead of the system store.
-    #[arg(long)]
+    /// Redfish: PEM file with the certificate(s) to trust instead of the system store: the
+    /// BMC's own self-signed certificate, or the CA that issued it.
+    #[arg(long, conflicts_with_all = ["insecure", "tls_fingerprint", "tofu"])]
     ca: Option<std::path::PathBuf>,
+    /// Redfish: accept exactly the certificate with this SHA-256 fingerprint
+    /// (`sha256:<64 hex>` or openssl's `AB:CD:...`); checked before any credential is sent.
+    #[arg(long, conflicts_with_all = ["insecure", "tofu"])]
+    tls_fingerprint: Option<bmc_power::Fingerprint>,
+    /// Redfish: trust the first certificate presented and print its fingerprint (pin it with
+    /// --tls-fingerprint next time).
+    #[arg(long, conflicts_with = "insecure")]
+    tofu: bool,
     /// Redfish: do not check the BMC's certificate at all.
     #[arg(long)]
     insecure: bool,
-    /// IPMI: protocol version.
+    /// Redfish: session (X-Auth-Token), basic, or auto (session, then basic when the session
+    /// service answers 401/403/404/405).
+    #[arg(long, value_enum, default_value_t = AuthMode::Auto)]
+    auth: AuthMode,
+    /// IPMI: protocol version (auto = RMCP+ only, never a fallback to IPMI 1.5).
     #[arg(long, value_enum, default_value_t = IpmiProto::Auto)]
     interface: IpmiProto,
+    /// IPMI 1.5: allow authtype NONE or STRAIGHT (the password in clear) when the BMC offers
+    /// nothing better.
+    #[arg(long)]
+    allow_insecure_auth: bool,
+    /// Print what was negotiated: IPMI suite or authtype, Redfish auth and certificate.
+    #[arg(short, long)]
+    verbose: bool,
     /// Seconds to wait for one answer.
     #[arg(long, default_value_t = 2.0)]
     timeout: f64,
@@ -59,6 +94,13 @@ enum Driver {
     Ipmi,
     Redfish,
     Libvirt,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AuthMode {
+    Auto,
+    Session,
+    Basic,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -113,7 +155,59 @@ enum Device {
     None,
 }
 
-async fn driver(a: &Args) -> anyhow::Result<Box<dyn Bmc>> {
+/// A driver shared between the `dyn Bmc` the commands use and the report printed after them.
+struct Shared<B>(Arc<B>);
+
+impl<B: Bmc> Bmc for Shared<B> {
+    fn power_status(&self) -> BmcFuture<'_, PowerState> {
+        self.0.power_status()
+    }
+    fn power(&self, action: PowerAction) -> BmcFuture<'_, PowerState> {
+        self.0.power(action)
+    }
+    fn set_boot(&self, boot: BootOverride) -> BmcFuture<'_, BootOverride> {
+        self.0.set_boot(boot)
+    }
+    fn boot(&self) -> BmcFuture<'_, BootOverride> {
+        self.0.boot()
+    }
+}
+
+/// What the driver used, for `-v` and `--tofu`.
+enum Used {
+    Ipmi(Arc<bmc_power::Ipmi>),
+    Redfish(Arc<bmc_power::Redfish>),
+    #[cfg_attr(
+        not(feature = "libvirt"),
+        allow(dead_code, reason = "only the libvirt driver reports nothing")
+    )]
+    Other,
+}
+
+impl Used {
+    async fn report(&self, verbose: bool, tofu: bool) {
+        match self {
+            Used::Ipmi(i) if verbose => {
+                if let Some(n) = i.negotiated() {
+                    eprintln!("ipmi session: {n}");
+                }
+            }
+            Used::Redfish(r) => {
+                if verbose && let Some(a) = r.auth_in_use().await {
+                    eprintln!("redfish auth: {a:?}");
+                }
+                if (verbose || tofu)
+                    && let Some(f) = r.fingerprint()
+                {
+                    eprintln!("certificate: {f}");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn driver(a: &Args) -> anyhow::Result<(Box<dyn Bmc>, Used)> {
     let policy = Policy {
         timeout: Duration::from_secs_f64(a.timeout),
         retries: a.retries,
@@ -121,50 +215,68 @@ async fn driver(a: &Args) -> anyhow::Result<Box<dyn Bmc>> {
         ..Policy::default()
     };
     Ok(match a.driver {
-        Driver::Ipmi => Box::new(bmc_power::Ipmi::new(bmc_power::IpmiConfig {
-            address: a.address.clone(),
-            credentials: bmc_power::Credentials {
-                username: a.user.clone(),
-                password: a.password.clone(),
-                kg: None,
-            },
-            version: match a.interface {
-                IpmiProto::Auto => bmc_power::IpmiVersion::Auto,
-                IpmiProto::Lanplus => bmc_power::IpmiVersion::Lanplus,
-                IpmiProto::Lan => bmc_power::IpmiVersion::Lan,
-            },
-            policy,
-            ..bmc_power::IpmiConfig::default()
-        })?),
+        Driver::Ipmi => {
+            let i = Arc::new(bmc_power::Ipmi::new(bmc_power::IpmiConfig {
+                address: a.address.clone(),
+                credentials: bmc_power::Credentials {
+                    username: a.user.clone(),
+                    password: a.password.clone(),
+                    kg: None,
+                },
+                version: match a.interface {
+                    IpmiProto::Auto => bmc_power::IpmiVersion::Auto,
+                    IpmiProto::Lanplus => bmc_power::IpmiVersion::Lanplus,
+                    IpmiProto::Lan => bmc_power::IpmiVersion::Lan,
+                },
+                allow_insecure_auth: a.allow_insecure_auth,
+                policy,
+                ..bmc_power::IpmiConfig::default()
+            })?);
+            (Box::new(Shared(i.clone())), Used::Ipmi(i))
+        }
         Driver::Redfish => {
-            let tls = match (&a.ca, a.insecure) {
-                (_, true) => bmc_power::Tls::InsecureSkipVerify,
-                (Some(p), false) => bmc_power::Tls::CustomCa(
+            let tls = if a.insecure {
+                bmc_power::Tls::InsecureSkipVerify
+            } else if let Some(f) = a.tls_fingerprint {
+                bmc_power::Tls::Fingerprint(f)
+            } else if a.tofu {
+                bmc_power::Tls::TrustOnFirstUse
+            } else if let Some(p) = &a.ca {
+                bmc_power::Tls::CustomCa(
                     std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-                ),
-                (None, false) => bmc_power::Tls::System,
+                )
+            } else {
+                bmc_power::Tls::System
             };
-            Box::new(bmc_power::Redfish::new(bmc_power::RedfishConfig {
+            let r = Arc::new(bmc_power::Redfish::new(bmc_power::RedfishConfig {
                 endpoint: a.address.clone(),
                 username: a.user.clone(),
                 password: a.password.clone(),
                 system: a.system.clone(),
                 tls,
+                auth: match a.auth {
+                    AuthMode::Auto => bmc_power::RedfishAuth::Auto,
+                    AuthMode::Session => bmc_power::RedfishAuth::Session,
+                    AuthMode::Basic => bmc_power::RedfishAuth::Basic,
+                },
                 policy,
-                ..bmc_power::RedfishConfig::default()
-            })?)
+            })?);
+            (Box::new(Shared(r.clone())), Used::Redfish(r))
         }
         #[cfg(feature = "libvirt")]
-        Driver::Libvirt => Box::new(
-            bmc_power::Libvirt::connect(bmc_power::LibvirtConfig {
-                uri: a.address.clone(),
-                domain: a
-                    .system
-                    .clone()
-                    .context("--system <domain> is required for libvirt")?,
-                policy,
-            })
-            .await?,
+        Driver::Libvirt => (
+            Box::new(
+                bmc_power::Libvirt::connect(bmc_power::LibvirtConfig {
+                    uri: a.address.clone(),
+                    domain: a
+                        .system
+                        .clone()
+                        .context("--system <domain> is required for libvirt")?,
+                    policy,
+                })
+                .await?,
+            ),
+            Used::Other,
         ),
         #[cfg(not(feature = "libvirt"))]
         Driver::Libvirt => anyhow::bail!("built without libvirt: add --features libvirt"),
@@ -174,7 +286,25 @@ async fn driver(a: &Args) -> anyhow::Result<Box<dyn Bmc>> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    let bmc = driver(&a).await?;
+    let (bmc, used) = driver(&a).await?;
+    let result = run(&a, bmc.as_ref()).await;
+    used.report(a.verbose, a.tofu).await;
+    match result {
+        Ok(()) => Ok(()),
+        // Outcomes a script wants to tell apart from failures, with their own exit codes.
+        Err(e @ bmc_power::Error::NotVerifiable { .. }) => {
+            eprintln!("not verifiable: {e}");
+            std::process::exit(3)
+        }
+        Err(e @ bmc_power::Error::NotApplied { .. }) => {
+            eprintln!("the bmc lied: {e}");
+            std::process::exit(4)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn run(a: &Args, bmc: &dyn Bmc) -> Result<(), bmc_power::Error> {
     match a.command {
         Cmd::Power { op } => {
             let action = match op {

@@ -11,13 +11,16 @@ use super::session::{self, CipherSuite, Credentials, Handshake, SessionV2, Sessi
 use super::wire::{AuthType, Request};
 use crate::bmc::{Bmc, BmcFuture, check_boot};
 use crate::error::{Error, Refusal, Result};
-use crate::types::{BootOverride, Policy, PowerAction, PowerState};
+use crate::types::{BootOverride, Persistence, Policy, PowerAction, PowerState};
 
 /// Which IPMI LAN protocol to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Version {
-    /// RMCP+ (IPMI 2.0) when the channel offers it, else IPMI 1.5.
+    /// RMCP+ (IPMI 2.0). Never falls back to IPMI 1.5: the capability bit that would decide it
+    /// arrives in an unauthenticated reply, so anyone on the path could force the downgrade.
+    /// A BMC that says it has no RMCP+ is refused with [`Error::Insecure`] naming its offer;
+    /// choose [`Version::Lan`] to speak IPMI 1.5 to it.
     #[default]
     Auto,
     /// RMCP+ only (`ipmitool -I lanplus`).
@@ -41,6 +44,11 @@ pub struct Config {
     /// Ask the BMC for its suites (Get Channel Cipher Suites) before opening a session. When
     /// off, or when the BMC does not answer, each suite in `suites` is tried with Open Session.
     pub query_suites: bool,
+    /// Allow IPMI 1.5 authtype NONE and STRAIGHT (the password in clear) when the BMC offers
+    /// nothing better. Off by default: with NONE a wrong password "works", with STRAIGHT
+    /// anyone on the path reads it. (RMCP+ suites without integrity or confidentiality are
+    /// never used: this crate speaks only suites 3 and 17.)
+    pub allow_insecure_auth: bool,
     /// Timeouts, retries and settle times.
     pub policy: Policy,
 }
@@ -53,6 +61,7 @@ impl Default for Config {
             version: Version::Auto,
             suites: vec![CipherSuite::Suite17, CipherSuite::Suite3],
             query_suites: true,
+            allow_insecure_auth: false,
             policy: Policy::default(),
         }
     }
@@ -64,6 +73,8 @@ pub struct Ipmi {
     config: Config,
     /// The suite that worked last time, tried first (and without asking) next time.
     last_suite: std::sync::Mutex<Option<CipherSuite>>,
+    /// What the last session used.
+    negotiated: std::sync::Mutex<Option<Negotiated>>,
 }
 
 /// What an established connection ended up using (for logs and tests).
@@ -74,10 +85,30 @@ pub enum Negotiated {
     Lanplus(CipherSuite),
     /// IPMI 1.5 with MD5 auth codes.
     LanMd5,
-    /// IPMI 1.5 with the password in clear.
+    /// IPMI 1.5 with the password in clear (only with [`Config::allow_insecure_auth`]).
     LanStraight,
-    /// IPMI 1.5 without authentication.
+    /// IPMI 1.5 without authentication (only with [`Config::allow_insecure_auth`]).
     LanNone,
+}
+
+impl std::fmt::Display for Negotiated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Negotiated::Lanplus(s) => write!(f, "rmcp+ cipher suite {}", s.id()),
+            Negotiated::LanMd5 => f.write_str("ipmi 1.5 authtype md5"),
+            Negotiated::LanStraight => {
+                f.write_str("ipmi 1.5 authtype straight (password in clear)")
+            }
+            Negotiated::LanNone => f.write_str("ipmi 1.5 authtype none (no authentication)"),
+        }
+    }
+}
+
+/// What a read after an unanswered chassis control shows.
+enum Applied {
+    Yes,
+    No,
+    CannotTell,
 }
 
 enum Sess {
@@ -183,7 +214,17 @@ impl Conn<'_> {
     }
 
     /// Send one request inside the current session (or none) and return the reply.
-    async fn raw(&mut self, (netfn, cmd): (u8, u8), data: &[u8]) -> Result<super::wire::Reply> {
+    async fn raw(&mut self, c: (u8, u8), data: &[u8]) -> Result<super::wire::Reply> {
+        let policy = self.cfg.policy.clone();
+        self.raw_with(c, data, &policy).await
+    }
+
+    async fn raw_with(
+        &mut self,
+        (netfn, cmd): (u8, u8),
+        data: &[u8],
+        policy: &Policy,
+    ) -> Result<super::wire::Reply> {
         let req = Request {
             netfn,
             cmd,
@@ -195,7 +236,7 @@ impl Conn<'_> {
         exchange(
             &self.sock,
             addr,
-            &self.cfg.policy,
+            policy,
             &mut st,
             |(sess, req)| match sess {
                 Sess::None => session::encode_sessionless(req),
@@ -226,7 +267,18 @@ impl Conn<'_> {
         c: (u8, u8),
         data: &[u8],
     ) -> Result<Vec<u8>> {
-        let r = self.raw(c, data).await?;
+        let policy = self.cfg.policy.clone();
+        self.command_with(operation, c, data, &policy).await
+    }
+
+    async fn command_with(
+        &mut self,
+        operation: &'static str,
+        c: (u8, u8),
+        data: &[u8],
+        policy: &Policy,
+    ) -> Result<Vec<u8>> {
+        let r = self.raw_with(c, data, policy).await?;
         match r.cc {
             0x00 => Ok(r.data),
             0xC1 => Err(Error::Unsupported {
@@ -248,14 +300,90 @@ impl Conn<'_> {
         commands::chassis_status(&d)
     }
 
-    async fn control(&mut self, action: PowerAction) -> Result<()> {
-        self.command(
-            "chassis control",
-            cmd::CHASSIS_CONTROL,
-            &[commands::chassis_control(action)],
-        )
-        .await
-        .map(drop)
+    /// Chassis Control. Power on and off are idempotent (a second "on" changes nothing) and
+    /// are retransmitted like reads. Reset, cycle and soft off are sent once: a retransmission
+    /// inside an RMCP+ session carries a new session sequence number, so the BMC would act on
+    /// it again. When one goes unanswered, read the power state, and send it again only when
+    /// that shows it was not applied.
+    async fn control(
+        &mut self,
+        action: PowerAction,
+        applied: impl Fn(PowerState) -> Applied,
+    ) -> Result<()> {
+        let once = Policy {
+            retries: match action {
+                PowerAction::On | PowerAction::Off => self.cfg.policy.retries,
+                PowerAction::Reset | PowerAction::Cycle | PowerAction::SoftOff => 0,
+            },
+            ..self.cfg.policy.clone()
+        };
+        let mut resent = 0;
+        loop {
+            match self
+                .command_with(
+                    "chassis control",
+                    cmd::CHASSIS_CONTROL,
+                    &[commands::chassis_control(action)],
+                    &once,
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e @ Error::Timeout { .. }) => match applied(self.status().await?) {
+                    Applied::Yes => {
+                        tracing::debug!(%action, "chassis control unanswered, but applied");
+                        return Ok(());
+                    }
+                    Applied::CannotTell => {
+                        tracing::debug!(%action, "chassis control unanswered; nothing shows whether it applied: not resent");
+                        return Ok(());
+                    }
+                    Applied::No if resent < self.cfg.policy.retries => {
+                        tracing::debug!(%action, "chassis control unanswered and not applied: sending again");
+                        resent += 1;
+                    }
+                    Applied::No => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// After a reset or cycle: the host must be seen off (or have been off) and then on.
+    /// IPMI has no reset time or counter, so a host that stays on shows nothing.
+    async fn verify_restart(
+        &mut self,
+        operation: &'static str,
+        before: PowerState,
+    ) -> Result<PowerState> {
+        let policy = self.cfg.policy.clone();
+        let deadline = Instant::now() + policy.settle;
+        let mut seen_off = before == PowerState::Off;
+        loop {
+            let now = self.status().await?;
+            seen_off |= now == PowerState::Off;
+            if seen_off && now == PowerState::On {
+                return Ok(now);
+            }
+            if Instant::now() >= deadline {
+                return Err(if seen_off {
+                    Error::NotApplied {
+                        operation,
+                        expected: PowerState::On.to_string(),
+                        actual: now.to_string(),
+                    }
+                } else {
+                    Error::NotVerifiable {
+                        operation,
+                        message: format!(
+                            "the host stayed on for {:?}; ipmi reports no reset time or counter, so nothing shows whether it restarted",
+                            policy.settle
+                        ),
+                    }
+                });
+            }
+            tokio::time::sleep(policy.poll_interval).await;
+        }
     }
 
     async fn read_boot(&mut self) -> Result<(BootOverride, bool)> {
@@ -330,12 +458,18 @@ impl Ipmi {
         Ok(Ipmi {
             config,
             last_suite: std::sync::Mutex::new(None),
+            negotiated: std::sync::Mutex::new(None),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What the last session used (cipher suite or IPMI 1.5 authtype); `None` before the first.
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        *self.negotiated.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn resolve(&self) -> Result<SocketAddr> {
@@ -397,7 +531,15 @@ impl Ipmi {
         let use_v2 = match cfg.version {
             Version::Lanplus => true,
             Version::Lan => false,
-            Version::Auto => caps.v2,
+            // Never a downgrade on the word of an unauthenticated reply.
+            Version::Auto if !caps.v2 => {
+                return Err(Error::Insecure {
+                    address: cfg.address.clone(),
+                    offered: caps.describe(),
+                    message: "auto mode speaks only rmcp+, and does not fall back to ipmi 1.5 on an unauthenticated capability reply; choose version lan to allow ipmi 1.5".into(),
+                });
+            }
+            Version::Auto => true,
         };
         if use_v2 {
             let known = *self.last_suite.lock().unwrap_or_else(|e| e.into_inner());
@@ -432,15 +574,22 @@ impl Ipmi {
                 return Err(e);
             }
             if c.negotiated.is_none() {
+                let ours: Vec<u8> = cfg.suites.iter().map(|s| s.id()).collect();
                 return Err(Error::Unsupported {
                     operation: "open session",
-                    message: "the bmc offers none of the configured cipher suites".into(),
+                    message: format!(
+                        "the bmc lists cipher suites {:?}, none of ours {ours:?} (suites without integrity and confidentiality are never used)",
+                        offered.unwrap_or_default()
+                    ),
                 });
             }
         } else {
             self.activate_v15(&mut c, caps).await?;
         }
         c.set_admin().await?;
+        let n = c.negotiated.expect("a session was set up");
+        tracing::debug!(address = %cfg.address, negotiated = %n, "ipmi session");
+        *self.negotiated.lock().unwrap_or_else(|e| e.into_inner()) = Some(n);
         Ok(c)
     }
 
@@ -514,18 +663,26 @@ impl Ipmi {
 
     async fn activate_v15(&self, c: &mut Conn<'_>, caps: commands::AuthCaps) -> Result<()> {
         let cfg = &self.config;
+        let insecure_ok = cfg.allow_insecure_auth;
         let (auth, negotiated) = if caps.md5 {
             (AuthType::Md5, Negotiated::LanMd5)
-        } else if caps.straight {
+        } else if caps.straight && insecure_ok {
             (AuthType::Straight, Negotiated::LanStraight)
-        } else if caps.none {
+        } else if caps.none && insecure_ok {
             (AuthType::None, Negotiated::LanNone)
+        } else if caps.straight || caps.none {
+            return Err(Error::Insecure {
+                address: cfg.address.clone(),
+                offered: caps.describe(),
+                message: "authtype none accepts any password and straight sends it in clear; allow them with allow_insecure_auth".into(),
+            });
         } else {
             return Err(Error::Unsupported {
                 operation: "activate session",
-                message:
-                    "the bmc offers no ipmi 1.5 auth type this crate speaks (md5, straight, none)"
-                        .into(),
+                message: format!(
+                    "the bmc offers {}, and this crate speaks md5 (none and straight only when allowed)",
+                    caps.describe()
+                ),
             });
         };
         let auth_fail = |e: Error| match e {
@@ -544,48 +701,66 @@ impl Ipmi {
         let u = cfg.credentials.username.as_bytes();
         user[..u.len().min(16)].copy_from_slice(&u[..u.len().min(16)]);
         data.extend_from_slice(&user);
-        let ch = c
-            .command("get session challenge", cmd::GET_SESSION_CHALLENGE, &data)
-            .await
-            .map_err(auth_fail)?;
-        if ch.len() < 20 {
-            return Err(Error::protocol("get session challenge reply truncated"));
-        }
-        let temp_sid = u32::from_le_bytes(ch[0..4].try_into().expect("4 bytes"));
-        let challenge: [u8; 16] = ch[4..20].try_into().expect("16 bytes");
-        let rq_seq = c.next_seq();
-        let initial_outbound = rand::random::<u32>() | 1;
-        let password = cfg.credentials.password.clone();
-        let packet = session::activate_v15(
-            auth,
-            &password,
-            temp_sid,
-            &challenge,
-            initial_outbound,
-            rq_seq,
-        );
-        let r = exchange(
-            &c.sock,
-            &cfg.address,
-            &cfg.policy,
-            &mut (),
-            |_| packet.clone(),
-            |_, d| {
-                Ok(session::decode_sessionless(d)
-                    .ok()
-                    .flatten()
-                    .filter(|r| r.cmd == 0x3A && r.rq_seq == rq_seq))
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            // ipmi_sim (and others) silently drop an Activate Session with a bad auth code.
-            Error::Timeout { .. } => Error::Authentication {
-                address: cfg.address.clone(),
-                message: "activate session got no answer: wrong password or auth type".into(),
-            },
-            other => other,
-        })?;
+        // ipmi_sim (and others) silently drop an Activate Session with a bad auth code. So it is
+        // sent twice (one lost datagram is not a wrong password), then the BMC is asked whether
+        // it answers at all: a BMC that answers but ignored both activations refused the
+        // password. Two timeouts instead of the whole retry budget, and not a guess from silence.
+        let twice = Policy {
+            retries: cfg.policy.retries.min(1),
+            ..cfg.policy.clone()
+        };
+        let r = {
+            let ch = c
+                .command("get session challenge", cmd::GET_SESSION_CHALLENGE, &data)
+                .await
+                .map_err(auth_fail)?;
+            if ch.len() < 20 {
+                return Err(Error::protocol("get session challenge reply truncated"));
+            }
+            let temp_sid = u32::from_le_bytes(ch[0..4].try_into().expect("4 bytes"));
+            let challenge: [u8; 16] = ch[4..20].try_into().expect("16 bytes");
+            let rq_seq = c.next_seq();
+            let initial_outbound = rand::random::<u32>() | 1;
+            let packet = session::activate_v15(
+                auth,
+                &cfg.credentials.password,
+                temp_sid,
+                &challenge,
+                initial_outbound,
+                rq_seq,
+            );
+            let answer = exchange(
+                &c.sock,
+                &cfg.address,
+                &twice,
+                &mut (),
+                |_| packet.clone(),
+                |_, d| {
+                    Ok(session::decode_sessionless(d)
+                        .ok()
+                        .flatten()
+                        .filter(|r| r.cmd == 0x3A && r.rq_seq == rq_seq))
+                },
+            )
+            .await;
+            match answer {
+                Ok(r) => r,
+                Err(Error::Timeout { .. }) => {
+                    // Alive? (An unreachable BMC ends here in Error::Timeout.)
+                    c.command(
+                        "get channel auth capabilities",
+                        cmd::GET_CHANNEL_AUTH_CAPS,
+                        &[0x0E, session::ADMIN],
+                    )
+                    .await?;
+                    return Err(Error::Authentication {
+                        address: cfg.address.clone(),
+                        message: "the bmc answers, but dropped every activate session: wrong password (ipmi 1.5 bmcs do not say so)".into(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        };
         if r.cc != 0 {
             return Err(auth_fail(Error::Refused {
                 operation: "activate session",
@@ -598,7 +773,7 @@ impl Ipmi {
         }
         let sid = u32::from_le_bytes(r.data[1..5].try_into().expect("4 bytes"));
         let seq = u32::from_le_bytes(r.data[5..9].try_into().expect("4 bytes"));
-        c.sess = Sess::V15(SessionV15::new(auth, &password, sid, seq));
+        c.sess = Sess::V15(SessionV15::new(auth, &cfg.credentials.password, sid, seq));
         c.negotiated = Some(negotiated);
         Ok(())
     }
@@ -623,23 +798,70 @@ impl Ipmi {
 
     async fn do_power(&self, action: PowerAction) -> Result<PowerState> {
         self.run(async |c| {
+            let before = c.status().await?;
+            let target = action.expected_state();
+            let reached = move |now: PowerState| {
+                if now == target {
+                    Applied::Yes
+                } else {
+                    Applied::No
+                }
+            };
+            let restarted = move |now: PowerState| match (before, now) {
+                (_, PowerState::Off) | (PowerState::Off, PowerState::On) => Applied::Yes,
+                _ => Applied::CannotTell,
+            };
             match action {
-                PowerAction::Cycle => match c.control(PowerAction::Cycle).await {
-                    Ok(()) => {}
+                // Already there: nothing to send.
+                PowerAction::On | PowerAction::Off | PowerAction::SoftOff if before == target => {
+                    Ok(before)
+                }
+                PowerAction::On | PowerAction::Off => {
+                    c.control(action, reached).await?;
+                    c.settle("power", target).await
+                }
+                PowerAction::SoftOff => {
+                    // A graceful shutdown takes its time: a host still on proves nothing.
+                    c.control(action, |now| match now {
+                        PowerState::Off => Applied::Yes,
+                        PowerState::On => Applied::CannotTell,
+                    })
+                    .await?;
+                    c.settle("power", target).await
+                }
+                PowerAction::Reset => {
+                    c.control(action, restarted).await?;
+                    c.verify_restart("reset", before).await
+                }
+                PowerAction::Cycle => match c.control(action, restarted).await {
+                    Ok(()) => c.verify_restart("power cycle", before).await,
                     // Some BMCs (virtualbmc, or any BMC while the host is off) refuse a cycle.
                     Err(Error::Refused { .. } | Error::Unsupported { .. }) => {
                         tracing::debug!("power cycle refused, falling back to off + on");
-                        if c.status().await? == PowerState::On {
-                            c.control(PowerAction::Off).await?;
+                        if before == PowerState::On {
+                            c.control(PowerAction::Off, |now| {
+                                if now == PowerState::Off {
+                                    Applied::Yes
+                                } else {
+                                    Applied::No
+                                }
+                            })
+                            .await?;
                             c.settle("power cycle", PowerState::Off).await?;
                         }
-                        c.control(PowerAction::On).await?;
+                        c.control(PowerAction::On, |now| {
+                            if now == PowerState::On {
+                                Applied::Yes
+                            } else {
+                                Applied::No
+                            }
+                        })
+                        .await?;
+                        c.settle("power cycle", PowerState::On).await
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => Err(e),
                 },
-                other => c.control(other).await?,
             }
-            c.settle("power", action.expected_state()).await
         })
         .await
     }
@@ -647,17 +869,25 @@ impl Ipmi {
     async fn do_set_boot(&self, boot: BootOverride) -> Result<BootOverride> {
         let flags = commands::set_boot_flags(&boot)?;
         self.run(async |c| {
+            // Setting boot flags is idempotent: a retransmission sets the same bits again.
             c.command("set system boot options", cmd::SET_BOOT_OPTIONS, &flags)
                 .await?;
             let (actual, valid) = c.read_boot().await?;
             if valid {
                 check_boot(&boot, &actual)?;
             } else {
-                // Only the device selector is meaningful (see commands::boot_flags).
-                tracing::debug!(
-                    "boot flags valid bit clear on read-back: checking the device only"
-                );
+                // Only the device selector is meaningful (see commands::boot_flags): the mode
+                // and persistence bits asked for cannot be read back, so they are unverified.
                 check_boot(&BootOverride::once(boot.device), &actual)?;
+                if boot.mode.is_some() || boot.persistence == Persistence::Persistent {
+                    return Err(Error::NotVerifiable {
+                        operation: "set boot mode",
+                        message: format!(
+                            "{} reads back, but the bmc reports the boot flags as not valid: {boot} is unverified beyond the device",
+                            actual.device
+                        ),
+                    });
+                }
             }
             Ok(actual)
         })

@@ -115,6 +115,7 @@ pub(crate) fn boot_flags(data: &[u8]) -> Result<(BootOverride, bool)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AuthCaps {
     pub(crate) none: bool,
+    pub(crate) md2: bool,
     pub(crate) md5: bool,
     pub(crate) straight: bool,
     /// The channel supports IPMI 2.0 (RMCP+) sessions.
@@ -130,10 +131,40 @@ pub(crate) fn auth_caps(data: &[u8]) -> Result<AuthCaps> {
     let b = data[1];
     Ok(AuthCaps {
         none: b & 0x01 != 0,
+        md2: b & 0x02 != 0,
         md5: b & 0x04 != 0,
         straight: b & 0x10 != 0,
         v2: b & 0x80 != 0 && data[3] & 0x02 != 0,
     })
+}
+
+impl AuthCaps {
+    /// What the BMC offers, for messages: `ipmi 1.5 auth types none, straight; no ipmi 2.0`.
+    pub(crate) fn describe(&self) -> String {
+        let names: Vec<&str> = [
+            (self.none, "none"),
+            (self.md2, "md2"),
+            (self.md5, "md5"),
+            (self.straight, "straight"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| *n)
+        .collect();
+        format!(
+            "ipmi 1.5 auth types {}; {}",
+            if names.is_empty() {
+                "(none listed)".to_string()
+            } else {
+                names.join(", ")
+            },
+            if self.v2 {
+                "ipmi 2.0 (rmcp+)"
+            } else {
+                "no ipmi 2.0 (rmcp+)"
+            }
+        )
+    }
 }
 
 /// Get Channel Cipher Suites record data (concatenated over list indexes) -> suite ids.

@@ -423,6 +423,7 @@ fn client(port: u16, password: &str) -> Ipmi {
         version: Version::Lanplus,
         suites: vec![CipherSuite::Suite17],
         query_suites: true,
+        allow_insecure_auth: false,
         policy: Policy {
             timeout: Duration::from_millis(500),
             retries: 2,

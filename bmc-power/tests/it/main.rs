@@ -85,6 +85,15 @@ fn fast_policy() -> Policy {
 }
 
 #[cfg(feature = "ipmi")]
+mod ipmi_floor;
+#[cfg(feature = "redfish")]
+mod mock;
+#[cfg(feature = "redfish")]
+mod redfish_faults;
+#[cfg(feature = "redfish")]
+mod tls;
+
+#[cfg(feature = "ipmi")]
 mod ipmi {
     use super::*;
     use bmc_power::{Credentials, Ipmi, IpmiConfig, IpmiVersion, Negotiated};
@@ -106,6 +115,11 @@ mod ipmi {
     /// `chassis_control = false` leaves the chassis without power control: ipmi_sim then
     /// refuses power and boot commands with completion code 0xCC (invalid data field).
     pub(super) fn ipmi_sim_with(chassis_control: bool) -> Option<(Peer, u16)> {
+        ipmi_sim_auths(chassis_control, "none md2 md5 straight")
+    }
+
+    /// ipmi_sim whose channel and users allow only these IPMI 1.5 auth types.
+    pub(super) fn ipmi_sim_auths(chassis_control: bool, auths: &str) -> Option<(Peer, u16)> {
         if !have("ipmi_sim") {
             return None;
         }
@@ -121,6 +135,7 @@ mod ipmi {
                 "@CHASSISCTL@",
                 peers_dir().join("ipmi/chassisctl.sh").to_str().unwrap(),
             )
+            .replace("none md2 md5 straight", auths)
             .lines()
             .filter(|l| chassis_control || !l.trim_start().starts_with("chassis_control"))
             .collect::<Vec<_>>()
@@ -194,8 +209,9 @@ mod ipmi {
         assert_eq!(bmc.power_status().await.unwrap(), PowerState::Off);
         assert_eq!(bmc.power(PowerAction::On).await.unwrap(), PowerState::On);
         assert_eq!(bmc.power_status().await.unwrap(), PowerState::On);
+        // ipmi_sim's cycle turns the power off and on again: seen, so verified. (Its reset
+        // changes nothing visible: "not verifiable", see ipmi_floor.)
         assert_eq!(bmc.power(PowerAction::Cycle).await.unwrap(), PowerState::On);
-        assert_eq!(bmc.power(PowerAction::Reset).await.unwrap(), PowerState::On);
         assert_eq!(bmc.power(PowerAction::Off).await.unwrap(), PowerState::Off);
         // Cycle from off: refused by the BMC, so the driver falls back to on.
         assert_eq!(bmc.power(PowerAction::Cycle).await.unwrap(), PowerState::On);
@@ -206,12 +222,11 @@ mod ipmi {
         let log = std::fs::read_to_string(peer.state.join("power.log")).unwrap();
         assert!(log.contains("power 1") && log.contains("power 0"), "{log}");
 
-        let pxe = BootOverride {
-            device: BootDevice::Pxe,
-            persistence: Persistence::Once,
-            mode: Some(BootMode::Uefi),
-        };
-        let read = bmc.set_boot(pxe).await.unwrap();
+        // No mode: ipmi_sim cannot report one (see ipmi_floor for the unverified UEFI bit).
+        let read = bmc
+            .set_boot(BootOverride::once(BootDevice::Pxe))
+            .await
+            .unwrap();
         assert_eq!(read.device, BootDevice::Pxe);
         assert_eq!(bmc.boot().await.unwrap().device, BootDevice::Pxe);
         assert_eq!(
@@ -408,7 +423,7 @@ mod redfish {
     use super::*;
     use bmc_power::{Redfish, RedfishConfig, Tls};
 
-    const SYSTEM: &str = "11111111-2222-3333-4444-000000000001";
+    pub(super) const SYSTEM: &str = "11111111-2222-3333-4444-000000000001";
 
     fn venv_bin() -> PathBuf {
         let venv =
@@ -418,6 +433,13 @@ mod redfish {
 
     /// Start sushy-emulator with the fake driver on a free port; `tls` adds the test certificate.
     fn sushy(tls: bool) -> Option<(Peer, String)> {
+        let sushy = peers_dir().join("sushy");
+        sushy_with(tls.then(|| (sushy.join("tls.crt"), sushy.join("tls.key"))))
+    }
+
+    /// sushy-emulator over HTTPS with this certificate and key (PEM), or over HTTP.
+    pub(super) fn sushy_with(cert: Option<(PathBuf, PathBuf)>) -> Option<(Peer, String)> {
+        let tls = cert.is_some();
         let bin = venv_bin();
         if !bin.exists() {
             assert!(
@@ -441,11 +463,8 @@ mod redfish {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if tls {
-            cmd.arg("--ssl-certificate")
-                .arg(sushy.join("tls.crt"))
-                .arg("--ssl-key")
-                .arg(sushy.join("tls.key"));
+        if let Some((c, k)) = &cert {
+            cmd.arg("--ssl-certificate").arg(c).arg("--ssl-key").arg(k);
         }
         let child = cmd.spawn().unwrap();
         let scheme = if tls { "https" } else { "http" };
@@ -465,7 +484,7 @@ mod redfish {
         panic!("sushy-emulator did not start");
     }
 
-    fn config(endpoint: &str, password: &str, tls: Tls) -> RedfishConfig {
+    pub(super) fn config(endpoint: &str, password: &str, tls: Tls) -> RedfishConfig {
         RedfishConfig {
             endpoint: endpoint.to_string(),
             username: "admin".into(),
@@ -535,15 +554,17 @@ mod redfish {
         };
         let bmc = Redfish::new(config(&url, "password", Tls::System)).unwrap();
         power_and_boot(&bmc).await;
-        // sushy-tools links no SessionService: Auto fell back to basic auth above; insisting
-        // on a session is a typed "unsupported".
+        // sushy-tools has no SessionService, and answers the login POST at the standard path
+        // with 401: Auto fell back to basic auth above; insisting on a session is an
+        // authentication error.
+        assert_eq!(bmc.auth_in_use().await, Some(bmc_power::RedfishAuth::Basic));
         let session_only = Redfish::new(bmc_power::RedfishConfig {
             auth: bmc_power::RedfishAuth::Session,
             ..config(&url, "password", Tls::System)
         })
         .unwrap();
         let e = session_only.power_status().await.unwrap_err();
-        assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
+        assert!(matches!(e, Error::Authentication { .. }), "{e:?}");
         drop(peer);
     }
 
@@ -565,13 +586,21 @@ mod redfish {
         let Some((peer, url)) = sushy(true) else {
             return;
         };
-        // The system trust store does not know the self-signed certificate.
+        // The system trust store does not know the test CA: refused, and the error names the
+        // certificate that was presented.
         let e = Redfish::new(config(&url, "password", Tls::System))
             .unwrap()
             .power_status()
             .await
             .unwrap_err();
-        assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+        let Error::Tls {
+            certificate: Some(c),
+            ..
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(c.subject.as_deref(), Some("CN=127.0.0.1"), "{e}");
         // Skipping checks works, but only because it was asked for.
         let insecure = Redfish::new(config(&url, "password", Tls::InsecureSkipVerify)).unwrap();
         assert_eq!(insecure.power_status().await.unwrap(), PowerState::Off);

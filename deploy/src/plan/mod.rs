@@ -342,8 +342,16 @@ impl Role {
 /// ```toml
 /// bmc = { driver = "ipmi", address = "10.0.0.10:623", user = "admin", password_env = "BMC_PW" }
 /// bmc = { driver = "redfish", address = "https://10.0.0.11", user = "root", password_env = "BMC_PW", ca_file = "/etc/pki/bmc-ca.pem" }
+/// bmc = { driver = "redfish", address = "https://10.0.0.12", user = "root", password_env = "BMC_PW", tls_fingerprint = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", auth = "basic" }
+/// bmc = { driver = "ipmi", address = "10.0.0.13:623", user = "admin", password_env = "BMC_PW", allow_insecure_auth = true }
 /// bmc = { driver = "libvirt", address = "ocp-master-0", uri = "qemu:///system" }
 /// ```
+///
+/// Redfish trust: the system store; or `ca_file`, a PEM file that may hold the BMC's own
+/// self-signed certificate (CA:TRUE or not; it is then trusted as that BMC's, whatever names
+/// it carries) or the CA that issued it (hostname checked); or `tls_fingerprint`, the SHA-256
+/// of exactly one certificate (`openssl x509 -noout -fingerprint -sha256` prints it), checked
+/// before any credential is sent; or `insecure`. At most one of the three.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BmcSpec {
@@ -360,12 +368,25 @@ pub struct BmcSpec {
     /// The environment variable that holds the password.
     #[serde(default)]
     pub password_env: Option<String>,
-    /// Redfish: trust only the CA certificates in this PEM file instead of the system's.
+    /// Redfish: trust the certificates in this PEM file instead of the system's: the BMC's
+    /// own self-signed certificate, or the CA that issued it.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Redfish: pin exactly the certificate with this SHA-256 fingerprint (`sha256:` and 64 hex
+    /// digits, or openssl's `AB:CD:...` form).
+    #[serde(default)]
+    pub tls_fingerprint: Option<String>,
     /// Redfish: accept any certificate. Anyone on the path can then read the password.
     #[serde(default)]
     pub insecure: bool,
+    /// Redfish: `"auto"` (the default: a session, and basic auth when the session service
+    /// answers 401/403/404/405), `"session"` or `"basic"`.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// IPMI: allow IPMI 1.5 authtype NONE or STRAIGHT (the password in clear) when the BMC
+    /// offers nothing better. Refused by default.
+    #[serde(default)]
+    pub allow_insecure_auth: bool,
     /// Redfish: the system's id (or `@odata.id`); by default the first of the Systems.
     #[serde(default)]
     pub system: Option<String>,
@@ -712,7 +733,30 @@ impl BmcSpec {
             }
         };
         only(".ca_file", self.ca_file.is_some(), BmcDriver::Redfish)?;
+        only(
+            ".tls_fingerprint",
+            self.tls_fingerprint.is_some(),
+            BmcDriver::Redfish,
+        )?;
         only(".insecure", self.insecure, BmcDriver::Redfish)?;
+        only(".auth", self.auth.is_some(), BmcDriver::Redfish)?;
+        only(
+            ".allow_insecure_auth",
+            self.allow_insecure_auth,
+            BmcDriver::Ipmi,
+        )?;
+        if let Some(f) = &self.tls_fingerprint {
+            f.parse::<bmc_power::Fingerprint>()
+                .map_err(|e| (".tls_fingerprint", e.to_string()))?;
+        }
+        if let Some(a) = &self.auth
+            && !matches!(a.as_str(), "auto" | "session" | "basic")
+        {
+            return Err((
+                ".auth",
+                format!("{a:?} is not one of \"auto\", \"session\", \"basic\""),
+            ));
+        }
         only(".system", self.system.is_some(), BmcDriver::Redfish)?;
         only(".uri", self.uri.is_some(), BmcDriver::Libvirt)?;
         match self.driver {
@@ -738,6 +782,12 @@ impl BmcSpec {
         }
         if self.ca_file.is_some() && self.insecure {
             return Err(("", "give `ca_file` or `insecure`, not both".into()));
+        }
+        if self.tls_fingerprint.is_some() && (self.ca_file.is_some() || self.insecure) {
+            return Err((
+                "",
+                "give one of `ca_file`, `tls_fingerprint` and `insecure`".into(),
+            ));
         }
         if self.password.is_some() && self.password_env.is_some() {
             return Err(("", "give `password` or `password_env`, not both".into()));

@@ -181,8 +181,15 @@ mod redfish {
 
     const SYSTEM: &str = "22222222-3333-4444-5555-000000000001";
 
-    /// sushy-emulator with the fake driver over HTTPS on a free port.
+    /// sushy-emulator with the fake driver over HTTPS on a free port, with the test CA's
+    /// certificate.
     fn sushy() -> Option<(Peer, String)> {
+        let sushy = peers_dir().join("sushy");
+        sushy_with(&sushy.join("tls.crt"), &sushy.join("tls.key"))
+    }
+
+    /// The same with this certificate and key.
+    fn sushy_with(cert: &Path, key: &Path) -> Option<(Peer, String)> {
         let venv =
             std::env::var("RHCOS_METAL_VENV").unwrap_or_else(|_| "/opt/rhcos-metal-venv".into());
         let bin = Path::new(&venv).join("bin/sushy-emulator");
@@ -197,9 +204,9 @@ mod redfish {
             .arg(sushy.join("fake.conf"))
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .arg("--ssl-certificate")
-            .arg(sushy.join("tls.crt"))
+            .arg(cert)
             .arg("--ssl-key")
-            .arg(sushy.join("tls.key"))
+            .arg(key)
             .env("SUSHY_STATE_DIR", dir.path())
             .env("TMPDIR", dir.path())
             .stdin(Stdio::null())
@@ -265,7 +272,7 @@ mod redfish {
             .power_status()
             .await
             .unwrap_err();
-        assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+        assert!(matches!(e, Error::Tls { .. }), "{e:?}");
 
         let wrong = BmcSpec {
             password: Some("wrong".into()),
@@ -279,6 +286,145 @@ mod redfish {
             .unwrap_err();
         assert!(matches!(e, Error::Authentication { .. }), "{e:?}");
         drop(peer);
+    }
+
+    /// A self-signed CA:TRUE certificate (openssl's default, and most BMCs'), made at test
+    /// time: (cert, key, openssl's SHA-256 fingerprint line).
+    fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf, String)> {
+        if !have(Path::new("openssl")) {
+            return None;
+        }
+        let (cert, key) = (dir.join("bmc.crt"), dir.join("bmc.key"));
+        let ok = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args([
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=bmc",
+            ])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let fp = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(&cert)
+            .output()
+            .unwrap();
+        let fp = String::from_utf8_lossy(&fp.stdout).trim().to_string();
+        Some((cert, key, fp))
+    }
+
+    /// The plan's trust keys reach the driver: a self-signed CA:TRUE certificate pinned by
+    /// `ca_file` and by `tls_fingerprint`, with each `auth` mode (sushy has no session service
+    /// and answers the login with 401: `auto` falls back to basic, `session` is refused).
+    #[tokio::test]
+    async fn sushy_self_signed_pinned_through_the_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((cert, key, fp)) = self_signed(dir.path()) else {
+            return;
+        };
+        let Some((peer, url)) = sushy_with(&cert, &key) else {
+            return;
+        };
+        let pinned = |auth: Option<&str>| BmcSpec {
+            ca_file: None,
+            tls_fingerprint: Some(fp.clone()),
+            auth: auth.map(str::to_owned),
+            ..redfish(&url)
+        };
+        for auth in [None, Some("auto"), Some("basic")] {
+            let bmc = open_bmc(&host(pinned(auth))).unwrap().unwrap();
+            assert_eq!(
+                bmc.power_status().await.unwrap(),
+                PowerState::Off,
+                "{auth:?}"
+            );
+        }
+        let e = open_bmc(&host(pinned(Some("session"))))
+            .unwrap()
+            .unwrap()
+            .power_status()
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Authentication { .. }), "{e:?}");
+        let by_file = BmcSpec {
+            ca_file: Some(cert.clone()),
+            ..redfish(&url)
+        };
+        let bmc = open_bmc(&host(by_file)).unwrap().unwrap();
+        assert_eq!(bmc.power_status().await.unwrap(), PowerState::Off);
+        // Another pin: refused, naming the certificate presented.
+        let wrong = BmcSpec {
+            tls_fingerprint: Some(format!("sha256:{}", "00".repeat(32))),
+            ..pinned(None)
+        };
+        let e = open_bmc(&host(wrong))
+            .unwrap()
+            .unwrap()
+            .power_status()
+            .await
+            .unwrap_err();
+        match &e {
+            Error::Tls {
+                certificate: Some(c),
+                ..
+            } => {
+                assert_eq!(c.fingerprint, fp.parse::<bmc_power::Fingerprint>().unwrap());
+            }
+            _ => panic!("{e:?}"),
+        }
+        drop(peer);
+    }
+
+    /// The new plan keys are checked with their key path (on the documented sample plan).
+    #[test]
+    fn plan_trust_keys_are_checked() {
+        let sample = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/deploy.toml.example"),
+        )
+        .unwrap();
+        let ca = "ca_file = \"/etc/pki/bmc-ca.pem\"";
+        assert!(sample.contains(ca));
+        let fp = format!("sha256:{}", "ab".repeat(32));
+        let cases = [
+            (
+                format!("tls_fingerprint = \"{fp}\", auth = \"basic\""),
+                None,
+            ),
+            (
+                "tls_fingerprint = \"sha256:12\"".to_string(),
+                Some("hosts[1].bmc.tls_fingerprint"),
+            ),
+            (
+                format!("{ca}, tls_fingerprint = \"{fp}\""),
+                Some("give one of `ca_file`, `tls_fingerprint` and `insecure`"),
+            ),
+            ("auth = \"digest\"".to_string(), Some("hosts[1].bmc.auth")),
+            (
+                "allow_insecure_auth = true".to_string(),
+                Some("only the ipmi driver takes `allow_insecure_auth`"),
+            ),
+        ];
+        for (keys, want) in cases {
+            let text = sample.replace(ca, &keys);
+            match (rhcos_deploy::Plan::parse(&text, "deploy.toml"), want) {
+                (Ok(plan), None) => {
+                    let b = plan.hosts[1].bmc.as_ref().unwrap();
+                    assert_eq!(b.tls_fingerprint.as_deref(), Some(fp.as_str()));
+                    assert_eq!(b.auth.as_deref(), Some("basic"));
+                }
+                (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{keys}: {e}"),
+                (r, w) => panic!("{keys}: {r:?}, wanted {w:?}"),
+            }
+        }
     }
 
     #[test]
