@@ -10,7 +10,7 @@ use rhcos_images::{
 };
 
 use crate::error::Error;
-use crate::plan::{InstallFrom, Plan};
+use crate::plan::{InstallFrom, Plan, Role};
 
 /// Where the deployment gets the files it serves: URL paths under the HTTP root, which is the
 /// image cache. Each artifact is served under its sha256, its signature beside it (`.sig`).
@@ -116,15 +116,21 @@ async fn select_with(plan: &Plan, fetcher: &Fetcher) -> Result<Selection, Error>
     };
     let arch = &plan.images.arch;
     let set = meta.install_set(arch, options)?;
+    // A host the plan says has a 4Kn disk needs the 4k image; an introspected host may turn
+    // out to have one, so it is fetched for them too when the metadata has it.
     let needs_4k = plan.hosts.iter().any(|h| h.sector_size == Some(4096));
-    let image_4k = if needs_4k && set.image.is_some() {
-        let options = InstallOptions {
-            sector_size: 4096,
-            ..options
-        };
-        meta.install_set(arch, options)?.image
-    } else {
-        None
+    let may_need_4k = plan.hosts.iter().any(|h| h.role == Role::Introspect);
+    let options_4k = InstallOptions {
+        sector_size: 4096,
+        ..options
+    };
+    let image_4k = match (set.image.is_some(), needs_4k, may_need_4k) {
+        (false, _, _) | (true, false, false) => None,
+        (true, true, _) => meta.install_set(arch, options_4k)?.image,
+        (true, false, true) => meta
+            .install_set(arch, options_4k)
+            .ok()
+            .and_then(|s| s.image),
     };
     Ok(Selection {
         metadata,

@@ -57,6 +57,9 @@ impl Layout {
     pub const INTROSPECTION: &'static str = "/introspection";
     /// The introspection inventory (`/inventory`, `/inventory/<mac>`).
     pub const INVENTORY: &'static str = "/inventory";
+    /// The coreos-installer config file for an introspected host (`?mac=..`): the disk and image
+    /// introspection chose, for the installer's `/etc/coreos/installer.d/`.
+    pub const INSTALL_CONFIG: &'static str = "/install-config";
     /// Where the installer reports its progress (`?mac=..&stage=..`).
     pub const REPORT: &'static str = "/report";
     /// The iPXE binary BIOS firmware gets over TFTP.
@@ -87,6 +90,11 @@ impl Layout {
     /// The Ignition config URL of a host with a fixed role.
     pub fn ignition_url(&self, mac: Mac) -> String {
         format!("{}{}?mac={}", self.base, Self::IGNITION, mac.hexhyp())
+    }
+
+    /// The install config URL of an introspected host.
+    pub fn install_config_url(&self, mac: Mac) -> String {
+        format!("{}{}?mac={}", self.base, Self::INSTALL_CONFIG, mac.hexhyp())
     }
 
     /// The artifacts served, as URL paths under the HTTP root.

@@ -46,6 +46,8 @@ pub struct Chosen {
     pub device: String,
     /// Size in bytes.
     pub size_bytes: u64,
+    /// Logical sector size in bytes, when the inventory reports it.
+    pub sector_size: Option<u32>,
 }
 
 /// Chooses the install disk: the smallest disk that is at least `floor` bytes, not removable,
@@ -175,6 +177,9 @@ fn qualify(disk: &Disk, hints: &DiskHints, floor: u64) -> Result<Chosen, RejectR
         name: name.to_owned(),
         device,
         size_bytes: size,
+        sector_size: disk
+            .logical_block_size_bytes
+            .and_then(|b| u32::try_from(b).ok()),
     })
 }
 

@@ -117,6 +117,12 @@ pub struct Disk {
     /// Physical block size in bytes.
     #[serde(default, deserialize_with = "lenient::opt_u64")]
     pub physical_block_size_bytes: Option<u64>,
+    /// Logical block (sector) size in bytes: what decides between the 512-byte and the 4k
+    /// metal image. ghw does not report it (a 512e disk has 4096-byte physical blocks but
+    /// 512-byte sectors); rhcos-metal's introspection hook adds it from
+    /// `/sys/block/<name>/queue/logical_block_size`.
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    pub logical_block_size_bytes: Option<u64>,
     /// `hdd`, `ssd`, `odd`, `fdd` or unknown.
     #[serde(default)]
     pub drive_type: DriveType,

@@ -268,6 +268,7 @@ impl Introspector {
                     install_dev: d.disk.device,
                     disk: d.disk.name,
                     disk_bytes: d.disk.size_bytes,
+                    sector_size: d.disk.sector_size,
                     summary,
                     warnings,
                     first_seen: unix(now),
@@ -324,6 +325,12 @@ impl Introspector {
     /// The install device decided for the host with `mac`, for `coreos.inst.install_dev`.
     pub fn install_dev(&self, mac: Mac) -> Option<String> {
         self.record(mac).map(|r| r.install_dev)
+    }
+
+    /// The logical sector size of the install disk decided for the host with `mac`, when its
+    /// inventory reported one.
+    pub fn sector_size(&self, mac: Mac) -> Option<u32> {
+        self.record(mac).and_then(|r| r.sector_size)
     }
 
     /// The inventory listing, ordered by primary MAC.

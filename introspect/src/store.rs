@@ -36,6 +36,10 @@ pub struct Record {
     pub disk: String,
     /// The install disk's size in bytes.
     pub disk_bytes: u64,
+    /// The install disk's logical sector size, when the inventory reports it (4096: the 4k
+    /// image).
+    #[serde(default)]
+    pub sector_size: Option<u32>,
     /// A short hardware summary.
     pub summary: Summary,
     /// Oddities noticed on the latest post.

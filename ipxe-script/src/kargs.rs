@@ -611,6 +611,14 @@ impl CoreosArgs {
                 other: "coreos.inst.ignition_url",
             });
         }
+        // A live introspection install may leave the disk (and image) to the answer: the
+        // deployment's hook hands coreos-installer a config file with what introspection chose.
+        if self.install_dev.is_none()
+            && self.introspection_endpoint.is_some()
+            && g == Generation::Live
+        {
+            return Ok(Purpose::Introspection(g));
+        }
         if self.install_dev.is_none() {
             if self.live_ignition_url.is_none() {
                 return Err(Error::Missing {
@@ -712,6 +720,27 @@ mod tests {
             Ok("coreos.inst=yes coreos.inst.install_dev=vda \
                 coreos.inst.image_url=http://10.0.0.1/metal.raw.gz \
                 coreos.inst.introspection_endpoint=http://h/i"),
+        );
+
+        // A live introspection install may leave the disk to the introspection answer; the
+        // legacy installer cannot take it from anywhere but the command line.
+        check(
+            CoreosArgs {
+                install_dev: None,
+                rootfs_url: Some(ROOTFS.into()),
+                ..CoreosArgs::introspection(Generation::Live, "/dev/vda", "http://h/i")
+            },
+            Ok("coreos.live.rootfs_url=http://10.0.0.1/rootfs.img \
+                coreos.inst.introspection_endpoint=http://h/i"),
+        );
+        assert!(
+            CoreosArgs {
+                install_dev: None,
+                image_url: Some(IMG.into()),
+                ..CoreosArgs::introspection(Generation::Legacy, "/dev/vda", "http://h/i")
+            }
+            .build()
+            .is_err()
         );
     }
 

@@ -105,7 +105,9 @@ impl Lab {
                     // Fixed hosts get reservations; introspected ones come from the pool.
                     address: role.as_ref().map(|_| Ipv4Addr::from(net | (10 + i as u32))),
                     install_dev: "/dev/vda".into(),
-                    sector_size: (vm.spec.sector_size == 4096).then_some(4096),
+                    // A fixed host's 4Kn disk is in the plan; an introspected host's sector
+                    // size comes from its inventory, as on real hardware.
+                    sector_size: (role.is_some() && vm.spec.sector_size == 4096).then_some(4096),
                     bmc: Some(BmcSpec {
                         driver: BmcDriver::Ipmi,
                         address: vm.bmc.to_string(),
@@ -176,7 +178,11 @@ impl Lab {
         });
         let evidence: Vec<String> = lines
             .iter()
-            .filter(|l| l.starts_with("coreos-installer install ") || **l == "Install complete.")
+            .filter(|l| {
+                l.starts_with("coreos-installer install ")
+                    || l.starts_with("LIVE: install config: ")
+                    || **l == "Install complete."
+            })
             .map(|l| l.to_string())
             .collect();
         let image = self.image_for(vm);
@@ -203,7 +209,8 @@ impl Lab {
         if !check.evidence.iter().any(|l| l == "Install complete.") {
             return Err("coreos-installer never printed `Install complete.`".into());
         }
-        // The image URL the service script handed coreos-installer names the file served.
+        // The image URL handed to coreos-installer (by the service script from the command
+        // line, or in the install config introspection chose) names the file served.
         let served = if self.xz_only {
             &image.xz.1
         } else {
@@ -212,9 +219,13 @@ impl Lab {
         let url = check
             .evidence
             .iter()
-            .find_map(|l| l.split(" --image-url ").nth(1))
+            .find_map(|l| {
+                l.split(" --image-url ")
+                    .nth(1)
+                    .or_else(|| l.split("image-url: ").nth(1))
+            })
             .and_then(|rest| rest.split_whitespace().next())
-            .ok_or("the service script passed no --image-url")?;
+            .ok_or("coreos-installer got no image URL (command line or install config)")?;
         if !url.ends_with(&format!("/{served}")) {
             return Err(format!(
                 "coreos-installer fetched {url}, not the {} image ({served})",

@@ -48,10 +48,11 @@ for m in $(cat /etc/modules.order); do
     insmod "/lib/modules/$m.ko" 2>/dev/null
 done
 
-DEV="" IGN="" INTRO="" ROOTFS=""
+DEV="" IGN="" INTRO="" ROOTFS="" INSTALL_CONFIG=""
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         coreos.inst.install_dev=*) DEV="${arg#*=}" ;;
+        rhcos_metal.install_config=*) INSTALL_CONFIG="${arg#*=}" ;;
         coreos.inst.ignition_url=*) IGN="${arg#*=}" ;;
         coreos.inst.introspection_endpoint=*) INTRO="${arg#*=}" ;;
         coreos.live.rootfs_url=*) ROOTFS="${arg#*=}" ;;
@@ -59,6 +60,10 @@ for arg in $(cat /proc/cmdline); do
     esac
 done
 DEV="${DEV#/dev/}"
+if [ -z "$DEV" ] && [ -n "$INSTALL_CONFIG" ]; then
+    # Introspection chooses the disk; until it answers, wait for (and log) the lab's one disk.
+    DEV=vda
+fi
 [ -n "$DEV" ] || fail "missing coreos.inst.install_dev"
 [ -n "$IGN" ] || [ -n "$INTRO" ] || fail "neither coreos.inst.ignition_url nor an introspection endpoint"
 
@@ -109,9 +114,11 @@ if [ -n "$INTRO" ]; then
             rem=$(cat "$b/removable" 2>/dev/null || echo 0)
             type=ssd; [ "$rot" = 1 ] && type=hdd
             serial=$(cat "$b/serial" 2>/dev/null || cat "$b/device/serial" 2>/dev/null || echo unknown)
-            printf '%s{"name":"%s","size_bytes":%s,"drive_type":"%s","storage_controller":"virtio","bus_path":"unknown","vendor":"unknown","model":"unknown","serial_number":"%s","wwn":"unknown","removable":%s,"partitions":[]}' \
-                "$sep" "$name" "$(($(cat "$b/size") * 512))" "$type" "${serial:-unknown}" \
-                "$([ "$rem" = 1 ] && echo true || echo false)"
+            # logical_block_size_bytes is ours: ghw reports only the physical size.
+            printf '%s{"name":"%s","size_bytes":%s,"physical_block_size_bytes":%s,"logical_block_size_bytes":%s,"drive_type":"%s","storage_controller":"virtio","bus_path":"unknown","vendor":"unknown","model":"unknown","serial_number":"%s","wwn":"unknown","removable":%s,"partitions":[]}' \
+                "$sep" "$name" "$(($(cat "$b/size") * 512))" \
+                "$(cat "$b/queue/physical_block_size")" "$(cat "$b/queue/logical_block_size")" \
+                "$type" "${serial:-unknown}" "$([ "$rem" = 1 ] && echo true || echo false)"
             sep=","
         done
         printf ']},"cpu":{"total_cores":%s,"total_threads":%s,"processors":[]},' "$(nproc)" "$(nproc)"
@@ -141,6 +148,18 @@ if [ -n "$INTRO" ]; then
     # script passes on (coreos.inst.ignition_url only takes http(s) URLs).
     mkdir -p /etc/coreos/installer.d
     echo "ignition-file: /run/introspection.ign" >/etc/coreos/installer.d/50-rhcos-metal-introspection.yaml
+    if [ -n "$INSTALL_CONFIG" ]; then
+        # The disk introspection chose and the image for its sector size, as an installer
+        # config file too (the command line names neither).
+        i=0
+        until wget -q -O /tmp/install.yaml "$INSTALL_CONFIG"; do
+            i=$((i + 1))
+            [ $i -ge 10 ] && fail "install config fetch failed"
+            sleep 2
+        done
+        mv /tmp/install.yaml /etc/coreos/installer.d/40-rhcos-metal-install.yaml
+        log "install config: $(grep -v '^#' /etc/coreos/installer.d/40-rhcos-metal-install.yaml | tr '\n' ' ')"
+    fi
 fi
 
 log "running /usr/libexec/coreos-installer-service"

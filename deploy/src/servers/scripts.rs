@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use ipxe_script::{ChainScript, CoreosArgs, HostScript, Word};
+use ipxe_script::{ChainScript, CoreosArgs, Generation, HostScript, Word};
 use pxe_stack::Mac;
 use pxe_stack::http::Routes;
 use pxe_stack::route::{Params, RouteRequest, reply};
@@ -40,6 +40,18 @@ pub fn ipxe_scripts(plan: &Plan, layout: &Layout) -> Result<HashMap<Mac, Bytes>,
             ..Default::default()
         };
         match host.role {
+            // The live installer takes the disk and image introspection chose from a config
+            // file the hook fetches after posting the inventory; the legacy one only reads
+            // its command line.
+            Role::Introspect if a.generation == Generation::Live => {
+                args.introspection_endpoint = Some(layout.url(Layout::INTROSPECTION));
+                args.install_dev = None;
+                args.image_url = None;
+                args.extra.push(format!(
+                    "rhcos_metal.install_config={}",
+                    layout.install_config_url(host.mac)
+                ));
+            }
             Role::Introspect => {
                 args.introspection_endpoint = Some(layout.url(Layout::INTROSPECTION));
             }

@@ -136,11 +136,13 @@ fn assert_installed_by_coreos_installer(report: &rhcos_deploy::lab::LabReport) {
     );
     for d in &report.disks {
         assert_eq!(d.installer.as_deref(), Some(version.as_str()), "{}", d.name);
+        // The disk is on the command line, or (introspected hosts) in the install config.
         assert!(
             d.evidence
                 .iter()
-                .any(|l| l.starts_with("coreos-installer install ") && l.contains(" /dev/vda")),
-            "{}: the service script ran coreos-installer: {:?}",
+                .any(|l| l.starts_with("coreos-installer install "))
+                && d.evidence.iter().any(|l| l.contains(" /dev/vda")),
+            "{}: the service script ran coreos-installer on /dev/vda: {:?}",
             d.name,
             d.evidence
         );
