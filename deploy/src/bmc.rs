@@ -31,6 +31,16 @@ pub fn open_bmc(host: &Host) -> Result<Option<Box<dyn Bmc>>, Error> {
                     password: b.password().unwrap_or_default(),
                     kg: None,
                 },
+                version: match b.ipmi_interface.as_deref() {
+                    None | Some("auto") => bmc_power::IpmiVersion::Auto,
+                    Some("lanplus") => bmc_power::IpmiVersion::Lanplus,
+                    Some("lan") => bmc_power::IpmiVersion::Lan,
+                    Some(other) => {
+                        return Err(bmc_err(bmc_power::Error::Config {
+                            message: format!("unknown ipmi interface {other:?}"),
+                        }));
+                    }
+                },
                 allow_insecure_auth: b.allow_insecure_auth,
                 ..Default::default()
             };

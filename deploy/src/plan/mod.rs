@@ -343,7 +343,7 @@ impl Role {
 /// bmc = { driver = "ipmi", address = "10.0.0.10:623", user = "admin", password_env = "BMC_PW" }
 /// bmc = { driver = "redfish", address = "https://10.0.0.11", user = "root", password_env = "BMC_PW", ca_file = "/etc/pki/bmc-ca.pem" }
 /// bmc = { driver = "redfish", address = "https://10.0.0.12", user = "root", password_env = "BMC_PW", tls_fingerprint = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", auth = "basic" }
-/// bmc = { driver = "ipmi", address = "10.0.0.13:623", user = "admin", password_env = "BMC_PW", allow_insecure_auth = true }
+/// bmc = { driver = "ipmi", address = "10.0.0.13:623", user = "admin", password_env = "BMC_PW", ipmi_interface = "lan", allow_insecure_auth = true }
 /// bmc = { driver = "libvirt", address = "ocp-master-0", uri = "qemu:///system" }
 /// ```
 ///
@@ -383,6 +383,11 @@ pub struct BmcSpec {
     /// answers 401/403/404/405), `"session"` or `"basic"`.
     #[serde(default)]
     pub auth: Option<String>,
+    /// IPMI: `"auto"` (the default: RMCP+, never a fallback to IPMI 1.5 on the word of an
+    /// unauthenticated reply), `"lanplus"` (RMCP+) or `"lan"` (IPMI 1.5, for BMCs without
+    /// RMCP+).
+    #[serde(default)]
+    pub ipmi_interface: Option<String>,
     /// IPMI: allow IPMI 1.5 authtype NONE or STRAIGHT (the password in clear) when the BMC
     /// offers nothing better. Refused by default.
     #[serde(default)]
@@ -745,6 +750,19 @@ impl BmcSpec {
             self.allow_insecure_auth,
             BmcDriver::Ipmi,
         )?;
+        only(
+            ".ipmi_interface",
+            self.ipmi_interface.is_some(),
+            BmcDriver::Ipmi,
+        )?;
+        if let Some(i) = &self.ipmi_interface
+            && !matches!(i.as_str(), "auto" | "lanplus" | "lan")
+        {
+            return Err((
+                ".ipmi_interface",
+                format!("{i:?} is not one of \"auto\", \"lanplus\", \"lan\""),
+            ));
+        }
         if let Some(f) = &self.tls_fingerprint {
             f.parse::<bmc_power::Fingerprint>()
                 .map_err(|e| (".tls_fingerprint", e.to_string()))?;

@@ -164,6 +164,19 @@ mod ipmi {
         .unwrap();
         let e = wrong.power_status().await.unwrap_err();
         assert!(matches!(e, Error::Authentication { .. }), "{e:?}");
+
+        // IPMI 1.5 only when the plan names it (`auto` never falls back to it).
+        let lan = open_bmc(&host(BmcSpec {
+            driver: BmcDriver::Ipmi,
+            address: format!("127.0.0.1:{port}"),
+            user: "admin".into(),
+            password: Some("password".into()),
+            ipmi_interface: Some("lan".into()),
+            ..BmcSpec::default()
+        }))
+        .unwrap()
+        .unwrap();
+        assert_eq!(lan.power_status().await.unwrap(), PowerState::Off);
     }
 
     #[test]
@@ -411,6 +424,10 @@ mod redfish {
             (
                 "allow_insecure_auth = true".to_string(),
                 Some("only the ipmi driver takes `allow_insecure_auth`"),
+            ),
+            (
+                "ipmi_interface = \"lan\"".to_string(),
+                Some("only the ipmi driver takes `ipmi_interface`"),
             ),
         ];
         for (keys, want) in cases {
