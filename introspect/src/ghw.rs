@@ -121,7 +121,11 @@ pub struct Disk {
     /// metal image. ghw does not report it (a 512e disk has 4096-byte physical blocks but
     /// 512-byte sectors); rhcos-metal's introspection hook adds it from
     /// `/sys/block/<name>/queue/logical_block_size`.
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_u64",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub logical_block_size_bytes: Option<u64>,
     /// `hdd`, `ssd`, `odd`, `fdd` or unknown.
     #[serde(default)]
