@@ -21,7 +21,7 @@ PACKAGES=(
   # BMC peers
   openipmi ipmitool python3-venv
   # protocol clients used as real peers
-  isc-dhcp-client tftp-hpa atftp curl
+  isc-dhcp-client tftp-hpa atftp curl openssl
   # Ignition itself (ignition-validate, and the fetch stage for ignition-serve tests)
   ignition
   # baselines for the comparison benchmarks
