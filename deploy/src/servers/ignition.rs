@@ -15,7 +15,7 @@ use pxe_stack::http::Routes;
 use pxe_stack::route::{Params, RouteRequest, reply};
 use rhcos_introspect::Introspector;
 
-use super::{Component, Context};
+use super::{Component, Context, requested_mac};
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::plan::Role;
@@ -140,10 +140,10 @@ impl Component for Ignition {
             .exact(Layout::INSTALL_CONFIG, move |req: RouteRequest| {
                 let (install, introspector) = (install.clone(), introspector.clone());
                 async move {
-                    let mac = Params::of(&req.request)
-                        .ok()
-                        .and_then(|p| p.get("mac").and_then(|m| m.parse::<Mac>().ok()))
-                        .or(req.mac);
+                    let mac = match Params::of(&req.request) {
+                        Ok(params) => requested_mac(&params, &req),
+                        Err(_) => req.mac,
+                    };
                     let Some(mac) = mac else {
                         return reply::error(StatusCode::BAD_REQUEST, "need mac");
                     };

@@ -151,6 +151,18 @@ pub async fn start_servers(
     Ok(Servers::spawn(components, cx.leases, layout, introspector))
 }
 
+/// The host a request is about: its `?mac=` when that parses, else the MAC holding the
+/// requester's lease.
+pub(crate) fn requested_mac(
+    params: &pxe_stack::route::Params,
+    req: &pxe_stack::route::RouteRequest,
+) -> Option<Mac> {
+    params
+        .get("mac")
+        .and_then(|m| m.parse::<Mac>().ok())
+        .or(req.mac)
+}
+
 fn boxed(c: impl Component + 'static) -> Box<dyn Component> {
     Box::new(c)
 }

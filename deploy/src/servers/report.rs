@@ -5,9 +5,9 @@ use std::sync::Arc;
 use http::StatusCode;
 use pxe_stack::http::Routes;
 use pxe_stack::route::{Params, RouteRequest, reply};
-use pxe_stack::{Event, EventKind, EventSink, InstallStage, Mac};
+use pxe_stack::{Event, EventKind, EventSink, InstallStage};
 
-use super::{Component, Context};
+use super::{Component, Context, requested_mac};
 use crate::layout::Layout;
 
 /// Turns installer reports (`?mac=..&stage=..`, the body as detail) into timeline events.
@@ -32,10 +32,7 @@ impl Component for Report {
                 let Ok(params) = Params::of(&req.request) else {
                     return reply::error(StatusCode::BAD_REQUEST, "unreadable query");
                 };
-                let mac = params
-                    .get("mac")
-                    .and_then(|m| m.parse::<Mac>().ok())
-                    .or(req.mac);
+                let mac = requested_mac(&params, &req);
                 let stage = params.get("stage").map(str::parse::<InstallStage>);
                 let (Some(mac), Some(stage)) = (mac, stage) else {
                     return reply::error(StatusCode::BAD_REQUEST, "need mac and stage");

@@ -10,7 +10,7 @@ use pxe_stack::Mac;
 use pxe_stack::http::Routes;
 use pxe_stack::route::{Params, RouteRequest, reply};
 
-use super::{Component, Context};
+use super::{Component, Context, requested_mac};
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::plan::{Plan, Role};
@@ -100,8 +100,7 @@ impl Component for Scripts {
                     let Ok(params) = Params::of(&req.request) else {
                         return reply::error(StatusCode::BAD_REQUEST, "unreadable query");
                     };
-                    let mac = params.get("mac").and_then(|m| m.parse::<Mac>().ok());
-                    match mac.or(req.mac).and_then(|m| hosts.get(&m).cloned()) {
+                    match requested_mac(&params, &req).and_then(|m| hosts.get(&m).cloned()) {
                         Some(s) => reply::ok("text/plain; charset=utf-8", s),
                         None => reply::error(StatusCode::NOT_FOUND, "no script for this host"),
                     }
