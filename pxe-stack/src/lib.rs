@@ -28,6 +28,9 @@
 //! - `http`: the HTTP server for artifacts and dynamic routes (`http::Server`, `http::Routes`):
 //!   ranges, conditional requests, an nginx-like access log with the host's MAC.
 //! - `tls`: HTTPS for the HTTP server.
+//! - `dns`: the cluster DNS server (`dns::Server`, hickory-server): authoritative for the
+//!   cluster zone and its reverse zones, host records from the lease table, forwarding for
+//!   the provisioning subnets only. The zone itself (`dns::Zone`) needs no feature.
 //!
 //! # Example
 //! ```
@@ -46,10 +49,11 @@
 //! ```
 //!
 //! # What it does not do
-//! It does not serve DHCPv6, act as a DNS server, or decide what a host should boot: that is the
+//! It does not serve DHCPv6, resolve recursively (the DNS server forwards), or decide what a host should boot: that is the
 //! job of the route handlers the caller plugs in.
 
 mod chain;
+pub mod dns;
 mod events;
 mod host;
 pub mod route;
