@@ -26,6 +26,8 @@ PACKAGES=(
   ignition
   # baselines for the comparison benchmarks
   nginx-light tftpd-hpa kea-admin time
+  # DNS: dig and dnsperf (the server tests and the DNS comparison against dnsmasq)
+  bind9-dnsutils dnsperf
 )
 
 missing=()

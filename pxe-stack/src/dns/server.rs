@@ -145,7 +145,7 @@ impl RequestHandler for Handler {
                             Rcode::NoError => ResponseCode::NoError,
                             Rcode::NxDomain => ResponseCode::NXDomain,
                         };
-                        let original = Name::from(query.name().clone());
+                        let original = query.original().name().clone();
                         let records: Vec<Record> = records
                             .into_iter()
                             .map(|r| record(r, &qname, &original))

@@ -1,11 +1,13 @@
 //! Integration tests: each server against real clients. DHCP inside network namespaces the tests
 //! create (udhcpc, dhclient, dnsmasq, QEMU's iPXE and OVMF), TFTP (tftp-hpa, atftp, curl) and
-//! HTTP (curl) on 127.0.0.1.
+//! HTTP (curl) on 127.0.0.1, DNS (dig) inside a network namespace.
 
-#[cfg(any(feature = "dhcp", feature = "http", feature = "tftp"))]
+#[cfg(any(feature = "dhcp", feature = "http", feature = "tftp", feature = "dns"))]
 mod common;
 #[cfg(feature = "dhcp")]
 mod dhcp;
+#[cfg(feature = "dns")]
+mod dns;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(any(feature = "http", feature = "tftp"))]
