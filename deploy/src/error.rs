@@ -66,6 +66,10 @@ pub enum Error {
     #[cfg(feature = "run")]
     #[error("dhcp server")]
     Dhcp(#[from] pxe_stack::dhcp::Error),
+    /// The DNS server could not start.
+    #[cfg(feature = "run")]
+    #[error("dns server")]
+    Dns(#[from] pxe_stack::dns::Error),
     /// Router advertisements could not start.
     #[cfg(feature = "run")]
     #[error("router advertisements")]

@@ -103,8 +103,9 @@ pub use ipxe_script::Generation;
 #[cfg(feature = "run")]
 pub use layout::Layout;
 pub use plan::{
-    BmcDriver, BmcSpec, Bootstrap, Cluster, Host, IgnitionVia, Images, InstallFrom, Plan,
-    PlanError, Provisioning, Role, Timeouts, bootstrap_cluster, bootstrap_ignition,
+    BmcDriver, BmcSpec, Bootstrap, Cluster, ClusterDns, DnsRecord, Host, IgnitionVia, Images,
+    InstallFrom, Plan, PlanError, Provisioning, Role, Timeouts, bootstrap_cluster,
+    bootstrap_ignition,
 };
 /// How BIOS hosts chain into iPXE ([`Provisioning::chain`]), from `pxe-stack`.
 pub use pxe_stack::ChainMode;

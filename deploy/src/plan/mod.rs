@@ -1,7 +1,7 @@
 //! The deployment file: what to deploy, where, and with which credentials.
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,6 +59,90 @@ pub struct Plan {
     /// How long each stage may take.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// The cluster's DNS server (`[dns]`).
+    #[serde(default)]
+    pub dns: ClusterDns,
+}
+
+/// The cluster DNS server: authoritative for `<cluster.name>.<cluster.base_domain>` and the
+/// reverse zones of the provisioning (and bootstrap) subnets, forwarding other names for
+/// clients inside them.
+///
+/// ```toml
+/// [dns]
+/// # enabled = true                # default: true unless provisioning.dns names other servers
+/// api_vip = "172.22.0.5"          # api and api-int; default: the bootstrap VM and the masters
+/// ingress_vip = "172.22.0.6"      # *.apps; default: the workers (the masters when none)
+/// upstream = ["192.0.2.53"]       # default none: names outside the zones are refused
+/// etcd_records = true             # etcd-N and _etcd-server-ssl._tcp (OpenShift 4.1 to 4.3)
+/// records = [{ name = "registry", type = "CNAME", value = "master-0" }]
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterDns {
+    /// Run it; by default yes, unless `provisioning.dns` names other servers.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// The port on the provisioning address (UDP and TCP).
+    #[serde(default = "default_dns_port")]
+    pub port: u16,
+    /// The address of `api` and `api-int`: a VIP or load balancer. Without it, both name the
+    /// bootstrap VM and every master.
+    #[serde(default)]
+    pub api_vip: Option<Ipv4Addr>,
+    /// The address of `*.apps`. Without it, the workers (and introspected hosts), or the
+    /// masters in a cluster without workers.
+    #[serde(default)]
+    pub ingress_vip: Option<Ipv4Addr>,
+    /// Resolvers (port 53) for names outside the zones; none: such names are refused.
+    #[serde(default)]
+    pub upstream: Vec<IpAddr>,
+    /// Add `etcd-N` for the masters in plan order and their `_etcd-server-ssl._tcp` SRV
+    /// records, which OpenShift 4.1 to 4.3 need.
+    #[serde(default)]
+    pub etcd_records: bool,
+    /// The answers' TTL in seconds; short, because host records follow leases.
+    #[serde(default = "default_dns_ttl")]
+    pub ttl: u32,
+    /// Further records, inside the zone (or, for PTR, the reverse zones).
+    #[serde(default)]
+    pub records: Vec<DnsRecord>,
+}
+
+impl Default for ClusterDns {
+    fn default() -> Self {
+        ClusterDns {
+            enabled: None,
+            port: default_dns_port(),
+            api_vip: None,
+            ingress_vip: None,
+            upstream: Vec::new(),
+            etcd_records: false,
+            ttl: default_dns_ttl(),
+            records: Vec::new(),
+        }
+    }
+}
+
+fn default_dns_port() -> u16 {
+    53
+}
+
+fn default_dns_ttl() -> u32 {
+    30
+}
+
+/// One further record of the cluster zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRecord {
+    /// Relative to the zone (`registry`, `*.apps`), or absolute with a final `.`.
+    pub name: String,
+    /// `A`, `CNAME`, `SRV`, `TXT` or `PTR`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The data: an address, a name, `priority weight port target` or text.
+    pub value: String,
 }
 
 /// The cluster.
@@ -600,6 +684,7 @@ impl Plan {
         self.check_identities()
             .map_err(|(path, message)| invalid(path, message))?;
         bootstrap::layout(self, file)?;
+        self.dns_zone_in(file)?;
         Ok(())
     }
 
@@ -690,6 +775,178 @@ impl Plan {
             }
         }
         Ok(())
+    }
+
+    /// Whether the plan runs its DNS server.
+    pub fn dns_enabled(&self) -> bool {
+        self.dns.enabled.unwrap_or(self.provisioning.dns.is_empty())
+    }
+
+    /// The DNS servers DHCP hands out (option 6): `provisioning.dns`, else ours.
+    pub fn dns_servers(&self) -> Vec<Ipv4Addr> {
+        if self.provisioning.dns.is_empty() && self.dns_enabled() {
+            vec![self.provisioning.address]
+        } else {
+            self.provisioning.dns.clone()
+        }
+    }
+
+    /// The cluster zone as the DNS server's configuration (`None` when it is not enabled),
+    /// checked: a name outside the zone or colliding with another is refused with its key path.
+    pub fn dns_zone(&self) -> Result<Option<pxe_stack::dns::Config>, PlanError> {
+        self.dns_zone_in("<plan>")
+    }
+
+    fn dns_zone_in(&self, file: &str) -> Result<Option<pxe_stack::dns::Config>, PlanError> {
+        use pxe_stack::dns::{self, Entry, HostAddr, Value};
+        if !self.dns_enabled() {
+            return Ok(None);
+        }
+        let invalid = |path: String, message: String| PlanError::Invalid {
+            file: file.to_owned(),
+            path,
+            message,
+        };
+        let d = &self.dns;
+        // Each entry with the key path its errors name; `true` when the entry's own field
+        // (`.name`, `.value`) is to be appended.
+        let mut entries: Vec<(Entry, String, bool)> = Vec::new();
+        let host_a = |h: &Host| {
+            Value::HostA(HostAddr {
+                mac: h.mac,
+                reserved: h.address,
+            })
+        };
+        let masters: Vec<(usize, &Host)> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.role == Role::Master)
+            .collect();
+        for name in ["api", "api-int"] {
+            if let Some(vip) = d.api_vip {
+                entries.push((Entry::new(name, Value::A(vip)), "dns.api_vip".into(), false));
+                continue;
+            }
+            if let Some(b) = &self.bootstrap {
+                entries.push((
+                    Entry::new(name, Value::A(b.address)),
+                    "bootstrap".into(),
+                    false,
+                ));
+            }
+            for (i, h) in &masters {
+                entries.push((Entry::new(name, host_a(h)), format!("hosts[{i}]"), false));
+            }
+        }
+        if let Some(vip) = d.ingress_vip {
+            entries.push((
+                Entry::new("*.apps", Value::A(vip)),
+                "dns.ingress_vip".into(),
+                false,
+            ));
+        } else {
+            let workers: Vec<(usize, &Host)> = self
+                .hosts
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| matches!(h.role, Role::Worker | Role::Introspect))
+                .collect();
+            let apps = if workers.is_empty() {
+                &masters
+            } else {
+                &workers
+            };
+            for (i, h) in apps {
+                entries.push((
+                    Entry::new("*.apps", host_a(h)),
+                    format!("hosts[{i}]"),
+                    false,
+                ));
+            }
+        }
+        if d.etcd_records {
+            for (n, (i, h)) in masters.iter().enumerate() {
+                let path = format!("hosts[{i}]");
+                entries.push((
+                    Entry::new(format!("etcd-{n}"), host_a(h)),
+                    path.clone(),
+                    false,
+                ));
+                let srv = Value::Srv {
+                    priority: 0,
+                    weight: 10,
+                    port: 2380,
+                    target: format!("etcd-{n}"),
+                };
+                entries.push((Entry::new("_etcd-server-ssl._tcp", srv), path, false));
+            }
+        }
+        if let Some(b) = &self.bootstrap {
+            let name = b.name.clone().unwrap_or_else(|| "bootstrap".into());
+            let value = Value::Host(HostAddr {
+                mac: b.mac,
+                reserved: Some(b.address),
+            });
+            entries.push((Entry::new(name, value), "bootstrap".into(), false));
+        }
+        for (i, h) in self.hosts.iter().enumerate() {
+            let value = Value::Host(HostAddr {
+                mac: h.mac,
+                reserved: h.address,
+            });
+            entries.push((
+                Entry::new(h.name.clone(), value),
+                format!("hosts[{i}]"),
+                true,
+            ));
+        }
+        for (i, r) in d.records.iter().enumerate() {
+            let value = Value::parse(&r.kind, &r.value).map_err(|e| {
+                let known = ["A", "CNAME", "SRV", "TXT", "PTR"];
+                let field = if known.contains(&r.kind.to_ascii_uppercase().as_str()) {
+                    "value"
+                } else {
+                    "type"
+                };
+                invalid(format!("dns.records[{i}].{field}"), e.to_string())
+            })?;
+            entries.push((
+                Entry::new(r.name.clone(), value),
+                format!("dns.records[{i}]"),
+                true,
+            ));
+        }
+        let mut subnets = vec![(self.provisioning.address, self.provisioning.prefix)];
+        if let Some(b) = &self.bootstrap {
+            subnets.push((b.network_address, b.network_prefix));
+        }
+        let config = dns::Config {
+            origin: format!("{}.{}", self.cluster.name, self.cluster.base_domain),
+            subnets,
+            upstream: d.upstream.iter().map(|a| SocketAddr::new(*a, 53)).collect(),
+            ttl: d.ttl,
+            entries: entries.iter().map(|(e, _, _)| e.clone()).collect(),
+            ..dns::Config::default()
+        };
+        match dns::Zone::new(&config) {
+            Ok(_) => Ok(Some(config)),
+            Err(dns::Error::Entry {
+                index,
+                field,
+                reason,
+                ..
+            }) => {
+                let (_, path, own) = &entries[index];
+                let path = if *own {
+                    format!("{path}.{field}")
+                } else {
+                    path.clone()
+                };
+                Err(invalid(path, reason))
+            }
+            Err(e) => Err(invalid("cluster".into(), e.to_string())),
+        }
     }
 
     /// Whether `addr` is inside the provisioning subnet.
@@ -1070,6 +1327,79 @@ role = "introspect"
             with_bmc(r#"{ driver = "amt", address = "x" }"#),
             "hosts[1].bmc.driver",
         );
+    }
+
+    /// `GOOD` with a `[dns]` section.
+    fn with_dns(section: &str) -> impl Fn(&str) -> String {
+        let section = format!("[dns]\n{section}\n\n[[hosts]]");
+        move |s| s.replacen("[[hosts]]", &section, 1)
+    }
+
+    #[test]
+    fn dns_records_are_checked_with_key_paths() {
+        let plan = Plan::parse(GOOD, "plan.toml").unwrap();
+        assert!(plan.dns_enabled());
+        assert_eq!(plan.dns_servers(), vec![Ipv4Addr::new(172, 22, 0, 1)]);
+        let zone = plan.dns_zone().unwrap().unwrap();
+        assert_eq!(zone.origin, "ocp.example.com");
+        // api and api-int to the master, *.apps to the (introspected) worker, two hosts.
+        assert_eq!(zone.entries.len(), 5);
+        check(
+            with_dns("etcd_records = true\napi_vip = \"172.22.0.5\"\nupstream = [\"192.0.2.53\"]"),
+            "ok",
+        );
+        check(
+            with_dns(
+                r#"records = [{ name = "registry", type = "CNAME", value = "master-0" }, { name = "txt", type = "TXT", value = "x" }]"#,
+            ),
+            "ok",
+        );
+        check(
+            with_dns(
+                r#"records = [{ name = "ok", type = "A", value = "172.22.0.9" }, { name = "master-0", type = "A", value = "172.22.0.9" }]"#,
+            ),
+            "at `dns.records[1].name`: master-0.ocp.example.com has a host record already",
+        );
+        check(
+            with_dns(
+                r#"records = [{ name = "www.example.org.", type = "A", value = "172.22.0.9" }]"#,
+            ),
+            "at `dns.records[0].name`: www.example.org is outside the zone ocp.example.com",
+        );
+        check(
+            with_dns(r#"records = [{ name = "x", type = "MX", value = "10 mail" }]"#),
+            "at `dns.records[0].type`",
+        );
+        check(
+            with_dns(r#"records = [{ name = "x", type = "A", value = "mail" }]"#),
+            "at `dns.records[0].value`",
+        );
+        check(
+            with_dns(
+                r#"records = [{ name = "10.0.22.172.in-addr.arpa.", type = "PTR", value = "other" }]"#,
+            ),
+            "at `dns.records[0].name`: 172.22.0.10 has a reverse name already",
+        );
+        check(
+            |s| s.replace("name = \"worker-0\"", "name = \"api\""),
+            "at `hosts[1].name`: api.ocp.example.com has a A record already",
+        );
+        check(
+            |s| s.replace("name = \"worker-0\"", "name = \"worker 0\""),
+            "at `hosts[1].name`",
+        );
+        check(with_dns("record = []"), "record");
+        check(with_dns("upstream = [\"dns.google\"]"), "dns.upstream");
+
+        // Other servers named: DHCP hands those out and ours stays off unless asked for.
+        let other = |s: &str| s.replace("dhcp_range", "dns = [\"192.0.2.1\"]\ndhcp_range");
+        let plan = Plan::parse(&other(GOOD), "plan.toml").unwrap();
+        assert!(!plan.dns_enabled());
+        assert_eq!(plan.dns_servers(), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+        assert!(plan.dns_zone().unwrap().is_none());
+        let plan = Plan::parse(&with_dns("enabled = true")(&other(GOOD)), "plan.toml").unwrap();
+        assert!(plan.dns_enabled());
+        assert_eq!(plan.dns_servers(), vec![Ipv4Addr::new(192, 0, 2, 1)]);
     }
 
     const BOOTSTRAP: &str = r#"

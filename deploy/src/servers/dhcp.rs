@@ -51,7 +51,8 @@ fn config(plan: &Plan, layout: &Layout) -> dhcp::Config {
     let p = &plan.provisioning;
     let mut subnet = dhcp::Subnet::new(p.address, p.prefix);
     subnet.router = p.router;
-    subnet.dns = p.dns.clone();
+    // Option 6: the plan's own servers, else ours when it runs.
+    subnet.dns = plan.dns_servers();
     subnet.domain = Some(format!(
         "{}.{}",
         plan.cluster.name, plan.cluster.base_domain

@@ -18,6 +18,7 @@ use crate::layout::Layout;
 use crate::plan::Plan;
 
 mod dhcp;
+mod dns;
 mod http;
 mod http_boot;
 mod ignition;
@@ -107,7 +108,8 @@ impl Shutdown {
 }
 
 /// Starts every server of the plan: DHCP, TFTP, HTTP with the script, Ignition, introspection
-/// and report routes, and router advertisements when the plan asks for them.
+/// and report routes, router advertisements when the plan asks for them, and the cluster DNS
+/// unless the plan turns it off.
 ///
 /// # Errors
 /// A socket that cannot be bound, a DHCP configuration the server refuses, Ignition assets that
@@ -140,6 +142,7 @@ pub async fn start_servers(
         Box::new(ignition),
     ];
     components.extend(ra::RouterAdvertisements::new(&cx)?.map(boxed));
+    components.extend(dns::Dns::new(&cx)?.map(boxed));
     // HTTP last: it serves the routes every other component adds.
     let routes = components.iter().fold(Routes::new(), |r, c| c.routes(r));
     components.push(Box::new(http::Http::new(&cx, routes)?));
