@@ -1,8 +1,10 @@
 //! Integration tests: the sample plan, `open_bmc` and the bootstrap VM against real peers
 //! (ipmi_sim, sushy-emulator, libvirt's test driver), and (feature `lab`, root only) the lab
-//! and whole deployments in it.
+//! and whole deployments in it; (feature `run`, root) the deployment's DNS in a namespace.
 
 mod architecture;
+#[cfg(feature = "run")]
+mod dns;
 #[cfg(feature = "run")]
 mod eras;
 #[cfg(feature = "lab")]
