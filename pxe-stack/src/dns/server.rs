@@ -1,6 +1,7 @@
 //! The zone on the wire: hickory-server's UDP and TCP loops with our request handler.
 
 use std::future::Future;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +9,12 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Message, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, CNAME, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
-use hickory_server::net::runtime::Time;
+use hickory_proto::serialize::binary::BinEncoder;
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::{Time, TokioTime};
+use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 
@@ -24,8 +28,13 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 const MAX_UDP: u16 = 1232;
 
 /// The cluster DNS server: authoritative for the zone, forwarding for its subnets.
+///
+/// TCP is hickory-server's loop; UDP is our own, calling the same request handler inline
+/// (an authoritative answer never waits), so a query costs no task spawn and no channel hop on
+/// its way out; forwarded queries run in tasks of their own, at most
+/// [`Config::max_forwards`](super::Config::max_forwards) at once.
 pub struct Server {
-    handler: Handler,
+    handler: Arc<Handler>,
 }
 
 impl std::fmt::Debug for Server {
@@ -43,21 +52,29 @@ impl Server {
     pub fn new(config: Config) -> Result<Server, Error> {
         let zone = Zone::new(&config)?;
         Ok(Server {
-            handler: Handler {
+            handler: Arc::new(Handler {
                 zone: Arc::new(zone),
                 lookup: Arc::new(NoLookup),
-                upstream: config.upstream,
+                upstream: Arc::new(config.upstream),
                 forwards: Arc::new(Semaphore::new(config.max_forwards)),
                 timeout: Duration::from_millis(config.forward_timeout_ms),
-            },
+            }),
         })
     }
 
     /// Reads host addresses (and reverse names) from `lookup` at answer time: records follow
     /// the leases without being rebuilt.
-    pub fn with_lookup(mut self, lookup: Arc<dyn HostLookup>) -> Self {
-        self.handler.lookup = lookup;
-        self
+    pub fn with_lookup(self, lookup: Arc<dyn HostLookup>) -> Self {
+        let h = &self.handler;
+        Server {
+            handler: Arc::new(Handler {
+                zone: h.zone.clone(),
+                lookup,
+                upstream: h.upstream.clone(),
+                forwards: h.forwards.clone(),
+                timeout: h.timeout,
+            }),
+        }
     }
 
     /// The checked zone.
@@ -75,27 +92,135 @@ impl Server {
         tcp: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), Error> {
-        let mut server = hickory_server::Server::new(self.handler);
-        server.register_socket(udp);
+        let mut server = hickory_server::Server::new(Shared(self.handler.clone()));
         server.register_listener(tcp, TCP_IDLE, 64);
+        let udp = serve_udp(self.handler, Arc::new(udp));
         let done = tokio::select! {
-            r = server.block_until_done() => r,
-            () = shutdown => server.shutdown_gracefully().await,
+            r = server.block_until_done() => r.map_err(|e| Error::Io(std::io::Error::other(e.to_string()))),
+            r = udp => r.map_err(Error::Io),
+            () = shutdown => server
+                .shutdown_gracefully()
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e.to_string()))),
         };
-        done.map_err(|e| Error::Io(std::io::Error::other(e.to_string())))
+        done
+    }
+}
+
+/// Receives, answers inline, sends: one datagram at a time, so memory stays flat however fast
+/// queries come (the kernel's receive buffer drops what we cannot take).
+async fn serve_udp(handler: Arc<Handler>, socket: Arc<UdpSocket>) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, src) = match socket.recv_from(&mut buf).await {
+            Ok(got) => got,
+            // ICMP errors for earlier answers (port unreachable) and the like: not ours to die of.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionRefused
+                        | ErrorKind::ConnectionReset
+                        | ErrorKind::Interrupted
+                        | ErrorKind::WouldBlock
+                        | ErrorKind::OutOfMemory
+                ) =>
+            {
+                tracing::debug!(error = %e, "dns udp receive");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let bytes = &buf[..n];
+        // Shorter than a header, or a response (reflection): no answer at all.
+        if n < 12 || bytes[2] & 0x80 != 0 || src.port() == 0 {
+            continue;
+        }
+        let responder = UdpResponder {
+            socket: socket.clone(),
+            dst: src,
+        };
+        match Request::from_bytes(bytes.to_vec(), src, Protocol::Udp) {
+            Ok(request) => {
+                handler
+                    .handle_request::<_, TokioTime>(&request, responder)
+                    .await;
+            }
+            Err(_) => {
+                // The header was readable: FORMERR with its ID and opcode, nothing else.
+                let reply = [
+                    bytes[0],
+                    bytes[1],
+                    0x80 | (bytes[2] & 0x78),
+                    u8::from(ResponseCode::FormErr.low()),
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ];
+                let _ = socket.send_to(&reply, src).await;
+            }
+        }
+    }
+}
+
+/// Sends an answer straight from the UDP loop.
+#[derive(Clone)]
+struct UdpResponder {
+    socket: Arc<UdpSocket>,
+    dst: SocketAddr,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for UdpResponder {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let max = response.edns().map_or(512, |e| e.max_payload().max(512));
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(max);
+        // Records that do not fit are left out and the TC flag set (the client retries on TCP).
+        let info = response.destructive_emit(&mut encoder)?;
+        self.socket.send_to(&bytes, self.dst).await?;
+        Ok(info)
     }
 }
 
 struct Handler {
     zone: Arc<Zone>,
     lookup: Arc<dyn HostLookup>,
-    upstream: Vec<SocketAddr>,
+    upstream: Arc<Vec<SocketAddr>>,
     forwards: Arc<Semaphore>,
     timeout: Duration,
 }
 
+/// The handler as hickory-server's TCP loop holds it.
+struct Shared(Arc<Handler>);
+
 #[async_trait::async_trait]
-impl RequestHandler for Handler {
+impl RequestHandler for Shared {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response: R,
+    ) -> ResponseInfo {
+        self.0.handle_request::<R, T>(request, response).await
+    }
+}
+
+impl Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(
         &self,
         request: &Request,
@@ -162,27 +287,53 @@ impl RequestHandler for Handler {
                             .send_response(builder.build_no_records(fail(ResponseCode::Refused)))
                             .await
                     }
-                    Decision::Forward => match self.forward(request).await {
-                        Some(upstream) => {
-                            metadata.response_code = upstream.metadata.response_code;
-                            metadata.truncation = upstream.metadata.truncation;
-                            let answer = builder.build(
-                                metadata,
-                                upstream.answers.iter(),
-                                upstream.authorities.iter(),
-                                [],
-                                upstream.additionals.iter(),
-                            );
-                            response.send_response(answer).await
-                        }
-                        None => {
-                            response
-                                .send_response(
-                                    builder.build_no_records(fail(ResponseCode::ServFail)),
-                                )
-                                .await
-                        }
-                    },
+                    Decision::Forward => {
+                        // In a task of its own: the UDP loop answers the next query meanwhile.
+                        let Ok(permit) = self.forwards.clone().try_acquire_owned() else {
+                            let answer = builder.build_no_records(fail(ResponseCode::ServFail));
+                            return sent_or_failed(response.send_response(answer).await, fail);
+                        };
+                        let raw = request.as_slice().to_vec();
+                        let (src, protocol) = (request.src(), request.protocol());
+                        let (upstream, timeout) = (self.upstream.clone(), self.timeout);
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            let Ok(request) = Request::from_bytes(raw, src, protocol) else {
+                                return;
+                            };
+                            let got = forward(&upstream, timeout, &request).await;
+                            let mut builder =
+                                MessageResponseBuilder::from_message_request(&request);
+                            if let Some(e) = &edns {
+                                builder.edns(e);
+                            }
+                            let mut metadata = base;
+                            let _ = match got {
+                                Some(up) => {
+                                    metadata.response_code = up.metadata.response_code;
+                                    metadata.truncation = up.metadata.truncation;
+                                    let answer = builder.build(
+                                        metadata,
+                                        up.answers.iter(),
+                                        up.authorities.iter(),
+                                        [],
+                                        up.additionals.iter(),
+                                    );
+                                    response.send_response(answer).await
+                                }
+                                None => {
+                                    metadata.response_code = ResponseCode::ServFail;
+                                    response
+                                        .send_response(builder.build_no_records(metadata))
+                                        .await
+                                }
+                            };
+                        });
+                        Ok(ResponseInfo::from(Header {
+                            metadata: base,
+                            counts: HeaderCounts::default(),
+                        }))
+                    }
                 }
             }
             [_] => {
@@ -196,22 +347,32 @@ impl RequestHandler for Handler {
                     .await
             }
         };
-        sent.unwrap_or_else(|e| {
-            tracing::debug!(error = %e, "dns answer not sent");
-            ResponseInfo::from(Header {
-                metadata: fail(ResponseCode::ServFail),
-                counts: HeaderCounts::default(),
-            })
-        })
+        sent_or_failed(sent, fail)
     }
 }
 
-impl Handler {
-    /// The first upstream answer to the client's own query bytes; `None` when every upstream
-    /// failed or too many forwards are in flight already.
-    async fn forward(&self, request: &Request) -> Option<Message> {
-        let _permit = self.forwards.clone().try_acquire_owned().ok()?;
-        for upstream in &self.upstream {
+fn sent_or_failed(
+    sent: Result<ResponseInfo, NetError>,
+    fail: impl Fn(ResponseCode) -> Metadata,
+) -> ResponseInfo {
+    sent.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "dns answer not sent");
+        ResponseInfo::from(Header {
+            metadata: fail(ResponseCode::ServFail),
+            counts: HeaderCounts::default(),
+        })
+    })
+}
+
+/// The first upstream answer to the client's own query bytes; `None` when every upstream
+/// failed.
+async fn forward(
+    upstreams: &[SocketAddr],
+    timeout: Duration,
+    request: &Request,
+) -> Option<Message> {
+    {
+        for upstream in upstreams {
             let local: SocketAddr = if upstream.is_ipv4() {
                 ([0, 0, 0, 0], 0).into()
             } else {
@@ -226,7 +387,7 @@ impl Handler {
                 continue;
             }
             let mut buf = vec![0u8; 4096];
-            let deadline = tokio::time::Instant::now() + self.timeout;
+            let deadline = tokio::time::Instant::now() + timeout;
             // A connected socket only sees the upstream's datagrams; skip any that are not
             // the answer to this query.
             while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
