@@ -3,16 +3,20 @@
 # same zone, in the same namespace setup: queries per second at saturation, latency at a fixed
 # rate both can sustain, and the server's memory before and after.
 #
-#   sudo benches/dns/run.sh          # HOSTS=100 SECONDS_=10 RATE=5000 THREADS=1
+#   sudo benches/dns/run.sh          # HOSTS=100 SECONDS_=10 RATE=5000 ROUNDS=3 THREADS=1
+#
+# Each round runs both servers, alternating which goes first; the summary is the median over
+# the rounds, and ours/dnsmasq for queries per second (higher is better) and p99 (lower is
+# better). Both servers are single-threaded (THREADS=1), as dnsmasq always is.
 #
 # Zone: ocp.example.com with host-<i> (A and PTR) for HOSTS hosts in 10.98.0.0/16, api and
 # api-int at 10.98.0.5, *.apps at 10.98.0.6. dnsmasq gets it as host-record= (A and PTR),
 # address=/apps.ocp.example.com/ and local=/ocp.example.com/ (so misses are NXDOMAIN, never
 # forwarded): the usual dnsmasq setup for an OpenShift UPI cluster. The query mix is every
 # host's A and PTR, api, api-int and one *.apps name.
-# Forwarded: both servers forward www.example.org to a third dnsmasq (the upstream, port 5353);
-# the dnsmasq under test runs with cache-size=0 there, so both really forward (ours caches
-# nothing).
+# Forwarded: both servers forward n-<i>.example.org (1000 names, so dnsmasq's merging of
+# identical queries in flight rarely applies) to a third dnsmasq (the upstream, port 5353); the
+# dnsmasq under test runs with cache-size=0 there, so both really forward (ours caches nothing).
 # Setup: namespaces pdns-s-PID (servers) and pdns-c-PID (dnsperf), one veth pair,
 # 10.98.0.1/16 and 10.98.0.2/16. Everything is removed on exit.
 set -euo pipefail
@@ -23,6 +27,7 @@ HOSTS="${HOSTS:-100}"
 SECS="${SECONDS_:-10}"
 RATE="${RATE:-5000}"
 THREADS="${THREADS:-1}"
+ROUNDS="${ROUNDS:-3}"
 BIN="${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/dns-server}"
 
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 1; }
@@ -65,12 +70,12 @@ for ((i = 0; i < HOSTS; i++)); do
     echo "$((1 + i % 250)).$((1 + i / 250)).98.10.in-addr.arpa PTR" >>"$WORK/auth.queries"
 done
 printf 'api.ocp.example.com A\napi-int.ocp.example.com A\nconsole-openshift-console.apps.ocp.example.com A\n' >>"$WORK/auth.queries"
-echo "www.example.org A" >"$WORK/fwd.queries"
+for ((i = 0; i < 1000; i++)); do echo "n-$i.example.org A"; done >"$WORK/fwd.queries"
 
 # The upstream for forwarded names (both servers forward to it).
 ip netns exec "$NS_S" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
     --listen-address=10.98.0.1 --bind-interfaces --port=5353 --local=/example.org/ \
-    --host-record=www.example.org,192.0.2.80 --pid-file= --log-facility=- >"$WORK/upstream.log" 2>&1 &
+    --address=/example.org/192.0.2.80 --pid-file= --log-facility=- >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
 
 SERVER_PID=""
@@ -126,18 +131,37 @@ fixed_rate() {
 
 echo "zone: $HOSTS hosts (A + PTR), api, api-int, *.apps; dnsperf ${SECS}s per run, 1 thread, 4 sockets"
 echo "ours: threads=$THREADS; dnsmasq $(dnsmasq --version | head -1 | awk '{print $3}')"
-printf '%-9s %-10s %-9s %-9s %-7s %-10s %-9s %-9s %-11s %-11s %s\n' \
-    server answers "q/s" "avg_ms" lost "@${RATE}q/s" p50_ms p99_ms rss_kb_0 rss_kb_end hwm_kb
+printf '%-9s %-6s %-5s %-9s %-8s %-6s %-10s %-8s %-8s %-9s %-10s %-7s %s\n' \
+    server kind round "q/s" avg_ms lost "@${RATE}q/s" p50_ms p99_ms rss_kb_0 rss_kb_end hwm_kb codes
+: >"$WORK/rows"
 for kind in auth fwd; do
-    for server in ${SERVERS:-ours dnsmasq}; do
-        if [ "$server" = dnsmasq ] && [ "$kind" = fwd ]; then start_dnsmasq 0; else "start_$server"; fi
-        rss0="$(rss_kb)"
-        read -r qps avg lost codes <<<"$(saturate "$WORK/$kind.queries")"
-        read -r p50 p99 n <<<"$(fixed_rate "$WORK/$kind.queries")"
-        printf '%-9s %-10s %-9s %-9s %-7s %-10s %-9s %-9s %-11s %-11s %s  %s\n' \
-            "$server" "$kind" "$qps" "$avg" "$lost" "$n" "$p50" "$p99" "$rss0" "$(rss_kb)" "$(hwm_kb)" "$codes"
-        stop_server
+    for ((round = 1; round <= ROUNDS; round++)); do
+        order="ours dnsmasq"
+        (( round % 2 == 0 )) && order="dnsmasq ours"
+        for server in ${SERVERS:-$order}; do
+            if [ "$server" = dnsmasq ] && [ "$kind" = fwd ]; then start_dnsmasq 0; else "start_$server"; fi
+            rss0="$(rss_kb)"
+            read -r qps avg lost codes <<<"$(saturate "$WORK/$kind.queries")"
+            read -r p50 p99 n <<<"$(fixed_rate "$WORK/$kind.queries")"
+            printf '%-9s %-6s %-5s %-9s %-8s %-6s %-10s %-8s %-8s %-9s %-10s %-7s %s\n' \
+                "$server" "$kind" "$round" "$qps" "$avg" "$lost" "$n" "$p50" "$p99" "$rss0" "$(rss_kb)" "$(hwm_kb)" "$codes" \
+                | tee -a "$WORK/rows"
+            stop_server
+        done
     done
+done
+
+echo
+echo "median of $ROUNDS rounds"
+printf '%-6s %-12s %-12s %-9s %-13s %-13s %-9s %-14s %s\n' \
+    kind "ours q/s" "dnsmasq q/s" ratio "ours p99_ms" "dnsmasq p99" "p99 ratio" "ours hwm_kb" "dnsmasq hwm_kb"
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+for kind in auth fwd; do
+    col() { awk -v s="$1" -v k="$kind" -v c="$2" '$1 == s && $2 == k {print $c}' "$WORK/rows" | median; }
+    oq="$(col ours 4)"; dq="$(col dnsmasq 4)"; op="$(col ours 9)"; dp="$(col dnsmasq 9)"
+    printf '%-6s %-12s %-12s %-9s %-13s %-13s %-9s %-14s %s\n' "$kind" "$oq" "$dq" \
+        "$(awk -v a="$oq" -v b="$dq" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')" "$op" "$dp" \
+        "$(awk -v a="$op" -v b="$dp" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')" "$(col ours 12)" "$(col dnsmasq 12)"
 done
 [ -n "${KEEP_LOG:-}" ] && cp "$WORK/dnsperf.log" "$KEEP_LOG"
 exit 0

@@ -1,5 +1,6 @@
 //! The zone on the wire: hickory-server's UDP and TCP loops with our request handler.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use hickory_proto::rr::rdata::{A, CNAME, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::NetError;
-use hickory_server::net::runtime::{Time, TokioTime};
+use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
@@ -53,6 +54,12 @@ impl Server {
         let zone = Zone::new(&config)?;
         Ok(Server {
             handler: Arc::new(Handler {
+                names: Arc::new(
+                    zone.names()
+                        .into_iter()
+                        .filter_map(|n| Some((n.clone(), Name::from_ascii(format!("{n}.")).ok()?)))
+                        .collect(),
+                ),
                 zone: Arc::new(zone),
                 lookup: Arc::new(NoLookup),
                 upstream: Arc::new(config.upstream),
@@ -69,6 +76,7 @@ impl Server {
         Server {
             handler: Arc::new(Handler {
                 zone: h.zone.clone(),
+                names: h.names.clone(),
                 lookup,
                 upstream: h.upstream.clone(),
                 forwards: h.forwards.clone(),
@@ -141,9 +149,7 @@ async fn serve_udp(handler: Arc<Handler>, socket: Arc<UdpSocket>) -> std::io::Re
         };
         match Request::from_bytes(bytes.to_vec(), src, Protocol::Udp) {
             Ok(request) => {
-                handler
-                    .handle_request::<_, TokioTime>(&request, responder)
-                    .await;
+                handler.handle_request(&request, responder).await;
             }
             Err(_) => {
                 // The header was readable: FORMERR with its ID and opcode, nothing else.
@@ -151,7 +157,7 @@ async fn serve_udp(handler: Arc<Handler>, socket: Arc<UdpSocket>) -> std::io::Re
                     bytes[0],
                     bytes[1],
                     0x80 | (bytes[2] & 0x78),
-                    u8::from(ResponseCode::FormErr.low()),
+                    ResponseCode::FormErr.low(),
                     0,
                     0,
                     0,
@@ -200,6 +206,8 @@ impl ResponseHandler for UdpResponder {
 
 struct Handler {
     zone: Arc<Zone>,
+    /// The wire form of every name the zone's answers carry, parsed once.
+    names: Arc<HashMap<String, Name>>,
     lookup: Arc<dyn HostLookup>,
     upstream: Arc<Vec<SocketAddr>>,
     forwards: Arc<Semaphore>,
@@ -216,12 +224,12 @@ impl RequestHandler for Shared {
         request: &Request,
         response: R,
     ) -> ResponseInfo {
-        self.0.handle_request::<R, T>(request, response).await
+        self.0.handle_request(request, response).await
     }
 }
 
 impl Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
+    async fn handle_request<R: ResponseHandler>(
         &self,
         request: &Request,
         mut response: R,
@@ -254,7 +262,7 @@ impl Handler {
                     .await
             }
             [query] if query.query_class() == DNSClass::IN => {
-                let qname = query.name().to_string();
+                let qname = key(query.original().name());
                 let qtype = Qtype::from(u16::from(query.query_type()));
                 match self
                     .zone
@@ -273,11 +281,11 @@ impl Handler {
                         let original = query.original().name().clone();
                         let records: Vec<Record> = records
                             .into_iter()
-                            .map(|r| record(r, &qname, &original))
+                            .map(|r| self.record(r, &qname, &original))
                             .collect();
                         let soa: Vec<Record> = soa
                             .into_iter()
-                            .map(|r| record(r, &qname, &original))
+                            .map(|r| self.record(r, &qname, &original))
                             .collect();
                         let answer = builder.build(metadata, records.iter(), [], soa.iter(), []);
                         response.send_response(answer).await
@@ -402,20 +410,42 @@ async fn forward(
     }
 }
 
-/// One of our answer records as hickory's, with the client's own spelling of the query name.
-fn record(r: Resolved, qname: &str, original: &Name) -> Record {
-    let name = |s: &str| {
-        if qname
-            .strip_suffix('.')
-            .unwrap_or(qname)
-            .eq_ignore_ascii_case(s)
-        {
-            original.clone()
-        } else {
-            // Zone names were checked when the zone was built: letters, digits, `-`, `_`.
-            Name::from_ascii(format!("{s}.")).unwrap_or_else(|_| Name::root())
+/// The query name as the zone keys names: lowercase, without the trailing dot. Names with
+/// bytes no zone name has keep their escaped presentation form, which matches nothing.
+fn key(name: &Name) -> String {
+    let mut s = String::with_capacity(name.len());
+    for label in name.iter() {
+        if !s.is_empty() {
+            s.push('.');
         }
-    };
+        for &b in label {
+            if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*') {
+                return name.to_string();
+            }
+            s.push(char::from(b.to_ascii_lowercase()));
+        }
+    }
+    s
+}
+
+impl Handler {
+    /// One of our answer records as hickory's, with the client's own spelling of the query
+    /// name and the zone's other names in their prepared wire form.
+    fn record(&self, r: Resolved, qname: &str, original: &Name) -> Record {
+        record(r, |s: &str| {
+            if s == qname {
+                original.clone()
+            } else if let Some(n) = self.names.get(s) {
+                n.clone()
+            } else {
+                // Zone names were checked when the zone was built: letters, digits, `-`, `_`.
+                Name::from_ascii(format!("{s}.")).unwrap_or_else(|_| Name::root())
+            }
+        })
+    }
+}
+
+fn record(r: Resolved, name: impl Fn(&str) -> Name) -> Record {
     let owner = name(&r.name);
     let data = match r.data {
         Rdata::A(a) => RData::A(A(a)),

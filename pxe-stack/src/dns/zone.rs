@@ -288,6 +288,18 @@ pub struct Zone {
     forwarding: bool,
 }
 
+/// The reverse zone of a subnet, cut at the octet boundary at or above its prefix, and how
+/// many octets that zone's names have.
+fn reverse_apex(net: u32, mask: u32) -> (String, usize) {
+    let zone_octets = (mask.count_ones() as usize / 8).max(1);
+    let apex = reverse_name(Ipv4Addr::from(net))
+        .split('.')
+        .skip(4 - zone_octets)
+        .collect::<Vec<_>>()
+        .join(".");
+    (apex, zone_octets)
+}
+
 /// How many CNAMEs inside the zone an answer follows.
 const MAX_CHAIN: usize = 8;
 
@@ -428,6 +440,36 @@ impl Zone {
     /// The forward zone's name.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// Every name an answer can carry apart from the query name itself: owners, targets,
+    /// the SOA's names and the reverse zones' apexes (a server can prepare their wire forms).
+    pub fn names(&self) -> Vec<String> {
+        let mut names: HashSet<&str> = HashSet::new();
+        for (owner, values) in &self.nodes {
+            names.insert(owner);
+            for v in values {
+                match v {
+                    Value::Cname(t) | Value::Ptr(t) | Value::Srv { target: t, .. } => {
+                        names.insert(t);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        names.extend(self.ptr.values().map(String::as_str));
+        names.extend(self.hosts.values().map(String::as_str));
+        let mut names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        names.push(self.origin.clone());
+        names.push(format!("hostmaster.{}", self.origin));
+        names.extend(
+            self.subnets
+                .iter()
+                .map(|&(net, mask)| reverse_apex(net, mask).0),
+        );
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Whether `client` may have names outside the zones resolved through us.
@@ -612,12 +654,7 @@ impl Zone {
             let common = mask & u32::MAX.checked_shl(32 - bits).unwrap_or(0);
             bits >= 8 && partial & common == net & common
         })?;
-        let zone_octets = (mask.count_ones() as usize / 8).max(1);
-        let apex = reverse_name(Ipv4Addr::from(net))
-            .split('.')
-            .skip(4 - zone_octets)
-            .collect::<Vec<_>>()
-            .join(".");
+        let (apex, zone_octets) = reverse_apex(net, mask);
         if octets.len() < zone_octets {
             // Above the zone cut: not ours after all.
             return None;
