@@ -119,6 +119,8 @@ impl Lab {
                 })
                 .collect(),
             timeouts: Timeouts { install_secs: 600 },
+            // The cluster DNS with the plan's defaults: on, on the server address, port 53.
+            dns: Default::default(),
         }
     }
 

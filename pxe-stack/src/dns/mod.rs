@@ -2,12 +2,12 @@
 //!
 //! The pure core is [`Zone`]: [`Config`] entries checked once (names inside the zone, no
 //! collisions), then [`Zone::answer`] decides each query from the name, the type, the client's
-//! address and a [`HostLookup`] (the DHCP lease table), so host records follow leases without
+//! address and a [`HostLookup`](crate::HostLookup) (the DHCP lease table), so host records follow leases without
 //! being rebuilt. Names outside the zone and its reverse zones are [`Decision::Forward`]ed for
 //! clients inside [`Config::subnets`] when there are upstream resolvers, and refused otherwise:
 //! the server is never an open resolver.
 //!
-//! [`Server`] (feature `dns`) puts the zone on the wire with hickory-server: UDP and TCP on
+//! `Server` (feature `dns`) puts the zone on the wire with hickory-server: UDP and TCP on
 //! sockets the caller bound, forwarding as a relay of the client's own query bytes, at most
 //! [`Config::max_forwards`] in flight (more get SERVFAIL at once, so a flood cannot grow memory).
 //!
