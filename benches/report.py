@@ -300,6 +300,25 @@ def storm_tables(area, runs):
     return out
 
 
+# ---- DNS
+sec, ok = section("dns", "DNS vs dnsmasq (dnsperf)")
+md += sec
+if ok:
+    text = read("dns.out")
+    med = re.findall(r"^(auth|fwd)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", text, re.M)
+    if med:
+        md += ["Median over the rounds (servers alternate which runs first). `q/s`: dnsperf at "
+               "saturation; p99: every answer's latency at a fixed rate both sustain; memory: peak RSS. "
+               "`auth`: our zone's names (A, PTR, api, api-int, *.apps); `fwd`: names forwarded to an "
+               "upstream (dnsmasq with cache-size=0). Ratio = ours / dnsmasq (q/s: above 1 is faster; "
+               "p99: below 1 is faster).", "",
+               "| answers | ours q/s | dnsmasq q/s | ratio | ours p99 ms | dnsmasq p99 ms | p99 ratio | ours peak KiB | dnsmasq peak KiB |",
+               "|---|---|---|---|---|---|---|---|---|"]
+        for m in med:
+            md.append("| " + " | ".join(m) + " |")
+        md.append("")
+    md += ["<details><summary>every round</summary>", "", "```", text.strip(), "```", "</details>", ""]
+
 sec, ok = section("bootstorm", "Boot storm: N simulated PXE clients vs rhcos_deploy::start_servers")
 md += sec
 storm = storm_runs("bootstorm")

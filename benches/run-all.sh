@@ -9,6 +9,7 @@
 #   image-pipeline  rhcos-images fetch+verify+gunzip vs curl | gzip -d | sha256sum (nginx source)
 #   http-tftp       HTTP vs nginx, TFTP vs dnsmasq and tftpd-hpa, throughput vs concurrency
 #   dhcp            DHCP vs dnsmasq under perfdhcp (fixed rates and an avalanche)
+#   dns             DNS vs dnsmasq under dnsperf (authoritative and forwarded answers)
 #   bootstorm       N simulated PXE clients against rhcos_deploy::start_servers (N=10,100,1000)
 #   bootstorm-rate  the same at a constant 100 clients/s for larger N: memory against N
 #   bootstorm-burst 1000 clients all at once, as after a power cut
@@ -23,7 +24,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 RESULTS=${RESULTS:-$HERE/results}
 RAW=$RESULTS/raw
-ONLY=${ONLY:-"image-pipeline http-tftp dhcp bootstorm bootstorm-rate bootstorm-burst lab-vs-rig"}
+ONLY=${ONLY:-"image-pipeline http-tftp dhcp dns bootstorm bootstorm-rate bootstorm-burst lab-vs-rig"}
 
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, QEMU)" >&2; exit 1; }
 mkdir -p "$RAW"
@@ -34,6 +35,7 @@ if [ "$MODE" = quick ]; then
     ENV_image="SIZE_MB=64 RUNS=1"
     ENV_httptftp="SIZE_MIB=64 HTTP_CONC='1 4 16' TFTP_SIZES_MIB='1' TFTP_CONC='1 4 16' REPEAT=1"
     ENV_dhcp="RATES='1000 2000' CLIENTS=500 PERIOD=3"
+    ENV_dns="SECONDS_=3 ROUNDS=1"
     ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=1 INITRD_MIB=1"
     ENV_bootrate="N='2000' RATE=100 KERNEL_MIB=1 INITRD_MIB=1"
     ENV_bootburst="N='1000' PATTERN=burst KERNEL_MIB=1 INITRD_MIB=1"
@@ -42,6 +44,7 @@ else
     ENV_image="SIZE_MB=1024 RUNS=2"
     ENV_httptftp="SIZE_MIB=1024 HTTP_CONC='1 2 4 8 16' TFTP_SIZES_MIB='1 32' TFTP_CONC='1 4 16' REPEAT=3"
     ENV_dhcp="RATES='1000 2000 4000' CLIENTS=1000 PERIOD=10"
+    ENV_dns="SECONDS_=10 ROUNDS=3"
     ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=8 INITRD_MIB=32"
     ENV_bootrate="N='2000 4000' RATE=100 KERNEL_MIB=8 INITRD_MIB=32"
     ENV_bootburst="N='1000' PATTERN=burst KERNEL_MIB=8 INITRD_MIB=32"
@@ -51,11 +54,11 @@ fi
 echo "building the benchmark binaries (release)" >&2
 BUILD_NOTE=
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
-if ! (cd "$ROOT" && cargo build --release -q -p benches --bin pxe-serve --bin tftp-get --bin dhcp-server \
+if ! (cd "$ROOT" && cargo build --release -q -p benches --bin pxe-serve --bin tftp-get --bin dhcp-server --bin dns-server \
     --bin bootstorm --bin bootstorm-server && cargo build --release -q -p examples --example fetch-images --example lab); then
     # The working tree can be mid-edit; binaries from the last good build are still a valid run,
     # and RESULTS.md says so.
-    for b in pxe-serve tftp-get dhcp-server bootstorm bootstorm-server examples/fetch-images examples/lab; do
+    for b in pxe-serve tftp-get dhcp-server dns-server bootstorm bootstorm-server examples/fetch-images examples/lab; do
         [ -x "$BIN/$b" ] || { echo "build failed and $BIN/$b is missing" >&2; exit 1; }
     done
     BUILD_NOTE="build of the working tree failed; ran the binaries of the last good build ($(date -u -r "$BIN/bootstorm-server" +%H:%M:%SZ))"
@@ -97,6 +100,7 @@ run() {
 run image-pipeline "WORK=\${TMPDIR:-/tmp}/rhcos-images-bench $ENV_image" benches/image-pipeline/run.sh
 run http-tftp "$ENV_httptftp" benches/http-tftp/run.sh
 run dhcp "$ENV_dhcp" benches/dhcp/run.sh
+run dns "$ENV_dns" benches/dns/run.sh
 run bootstorm "$ENV_bootstorm OUT=$RAW/bootstorm" benches/bootstorm/run.sh
 run bootstorm-rate "$ENV_bootrate OUT=$RAW/bootstorm-rate" benches/bootstorm/run.sh
 run bootstorm-burst "$ENV_bootburst OUT=$RAW/bootstorm-burst" benches/bootstorm/run.sh
