@@ -24,13 +24,16 @@ use crate::{HostLookup, NoLookup};
 
 /// How long a TCP client may stay silent before its connection is closed.
 const TCP_IDLE: Duration = Duration::from_secs(10);
+/// UDP receive loops at most, whatever the core count.
+const MAX_UDP_LOOPS: usize = 4;
 /// The largest UDP answer we send, whatever the client's EDNS buffer says (the DNS flag day
 /// 2020 size, which avoids fragmentation).
 const MAX_UDP: u16 = 1232;
 
 /// The cluster DNS server: authoritative for the zone, forwarding for its subnets.
 ///
-/// TCP is hickory-server's loop; UDP is our own, calling the same request handler inline
+/// TCP is hickory-server's loop; UDP is our own (one receive loop per core, up to four, on the
+/// one socket), calling the same request handler inline
 /// (an authoritative answer never waits), so a query costs no task spawn and no channel hop on
 /// its way out; forwarded queries run in tasks of their own, at most
 /// [`Config::max_forwards`](super::Config::max_forwards) at once.
@@ -102,10 +105,20 @@ impl Server {
     ) -> Result<(), Error> {
         let mut server = hickory_server::Server::new(Shared(self.handler.clone()));
         server.register_listener(tcp, TCP_IDLE, 64);
-        let udp = serve_udp(self.handler, Arc::new(udp));
+        // One receive loop per core on the one socket: on a multi-threaded runtime they answer
+        // in parallel, on a current-thread runtime they take turns. Each holds one datagram.
+        let udp = Arc::new(udp);
+        let loops = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_UDP_LOOPS));
+        let mut receivers = tokio::task::JoinSet::new();
+        for _ in 0..loops {
+            receivers.spawn(serve_udp(self.handler.clone(), udp.clone()));
+        }
         let done = tokio::select! {
             r = server.block_until_done() => r.map_err(|e| Error::Io(std::io::Error::other(e.to_string()))),
-            r = udp => r.map_err(Error::Io),
+            Some(r) = receivers.join_next() => match r {
+                Ok(r) => r.map_err(Error::Io),
+                Err(e) => Err(Error::Io(std::io::Error::other(e.to_string()))),
+            },
             () = shutdown => server
                 .shutdown_gracefully()
                 .await
