@@ -24,7 +24,7 @@ use crate::{HostLookup, NoLookup};
 
 /// How long a TCP client may stay silent before its connection is closed.
 const TCP_IDLE: Duration = Duration::from_secs(10);
-/// UDP receive loops at most, whatever the core count.
+/// UDP receive loops at most, whatever the runtime's worker count.
 const MAX_UDP_LOOPS: usize = 4;
 /// The largest UDP answer we send, whatever the client's EDNS buffer says (the DNS flag day
 /// 2020 size, which avoids fragmentation).
@@ -32,8 +32,8 @@ const MAX_UDP: u16 = 1232;
 
 /// The cluster DNS server: authoritative for the zone, forwarding for its subnets.
 ///
-/// TCP is hickory-server's loop; UDP is our own (one receive loop per core, up to four, on the
-/// one socket), calling the same request handler inline
+/// TCP is hickory-server's loop; UDP is our own (one receive loop per runtime worker, up to
+/// four, on the one socket), calling the same request handler inline
 /// (an authoritative answer never waits), so a query costs no task spawn and no channel hop on
 /// its way out; forwarded queries run in tasks of their own, at most
 /// [`Config::max_forwards`](super::Config::max_forwards) at once.
@@ -105,10 +105,14 @@ impl Server {
     ) -> Result<(), Error> {
         let mut server = hickory_server::Server::new(Shared(self.handler.clone()));
         server.register_listener(tcp, TCP_IDLE, 64);
-        // One receive loop per core on the one socket: on a multi-threaded runtime they answer
-        // in parallel, on a current-thread runtime they take turns. Each holds one datagram.
+        // One receive loop per runtime worker on the one socket, so a multi-threaded runtime
+        // answers in parallel; a current-thread runtime gets one loop (two would both be woken
+        // for every datagram). Each loop holds one datagram.
         let udp = Arc::new(udp);
-        let loops = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_UDP_LOOPS));
+        let loops = tokio::runtime::Handle::current()
+            .metrics()
+            .num_workers()
+            .clamp(1, MAX_UDP_LOOPS);
         let mut receivers = tokio::task::JoinSet::new();
         for _ in 0..loops {
             receivers.spawn(serve_udp(self.handler.clone(), udp.clone()));
