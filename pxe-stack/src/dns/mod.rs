@@ -36,8 +36,8 @@
 //!
 //! # What it does not do
 //! No DNSSEC, zone transfers, dynamic updates or AAAA records; no NS records (the SOA names
-//! the zone apex); forwarding is over UDP only (a truncated upstream answer is passed on with
-//! its TC flag) and caches nothing.
+//! the zone apex); forwarding caches nothing. It asks upstream over UDP, and over TCP again
+//! when the UDP answer is truncated (TC), so a TCP client gets every record.
 
 mod name;
 #[cfg(feature = "dns")]

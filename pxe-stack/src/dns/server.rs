@@ -390,41 +390,83 @@ fn sent_or_failed(
 }
 
 /// The first upstream answer to the client's own query bytes; `None` when every upstream
-/// failed.
+/// failed. A truncated UDP answer (TC) is asked again of the same upstream over TCP, so the
+/// client gets every record; if TCP fails, the truncated answer stands.
 async fn forward(
     upstreams: &[SocketAddr],
     timeout: Duration,
     request: &Request,
 ) -> Option<Message> {
-    {
-        for upstream in upstreams {
-            let local: SocketAddr = if upstream.is_ipv4() {
-                ([0, 0, 0, 0], 0).into()
-            } else {
-                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-            };
-            let Ok(socket) = UdpSocket::bind(local).await else {
-                continue;
-            };
-            if socket.connect(upstream).await.is_err()
-                || socket.send(request.as_slice()).await.is_err()
-            {
-                continue;
-            }
-            let mut buf = vec![0u8; 4096];
-            let deadline = tokio::time::Instant::now() + timeout;
-            // A connected socket only sees the upstream's datagrams; skip any that are not
-            // the answer to this query.
-            while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
-                if let Ok(m) = Message::from_vec(&buf[..n])
-                    && m.metadata.id == request.metadata.id
-                {
-                    return Some(m);
-                }
-            }
+    for upstream in upstreams {
+        let Some(answer) = forward_udp(*upstream, timeout, request).await else {
+            continue;
+        };
+        if !answer.metadata.truncation {
+            return Some(answer);
         }
-        None
+        tracing::debug!(%upstream, "dns upstream answer truncated, asking again over tcp");
+        match tokio::time::timeout(timeout, forward_tcp(*upstream, request)).await {
+            Ok(Ok(full)) => return Some(full),
+            Ok(Err(e)) => tracing::debug!(%upstream, error = %e, "dns upstream over tcp"),
+            Err(_) => tracing::debug!(%upstream, "dns upstream over tcp timed out"),
+        }
+        return Some(answer);
     }
+    None
+}
+
+/// One upstream's UDP answer to the query, `None` on any failure or timeout.
+async fn forward_udp(
+    upstream: SocketAddr,
+    timeout: Duration,
+    request: &Request,
+) -> Option<Message> {
+    let local: SocketAddr = if upstream.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local).await.ok()?;
+    socket.connect(upstream).await.ok()?;
+    socket.send(request.as_slice()).await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + timeout;
+    // A connected socket only sees the upstream's datagrams; skip any that are not the
+    // answer to this query.
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+        if let Ok(m) = Message::from_vec(&buf[..n])
+            && m.metadata.id == request.metadata.id
+        {
+            return Some(m);
+        }
+    }
+    None
+}
+
+/// The query over TCP (RFC 1035 4.2.2: a two-byte length, then the message), one exchange.
+async fn forward_tcp(upstream: SocketAddr, request: &Request) -> std::io::Result<Message> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let query = request.as_slice();
+    let len = u16::try_from(query.len())
+        .map_err(|_| std::io::Error::new(ErrorKind::InvalidInput, "query longer than 64 KiB"))?;
+    let mut stream = tokio::net::TcpStream::connect(upstream).await?;
+    let mut out = Vec::with_capacity(2 + query.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(query);
+    stream.write_all(&out).await?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut buf).await?;
+    let m = Message::from_vec(&buf)
+        .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.to_string()))?;
+    if m.metadata.id != request.metadata.id {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            "answer to another query",
+        ));
+    }
+    Ok(m)
 }
 
 /// The query name as the zone keys names: lowercase, without the trailing dot. Names with

@@ -456,3 +456,133 @@ fn netns_dns_survives_malformed_queries_and_a_flood() {
         vec!["api.ocp.example.com. A 172.22.0.5"]
     );
 }
+
+/// dnsmasq on 127.0.0.1 of the test's own namespace (where forwarding sockets are opened),
+/// answering `big.example.org TXT` with more than a 512-byte UDP answer holds; killed on drop.
+struct Dnsmasq(std::process::Child, u16);
+
+impl Dnsmasq {
+    fn start() -> Dnsmasq {
+        // A port the kernel just handed out, for both UDP and TCP.
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new("dnsmasq");
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--pid-file=",
+        ])
+        .arg(format!("--port={port}"));
+        for i in 0..12 {
+            cmd.arg(format!(
+                "--txt-record=big.example.org,record {i:02} {}",
+                "x".repeat(50)
+            ));
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Dnsmasq(child, port);
+        // Ready once it answers over TCP.
+        for _ in 0..100 {
+            let out = Command::new("dig")
+                .args(["+tcp", "+time=1", "+tries=1", "+short", "-p"])
+                .arg(port.to_string())
+                .args(["@127.0.0.1", "big.example.org", "TXT"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&out.stdout).lines().count() == 12 {
+                return d;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("dnsmasq on 127.0.0.1:{port} never answered");
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn netns_dig_tcp_gets_a_truncated_upstream_answer_whole() {
+    if !have(&["root", "ip", "dig", "dnsmasq"]) {
+        return;
+    }
+    let upstream = Dnsmasq::start();
+    let ns = Netns::new();
+    let rt = runtime();
+    let (udp, tcp, port) = rt.block_on(async { ns.bind(INSIDE) });
+    let server = Server::new(cluster(vec![SocketAddr::from((
+        [127, 0, 0, 1],
+        upstream.1,
+    ))]))
+    .unwrap();
+    let _stop = spawn(server, udp, tcp, &rt);
+
+    // Without EDNS the 12 records do not fit a 512-byte UDP answer: dnsmasq truncates it, we
+    // ask it again over TCP, and the TCP client gets all of them, without TC.
+    let tcp = ns.exec(&[
+        "dig",
+        "+tcp",
+        "+noedns",
+        "+time=2",
+        "+tries=1",
+        "-p",
+        &port.to_string(),
+        "-b",
+        INSIDE,
+        &format!("@{INSIDE}"),
+        "big.example.org",
+        "TXT",
+    ]);
+    let flags = tcp
+        .lines()
+        .find_map(|l| l.split(";; flags: ").nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(tcp.contains("status: NOERROR"), "{tcp}");
+    assert!(!flags.split(';').next().unwrap().contains("tc"), "{tcp}");
+    assert_eq!(
+        tcp.lines()
+            .filter(|l| l.starts_with("big.example.org.") && l.contains("TXT"))
+            .count(),
+        12,
+        "{tcp}"
+    );
+    // Over UDP the client gets the TC flag from us (the answer does not fit its 512 bytes) and
+    // dig, left to itself, retries over TCP and gets them all too.
+    let (status, answers) = ns.dig(port, INSIDE, &["+noedns", "big.example.org", "TXT"]);
+    assert_eq!((status.as_str(), answers.len()), ("NOERROR", 12));
+    let udp = ns.exec(&[
+        "dig",
+        "+noedns",
+        "+ignore",
+        "+time=2",
+        "+tries=1",
+        "-p",
+        &port.to_string(),
+        "-b",
+        INSIDE,
+        &format!("@{INSIDE}"),
+        "big.example.org",
+        "TXT",
+    ]);
+    let flags = udp
+        .lines()
+        .find_map(|l| l.split(";; flags: ").nth(1))
+        .unwrap_or_default();
+    assert!(flags.split(';').next().unwrap().contains("tc"), "{udp}");
+}
