@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use pxe_stack::{DhcpStep, Event, EventKind, InstallStage, Mac, PowerStep, Protocol};
+use pxe_stack::{DhcpStep, DnsOutcome, Event, EventKind, InstallStage, Mac, PowerStep, Protocol};
 use serde::Serialize;
 
 /// The stages of a network install, in the order a host goes through them.
@@ -80,6 +80,9 @@ impl Span {
     }
 }
 
+/// The most names a host's timeline keeps from its DNS queries.
+pub(crate) const MAX_DNS_NAMES: usize = 64;
+
 /// One host's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostTimeline {
@@ -93,6 +96,9 @@ pub struct HostTimeline {
     pub role: Option<String>,
     /// Why the host failed, if it did.
     pub failure: Option<String>,
+    /// The names the host asked the cluster DNS about, with how the last such query went
+    /// (at most 64 names).
+    pub dns: BTreeMap<String, DnsOutcome>,
     /// Whether the firmware's first DHCP exchange has finished (later ones, by iPXE and the
     /// installer, are not part of the DHCP phase).
     #[serde(skip)]
@@ -147,6 +153,7 @@ impl Timeline {
                     phases: BTreeMap::new(),
                     role: None,
                     failure: None,
+                    dns: BTreeMap::new(),
                     dhcp_done: false,
                 })
                 .collect(),
@@ -234,6 +241,11 @@ impl Timeline {
                 InstallStage::ImageWritten => host.extend(Phase::Image, at, at),
                 _ => {}
             },
+            EventKind::Dns { name, outcome, .. } => {
+                if host.dns.len() < MAX_DNS_NAMES || host.dns.contains_key(name) {
+                    host.dns.insert(name.clone(), *outcome);
+                }
+            }
             EventKind::Power {
                 step: PowerStep::On,
                 ok: true,

@@ -158,6 +158,23 @@ impl TransferStatus {
     }
 }
 
+/// How the DNS server dealt with a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum DnsOutcome {
+    /// Answered from the zone, with records or with none of the asked type (NOERROR).
+    Answered,
+    /// A name under the zone that does not exist (NXDOMAIN).
+    NxDomain,
+    /// Refused: a name we do not serve, for a client we do not forward for (or no upstream).
+    Refused,
+    /// Passed on to an upstream resolver.
+    Forwarded,
+    /// SERVFAIL at once: too many forwards in flight.
+    Busy,
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -204,6 +221,16 @@ pub enum EventKind {
         stage: InstallStage,
         /// Free-form detail.
         detail: String,
+    },
+    /// The host asked the cluster DNS a question. Sent once per host, name, type and outcome
+    /// (a host repeating a query is not news), at most a bounded number of times a second.
+    Dns {
+        /// The name asked, lowercase, without the trailing dot.
+        name: String,
+        /// The query type's number (1 A, 12 PTR, 28 AAAA, 33 SRV…).
+        qtype: u16,
+        /// How it was dealt with.
+        outcome: DnsOutcome,
     },
     /// A power or boot-device action on the host's BMC.
     Power {

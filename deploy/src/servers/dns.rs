@@ -35,7 +35,10 @@ impl Dns {
         let udp = tokio::net::UdpSocket::from_std(udp).map_err(bind_err)?;
         let tcp = tokio::net::TcpListener::from_std(tcp).map_err(bind_err)?;
         // Host records read the lease table at answer time, so they follow every ACK.
-        let server = dns::Server::new(config)?.with_lookup(cx.lookup());
+        // Queries reach the timeline: once per host, name, type and outcome.
+        let server = dns::Server::new(config)?
+            .with_lookup(cx.lookup())
+            .with_events(cx.events.clone());
         Ok(Some(Dns { server, udp, tcp }))
     }
 }

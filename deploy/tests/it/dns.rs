@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use rhcos_deploy::{Artifacts, Generation, Plan, start_servers};
+use pxe_stack::{DnsOutcome, EventKind, Mac};
+use rhcos_deploy::{Artifacts, Generation, Plan, Timeline, start_servers};
 
 const MASTER_MAC: &str = "52:54:00:12:60:01";
 const WORKER_MAC: &str = "52:54:00:12:60:02";
@@ -216,6 +217,8 @@ fn netns_host_gets_our_dns_by_dhcp_and_dig_sees_every_record_both_ways() {
     let netns = format!("/run/netns/{}", pair.server);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let recorder = pxe_stack::Recorder::new();
+    let sink = Arc::new(recorder.clone());
     let servers = std::thread::spawn(move || {
         let f = std::fs::File::open(netns).unwrap();
         nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
@@ -224,9 +227,7 @@ fn netns_host_gets_our_dns_by_dhcp_and_dig_sees_every_record_both_ways() {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let servers = start_servers(&plan, &artifacts, Arc::new(pxe_stack::Recorder::new()))
-                .await
-                .unwrap();
+            let servers = start_servers(&plan, &artifacts, sink).await.unwrap();
             ready_tx.send(()).unwrap();
             let _ = stop_rx.await;
             servers.shutdown().await;
@@ -296,6 +297,48 @@ fn netns_host_gets_our_dns_by_dhcp_and_dig_sees_every_record_both_ways() {
         ],
     );
     assert!(refused.contains("status: REFUSED"), "{refused}");
+    // Asked again: still one event per name, type and outcome.
+    assert_eq!(
+        dig(&["api.ocp.example.com"]),
+        want(&["api.ocp.example.com. A 172.22.0.10"])
+    );
+
+    // The queries reached the event sink as the worker's (it holds the client's lease), and
+    // its timeline shows what it asked and how that went.
+    let worker: Mac = WORKER_MAC.parse().unwrap();
+    let dns: Vec<(String, u16, DnsOutcome)> = recorder
+        .events()
+        .into_iter()
+        .filter(|e| e.mac == Some(worker))
+        .filter_map(|e| match e.kind {
+            EventKind::Dns {
+                name,
+                qtype,
+                outcome,
+            } => Some((name, qtype, outcome)),
+            _ => None,
+        })
+        .collect();
+    let api = ("api.ocp.example.com".to_owned(), 1, DnsOutcome::Answered);
+    assert_eq!(dns.iter().filter(|d| **d == api).count(), 1, "{dns:?}");
+    assert!(
+        dns.contains(&("100.0.22.172.in-addr.arpa".into(), 12, DnsOutcome::Answered)),
+        "{dns:?}"
+    );
+    assert!(
+        dns.contains(&("www.example.org".into(), 1, DnsOutcome::Refused)),
+        "{dns:?}"
+    );
+    let mut timeline = Timeline::new([("worker-0".to_owned(), worker)]);
+    for e in recorder.events() {
+        timeline.record(&e);
+    }
+    let host = timeline.host(worker).unwrap();
+    assert_eq!(
+        host.dns.get("api-int.ocp.example.com"),
+        Some(&DnsOutcome::Answered)
+    );
+    assert_eq!(host.dns.get("www.example.org"), Some(&DnsOutcome::Refused));
 
     stop_tx.send(()).unwrap();
     servers.join().unwrap();

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 
 use super::{Config, Decision, Error, Qtype, Rcode, Rdata, Resolved, Zone};
-use crate::{HostLookup, NoLookup};
+use crate::{DnsOutcome, Event, EventKind, EventSink, HostLookup, NoLookup};
 
 /// How long a TCP client may stay silent before its connection is closed.
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -29,6 +29,9 @@ const MAX_UDP_LOOPS: usize = 4;
 /// The largest UDP answer we send, whatever the client's EDNS buffer says (the DNS flag day
 /// 2020 size, which avoids fragmentation).
 const MAX_UDP: u16 = 1232;
+/// Distinct (client, name, type, outcome) events remembered; when full, forgotten at most
+/// once a second, so events stay bounded under a flood of distinct names.
+const SEEN_MAX: usize = 1024;
 
 /// The cluster DNS server: authoritative for the zone, forwarding for its subnets.
 ///
@@ -68,6 +71,7 @@ impl Server {
                 upstream: Arc::new(config.upstream),
                 forwards: Arc::new(Semaphore::new(config.max_forwards)),
                 timeout: Duration::from_millis(config.forward_timeout_ms),
+                events: None,
             }),
         })
     }
@@ -84,6 +88,29 @@ impl Server {
                 upstream: h.upstream.clone(),
                 forwards: h.forwards.clone(),
                 timeout: h.timeout,
+                events: h.events.clone(),
+            }),
+        }
+    }
+
+    /// Sends [`EventKind::Dns`] events to `sink`: one per client, name, type and outcome (a
+    /// host repeating a query is not news), at most about a thousand a second under a flood
+    /// of distinct names. Every query is also logged at `info` level (target
+    /// `pxe_stack::dns`), as dnsmasq's `log-queries` does.
+    pub fn with_events(self, sink: Arc<dyn EventSink>) -> Self {
+        let h = &self.handler;
+        Server {
+            handler: Arc::new(Handler {
+                zone: h.zone.clone(),
+                names: h.names.clone(),
+                lookup: h.lookup.clone(),
+                upstream: h.upstream.clone(),
+                forwards: h.forwards.clone(),
+                timeout: h.timeout,
+                events: Some(Arc::new(Events {
+                    sink,
+                    seen: std::sync::Mutex::new(Seen::default()),
+                })),
             }),
         }
     }
@@ -229,6 +256,61 @@ struct Handler {
     upstream: Arc<Vec<SocketAddr>>,
     forwards: Arc<Semaphore>,
     timeout: Duration,
+    events: Option<Arc<Events>>,
+}
+
+/// Where query events go, and which were sent lately.
+struct Events {
+    sink: Arc<dyn EventSink>,
+    seen: std::sync::Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    keys: std::collections::HashSet<(std::net::IpAddr, String, u16, DnsOutcome)>,
+    cleared: Option<std::time::Instant>,
+}
+
+impl Events {
+    fn query(
+        &self,
+        lookup: &dyn HostLookup,
+        client: std::net::IpAddr,
+        name: &str,
+        qtype: u16,
+        outcome: DnsOutcome,
+    ) {
+        {
+            let Ok(mut seen) = self.seen.lock() else {
+                return;
+            };
+            let key = (client, name.to_owned(), qtype, outcome);
+            if seen.keys.contains(&key) {
+                return;
+            }
+            if seen.keys.len() >= SEEN_MAX {
+                let now = std::time::Instant::now();
+                if seen
+                    .cleared
+                    .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+                {
+                    return;
+                }
+                seen.keys.clear();
+                seen.cleared = Some(now);
+            }
+            seen.keys.insert(key);
+        }
+        self.sink.emit(Event::now(
+            lookup.mac_for(client),
+            Some(client),
+            EventKind::Dns {
+                name: name.to_owned(),
+                qtype,
+                outcome,
+            },
+        ));
+    }
 }
 
 /// The handler as hickory-server's TCP loop holds it.
@@ -280,11 +362,33 @@ impl Handler {
             }
             [query] if query.query_class() == DNSClass::IN => {
                 let qname = key(query.original().name());
-                let qtype = Qtype::from(u16::from(query.query_type()));
-                match self
-                    .zone
-                    .answer(&qname, qtype, request.src().ip(), &*self.lookup)
-                {
+                let code = u16::from(query.query_type());
+                let qtype = Qtype::from(code);
+                let client = request.src().ip();
+                let decision = self.zone.answer(&qname, qtype, client, &*self.lookup);
+                let outcome = match &decision {
+                    Decision::Answer {
+                        rcode: Rcode::NxDomain,
+                        ..
+                    } => DnsOutcome::NxDomain,
+                    Decision::Answer { .. } => DnsOutcome::Answered,
+                    Decision::Refuse => DnsOutcome::Refused,
+                    Decision::Forward if self.forwards.available_permits() == 0 => DnsOutcome::Busy,
+                    Decision::Forward => DnsOutcome::Forwarded,
+                };
+                // One line per exchange, as dnsmasq's log-queries.
+                tracing::info!(
+                    target: "pxe_stack::dns",
+                    %client,
+                    name = %qname,
+                    qtype = %query.query_type(),
+                    ?outcome,
+                    "dns query"
+                );
+                if let Some(events) = &self.events {
+                    events.query(&*self.lookup, client, &qname, code, outcome);
+                }
+                match decision {
                     Decision::Answer {
                         rcode,
                         records,

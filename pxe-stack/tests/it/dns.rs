@@ -376,7 +376,11 @@ fn netns_dns_survives_malformed_queries_and_a_flood() {
     let ns = Netns::new();
     let rt = runtime();
     let (udp, tcp, port) = rt.block_on(async { ns.bind(INSIDE) });
-    let _stop = spawn(Server::new(cluster(vec![])).unwrap(), udp, tcp, &rt);
+    let recorder = pxe_stack::Recorder::new();
+    let server = Server::new(cluster(vec![]))
+        .unwrap()
+        .with_events(Arc::new(recorder.clone()));
+    let _stop = spawn(server, udp, tcp, &rt);
     let path = format!("/run/netns/{}", ns.0);
     std::thread::spawn(move || {
         let f = std::fs::File::open(path).unwrap();
@@ -455,6 +459,21 @@ fn netns_dns_survives_malformed_queries_and_a_flood() {
             .1,
         vec!["api.ocp.example.com. A 172.22.0.5"]
     );
+    // 50,000 identical queries and the digs: one event for that client, name, type and
+    // outcome.
+    let api = recorder
+        .events()
+        .into_iter()
+        .filter(|e| {
+            e.addr == Some(IpAddr::from([172, 22, 0, 1]))
+                && matches!(
+                    &e.kind,
+                    pxe_stack::EventKind::Dns { name, qtype: 1, outcome: pxe_stack::DnsOutcome::Answered }
+                        if name == "api.ocp.example.com"
+                )
+        })
+        .count();
+    assert_eq!(api, 1);
 }
 
 /// dnsmasq on 127.0.0.1 of the test's own namespace (where forwarding sockets are opened),
