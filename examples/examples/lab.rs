@@ -126,6 +126,9 @@ fn main() -> Result<ExitCode> {
         for line in &d.evidence {
             println!("    console: {line}");
         }
+        for line in &d.dns {
+            println!("    resolved through the cluster DNS: {line}");
+        }
         if let Some(kargs) = &d.kernel_args {
             println!("    first-boot kernel arguments: {kargs}");
         }

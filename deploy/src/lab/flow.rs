@@ -26,8 +26,13 @@ pub struct DiskCheck {
     pub image: String,
     /// The first-boot kernel arguments as coreos-installer left them (the BLS `options` line).
     pub kernel_args: Option<String>,
-    /// `Ok` when the disk holds the image, the right role's config where coreos-installer
-    /// writes it, and that config passes `ignition-validate`; else why not.
+    /// What the installer's environment resolved through the cluster DNS (its resolver from
+    /// DHCP option 6), as `query -> answers` lines: `api-int.<zone>`, its own address (PTR)
+    /// and the name that came back (A).
+    pub dns: Vec<String>,
+    /// `Ok` when the installer resolved the names in [`DiskCheck::dns`] as the plan says, the
+    /// disk holds the image, the right role's config where coreos-installer writes it, and
+    /// that config passes `ignition-validate`; else why not.
     pub result: Result<(), String>,
 }
 
@@ -119,9 +124,25 @@ impl Lab {
                 })
                 .collect(),
             timeouts: Timeouts { install_secs: 600 },
-            // The cluster DNS with the plan's defaults: on, on the server address, port 53.
-            dns: Default::default(),
+            // The cluster DNS on the server address, port 53, handed out by DHCP: api and
+            // api-int name the API VIP (the lab's installers resolve api-int through it).
+            dns: crate::plan::ClusterDns {
+                api_vip: Some(self.api_vip()),
+                ..Default::default()
+            },
         }
+    }
+
+    /// The lab's API VIP (`.5` of its subnet): what `api` and `api-int` resolve to. Nothing
+    /// answers there; the installers only resolve the name.
+    pub fn api_vip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.server_ip) & 0xffff_ff00 | 5)
+    }
+
+    /// The zone the lab's DNS serves: `<cluster>.<base_domain>`.
+    pub fn zone(&self) -> String {
+        let plan = self.plan();
+        format!("{}.{}", plan.cluster.name, plan.cluster.base_domain)
     }
 
     /// Deploys the lab's hosts and checks every disk. `observe` sees the timeline as it changes;
@@ -187,6 +208,12 @@ impl Lab {
             })
             .map(|l| l.to_string())
             .collect();
+        let dns: Vec<String> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("LIVE: dns "))
+            .filter(|l| l.contains(" -> "))
+            .map(|l| l.to_string())
+            .collect();
         let image = self.image_for(vm);
         let mut check = DiskCheck {
             name: vm.spec.name.clone(),
@@ -195,10 +222,38 @@ impl Lab {
             evidence,
             image: image.format(self.xz_only).to_owned(),
             kernel_args: None,
+            dns,
             result: Ok(()),
         };
-        check.result = self.check_disk_contents(vm, fixed, image, &mut check);
+        let ip = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("LIVE: dhcp bound ip="))
+            .map(str::to_owned);
+        check.result = self
+            .check_dns(vm, ip.as_deref(), &check.dns)
+            .and_then(|()| self.check_disk_contents(vm, fixed, image, &mut check));
         check
+    }
+
+    /// The installer resolved `api-int` to the API VIP, its own address to its own name and
+    /// that name back to its address, through the resolver DHCP handed it.
+    fn check_dns(&self, vm: &Vm, ip: Option<&str>, dns: &[String]) -> Result<(), String> {
+        let ip = ip.ok_or("the installer never reported its DHCP address")?;
+        let zone = self.zone();
+        let own = format!("{}.{zone}", vm.spec.name);
+        let want = [
+            format!("api-int.{zone} -> {}", self.api_vip()),
+            format!("{ip} -> {own}"),
+            format!("{own} -> {ip}"),
+        ];
+        for w in &want {
+            if !dns.iter().any(|d| d == w) {
+                return Err(format!(
+                    "the installer did not resolve `{w}` through the cluster DNS: {dns:?}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_disk_contents(

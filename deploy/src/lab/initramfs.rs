@@ -14,7 +14,8 @@
 //!   `scripts/coreos-installer-service` (see `coreos-installer-service.NOTICE`).
 //! - bash, lsblk, blkid, udevadm (also as systemd-udevd), gpg and every shared library they
 //!   load (found with `ldd`, plus the dynamic loader) are copied from this Debian machine.
-//! - busybox provides everything else (`sh`, `wget`, `udhcpc`, `insmod`, `poweroff`, `rm`).
+//! - busybox provides everything else (`sh`, `wget`, `udhcpc`, `nslookup`, `insmod`,
+//!   `poweroff`, `rm`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,10 @@
 # units of a live system around it, each with the smallest honest equivalent:
 #   systemd-udevd.service      -> Debian's real systemd-udevd, started by hand (--daemon) and
 #                                 triggered, so `udevadm settle` in the service means what it says
-#   NetworkManager (After=)    -> busybox udhcpc on the one NIC
+#   NetworkManager (After=)    -> busybox udhcpc on the one NIC, /etc/resolv.conf from DHCP
+#                                 options 6 and 15
+#   (ours) name resolution     -> busybox nslookup of api-int, the host's address and its name
+#                                 through that resolver, each answer a "LIVE: dns" line
 #   coreos-livepxe-rootfs      -> coreos.live.rootfs_url fetched with busybox wget
 #   (ours) introspection hook  -> POST ghw-format JSON to coreos.inst.introspection_endpoint; the
 #                                 answer is the Ignition config, handed to coreos-installer as an
@@ -90,7 +93,32 @@ ip link set lo up
 ip link set "$NIC" up
 udhcpc -i "$NIC" -f -q -n -t 20 -T 1 -s /etc/udhcpc.script >/tmp/udhcpc.log 2>&1 ||
     fail "dhcp failed: $(cat /tmp/udhcpc.log)"
-log "dhcp bound ip=$(cat /tmp/ip)"
+IP=$(cat /tmp/ip)
+log "dhcp bound ip=$IP"
+
+# The names a node needs from the cluster DNS, asked (busybox nslookup) of the resolver DHCP
+# handed out: api-int, this host's own address and the name that comes back. Each answer is
+# a console line the lab's disk check reads, and goes with the installed report.
+resolve() { # a|ptr name-or-address -> the answers, space-separated ("-" for none)
+    # busybox nslookup turns an address into its in-addr.arpa name only without -type.
+    if [ "$1" = ptr ]; then set -- "$2"; else set -- -type="$1" "$2"; fi
+    got=$(nslookup "$@" 2>/dev/null |
+        sed -n -e 's/^Address: //p' -e 's/.*[[:space:]]name = //p' | tr '\n' ' ')
+    got="${got% }"
+    echo "${got:--}"
+}
+DNS_SEEN=""
+dns() {
+    answer=$(resolve "$1" "$2")
+    log "dns $2 -> $answer"
+    DNS_SEEN="$DNS_SEEN $2=$(echo "$answer" | tr ' ' ',')"
+}
+log "dns resolver $(grep '^nameserver' /etc/resolv.conf 2>/dev/null | cut -d' ' -f2 | tr '\n' ' ')(dhcp option 6)"
+DOMAIN=$(sed -n 's/^search //p' /etc/resolv.conf 2>/dev/null)
+[ -n "$DOMAIN" ] && dns a "api-int.$DOMAIN"
+dns ptr "$IP"
+OWN=$(resolve ptr "$IP")
+[ "$OWN" != - ] && dns a "${OWN%% *}"
 
 if [ -n "$ROOTFS" ]; then
     # The live initramfs fetches its root filesystem before anything else.
@@ -180,7 +208,7 @@ done
 RC=$(cat /tmp/service.rc)
 [ "$RC" = 0 ] || fail "coreos-installer-service exited $RC"
 sync
-report installed "installer=$INSTALLER"
+report installed "installer=$INSTALLER dns:$DNS_SEEN"
 log "coreos-installer-service exited 0, powering off"
 poweroff -f
 sleep 30

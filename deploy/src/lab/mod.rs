@@ -15,7 +15,10 @@
 //! and xz. After the install every disk is read from the host ([`inspect_disk`]): the partition
 //! table, every byte outside `boot` against the image, and in `boot` (with debugfs) the Ignition
 //! config coreos-installer wrote and the first-boot kernel arguments, which must pass
-//! `ignition-validate`.
+//! `ignition-validate`. Before installing, each live installer resolves `api-int.<zone>`, its
+//! own address and the name that comes back through the cluster DNS that DHCP option 6 named
+//! (busybox nslookup); the check holds the answers ([`DiskCheck::dns`]) to the plan: the API
+//! VIP ([`Lab::api_vip`]), the host's own name and address.
 
 mod flow;
 mod image;

@@ -122,8 +122,8 @@ fn print_report(report: &rhcos_deploy::lab::LabReport) {
     eprintln!("{}", report.summary.timeline.render_table());
     for d in &report.disks {
         eprintln!(
-            "disk {} role {:?} installer {:?} image {} kargs {:?} evidence {:?}: {:?}",
-            d.name, d.role, d.installer, d.image, d.kernel_args, d.evidence, d.result
+            "disk {} role {:?} installer {:?} image {} kargs {:?} dns {:?} evidence {:?}: {:?}",
+            d.name, d.role, d.installer, d.image, d.kernel_args, d.dns, d.evidence, d.result
         );
     }
 }
@@ -175,6 +175,33 @@ fn root_lab_deploys_a_bios_master_and_an_introspected_uefi_host() {
         ["raw.gz", "4k.raw.gz"],
         "the 4Kn disk got the 4k image"
     );
+    // Each installer resolved api-int and its own name both ways through our DNS (the disk
+    // check holds it to that), and the deployment's timeline saw those queries.
+    let zone = lab.zone();
+    for (d, vm) in report.disks.iter().zip(&lab.vms) {
+        assert!(
+            d.dns
+                .contains(&format!("api-int.{zone} -> {}", lab.api_vip())),
+            "{}: {:?}",
+            d.name,
+            d.dns
+        );
+        let host = report.summary.timeline.host(vm.spec.mac).unwrap();
+        assert_eq!(
+            host.dns.get(&format!("api-int.{zone}")),
+            Some(&pxe_stack::DnsOutcome::Answered),
+            "{}: {:?}",
+            d.name,
+            host.dns
+        );
+        assert_eq!(
+            host.dns.get(&format!("{}.{zone}", vm.spec.name)),
+            Some(&pxe_stack::DnsOutcome::Answered),
+            "{}: {:?}",
+            d.name,
+            host.dns
+        );
+    }
     let uefi = report.summary.timeline.host(lab.vms[1].spec.mac).unwrap();
     assert!(
         uefi.phases.contains_key(&rhcos_deploy::Phase::BootFile),
