@@ -808,6 +808,25 @@ impl Plan {
             message,
         };
         let d = &self.dns;
+        // The zone's own name: the cluster name is one label of it.
+        if let Err(why) = hostname_label(&self.cluster.name) {
+            return Err(invalid(
+                "cluster.name".into(),
+                format!(
+                    "{:?} {why} (it is a label of the DNS zone)",
+                    self.cluster.name
+                ),
+            ));
+        }
+        // Forwarding to ourselves would loop every query until the forward limit.
+        for (i, u) in d.upstream.iter().enumerate() {
+            if *u == IpAddr::V4(self.provisioning.address) || u.is_unspecified() {
+                return Err(invalid(
+                    format!("dns.upstream[{i}]"),
+                    format!("{u} is this DNS server itself; name another resolver"),
+                ));
+            }
+        }
         // Each entry with the key path its errors name; `true` when the entry's own field
         // (`.name`, `.value`) is to be appended.
         let mut entries: Vec<(Entry, String, bool)> = Vec::new();
@@ -945,6 +964,11 @@ impl Plan {
                 };
                 Err(invalid(path, reason))
             }
+            // The cluster name was checked above: what is left is the base domain.
+            Err(dns::Error::Origin { reason }) => Err(invalid(
+                "cluster.base_domain".into(),
+                format!("{:?}: the zone {reason}", self.cluster.base_domain),
+            )),
             Err(e) => Err(invalid("cluster".into(), e.to_string())),
         }
     }
@@ -1387,6 +1411,33 @@ role = "introspect"
         check(
             |s| s.replace("name = \"worker-0\"", "name = \"worker 0\""),
             "at `hosts[1].name`",
+        );
+        check(
+            with_dns(r#"records = [{ name = "api", type = "CNAME", value = "master-0" }]"#),
+            "at `dns.records[0].name`",
+        );
+        check(
+            with_dns(
+                r#"records = [{ name = "1.2.0.192.in-addr.arpa.", type = "PTR", value = "master-0" }]"#,
+            ),
+            "at `dns.records[0].name`",
+        );
+        check(
+            with_dns("upstream = [\"192.0.2.53\", \"172.22.0.1\"]"),
+            "at `dns.upstream[1]`: 172.22.0.1 is this DNS server itself",
+        );
+        check(
+            |s| s.replace("name = \"ocp\"", "name = \"ocp.x\""),
+            "at `cluster.name`",
+        );
+        check(
+            |s| {
+                s.replace(
+                    "base_domain = \"example.com\"",
+                    "base_domain = \"exa mple.com\"",
+                )
+            },
+            "at `cluster.base_domain`",
         );
         check(with_dns("record = []"), "record");
         check(with_dns("upstream = [\"dns.google\"]"), "dns.upstream");
