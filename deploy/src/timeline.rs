@@ -241,10 +241,10 @@ impl Timeline {
                 InstallStage::ImageWritten => host.extend(Phase::Image, at, at),
                 _ => {}
             },
-            EventKind::Dns { name, outcome, .. } => {
-                if host.dns.len() < MAX_DNS_NAMES || host.dns.contains_key(name) {
-                    host.dns.insert(name.clone(), *outcome);
-                }
+            EventKind::Dns { name, outcome, .. }
+                if host.dns.len() < MAX_DNS_NAMES || host.dns.contains_key(name) =>
+            {
+                host.dns.insert(name.clone(), *outcome);
             }
             EventKind::Power {
                 step: PowerStep::On,
