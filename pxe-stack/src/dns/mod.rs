@@ -10,6 +10,8 @@
 //! `Server` (feature `dns`) puts the zone on the wire with hickory-server: UDP and TCP on
 //! sockets the caller bound, forwarding as a relay of the client's own query bytes, at most
 //! [`Config::max_forwards`] in flight (more get SERVFAIL at once, so a flood cannot grow memory).
+//! Each query is an `info` log line (target `pxe_stack::dns`); `Server::with_events` also sends
+//! [`EventKind::Dns`](crate::EventKind::Dns) once per client, name, type and outcome.
 //!
 //! # Example
 //! ```
