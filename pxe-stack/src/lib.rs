@@ -56,8 +56,8 @@ pub mod route;
 
 pub use chain::ChainMode;
 pub use events::{
-    DhcpStep, Discard, Event, EventKind, EventSink, InstallStage, PowerStep, Protocol, Recorder,
-    TransferStatus, UnknownStage,
+    DhcpStep, Discard, Event, EventKind, EventSink, InstallStage, PowerOutcome, PowerStep,
+    Protocol, Recorder, TransferStatus, UnknownStage,
 };
 pub use host::{HostLookup, Mac, NoLookup, ParseMacError};
 

@@ -16,6 +16,7 @@ use crate::artifacts::Artifacts;
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::plan::Plan;
+use crate::status::Status;
 
 mod dhcp;
 mod http;
@@ -25,6 +26,7 @@ mod ra;
 mod report;
 mod scripts;
 mod signatures;
+mod status;
 mod tftp;
 
 pub use scripts::ipxe_scripts;
@@ -117,6 +119,21 @@ pub async fn start_servers(
     artifacts: &Artifacts,
     events: Arc<dyn EventSink>,
 ) -> Result<Servers, Error> {
+    start_servers_with_status(plan, artifacts, events, Status::new(plan, artifacts)).await
+}
+
+/// [`start_servers`] feeding a [`Status`] the embedder holds (it may have counted the
+/// artifact downloads already, and outlives the servers). The plan's `[status]` decides
+/// whether it is served; it is fed either way.
+///
+/// # Errors
+/// As [`start_servers`], and a status address that cannot be bound.
+pub async fn start_servers_with_status(
+    plan: &Plan,
+    artifacts: &Artifacts,
+    events: Arc<dyn EventSink>,
+    status: Status,
+) -> Result<Servers, Error> {
     let layout = Layout::new(plan, artifacts);
     let fanout = Fanout::new(events);
     // DHCP first: its lease table is every other server's idea of who a host is.
@@ -138,6 +155,7 @@ pub async fn start_servers(
         Box::new(signatures::Signatures::new(&cx)),
         Box::new(report::Report::new(&cx)),
         Box::new(ignition),
+        Box::new(status::StatusPage::new(&cx, status.clone())?),
     ];
     components.extend(ra::RouterAdvertisements::new(&cx)?.map(boxed));
     // HTTP last: it serves the routes every other component adds.
@@ -148,7 +166,9 @@ pub async fn start_servers(
         fanout.extend(c.consumer());
     }
 
-    Ok(Servers::spawn(components, cx.leases, layout, introspector))
+    let mut servers = Servers::spawn(components, cx.leases, layout, introspector, status);
+    servers.events = Arc::new(fanout);
+    Ok(servers)
 }
 
 /// The host a request is about: its `?mac=` when that parses, else the MAC holding the
@@ -202,7 +222,6 @@ impl EventSink for Fanout {
 }
 
 /// The running servers. Dropping it (or [`Servers::shutdown`]) stops them.
-#[derive(Debug)]
 pub struct Servers {
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -212,6 +231,17 @@ pub struct Servers {
     pub base_url: String,
     layout: Layout,
     introspector: rhcos_introspect::Introspector,
+    events: Arc<dyn EventSink>,
+    status: Status,
+}
+
+impl std::fmt::Debug for Servers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Servers")
+            .field("base_url", &self.base_url)
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Servers {
@@ -220,6 +250,7 @@ impl Servers {
         leases: pxe_stack::dhcp::Leases,
         layout: Layout,
         introspector: rhcos_introspect::Introspector,
+        status: Status,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let tasks = components
@@ -242,6 +273,8 @@ impl Servers {
             base_url: layout.base_url().to_owned(),
             layout,
             introspector,
+            events: Arc::new(pxe_stack::Discard),
+            status,
         }
     }
 
@@ -256,6 +289,17 @@ impl Servers {
     /// The deployment's URLs and paths.
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// Where events about the deployment's hosts go (the BMC actions of [`run`](crate::run)):
+    /// the embedder's sink, then every component's, as for the servers' own events.
+    pub fn events(&self) -> Arc<dyn EventSink> {
+        self.events.clone()
+    }
+
+    /// The deployment's live status and metrics.
+    pub fn status(&self) -> &Status {
+        &self.status
     }
 
     /// The install disk introspection chose for a host.
