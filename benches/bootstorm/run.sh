@@ -13,7 +13,8 @@
 # window: even (default), random (a seeded Poisson process; SEED, default 1), burst (all at
 # once) or waves:K (K groups, each all at once)), KERNEL_MIB / INITRD_MIB (served file sizes, default 8 / 32), THREADS (server
 # runtime threads, default 2), OUT (directory for bootstorm-N.json, default
-# benches/results/bootstorm).
+# benches/results/bootstorm), STATUS=1 (the plan's [status] on: the status page and Prometheus
+# metrics follow every event; /metrics is scraped after the storm into OUT/metrics-N.txt).
 #
 # Network: namespaces bs-s-PID (server, 10.99.0.1/16) and bs-c-PID (clients) joined by one veth
 # pair; client i's reserved address (10.99.(1+i/250).(1+i%250)) is added to the client veth so
@@ -32,6 +33,7 @@ SEED=${SEED:-1}
 KERNEL_MIB=${KERNEL_MIB:-8}
 INITRD_MIB=${INITRD_MIB:-32}
 THREADS=${THREADS:-2}
+STATUS=${STATUS:-0}
 OUT=${OUT:-$ROOT/benches/results/bootstorm}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
@@ -99,7 +101,7 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in $N_LIST; do
     ip netns exec "$NS_S" "$BIN/bootstorm-server" --clients "$n" --iface "$IF_S" --address 10.99.0.1 \
         --prefix 16 --dir "$WORK/server" --kernel-mib "$KERNEL_MIB" --initrd-mib "$INITRD_MIB" \
-        --threads "$THREADS" >"$WORK/server-$n.log" 2>&1 &
+        --threads "$THREADS" --status "$STATUS" >"$WORK/server-$n.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 600); do grep -qs ready "$WORK/server-$n.log" && break; sleep 0.1; done
     grep -q ready "$WORK/server-$n.log" || { echo "server did not start:" >&2; cat "$WORK/server-$n.log" >&2; exit 1; }
@@ -112,6 +114,10 @@ for n in $N_LIST; do
         >"$WORK/client-$n.json" 2>"$WORK/client-$n.err" || { echo "client failed:" >&2; cat "$WORK/client-$n.err" >&2; exit 1; }
     c1=$(cpu_ticks "$SERVER_PID")
     hwm=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+    if [ "$STATUS" = 1 ]; then
+        ip netns exec "$NS_S" curl -sf http://10.99.0.1:8080/metrics >"$OUT/metrics-$n.txt" ||
+            { echo "no /metrics with STATUS=1" >&2; exit 1; }
+    fi
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
     python3 - "$WORK/client-$n.json" "$OUT/bootstorm-$n.json" "$((c1 - c0))" "$clk" "$hwm" "$idle_rss" \
         "$KERNEL_MIB" "$INITRD_MIB" "$THREADS" <<'PY'
@@ -141,4 +147,5 @@ echo
 echo "Errors (if any) are on stderr; per-N JSON in $OUT."
 if [ -n "$RATE" ]; then timing="RATE=$RATE"; else timing="ARRIVAL_MS=$ARRIVAL_MS"; fi
 [ "$PATTERN" = even ] || timing="$timing PATTERN=$PATTERN SEED=$SEED"
+[ "$STATUS" = 0 ] || timing="$timing STATUS=$STATUS"
 echo "Command: N=\"$N_LIST\" $timing KERNEL_MIB=$KERNEL_MIB INITRD_MIB=$INITRD_MIB THREADS=$THREADS benches/bootstorm/run.sh"

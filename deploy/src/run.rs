@@ -13,7 +13,7 @@ use crate::bmc::{open_bmc, power_outcome};
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::plan::Plan;
-use crate::servers::{Servers, start_servers_with_status};
+use crate::servers::{Servers, start_servers, start_servers_with_status};
 use crate::status::Status;
 use crate::timeline::Timeline;
 
@@ -32,7 +32,7 @@ async fn start(
     plan: &Plan,
     artifacts: &Artifacts,
     events: Arc<dyn EventSink>,
-    status: &Status,
+    status: Option<&Status>,
 ) -> Result<Servers, Error> {
     // The bootstrap VM first: the hosts' Ignition configs point at its Machine Config Server.
     // It is meant to outlive this call (and an interrupt); `remove_bootstrap` takes it down.
@@ -55,7 +55,10 @@ async fn start(
             feature: "libvirt",
         });
     }
-    start_servers_with_status(plan, artifacts, events, status.clone()).await
+    match status {
+        Some(s) => start_servers_with_status(plan, artifacts, events, s.clone()).await,
+        None => start_servers(plan, artifacts, events).await,
+    }
 }
 
 /// What [`run`] reports back.
@@ -85,8 +88,7 @@ pub async fn run(
     observe: impl FnMut(&Timeline),
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunReport, Error> {
-    let status = Status::new(plan, artifacts);
-    run_with_status(plan, artifacts, &status, observe, shutdown).await
+    run_inner(plan, artifacts, None, observe, shutdown).await
 }
 
 /// [`run`] feeding a [`Status`] the embedder holds: it can count the artifact downloads
@@ -96,6 +98,16 @@ pub async fn run_with_status(
     plan: &Plan,
     artifacts: &Artifacts,
     status: &Status,
+    observe: impl FnMut(&Timeline),
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunReport, Error> {
+    run_inner(plan, artifacts, Some(status), observe, shutdown).await
+}
+
+async fn run_inner(
+    plan: &Plan,
+    artifacts: &Artifacts,
+    given: Option<&Status>,
     mut observe: impl FnMut(&Timeline),
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunReport, Error> {
@@ -115,11 +127,13 @@ pub async fn run_with_status(
 
     // Start-up can be interrupted too; nothing has been powered on before the servers run.
     let servers = tokio::select! {
-        started = start(plan, artifacts, hub, status) => started?,
+        started = start(plan, artifacts, hub, given) => started?,
         () = &mut shutdown => {
             for h in &plan.hosts {
                 timeline.fail(h.mac, "interrupted");
-                status.fail(h.mac, "interrupted");
+                if let Some(s) = given {
+                    s.fail(h.mac, "interrupted");
+                }
             }
             observe(&timeline);
             let timeline_file = export(&layout, &timeline);
@@ -128,6 +142,12 @@ pub async fn run_with_status(
     };
     // BMC actions go where the servers' events go: the loop below, the status, the metrics.
     let hub = servers.events();
+    let status = servers.status().cloned();
+    let fail = |mac: Mac, why: &str| {
+        if let Some(s) = &status {
+            s.fail(mac, why);
+        }
+    };
 
     // Power every host on at once: boot from the network next, then on, each read back.
     let power_on = futures_util::future::join_all(bmcs.iter().map(|(mac, name, bmc)| {
@@ -146,7 +166,7 @@ pub async fn run_with_status(
         if let Err(e) = result {
             tracing::error!(host = %name, error = %e, "power on failed");
             timeline.fail(mac, format!("power on: {e}"));
-            status.fail(mac, &format!("power on: {e}"));
+            fail(mac, &format!("power on: {e}"));
         }
     }
     observe(&timeline);
@@ -168,7 +188,7 @@ pub async fn run_with_status(
                     .is_some_and(|t| t.installed() || t.failure.is_some());
                 if !done {
                     timeline.fail(h.mac, "timed out");
-                    status.fail(h.mac, "timed out");
+                    fail(h.mac, "timed out");
                 }
             }
             break false;
@@ -186,7 +206,7 @@ pub async fn run_with_status(
         for h in &plan.hosts {
             if !timeline.host(h.mac).is_some_and(|t| t.installed()) {
                 timeline.fail(h.mac, "interrupted");
-                status.fail(h.mac, "interrupted");
+                fail(h.mac, "interrupted");
             }
         }
         // A host stopped mid-install would otherwise keep retrying against servers that are

@@ -93,6 +93,8 @@ struct Board {
 
 #[derive(Default, Clone)]
 struct Extra {
+    /// The plan's role for a fixed host (introspected hosts learn theirs).
+    planned_role: Option<String>,
     last: Option<LastEvent>,
     errors: Vec<String>,
     bmc: Option<BmcState>,
@@ -319,7 +321,14 @@ impl Status {
             .enumerate()
             .map(|(i, h)| (h.mac, i))
             .collect();
-        let extra = vec![Extra::default(); timeline.hosts().len()];
+        let extra = plan
+            .hosts
+            .iter()
+            .map(|h| Extra {
+                planned_role: h.role.asset().map(str::to_owned),
+                ..Extra::default()
+            })
+            .collect();
         let mut registry = Registry::with_prefix("rhcos");
         let metrics = Metrics::register(&mut registry);
         metrics
@@ -607,11 +616,22 @@ impl EventSink for Status {
         board.timeline.record(&event);
         board.seq += 1;
         let seq = board.seq;
+        let what = match &event.kind {
+            EventKind::Transfer {
+                protocol: Protocol::Http,
+                path,
+                ..
+            } => match self.route(path) {
+                "other" => describe(&event.kind),
+                route => format!("{route}: {}", describe(&event.kind)),
+            },
+            _ => describe(&event.kind),
+        };
         let x = &mut board.extra[i];
         x.changed = seq;
         x.last = Some(LastEvent {
             at_unix_ms: unix_ms(event.at),
-            what: describe(&event.kind),
+            what,
         });
         match &event.kind {
             EventKind::Power { step, outcome } => {
@@ -663,7 +683,7 @@ fn row(h: &HostTimeline, x: &Extra) -> HostStatus {
     HostStatus {
         name: h.name.clone(),
         mac: h.mac,
-        role: h.role.clone(),
+        role: h.role.clone().or_else(|| x.planned_role.clone()),
         state: state(h),
         phase: h.last_phase().map(Phase::label),
         phases: h
@@ -969,6 +989,10 @@ mod tests {
         let kernel = h0.phases.iter().find(|p| p.phase == "kernel").unwrap();
         assert_eq!(kernel.seconds, 2.0);
         assert_eq!(h0.errors, ["http /img.sig 404, 0 bytes"]);
+        let last = h0.last_event.as_ref().unwrap();
+        assert_eq!(last.what, "installer: installed");
+        // A fixed host's role is the plan's before any config is served.
+        assert_eq!(s.hosts[1].role.as_deref(), Some("worker"));
         let h1 = status.host(mac(1)).unwrap();
         assert_eq!(h1.bmc.unwrap().outcome, PowerOutcome::Lied);
         assert_eq!(h1.errors, ["bmc on: lied"]);

@@ -119,7 +119,9 @@ pub async fn start_servers(
     artifacts: &Artifacts,
     events: Arc<dyn EventSink>,
 ) -> Result<Servers, Error> {
-    start_servers_with_status(plan, artifacts, events, Status::new(plan, artifacts)).await
+    // Off by default: without `[status] enabled` nothing follows the events for it.
+    let status = plan.status.enabled.then(|| Status::new(plan, artifacts));
+    assemble(plan, artifacts, events, status).await
 }
 
 /// [`start_servers`] feeding a [`Status`] the embedder holds (it may have counted the
@@ -133,6 +135,15 @@ pub async fn start_servers_with_status(
     artifacts: &Artifacts,
     events: Arc<dyn EventSink>,
     status: Status,
+) -> Result<Servers, Error> {
+    assemble(plan, artifacts, events, Some(status)).await
+}
+
+async fn assemble(
+    plan: &Plan,
+    artifacts: &Artifacts,
+    events: Arc<dyn EventSink>,
+    status: Option<Status>,
 ) -> Result<Servers, Error> {
     let layout = Layout::new(plan, artifacts);
     let fanout = Fanout::new(events);
@@ -155,8 +166,10 @@ pub async fn start_servers_with_status(
         Box::new(signatures::Signatures::new(&cx)),
         Box::new(report::Report::new(&cx)),
         Box::new(ignition),
-        Box::new(status::StatusPage::new(&cx, status.clone())?),
     ];
+    if let Some(status) = &status {
+        components.push(Box::new(status::StatusPage::new(&cx, status.clone())?));
+    }
     components.extend(ra::RouterAdvertisements::new(&cx)?.map(boxed));
     // HTTP last: it serves the routes every other component adds.
     let routes = components.iter().fold(Routes::new(), |r, c| c.routes(r));
@@ -232,7 +245,7 @@ pub struct Servers {
     layout: Layout,
     introspector: rhcos_introspect::Introspector,
     events: Arc<dyn EventSink>,
-    status: Status,
+    status: Option<Status>,
 }
 
 impl std::fmt::Debug for Servers {
@@ -250,7 +263,7 @@ impl Servers {
         leases: pxe_stack::dhcp::Leases,
         layout: Layout,
         introspector: rhcos_introspect::Introspector,
-        status: Status,
+        status: Option<Status>,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let tasks = components
@@ -297,9 +310,10 @@ impl Servers {
         self.events.clone()
     }
 
-    /// The deployment's live status and metrics.
-    pub fn status(&self) -> &Status {
-        &self.status
+    /// The deployment's live status and metrics, when the plan enables them or the embedder
+    /// gave one ([`start_servers_with_status`]).
+    pub fn status(&self) -> Option<&Status> {
+        self.status.as_ref()
     }
 
     /// The install disk introspection chose for a host.
