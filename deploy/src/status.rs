@@ -1073,6 +1073,34 @@ mod tests {
     }
 
     #[test]
+    fn the_plan_turns_it_on_and_binds_it() {
+        let base = plan(0);
+        assert_eq!(base.status, crate::plan::StatusConfig::default());
+        let text = r#"
+            [cluster]
+            name = "ocp"
+            base_domain = "example.com"
+            assets = "/srv/ocp"
+            [images]
+            stream = "stream.json"
+            [provisioning]
+            interface = "eno2"
+            address = "172.22.0.1"
+            [status]
+            enabled = true
+            bind = "10.0.0.5:9100"
+            "#;
+        let p = Plan::parse(text, "plan.toml").unwrap();
+        assert!(p.status.enabled);
+        assert_eq!(p.status.bind, Some("10.0.0.5:9100".parse().unwrap()));
+        let layout = Layout::new(&p, &artifacts());
+        assert_eq!(layout.status_url(&p), "http://10.0.0.5:9100/status.html");
+        let typo = text.replace("bind =", "bnd =");
+        let e = Plan::parse(&typo, "plan.toml").unwrap_err().to_string();
+        assert!(e.contains("status"), "{e}");
+    }
+
+    #[test]
     fn a_thousand_hosts_in_one_small_document() {
         let status = Status::new(&plan(1000), &artifacts());
         for i in 0..1000 {
