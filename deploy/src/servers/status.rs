@@ -129,3 +129,146 @@ impl Component for StatusPage {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pxe_stack::{Event, EventKind, InstallStage};
+    use std::process::Command;
+
+    fn status() -> Status {
+        let plan = crate::plan::Plan::parse(
+            r#"
+            [cluster]
+            name = "ocp"
+            base_domain = "example.com"
+            assets = "/srv/ocp"
+            [images]
+            stream = "stream.json"
+            [provisioning]
+            interface = "eno2"
+            address = "172.22.0.1"
+            [[hosts]]
+            name = "node0"
+            mac = "52:54:00:12:60:01"
+            role = "master"
+            bmc = { driver = "ipmi", address = "10.0.0.10:623", user = "admin", password = "hunter2" }
+            "#,
+            "plan.toml",
+        )
+        .unwrap();
+        let artifacts = crate::artifacts::Artifacts {
+            root: "/nonexistent".into(),
+            generation: crate::Generation::Live,
+            kernel: "/k".into(),
+            initramfs: "/i".into(),
+            rootfs: None,
+            image: Some("/img".into()),
+            image_4k: None,
+        };
+        Status::new(&plan, &artifacts)
+    }
+
+    /// `(status code, content type, body)` of a GET, by curl.
+    fn curl(url: &str) -> (String, String, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code} %{content_type}", url])
+            .output()
+            .expect("curl (apt-get install curl)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, meta) = text.rsplit_once('\n').unwrap();
+        let (code, ctype) = meta.split_once(' ').unwrap_or((meta, ""));
+        (code.to_owned(), ctype.to_owned(), body.to_owned())
+    }
+
+    /// The routes as the provisioning HTTP server carries them, against curl on loopback.
+    #[test]
+    fn routes_serve_json_page_and_metrics_to_curl() {
+        let status = status();
+        let mac: Mac = "52:54:00:12:60:01".parse().unwrap();
+        status.emit(Event::now(
+            Some(mac),
+            None,
+            EventKind::Report {
+                stage: InstallStage::ImageWritten,
+                detail: String::new(),
+            },
+        ));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = HttpServer::new(HttpConfig::default())
+            .with_routes(routes(Routes::new(), &status))
+            .with_events(Arc::new(status.clone()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = std::thread::spawn(move || {
+            rt.block_on(server.serve(listener, async {
+                let _ = stopped.await;
+            }))
+        });
+
+        let (code, ctype, body) = curl(&format!("{base}/status"));
+        assert_eq!((code.as_str(), ctype.as_str()), ("200", "application/json"));
+        let all: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(all["hosts"][0]["name"], "node0");
+        assert_eq!(all["hosts"][0]["phase"], "image");
+        assert_eq!(all["hosts"][0]["role"], "master");
+        assert!(!body.contains("hunter2"), "{body}");
+        let seq = all["seq"].as_u64().unwrap();
+        let (_, _, since) = curl(&format!("{base}/status?since={seq}"));
+        let since: serde_json::Value = serde_json::from_str(&since).unwrap();
+        assert_eq!(since["hosts"].as_array().unwrap().len(), 0);
+        assert_eq!(since["total"], 1);
+
+        let (code, _, one) = curl(&format!("{base}/status/52:54:00:12:60:01"));
+        assert_eq!(code, "200");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&one).unwrap()["mac"],
+            "52:54:00:12:60:01"
+        );
+        assert_eq!(curl(&format!("{base}/status/52:54:00:12:60:99")).0, "404");
+        assert_eq!(curl(&format!("{base}/status/not-a-mac")).0, "404");
+
+        let (code, ctype, page) = curl(&format!("{base}/status.html"));
+        assert_eq!(code, "200");
+        assert!(ctype.starts_with("text/html"), "{ctype}");
+        assert!(page.contains(r#"<script src="status.js">"#));
+        let (code, ctype, script) = curl(&format!("{base}/status.js"));
+        assert_eq!(code, "200");
+        assert!(ctype.starts_with("text/javascript"), "{ctype}");
+        assert!(script.contains("status?since="));
+
+        let (code, ctype, metrics) = curl(&format!("{base}/metrics"));
+        assert_eq!(code, "200");
+        assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+        let scrape =
+            prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        // The requests above were counted under their route, by the server's own events.
+        let count = |code: &str| -> f64 {
+            scrape
+                .samples
+                .iter()
+                .filter(|s| s.metric == "rhcos_http_requests_total")
+                .filter(|s| s.labels.get("route") == Some("status"))
+                .filter(|s| s.labels.get("status") == Some(code))
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                    _ => 0.0,
+                })
+                .sum()
+        };
+        assert_eq!(count("404"), 2.0, "{metrics}");
+        // Five answered 200 before; the last may still be finishing as /metrics is asked.
+        assert!(count("200") >= 4.0, "{metrics}");
+        assert!(metrics.contains("rhcos_install_reports_total{stage=\"image-written\"} 1"));
+        assert!(!metrics.contains("hunter2"));
+
+        let _ = stop.send(());
+        task.join().unwrap().unwrap();
+    }
+}
