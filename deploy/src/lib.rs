@@ -113,7 +113,7 @@ pub use pxe_stack::ChainMode;
 #[cfg(feature = "run")]
 pub use run::{RunReport, run, run_with_status};
 #[cfg(feature = "run")]
-pub use servers::{Servers, ipxe_scripts, start_servers, start_servers_with_status};
+pub use servers::{Servers, ipxe_scripts, serve_status, start_servers, start_servers_with_status};
 #[cfg(feature = "run")]
 pub use status::{BmcState, HostState, HostStatus, LastEvent, PhaseTime, Status, StatusSnapshot};
 pub use timeline::{HostTimeline, Phase, Span, Timeline};

@@ -30,6 +30,7 @@ mod status;
 mod tftp;
 
 pub use scripts::ipxe_scripts;
+pub use status::serve_status;
 
 /// What every component is built from.
 pub(crate) struct Context<'a> {

@@ -53,14 +53,32 @@ fn own_server(
     let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
     listener.set_nonblocking(true).map_err(bind_err)?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_err)?;
+    Ok((status_server(status), listener))
+}
+
+/// The status page's own server: its routes and `/` for the page. Its requests are counted
+/// too (routes `status` and `metrics`), without a lease lookup.
+fn status_server(status: &Status) -> HttpServer {
     let routes = routes(Routes::new(), status).exact("/", |_req: RouteRequest| async {
         reply::ok("text/html; charset=utf-8", PAGE)
     });
-    // Its requests are counted too (route `status`/`metrics`), without a lease lookup.
-    let server = HttpServer::new(HttpConfig::default())
+    HttpServer::new(HttpConfig::default())
         .with_routes(routes)
-        .with_events(Arc::new(status.clone()));
-    Ok((server, listener))
+        .with_events(Arc::new(status.clone()))
+}
+
+/// Serves a [`Status`] on its own (the page at `/`, `/status`, `/status/<mac>`, `/metrics`)
+/// until `shutdown`: for an embedder that keeps the page of a finished deployment up after its
+/// servers stopped.
+///
+/// # Errors
+/// The HTTP server's, when the listener fails.
+pub async fn serve_status(
+    status: Status,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), pxe_stack::http::Error> {
+    status_server(&status).serve(listener, shutdown).await
 }
 
 /// `/status`, `/status/<mac>`, `/status.html`, `/status.js`, `/metrics`.

@@ -181,8 +181,10 @@ fn root_lab_deploys_a_bios_master_and_an_introspected_uefi_host() {
     // While the VMs installed: the page in a real browser, and the metrics over HTTP.
     let mid_run = mid_run.expect("the status page was seen mid-run");
     status::check_mid_run(&mid_run, &["node0", "node1"]);
-    // At the end: the counts the run must have produced, and the timeline's record.
+    // At the end: the counts the run must have produced, the timeline's record, and the
+    // finished page in the browser (served from the run's status after the servers stopped).
     status::check_final(&report);
+    status::check_final_page(&report, &["node0", "node1"]);
     assert_installed_by_coreos_installer(&report);
     let roles: Vec<_> = report.disks.iter().map(|d| d.role.clone()).collect();
     assert_eq!(roles, [Some("master".into()), Some("worker".into())]);
@@ -557,6 +559,51 @@ mod status {
             seen.metrics
         );
         assert!(value(&m, "rhcos_dhcp_messages_total", &[("type", "ack")]) >= 1.0);
+    }
+
+    /// The finished deployment's page, served by `serve_status` on this machine's loopback.
+    pub(super) fn check_final_page(report: &rhcos_deploy::lab::LabReport, names: &[&str]) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let status = report.status.clone();
+        let server = std::thread::spawn(move || {
+            rt.block_on(rhcos_deploy::serve_status(status, listener, async {
+                let _ = stopped.await;
+            }))
+        });
+        let dom = chromium(&["--dump-dom"], &url);
+        let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+        let screenshot = artifact_dir().join("status-final.png");
+        chromium(
+            &[
+                "--window-size=1500,260",
+                &format!("--screenshot={}", screenshot.display()),
+            ],
+            &url,
+        );
+        eprintln!(
+            "final status page screenshot (CI artifact): {}",
+            screenshot.display()
+        );
+        let _ = stop.send(());
+        server.join().unwrap().unwrap();
+        assert_eq!(cells(&dom, "name"), names, "{dom}");
+        assert!(
+            cells(&dom, "phase").iter().all(|p| *p == "installed"),
+            "{dom}"
+        );
+        assert!(
+            cells(&dom, "state").iter().all(|s| *s == "installed"),
+            "{dom}"
+        );
+        assert!(dom.contains("2 hosts: 2 installed, 0 failed"), "{dom}");
     }
 
     pub(super) fn check_final(report: &rhcos_deploy::lab::LabReport) {
