@@ -354,6 +354,15 @@ if burst:
     md += [STORM_NOTE + " Every client starts at the same instant, as when power comes back to a "
            "whole room: the worst case for DHCP, TFTP and memory at once.", ""]
     md += storm_tables("bootstorm-burst", burst)
+sec, ok = section("bootstorm-metrics", "Boot storm with the status page and metrics on")
+md += sec
+with_metrics = storm_runs("bootstorm-metrics")
+if with_metrics:
+    md += [STORM_NOTE + " Rows alternate the plan's `[status]` off and on (`N +metrics`: every "
+           "event also feeds the per-host status rows and the Prometheus metrics, and `/metrics` "
+           "is scraped after the storm), each against a fresh server, so a loaded machine "
+           "weighs on both alike.", ""]
+    md += storm_tables("bootstorm-metrics", with_metrics)
 
 
 def storm_label(d):

@@ -13,6 +13,7 @@
 #   bootstorm       N simulated PXE clients against rhcos_deploy::start_servers (N=10,100,1000)
 #   bootstorm-rate  the same at a constant 100 clients/s for larger N: memory against N
 #   bootstorm-burst 1000 clients all at once, as after a power cut
+#   bootstorm-metrics 1000 clients with the status page and Prometheus metrics off, then on
 #   lab-vs-rig      examples/lab vs the dnsmasq+nginx reference rig, power-on to installed
 # Output: benches/results/RESULTS.md, benches/results/*.svg, raw logs in benches/results/raw/.
 # An area that fails is marked FAILED in RESULTS.md with the tail of its log; the others still run.
@@ -24,7 +25,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 RESULTS=${RESULTS:-$HERE/results}
 RAW=$RESULTS/raw
-ONLY=${ONLY:-"image-pipeline http-tftp dhcp dns bootstorm bootstorm-rate bootstorm-burst lab-vs-rig"}
+ONLY=${ONLY:-"image-pipeline http-tftp dhcp dns bootstorm bootstorm-rate bootstorm-burst bootstorm-metrics lab-vs-rig"}
 
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces, QEMU)" >&2; exit 1; }
 mkdir -p "$RAW"
@@ -39,6 +40,7 @@ if [ "$MODE" = quick ]; then
     ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=1 INITRD_MIB=1"
     ENV_bootrate="N='2000' RATE=100 KERNEL_MIB=1 INITRD_MIB=1"
     ENV_bootburst="N='1000' PATTERN=burst KERNEL_MIB=1 INITRD_MIB=1"
+    ENV_bootmetrics="N='1000' STATUS='0 1' ARRIVAL_MS=10000 KERNEL_MIB=1 INITRD_MIB=1"
     ENV_labrig="VMS=1 IMAGE_MIB=16 REPEAT=3"
 else
     ENV_image="SIZE_MB=1024 RUNS=2"
@@ -48,6 +50,7 @@ else
     ENV_bootstorm="N='10 100 1000' ARRIVAL_MS=10000 KERNEL_MIB=8 INITRD_MIB=32"
     ENV_bootrate="N='2000 4000' RATE=100 KERNEL_MIB=8 INITRD_MIB=32"
     ENV_bootburst="N='1000' PATTERN=burst KERNEL_MIB=8 INITRD_MIB=32"
+    ENV_bootmetrics="N='1000' STATUS='0 1 0 1' ARRIVAL_MS=10000 KERNEL_MIB=8 INITRD_MIB=32"
     ENV_labrig="VMS='1 4' IMAGE_MIB=16 REPEAT=3"
 fi
 
@@ -104,6 +107,7 @@ run dns "$ENV_dns" benches/dns/run.sh
 run bootstorm "$ENV_bootstorm OUT=$RAW/bootstorm" benches/bootstorm/run.sh
 run bootstorm-rate "$ENV_bootrate OUT=$RAW/bootstorm-rate" benches/bootstorm/run.sh
 run bootstorm-burst "$ENV_bootburst OUT=$RAW/bootstorm-burst" benches/bootstorm/run.sh
+run bootstorm-metrics "$ENV_bootmetrics OUT=$RAW/bootstorm-metrics" benches/bootstorm/run.sh
 run lab-vs-rig "$ENV_labrig OUT=$RAW/lab-vs-rig" benches/lab-vs-rig/run.sh
 
 echo "loadavg_end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/machine.txt"

@@ -13,7 +13,9 @@
 # window: even (default), random (a seeded Poisson process; SEED, default 1), burst (all at
 # once) or waves:K (K groups, each all at once)), KERNEL_MIB / INITRD_MIB (served file sizes, default 8 / 32), THREADS (server
 # runtime threads, default 2), OUT (directory for bootstorm-N.json, default
-# benches/results/bootstorm).
+# benches/results/bootstorm), STATUS (0 default; 1: the plan's [status] on, so the status page
+# and the Prometheus metrics follow every event, /metrics is scraped after the storm into
+# OUT/metrics-N.txt and the row's N reads "N +metrics"; "0 1" runs each N both ways in turn).
 #
 # Network: namespaces bs-s-PID (server, 10.99.0.1/16) and bs-c-PID (clients) joined by one veth
 # pair; client i's reserved address (10.99.(1+i/250).(1+i%250)) is added to the client veth so
@@ -32,6 +34,7 @@ SEED=${SEED:-1}
 KERNEL_MIB=${KERNEL_MIB:-8}
 INITRD_MIB=${INITRD_MIB:-32}
 THREADS=${THREADS:-2}
+STATUS=${STATUS:-0}
 OUT=${OUT:-$ROOT/benches/results/bootstorm}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
@@ -97,9 +100,10 @@ echo
 echo "| N | ok | failed | wall s | total p50 ms | total p99 ms | dhcp_pxe p50/p99 | tftp p50/p99 | dhcp_ipxe p50/p99 | script p50/p99 | kernel p50/p99 | initrd p50/p99 | ignition p50/p99 | server CPU s | CPU ms/client | peak RSS MiB | RSS idle MiB |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in $N_LIST; do
+for st in $STATUS; do
     ip netns exec "$NS_S" "$BIN/bootstorm-server" --clients "$n" --iface "$IF_S" --address 10.99.0.1 \
         --prefix 16 --dir "$WORK/server" --kernel-mib "$KERNEL_MIB" --initrd-mib "$INITRD_MIB" \
-        --threads "$THREADS" >"$WORK/server-$n.log" 2>&1 &
+        --threads "$THREADS" --status "$st" >"$WORK/server-$n.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 600); do grep -qs ready "$WORK/server-$n.log" && break; sleep 0.1; done
     grep -q ready "$WORK/server-$n.log" || { echo "server did not start:" >&2; cat "$WORK/server-$n.log" >&2; exit 1; }
@@ -112,22 +116,28 @@ for n in $N_LIST; do
         >"$WORK/client-$n.json" 2>"$WORK/client-$n.err" || { echo "client failed:" >&2; cat "$WORK/client-$n.err" >&2; exit 1; }
     c1=$(cpu_ticks "$SERVER_PID")
     hwm=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+    suffix=; [ "$st" = 0 ] || suffix=-metrics
+    if [ "$st" = 1 ]; then
+        ip netns exec "$NS_S" curl -sf http://10.99.0.1:8080/metrics >"$OUT/metrics-$n.txt" ||
+            { echo "no /metrics with STATUS=1" >&2; exit 1; }
+    fi
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
-    python3 - "$WORK/client-$n.json" "$OUT/bootstorm-$n.json" "$((c1 - c0))" "$clk" "$hwm" "$idle_rss" \
-        "$KERNEL_MIB" "$INITRD_MIB" "$THREADS" <<'PY'
+    python3 - "$WORK/client-$n.json" "$OUT/bootstorm-$n$suffix.json" "$((c1 - c0))" "$clk" "$hwm" "$idle_rss" \
+        "$KERNEL_MIB" "$INITRD_MIB" "$THREADS" "$st" <<'PY'
 import json, sys
-src, dst, ticks, clk, hwm, idle, kmib, imib, threads = sys.argv[1:]
+src, dst, ticks, clk, hwm, idle, kmib, imib, threads, status = sys.argv[1:]
 d = json.load(open(src))
 cpu = int(ticks) / int(clk)
 d.update(server_cpu_s=cpu, server_peak_rss_kib=int(hwm), server_idle_rss_kib=int(idle),
-         kernel_mib=int(kmib), initrd_mib=int(imib), server_threads=int(threads))
+         kernel_mib=int(kmib), initrd_mib=int(imib), server_threads=int(threads),
+         status=status == "1")
 json.dump(d, open(dst, "w"), indent=1)
 ph = d["phases"]
 def pp(k):
     p = ph[k]
     f = lambda v: "-" if v != v else f"{v:.0f}"
     return f"{f(p['p50_ms'])}/{f(p['p99_ms'])}"
-row = [d["clients"], d["succeeded"], d["failed"], f"{d['wall_s']:.1f}",
+row = [f"{d['clients']} +metrics" if d["status"] else d["clients"], d["succeeded"], d["failed"], f"{d['wall_s']:.1f}",
        f"{d['total_p50_ms']:.0f}", f"{d['total_p99_ms']:.0f}"]
 row += [pp(k) for k in ["dhcp_pxe", "tftp", "dhcp_ipxe", "script", "kernel", "initrd", "ignition"]]
 row += [f"{cpu:.2f}", f"{cpu * 1000 / max(1, d['clients']):.1f}", f"{int(hwm) / 1024:.1f}", f"{int(idle) / 1024:.1f}"]
@@ -137,8 +147,10 @@ if d["errors"]:
         print(f"|   error x{c}: {e} |", file=sys.stderr)
 PY
 done
+done
 echo
 echo "Errors (if any) are on stderr; per-N JSON in $OUT."
 if [ -n "$RATE" ]; then timing="RATE=$RATE"; else timing="ARRIVAL_MS=$ARRIVAL_MS"; fi
 [ "$PATTERN" = even ] || timing="$timing PATTERN=$PATTERN SEED=$SEED"
+[ "$STATUS" = 0 ] || timing="$timing STATUS=\"$STATUS\""
 echo "Command: N=\"$N_LIST\" $timing KERNEL_MIB=$KERNEL_MIB INITRD_MIB=$INITRD_MIB THREADS=$THREADS benches/bootstorm/run.sh"

@@ -5,6 +5,28 @@ use bmc_power::Bmc;
 use crate::error::Error;
 use crate::plan::{BmcDriver, Host};
 
+/// What a BMC did with an action, for the timeline, the status page and the metrics: a
+/// verified success, an unverifiable one, or which kind of failure (`Lied` for a reply that
+/// could not be read strictly or a read-back showing the action was not applied).
+pub fn power_outcome<T>(result: &Result<T, bmc_power::Error>) -> pxe_stack::PowerOutcome {
+    use bmc_power::Error as E;
+    use pxe_stack::PowerOutcome as O;
+    match result {
+        Ok(_) => O::Verified,
+        Err(E::NotVerifiable { .. }) => O::NotVerifiable,
+        Err(E::Protocol { .. } | E::NotApplied { .. }) => O::Lied,
+        Err(
+            E::Authentication { .. }
+            | E::Tls { .. }
+            | E::Insecure { .. }
+            | E::Refused { .. }
+            | E::Unsupported { .. },
+        ) => O::Refused,
+        Err(E::Timeout { .. } | E::Transport { .. }) => O::Unreachable,
+        Err(_) => O::Failed,
+    }
+}
+
 /// Opens the BMC driver a host's plan entry names; `Ok(None)` when the host has no BMC.
 ///
 /// IPMI and Redfish need no network traffic to open. A libvirt domain connects on first use

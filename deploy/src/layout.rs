@@ -62,6 +62,15 @@ impl Layout {
     pub const INSTALL_CONFIG: &'static str = "/install-config";
     /// Where the installer reports its progress (`?mac=..&stage=..`).
     pub const REPORT: &'static str = "/report";
+    /// The status of every host as JSON (`?since=<seq>`: only rows changed after it); one
+    /// host's at `/status/<mac>`. Served when the plan's `[status]` is enabled.
+    pub const STATUS: &'static str = "/status";
+    /// The live status page.
+    pub const STATUS_PAGE: &'static str = "/status.html";
+    /// The status page's script (served by us: provisioning networks have no internet).
+    pub const STATUS_SCRIPT: &'static str = "/status.js";
+    /// Prometheus metrics.
+    pub const METRICS: &'static str = "/metrics";
     /// The iPXE binary BIOS firmware gets over TFTP.
     pub const BIOS_BOOT_FILE: &'static str = "undionly.kpxe";
 
@@ -130,6 +139,20 @@ impl Layout {
     /// The DHCP lease file.
     pub fn lease_file(&self) -> PathBuf {
         self.state_dir.join("leases.json")
+    }
+
+    /// Where the timeline of the last run is written as JSON when it ends.
+    pub fn timeline_file(&self) -> PathBuf {
+        self.state_dir.join("timeline.json")
+    }
+
+    /// The status page's URL: on its own address when the plan binds one, else on the
+    /// provisioning HTTP server.
+    pub fn status_url(&self, plan: &Plan) -> String {
+        match plan.status.bind {
+            Some(addr) => format!("http://{addr}{}", Self::STATUS_PAGE),
+            None => self.url(Self::STATUS_PAGE),
+        }
     }
 
     /// The introspection inventory directory.

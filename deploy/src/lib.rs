@@ -88,12 +88,14 @@ mod plan;
 mod run;
 #[cfg(feature = "run")]
 mod servers;
+#[cfg(feature = "run")]
+mod status;
 mod timeline;
 
 #[cfg(feature = "run")]
 pub use artifacts::{Artifacts, Selection, fetch_artifacts, select_artifacts};
 #[cfg(feature = "run")]
-pub use bmc::open_bmc;
+pub use bmc::{open_bmc, power_outcome};
 #[cfg(feature = "libvirt")]
 pub use bootstrap::{Applied, apply_bootstrap, remove_bootstrap};
 pub use error::Error;
@@ -104,13 +106,15 @@ pub use ipxe_script::Generation;
 pub use layout::Layout;
 pub use plan::{
     BmcDriver, BmcSpec, Bootstrap, Cluster, ClusterDns, DnsRecord, Host, IgnitionVia, Images,
-    InstallFrom, Plan, PlanError, Provisioning, Role, Timeouts, bootstrap_cluster,
+    InstallFrom, Plan, PlanError, Provisioning, Role, StatusConfig, Timeouts, bootstrap_cluster,
     bootstrap_ignition,
 };
 /// How BIOS hosts chain into iPXE ([`Provisioning::chain`]), from `pxe-stack`.
 pub use pxe_stack::ChainMode;
 #[cfg(feature = "run")]
-pub use run::{RunReport, run};
+pub use run::{RunReport, run, run_with_status};
 #[cfg(feature = "run")]
-pub use servers::{Servers, ipxe_scripts, start_servers};
+pub use servers::{Servers, ipxe_scripts, serve_status, start_servers, start_servers_with_status};
+#[cfg(feature = "run")]
+pub use status::{BmcState, HostState, HostStatus, LastEvent, PhaseTime, Status, StatusSnapshot};
 pub use timeline::{HostTimeline, Phase, Span, Timeline};

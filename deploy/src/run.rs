@@ -9,11 +9,12 @@ use pxe_stack::{Event, EventKind, EventSink, Mac, PowerStep};
 use tokio::sync::mpsc;
 
 use crate::artifacts::Artifacts;
-use crate::bmc::open_bmc;
+use crate::bmc::{open_bmc, power_outcome};
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::plan::Plan;
-use crate::servers::{Servers, start_servers};
+use crate::servers::{Servers, start_servers, start_servers_with_status};
+use crate::status::Status;
 use crate::timeline::Timeline;
 
 /// Events from every server, forwarded to the deployment's loop without blocking.
@@ -31,6 +32,7 @@ async fn start(
     plan: &Plan,
     artifacts: &Artifacts,
     events: Arc<dyn EventSink>,
+    status: Option<&Status>,
 ) -> Result<Servers, Error> {
     // The bootstrap VM first: the hosts' Ignition configs point at its Machine Config Server.
     // It is meant to outlive this call (and an interrupt); `remove_bootstrap` takes it down.
@@ -53,7 +55,10 @@ async fn start(
             feature: "libvirt",
         });
     }
-    start_servers(plan, artifacts, events).await
+    match status {
+        Some(s) => start_servers_with_status(plan, artifacts, events, s.clone()).await,
+        None => start_servers(plan, artifacts, events).await,
+    }
 }
 
 /// What [`run`] reports back.
@@ -63,6 +68,9 @@ pub struct RunReport {
     pub timeline: Timeline,
     /// Whether every host installed.
     pub success: bool,
+    /// Where the timeline was written as JSON ([`Timeline::to_json`], in the state
+    /// directory), unless writing it failed.
+    pub timeline_file: Option<std::path::PathBuf>,
 }
 
 /// Runs a deployment with already-fetched artifacts: applies the bootstrap VM (feature
@@ -77,12 +85,36 @@ pub struct RunReport {
 pub async fn run(
     plan: &Plan,
     artifacts: &Artifacts,
+    observe: impl FnMut(&Timeline),
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunReport, Error> {
+    run_inner(plan, artifacts, None, observe, shutdown).await
+}
+
+/// [`run`] feeding a [`Status`] the embedder holds: it can count the artifact downloads
+/// before ([`Status::progress`]) and read the final metrics after. The plan's `[status]`
+/// decides whether the status page and `/metrics` are served while it runs.
+pub async fn run_with_status(
+    plan: &Plan,
+    artifacts: &Artifacts,
+    status: &Status,
+    observe: impl FnMut(&Timeline),
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunReport, Error> {
+    run_inner(plan, artifacts, Some(status), observe, shutdown).await
+}
+
+async fn run_inner(
+    plan: &Plan,
+    artifacts: &Artifacts,
+    given: Option<&Status>,
     mut observe: impl FnMut(&Timeline),
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunReport, Error> {
+    let layout = Layout::new(plan, artifacts);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let hub: Arc<dyn EventSink> = Arc::new(Hub(tx));
-    let mut timeline: Timeline = Layout::new(plan, artifacts).timeline(plan);
+    let mut timeline: Timeline = layout.timeline(plan);
     let bmcs: Vec<(Mac, String, Box<dyn Bmc>)> = plan
         .hosts
         .iter()
@@ -95,13 +127,25 @@ pub async fn run(
 
     // Start-up can be interrupted too; nothing has been powered on before the servers run.
     let servers = tokio::select! {
-        started = start(plan, artifacts, hub.clone()) => started?,
+        started = start(plan, artifacts, hub, given) => started?,
         () = &mut shutdown => {
             for h in &plan.hosts {
                 timeline.fail(h.mac, "interrupted");
+                if let Some(s) = given {
+                    s.fail(h.mac, "interrupted");
+                }
             }
             observe(&timeline);
-            return Ok(RunReport { timeline, success: false });
+            let timeline_file = export(&layout, &timeline);
+            return Ok(RunReport { timeline, success: false, timeline_file });
+        }
+    };
+    // BMC actions go where the servers' events go: the loop below, the status, the metrics.
+    let hub = servers.events();
+    let status = servers.status().cloned();
+    let fail = |mac: Mac, why: &str| {
+        if let Some(s) = &status {
+            s.fail(mac, why);
         }
     };
 
@@ -114,7 +158,7 @@ pub async fn run(
                 bmc.power(PowerAction::On).await
             }
             .await;
-            hub.emit(power_event(*mac, PowerStep::On, result.is_ok()));
+            hub.emit(power_event(*mac, PowerStep::On, &result));
             (*mac, name.clone(), result)
         }
     }));
@@ -122,6 +166,7 @@ pub async fn run(
         if let Err(e) = result {
             tracing::error!(host = %name, error = %e, "power on failed");
             timeline.fail(mac, format!("power on: {e}"));
+            fail(mac, &format!("power on: {e}"));
         }
     }
     observe(&timeline);
@@ -143,6 +188,7 @@ pub async fn run(
                     .is_some_and(|t| t.installed() || t.failure.is_some());
                 if !done {
                     timeline.fail(h.mac, "timed out");
+                    fail(h.mac, "timed out");
                 }
             }
             break false;
@@ -160,6 +206,7 @@ pub async fn run(
         for h in &plan.hosts {
             if !timeline.host(h.mac).is_some_and(|t| t.installed()) {
                 timeline.fail(h.mac, "interrupted");
+                fail(h.mac, "interrupted");
             }
         }
         // A host stopped mid-install would otherwise keep retrying against servers that are
@@ -172,7 +219,7 @@ pub async fn run(
             if let Err(e) = &result {
                 tracing::warn!(host = %name, error = %e, "could not power off");
             }
-            hub.emit(power_event(*mac, PowerStep::Off, result.is_ok()));
+            hub.emit(power_event(*mac, PowerStep::Off, &result));
         }
     }
     // Installed hosts boot from disk from now on.
@@ -186,7 +233,7 @@ pub async fn run(
             if let Err(e) = &result {
                 tracing::warn!(host = %name, error = %e, "could not set boot from disk");
             }
-            hub.emit(power_event(*mac, PowerStep::BootDisk, result.is_ok()));
+            hub.emit(power_event(*mac, PowerStep::BootDisk, &result));
         }
     }
     servers.shutdown().await;
@@ -199,9 +246,37 @@ pub async fn run(
             .hosts()
             .iter()
             .all(|h| h.installed() && h.failure.is_none());
-    Ok(RunReport { timeline, success })
+    let timeline_file = export(&layout, &timeline);
+    Ok(RunReport {
+        timeline,
+        success,
+        timeline_file,
+    })
 }
 
-fn power_event(mac: Mac, step: PowerStep, ok: bool) -> Event {
-    Event::now(Some(mac), None, EventKind::Power { step, ok })
+fn power_event<T>(mac: Mac, step: PowerStep, result: &Result<T, bmc_power::Error>) -> Event {
+    let outcome = power_outcome(result);
+    Event::now(Some(mac), None, EventKind::Power { step, outcome })
+}
+
+/// Writes the timeline as JSON into the state directory (temporary file, fsync, rename), so a
+/// finished deployment leaves its record; a failure is logged, not fatal.
+fn export(layout: &Layout, timeline: &Timeline) -> Option<std::path::PathBuf> {
+    let path = layout.timeline_file();
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        std::fs::create_dir_all(layout.state_dir())?;
+        let tmp = path.with_extension("json.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(&timeline.to_json())?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    match write() {
+        Ok(()) => Some(path),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the timeline");
+            None
+        }
+    }
 }

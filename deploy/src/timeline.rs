@@ -248,12 +248,51 @@ impl Timeline {
             }
             EventKind::Power {
                 step: PowerStep::On,
-                ok: true,
-            } => {
+                outcome,
+            } if outcome.is_ok() => {
                 host.extend(Phase::PowerOn, at, at);
             }
             _ => {}
         }
+    }
+
+    /// The timeline as JSON: per host its name, MAC, role, outcome and every phase with its
+    /// start and end (milliseconds since the Unix epoch) and length in seconds. This is what
+    /// [`run`](crate::run) writes to the state directory when a deployment ends.
+    pub fn to_json(&self) -> serde_json::Value {
+        let ms = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+        };
+        let hosts: Vec<_> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                let phases: Vec<_> = h
+                    .phases
+                    .iter()
+                    .map(|(p, s)| {
+                        serde_json::json!({
+                            "phase": p.label(),
+                            "start_unix_ms": ms(s.start),
+                            "end_unix_ms": ms(s.end),
+                            "seconds": s.duration().as_secs_f64(),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": h.name,
+                    "mac": h.mac,
+                    "role": h.role,
+                    "installed": h.installed(),
+                    "failure": h.failure,
+                    "total_seconds": h.total().map(|d| d.as_secs_f64()),
+                    "phases": phases,
+                })
+            })
+            .collect();
+        serde_json::json!({ "hosts": hosts })
     }
 
     /// A plain-text table: one row per host, seconds per phase, the total and the outcome.
@@ -356,6 +395,11 @@ mod tests {
         let table = t.render_table();
         assert!(table.contains("node0"), "{table}");
         assert!(table.contains("installed"), "{table}");
+        let json = t.to_json();
+        assert_eq!(json["hosts"][0]["name"], "node0");
+        assert_eq!(json["hosts"][0]["installed"], true);
+        assert_eq!(json["hosts"][0]["phases"][0]["phase"], "dhcp");
+        assert_eq!(json["hosts"][0]["phases"][1]["seconds"], 3.0);
     }
 
     #[test]

@@ -32,6 +32,10 @@ struct Args {
     /// then exit.
     #[arg(long, conflicts_with = "dry_run")]
     remove_bootstrap: bool,
+    /// Do not serve the status page and metrics (on by default here, on the plan's
+    /// `[status] bind` or the provisioning HTTP server).
+    #[arg(long)]
+    no_status: bool,
 }
 
 #[tokio::main]
@@ -48,7 +52,8 @@ async fn main() -> ExitCode {
 
 async fn deploy(args: Args) -> Result<bool> {
     // Plan errors carry the file and key path: "deploy.toml: at `hosts[1].mac`: ...".
-    let plan = Plan::load(&args.plan)?;
+    let mut plan = Plan::load(&args.plan)?;
+    plan.status.enabled |= !args.no_status;
     if args.dry_run {
         dry_run(&plan).await?;
         return Ok(true);
@@ -59,8 +64,15 @@ async fn deploy(args: Args) -> Result<bool> {
 
     let start = Instant::now();
     println!("fetching images into {}", plan.images.cache.display());
+    // The status counts the downloads, so it knows the artifacts before they are fetched.
+    let chosen = rhcos_deploy::select_artifacts(&plan)
+        .await?
+        .served(plan.images.cache.clone());
+    let status = rhcos_deploy::Status::new(&plan, &chosen);
     let artifacts = tokio::select! {
-        fetched = rhcos_deploy::fetch_artifacts(&plan, DownloadBars::default()) => fetched?,
+        fetched = rhcos_deploy::fetch_artifacts(&plan, status.progress(DownloadBars::default())) => {
+            fetched.inspect_err(|e| status.fetch_failed(e))?
+        }
         () = examples::interrupted() => {
             // The cache only ever holds verified files under their final names.
             println!("interrupted while fetching images");
@@ -74,12 +86,20 @@ async fn deploy(args: Args) -> Result<bool> {
         plan.provisioning.address,
         plan.provisioning.http_port
     );
-    let outcome = rhcos_deploy::run(&plan, &artifacts, examples::phase_printer(start), async {
+    if plan.status.enabled {
+        let layout = rhcos_deploy::Layout::new(&plan, &artifacts);
+        println!("status page: {}", layout.status_url(&plan));
+    }
+    let printer = examples::phase_printer(start);
+    let outcome = rhcos_deploy::run_with_status(&plan, &artifacts, &status, printer, async {
         examples::interrupted().await;
         println!("interrupted: stopping the servers");
     })
     .await?;
     println!("\n{}", outcome.timeline.render_table());
+    if let Some(file) = &outcome.timeline_file {
+        println!("timeline: {}", file.display());
+    }
     Ok(outcome.success)
 }
 

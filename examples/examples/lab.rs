@@ -33,6 +33,9 @@ struct Args {
     /// BIOS VMs chainload undionly.kpxe over TFTP first, as with a non-iPXE PXE ROM.
     #[arg(long)]
     undionly: bool,
+    /// The status page's port, on a private link from this machine into the lab (0: none).
+    #[arg(long, default_value_t = 9100)]
+    status_port: u16,
     /// Where the lab's files go.
     #[arg(long, default_value = "/var/tmp/rhcos-metal-lab")]
     work_dir: PathBuf,
@@ -57,6 +60,7 @@ fn config(args: &Args) -> LabConfig {
         .collect();
     config.image_mib = args.image_mib;
     config.keep_files = args.keep;
+    config.status_port = (args.status_port != 0).then_some(args.status_port);
     config.accel = if args.kvm { Accel::Kvm } else { Accel::Tcg };
     if args.undionly {
         config.chain = rhcos_deploy::ChainMode::Stateful;
@@ -105,12 +109,18 @@ fn main() -> Result<ExitCode> {
     let Some(lab) = lab else {
         return Ok(ExitCode::FAILURE);
     };
+    if let Some(url) = lab.status_url() {
+        println!("status page: {url} (metrics: {url}metrics)");
+    }
     let start = Instant::now();
     let report = lab.deploy(examples::phase_printer(start), async {
         examples::interrupted().await;
         println!("interrupted: stopping and removing the lab");
     })?;
     println!("\n{}", report.summary.timeline.render_table());
+    if let Some(file) = &report.summary.timeline_file {
+        println!("timeline: {}", file.display());
+    }
     for d in &report.disks {
         let installer = d.installer.as_deref().unwrap_or("no installer seen");
         match &d.result {

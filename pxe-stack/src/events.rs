@@ -124,6 +124,66 @@ pub enum PowerStep {
     BootDisk,
 }
 
+/// What a BMC did with a power or boot-device action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum PowerOutcome {
+    /// The action was applied and a read-back confirmed it.
+    Verified,
+    /// The action was sent, but nothing the BMC reports can show whether it was applied.
+    NotVerifiable,
+    /// The BMC said one thing and did another: a reply that could not be read strictly, or a
+    /// read-back showing the action was not applied.
+    Lied,
+    /// The BMC refused us: authentication, TLS trust, an insecure mode or an unsupported action.
+    Refused,
+    /// The BMC did not answer (timeout, connection).
+    Unreachable,
+    /// Any other failure (configuration, a driver that is not built in).
+    Failed,
+}
+
+impl PowerOutcome {
+    /// Every outcome.
+    pub const ALL: [PowerOutcome; 6] = [
+        PowerOutcome::Verified,
+        PowerOutcome::NotVerifiable,
+        PowerOutcome::Lied,
+        PowerOutcome::Refused,
+        PowerOutcome::Unreachable,
+        PowerOutcome::Failed,
+    ];
+
+    /// The name in JSON and in metrics labels (`verified`, `not-verifiable`, `lied`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerOutcome::Verified => "verified",
+            PowerOutcome::NotVerifiable => "not-verifiable",
+            PowerOutcome::Lied => "lied",
+            PowerOutcome::Refused => "refused",
+            PowerOutcome::Unreachable => "unreachable",
+            PowerOutcome::Failed => "failed",
+        }
+    }
+
+    /// Whether the action is known to be applied.
+    pub fn is_ok(self) -> bool {
+        self == PowerOutcome::Verified
+    }
+}
+
+impl PowerStep {
+    /// The name in JSON and in metrics labels (`on`, `off`, `boot-disk`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerStep::On => "on",
+            PowerStep::Off => "off",
+            PowerStep::BootDisk => "boot-disk",
+        }
+    }
+}
+
 /// How a file transfer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -173,6 +233,20 @@ pub enum DnsOutcome {
     Forwarded,
     /// SERVFAIL at once: too many forwards in flight.
     Busy,
+}
+
+impl DnsOutcome {
+    /// The outcome as its serialized name (`answered`, `nx-domain`, `refused`, `forwarded`,
+    /// `busy`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsOutcome::Answered => "answered",
+            DnsOutcome::NxDomain => "nx-domain",
+            DnsOutcome::Refused => "refused",
+            DnsOutcome::Forwarded => "forwarded",
+            DnsOutcome::Busy => "busy",
+        }
+    }
 }
 
 /// What happened.
@@ -236,8 +310,8 @@ pub enum EventKind {
     Power {
         /// The action.
         step: PowerStep,
-        /// Whether the read-back confirmed it.
-        ok: bool,
+        /// What the BMC did with it ([`PowerOutcome::is_ok`]: a read-back confirmed it).
+        outcome: PowerOutcome,
     },
 }
 

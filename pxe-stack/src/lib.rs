@@ -60,8 +60,8 @@ pub mod route;
 
 pub use chain::ChainMode;
 pub use events::{
-    DhcpStep, Discard, DnsOutcome, Event, EventKind, EventSink, InstallStage, PowerStep, Protocol,
-    Recorder, TransferStatus, UnknownStage,
+    DhcpStep, Discard, DnsOutcome, Event, EventKind, EventSink, InstallStage, PowerOutcome,
+    PowerStep, Protocol, Recorder, TransferStatus, UnknownStage,
 };
 pub use host::{HostLookup, Mac, NoLookup, ParseMacError};
 

@@ -4,6 +4,7 @@
 //! ```text
 //! bootstorm-server --clients N --iface IF --address 10.99.0.1 --prefix 16 --dir WORK
 //!                  [--kernel-mib 8] [--initrd-mib 32] [--ipxe-dir /usr/lib/ipxe] [--threads 2]
+//!                  [--status 0|1]
 //! ```
 //!
 //! Host i has MAC `02:bb` + i as 4 bytes big-endian (as benches/src/bin/bootstorm.rs sends),
@@ -11,7 +12,9 @@
 //! workers). WORK receives the assets (small fake `bootstrap`/`master`/`worker.ign`), the HTTP
 //! root with a kernel-sized and an initramfs-sized file, and the lease file. Prints
 //! `bootstorm-server ready pid=PID` on stdout once every socket is bound; events are counted,
-//! not kept, so memory reflects the servers alone.
+//! not kept, so memory reflects the servers alone. `--status 1` turns the plan's `[status]` on:
+//! every event also feeds the status page and the Prometheus metrics (`/metrics` on the HTTP
+//! server), to measure what they cost.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -31,6 +34,7 @@ struct Args {
     initrd_mib: u64,
     ipxe_dir: PathBuf,
     threads: usize,
+    status: bool,
 }
 
 fn args() -> Result<Args> {
@@ -44,6 +48,7 @@ fn args() -> Result<Args> {
         initrd_mib: 32,
         ipxe_dir: "/usr/lib/ipxe".into(),
         threads: 2,
+        status: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -58,6 +63,7 @@ fn args() -> Result<Args> {
             "--initrd-mib" => a.initrd_mib = value.parse()?,
             "--ipxe-dir" => a.ipxe_dir = value.into(),
             "--threads" => a.threads = value.parse()?,
+            "--status" => a.status = value == "1" || value == "on",
             other => bail!("unknown flag {other}"),
         }
     }
@@ -109,6 +115,9 @@ fn plan_toml(a: &Args, assets: &Path, cache: &Path) -> String {
         a.prefix,
         a.ipxe_dir.display(),
     );
+    if a.status {
+        t += "\n[status]\nenabled = true\n";
+    }
     for i in 0..a.clients {
         let role = if i % 50 == 0 { "master" } else { "worker" };
         t += &format!(

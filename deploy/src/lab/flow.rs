@@ -4,8 +4,11 @@ use std::future::Future;
 use std::net::Ipv4Addr;
 
 use crate::artifacts::fetch_artifacts;
-use crate::plan::{BmcDriver, BmcSpec, Cluster, Host, Images, Plan, Provisioning, Role, Timeouts};
-use crate::run::{RunReport, run};
+use crate::plan::{
+    BmcDriver, BmcSpec, Cluster, Host, Images, Plan, Provisioning, Role, StatusConfig, Timeouts,
+};
+use crate::run::{RunReport, run_with_status};
+use crate::status::Status;
 use crate::timeline::Timeline;
 
 use super::{BMC_PASSWORD, BMC_USER, Error, Lab, Vm};
@@ -43,6 +46,8 @@ pub struct LabReport {
     pub summary: RunReport,
     /// One disk check per VM.
     pub disks: Vec<DiskCheck>,
+    /// The deployment's status and metrics as they ended.
+    pub status: Status,
 }
 
 impl LabReport {
@@ -130,6 +135,10 @@ impl Lab {
                 api_vip: Some(self.api_vip()),
                 ..Default::default()
             },
+            status: StatusConfig {
+                enabled: self.status_addr.is_some(),
+                bind: self.status_addr,
+            },
         }
     }
 
@@ -175,8 +184,20 @@ impl Lab {
         shutdown: impl Future<Output = ()>,
     ) -> Result<LabReport, Error> {
         let plan = self.plan();
-        let artifacts = fetch_artifacts(&plan, rhcos_images::NoProgress).await?;
-        let summary = run(&plan, &artifacts, observe, shutdown).await?;
+        // The downloads are counted before the status knows the artifacts it will serve.
+        let chosen = crate::artifacts::select_artifacts(&plan)
+            .await?
+            .served(plan.images.cache.clone());
+        let status = Status::new(&plan, &chosen);
+        let artifacts =
+            match fetch_artifacts(&plan, status.progress(rhcos_images::NoProgress)).await {
+                Ok(a) => a,
+                Err(e) => {
+                    status.fetch_failed(&e);
+                    return Err(e.into());
+                }
+            };
+        let summary = run_with_status(&plan, &artifacts, &status, observe, shutdown).await?;
         let mut disks = Vec::new();
         for (vm, fixed) in self.vms.iter().zip(&self.roles) {
             let decided = summary
@@ -186,7 +207,11 @@ impl Lab {
             let role = fixed.clone().or(decided);
             disks.push(self.check_disk(vm, fixed.as_deref(), role));
         }
-        Ok(LabReport { summary, disks })
+        Ok(LabReport {
+            summary,
+            disks,
+            status,
+        })
     }
 
     /// Reads one VM's disk from the host after its install and checks it against the image and

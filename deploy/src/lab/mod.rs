@@ -146,6 +146,9 @@ pub struct LabConfig {
     /// List only the `raw.xz` and `4k.raw.xz` images, as Fedora CoreOS streams do, so the
     /// installer gets xz; otherwise the gzip images are listed too and preferred, as on RHCOS.
     pub xz_only: bool,
+    /// Serve the status page and metrics on this port, on a private link from this machine into
+    /// the lab's namespace ([`Lab::status_url`]); off by default.
+    pub status_port: Option<u16>,
 }
 
 impl LabConfig {
@@ -181,6 +184,7 @@ impl LabConfig {
             efi_boot_file: "snponly.efi".into(),
             signed: false,
             xz_only: false,
+            status_port: None,
         }
     }
 }
@@ -216,6 +220,9 @@ pub struct Lab {
     pub efi_boot_file: String,
     /// The lab's own directory.
     pub dir: PathBuf,
+    /// Where the status page is served (the namespace's end of the link from this machine),
+    /// when [`LabConfig::status_port`] asks for it.
+    pub status_addr: Option<std::net::SocketAddr>,
     keep_files: bool,
     // Declared last: dropped after the VMs, so no QEMU outlives its tap.
     netns: Netns,
@@ -265,6 +272,10 @@ impl Lab {
         let netns = Netns::create(&config.netns)?;
         let bridge = "br0".to_owned();
         netns.add_bridge(&bridge, config.server_ip, config.prefix)?;
+        let status_addr = match config.status_port {
+            Some(port) => Some(host_link(&netns, port)?),
+            None => None,
+        };
         let mut vms = Vec::new();
         for (i, host) in config.hosts.iter().enumerate() {
             let tap = format!("tap{i}");
@@ -291,9 +302,15 @@ impl Lab {
             chain: config.chain,
             efi_boot_file: config.efi_boot_file.clone(),
             dir,
+            status_addr,
             keep_files: config.keep_files,
             netns,
         })
+    }
+
+    /// The status page's URL, reachable from this machine, when the lab serves it.
+    pub fn status_url(&self) -> Option<String> {
+        self.status_addr.map(|a| format!("http://{a}/"))
     }
 
     /// The lab's network namespace.
@@ -325,6 +342,19 @@ impl Drop for Lab {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A /30 in 198.18.0.0/15 (the benchmarking range, unused on real networks), different for each
+/// lab of this machine: the process id and a counter pick it.
+fn host_link(netns: &Netns, port: u16) -> Result<std::net::SocketAddr, Error> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = (std::process::id().wrapping_mul(8)
+        + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        % 16384;
+    let base = u32::from(Ipv4Addr::new(198, 18, 0, 0)) + n * 4;
+    let (host, ns) = (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2));
+    netns.add_host_link(&format!("rmv{n}h"), &format!("rmv{n}n"), host, ns)?;
+    Ok(std::net::SocketAddr::from((ns, port)))
 }
 
 fn mkdir(path: &Path) -> Result<(), Error> {

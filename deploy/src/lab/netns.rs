@@ -60,6 +60,32 @@ impl Netns {
         Ok(())
     }
 
+    /// Adds a veth pair from this machine's namespace (`host_if`, `host_addr`) into this one
+    /// (`ns_if`, `ns_addr`), both in a /30: a private link for the operator's side only (the
+    /// status page), never bridged to the hosts. Deleting the namespace deletes the pair.
+    pub fn add_host_link(
+        &self,
+        host_if: &str,
+        ns_if: &str,
+        host_addr: Ipv4Addr,
+        ns_addr: Ipv4Addr,
+    ) -> Result<(), Error> {
+        run(
+            "ip",
+            [
+                "link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", &self.name,
+            ],
+        )?;
+        run(
+            "ip",
+            ["addr", "add", &format!("{host_addr}/30"), "dev", host_if],
+        )?;
+        run("ip", ["link", "set", host_if, "up"])?;
+        self.ip(&["addr", "add", &format!("{ns_addr}/30"), "dev", ns_if])?;
+        self.ip(&["link", "set", ns_if, "up"])?;
+        Ok(())
+    }
+
     /// Adds a tap device enslaved to `bridge`, for one VM's NIC.
     pub fn add_tap(&self, tap: &str, bridge: &str) -> Result<(), Error> {
         self.ip(&["tuntap", "add", "dev", tap, "mode", "tap"])?;

@@ -62,6 +62,9 @@ pub struct Plan {
     /// The cluster's DNS server (`[dns]`).
     #[serde(default)]
     pub dns: ClusterDns,
+    /// The live status page and Prometheus metrics (`[status]`); off by default.
+    #[serde(default)]
+    pub status: StatusConfig,
 }
 
 /// The cluster DNS server: authoritative for `<cluster.name>.<cluster.base_domain>` and the
@@ -143,6 +146,28 @@ pub struct DnsRecord {
     pub kind: String,
     /// The data: an address, a name, `priority weight port target` or text.
     pub value: String,
+}
+
+
+/// The live status page (`/status.html`, `/status`, `/status/<mac>`) and Prometheus metrics
+/// (`/metrics`). They show no secrets (no BMC passwords, no Ignition contents), but they do show
+/// every host's name, MAC and progress: bind them where operators, not hosts, can reach them.
+///
+/// ```toml
+/// [status]
+/// enabled = true
+/// bind = "10.0.0.5:9100"     # optional: a separate address; by default the provisioning HTTP server
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusConfig {
+    /// Serve the page, the JSON API and the metrics.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Serve them on this address (their own HTTP server) instead of on the provisioning HTTP
+    /// server.
+    #[serde(default)]
+    pub bind: Option<SocketAddr>,
 }
 
 /// The cluster.

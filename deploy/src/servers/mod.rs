@@ -16,6 +16,7 @@ use crate::artifacts::Artifacts;
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::plan::Plan;
+use crate::status::Status;
 
 mod dhcp;
 mod dns;
@@ -26,9 +27,11 @@ mod ra;
 mod report;
 mod scripts;
 mod signatures;
+mod status;
 mod tftp;
 
 pub use scripts::ipxe_scripts;
+pub use status::serve_status;
 
 /// What every component is built from.
 pub(crate) struct Context<'a> {
@@ -119,6 +122,32 @@ pub async fn start_servers(
     artifacts: &Artifacts,
     events: Arc<dyn EventSink>,
 ) -> Result<Servers, Error> {
+    // Off by default: without `[status] enabled` nothing follows the events for it.
+    let status = plan.status.enabled.then(|| Status::new(plan, artifacts));
+    assemble(plan, artifacts, events, status).await
+}
+
+/// [`start_servers`] feeding a [`Status`] the embedder holds (it may have counted the
+/// artifact downloads already, and outlives the servers). The plan's `[status]` decides
+/// whether it is served; it is fed either way.
+///
+/// # Errors
+/// As [`start_servers`], and a status address that cannot be bound.
+pub async fn start_servers_with_status(
+    plan: &Plan,
+    artifacts: &Artifacts,
+    events: Arc<dyn EventSink>,
+    status: Status,
+) -> Result<Servers, Error> {
+    assemble(plan, artifacts, events, Some(status)).await
+}
+
+async fn assemble(
+    plan: &Plan,
+    artifacts: &Artifacts,
+    events: Arc<dyn EventSink>,
+    status: Option<Status>,
+) -> Result<Servers, Error> {
     let layout = Layout::new(plan, artifacts);
     let fanout = Fanout::new(events);
     // DHCP first: its lease table is every other server's idea of who a host is.
@@ -141,6 +170,9 @@ pub async fn start_servers(
         Box::new(report::Report::new(&cx)),
         Box::new(ignition),
     ];
+    if let Some(status) = &status {
+        components.push(Box::new(status::StatusPage::new(&cx, status.clone())?));
+    }
     components.extend(ra::RouterAdvertisements::new(&cx)?.map(boxed));
     components.extend(dns::Dns::new(&cx)?.map(boxed));
     // HTTP last: it serves the routes every other component adds.
@@ -151,7 +183,9 @@ pub async fn start_servers(
         fanout.extend(c.consumer());
     }
 
-    Ok(Servers::spawn(components, cx.leases, layout, introspector))
+    let mut servers = Servers::spawn(components, cx.leases, layout, introspector, status);
+    servers.events = Arc::new(fanout);
+    Ok(servers)
 }
 
 /// The host a request is about: its `?mac=` when that parses, else the MAC holding the
@@ -205,7 +239,6 @@ impl EventSink for Fanout {
 }
 
 /// The running servers. Dropping it (or [`Servers::shutdown`]) stops them.
-#[derive(Debug)]
 pub struct Servers {
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -215,6 +248,17 @@ pub struct Servers {
     pub base_url: String,
     layout: Layout,
     introspector: rhcos_introspect::Introspector,
+    events: Arc<dyn EventSink>,
+    status: Option<Status>,
+}
+
+impl std::fmt::Debug for Servers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Servers")
+            .field("base_url", &self.base_url)
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Servers {
@@ -223,6 +267,7 @@ impl Servers {
         leases: pxe_stack::dhcp::Leases,
         layout: Layout,
         introspector: rhcos_introspect::Introspector,
+        status: Option<Status>,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let tasks = components
@@ -245,6 +290,8 @@ impl Servers {
             base_url: layout.base_url().to_owned(),
             layout,
             introspector,
+            events: Arc::new(pxe_stack::Discard),
+            status,
         }
     }
 
@@ -259,6 +306,18 @@ impl Servers {
     /// The deployment's URLs and paths.
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// Where events about the deployment's hosts go (the BMC actions of [`run`](crate::run)):
+    /// the embedder's sink, then every component's, as for the servers' own events.
+    pub fn events(&self) -> Arc<dyn EventSink> {
+        self.events.clone()
+    }
+
+    /// The deployment's live status and metrics, when the plan enables them or the embedder
+    /// gave one ([`start_servers_with_status`]).
+    pub fn status(&self) -> Option<&Status> {
+        self.status.as_ref()
     }
 
     /// The install disk introspection chose for a host.

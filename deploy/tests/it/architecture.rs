@@ -152,7 +152,7 @@ fn no_new_public_type_name_means_two_things() {
 }
 
 /// `deploy`'s modules in dependency order: each may import only those before it.
-const DEPLOY_ORDER: [&str; 11] = [
+const DEPLOY_ORDER: [&str; 12] = [
     "plan",
     "error",
     "timeline",
@@ -160,6 +160,7 @@ const DEPLOY_ORDER: [&str; 11] = [
     "layout",
     "bmc",
     "bootstrap",
+    "status",
     "servers",
     "run",
     "lab",

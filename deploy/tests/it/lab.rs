@@ -30,6 +30,8 @@ fn prerequisites() -> bool {
         "/usr/lib/ipxe/undionly.kpxe",
         "/usr/lib/ipxe/snponly.efi",
         "/usr/lib/ipxe/ipxe.efi",
+        "/usr/bin/chromium",
+        "/usr/bin/curl",
     ] {
         if !std::path::Path::new(tool).exists() {
             missing.push(tool.to_owned());
@@ -160,12 +162,29 @@ fn root_lab_deploys_a_bios_master_and_an_introspected_uefi_host() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let lab = Lab::build(&lab_config("d", work.path())).expect("lab builds");
-    let report = lab
-        .deploy(|_| {}, std::future::pending())
-        .expect("deployment runs");
+    let mut config = lab_config("d", work.path());
+    config.status_port = Some(9100);
+    let lab = Lab::build(&config).expect("lab builds");
+    let url = lab.status_url().expect("the lab serves its status page");
+    eprintln!("status page: {url}");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = std::thread::spawn({
+        let (url, done) = (url.clone(), done.clone());
+        move || status::watch_mid_run(&url, &done)
+    });
+    let report = lab.deploy(|_| {}, std::future::pending());
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mid_run = watcher.join().expect("the status watcher");
+    let report = report.expect("deployment runs");
     print_report(&report);
     assert!(report.success(), "every host installed and checked out");
+    // While the VMs installed: the page in a real browser, and the metrics over HTTP.
+    let mid_run = mid_run.expect("the status page was seen mid-run");
+    status::check_mid_run(&mid_run, &["node0", "node1"]);
+    // At the end: the counts the run must have produced, the timeline's record, and the
+    // finished page in the browser (served from the run's status after the servers stopped).
+    status::check_final(&report);
+    status::check_final_page(&report, &["node0", "node1"]);
     assert_installed_by_coreos_installer(&report);
     let roles: Vec<_> = report.disks.iter().map(|d| d.role.clone()).collect();
     assert_eq!(roles, [Some("master".into()), Some("worker".into())]);
@@ -388,5 +407,307 @@ fn lab_disk_check_reads_boot_and_sees_changes_outside_it() {
             !flipped.outside_boot_identical,
             "a flipped root byte is seen"
         );
+    }
+}
+
+/// The status page and metrics during and after a lab run, seen from this machine through the
+/// lab's private link: JSON with curl, the page in headless Chromium, metrics parsed by a
+/// Prometheus text-format parser.
+mod status {
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// What was seen mid-run.
+    pub(super) struct MidRun {
+        pub(super) status: serde_json::Value,
+        pub(super) dom: String,
+        pub(super) metrics: String,
+        pub(super) screenshot: PathBuf,
+    }
+
+    fn curl(url: &str) -> Option<String> {
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "10", url])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Where the screenshot is kept for CI: `<target>/ci-artifacts/status.png`.
+    fn artifact_dir() -> PathBuf {
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let dir = tmp.parent().unwrap_or(&tmp).join("ci-artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn chromium(args: &[&str], url: &str) -> std::process::Output {
+        let profile = tempfile::tempdir().unwrap();
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--virtual-time-budget=5000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(args)
+            .arg(url)
+            .output()
+            .expect("chromium runs (apt-get install chromium)");
+        assert!(
+            out.status.success(),
+            "chromium {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Polls `/status` until a host is past DHCP and not every host is done, then loads the
+    /// page in headless Chromium (DOM and screenshot) and scrapes `/metrics`. `None` when the
+    /// run ended first.
+    pub(super) fn watch_mid_run(url: &str, done: &AtomicBool) -> Option<MidRun> {
+        while !done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_secs(1));
+            let Some(text) = curl(&format!("{url}status")) else {
+                continue;
+            };
+            let status: serde_json::Value = serde_json::from_str(&text).expect("/status is JSON");
+            let hosts = status["hosts"].as_array().cloned().unwrap_or_default();
+            let moving = hosts.iter().any(|h| {
+                matches!(
+                    h["phase"].as_str(),
+                    Some("kernel" | "initrd" | "introspect" | "image" | "ignition")
+                )
+            });
+            let finished = status["installed"].as_u64() == Some(hosts.len() as u64);
+            if !moving || finished {
+                continue;
+            }
+            let dom = chromium(&["--dump-dom"], url);
+            let screenshot = artifact_dir().join("status.png");
+            let _ = std::fs::remove_file(&screenshot);
+            chromium(
+                &[
+                    "--window-size=1500,260",
+                    &format!("--screenshot={}", screenshot.display()),
+                ],
+                url,
+            );
+            eprintln!(
+                "status page screenshot (CI artifact): {}",
+                screenshot.display()
+            );
+            let metrics = curl(&format!("{url}metrics")).expect("/metrics answers");
+            return Some(MidRun {
+                status,
+                dom: String::from_utf8_lossy(&dom.stdout).into_owned(),
+                metrics,
+                screenshot,
+            });
+        }
+        None
+    }
+
+    /// The texts of the cells of one column (`<td class="phase">…</td>`) in a dumped DOM.
+    fn cells<'a>(dom: &'a str, class: &str) -> Vec<&'a str> {
+        let open = format!("<td class=\"{class}\">");
+        dom.split(&open)
+            .skip(1)
+            .map(|rest| rest.split("</td>").next().unwrap_or(""))
+            .collect()
+    }
+
+    fn parse(text: &str) -> prometheus_parse::Scrape {
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("metrics parse as Prometheus text")
+    }
+
+    fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    }
+
+    pub(super) fn check_mid_run(seen: &MidRun, names: &[&str]) {
+        eprintln!("mid-run status: {}", seen.status);
+        // The browser ran the page's script: one row per host, with its phase.
+        let hosts = cells(&seen.dom, "name");
+        assert_eq!(hosts, names, "rows in the DOM: {}", seen.dom);
+        let phases = cells(&seen.dom, "phase");
+        assert_eq!(phases.len(), names.len(), "{}", seen.dom);
+        assert!(
+            phases.iter().any(|p| !p.is_empty()),
+            "a phase is shown: {phases:?}"
+        );
+        let known = [
+            "power",
+            "dhcp",
+            "bootfile",
+            "script",
+            "kernel",
+            "initrd",
+            "introspect",
+            "image",
+            "ignition",
+            "installed",
+        ];
+        assert!(
+            phases.iter().all(|p| p.is_empty() || known.contains(p)),
+            "{phases:?}"
+        );
+        assert!(!seen.dom.contains(rhcos_deploy::lab::BMC_PASSWORD));
+        let png = std::fs::read(&seen.screenshot).expect("a screenshot was written");
+        assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+        // Mid-run metrics: both hosts were powered on (verified) and got DHCP answers.
+        let m = parse(&seen.metrics);
+        assert!(
+            value(
+                &m,
+                "rhcos_bmc_calls_total",
+                &[("step", "on"), ("outcome", "verified")]
+            ) >= 1.0,
+            "{}",
+            seen.metrics
+        );
+        assert!(value(&m, "rhcos_dhcp_messages_total", &[("type", "ack")]) >= 1.0);
+    }
+
+    /// The finished deployment's page, served by `serve_status` on this machine's loopback.
+    pub(super) fn check_final_page(report: &rhcos_deploy::lab::LabReport, names: &[&str]) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let status = report.status.clone();
+        let server = std::thread::spawn(move || {
+            rt.block_on(rhcos_deploy::serve_status(status, listener, async {
+                let _ = stopped.await;
+            }))
+        });
+        let dom = chromium(&["--dump-dom"], &url);
+        let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+        let screenshot = artifact_dir().join("status-final.png");
+        chromium(
+            &[
+                "--window-size=1500,260",
+                &format!("--screenshot={}", screenshot.display()),
+            ],
+            &url,
+        );
+        eprintln!(
+            "final status page screenshot (CI artifact): {}",
+            screenshot.display()
+        );
+        let _ = stop.send(());
+        server.join().unwrap().unwrap();
+        assert_eq!(cells(&dom, "name"), names, "{dom}");
+        assert!(
+            cells(&dom, "phase").iter().all(|p| *p == "installed"),
+            "{dom}"
+        );
+        assert!(
+            cells(&dom, "state").iter().all(|s| *s == "installed"),
+            "{dom}"
+        );
+        assert!(dom.contains("2 hosts: 2 installed, 0 failed"), "{dom}");
+    }
+
+    pub(super) fn check_final(report: &rhcos_deploy::lab::LabReport) {
+        let text = report.status.metrics_text();
+        eprintln!("{text}");
+        let m = parse(&text);
+        let v = |name, labels: &[(&str, &str)]| value(&m, name, labels);
+        // Every host: powered on, installed, set to boot from disk; each one's kernel,
+        // initramfs and image were served once at least, and both reported.
+        assert_eq!(
+            v(
+                "rhcos_bmc_calls_total",
+                &[("step", "on"), ("outcome", "verified")]
+            ),
+            2.0
+        );
+        assert_eq!(v("rhcos_bmc_calls_total", &[("step", "boot-disk")]), 2.0);
+        assert_eq!(
+            v("rhcos_install_reports_total", &[("stage", "installed")]),
+            2.0
+        );
+        for route in ["kernel", "initramfs"] {
+            assert!(
+                v(
+                    "rhcos_http_requests_total",
+                    &[("route", route), ("status", "200")]
+                ) >= 2.0,
+                "{route}"
+            );
+        }
+        // The BIOS host's image and the UEFI host's 4k image.
+        assert!(
+            v(
+                "rhcos_http_requests_total",
+                &[("route", "image"), ("status", "200")]
+            ) >= 1.0
+        );
+        assert!(
+            v(
+                "rhcos_http_requests_total",
+                &[("route", "image-4k"), ("status", "200")]
+            ) >= 1.0
+        );
+        assert!(v("rhcos_http_bytes_total", &[("route", "image")]) > 0.0);
+        // The fixed master's Ignition config; the introspected host's inventory and role.
+        assert!(v("rhcos_ignition_configs_total", &[("role", "master")]) >= 1.0);
+        assert_eq!(v("rhcos_introspections_total", &[("role", "worker")]), 1.0);
+        // UEFI firmware fetched snponly.efi over TFTP.
+        assert!(v("rhcos_tftp_transfers_total", &[("status", "complete")]) >= 1.0);
+        assert!(v("rhcos_tftp_bytes_total", &[]) > 0.0);
+        // Both firmwares got a boot file or the script URL from DHCP.
+        assert!(v("rhcos_dhcp_messages_total", &[("type", "offer")]) >= 2.0);
+        assert_eq!(v("rhcos_hosts", &[("state", "installed")]), 2.0);
+        // Every artifact the lab's stream lists came through the fetcher, none refused.
+        let fetched = v("rhcos_downloads_total", &[("outcome", "downloaded")])
+            + v("rhcos_downloads_total", &[("outcome", "cached")]);
+        assert!(fetched >= 3.0, "{fetched}");
+        assert_eq!(v("rhcos_verification_failures_total", &[]), 0.0);
+        // Both installers resolved api-int and their own name through the cluster DNS.
+        assert!(v("rhcos_dns_questions_total", &[("outcome", "answered")]) >= 2.0);
+        // One phase-duration observation per host for the phases both went through.
+        assert!(
+            text.contains("rhcos_phase_duration_seconds_count{phase=\"installed\"} 2"),
+            "{text}"
+        );
+        // The final status and the timeline on disk.
+        let s = report.status.snapshot();
+        assert_eq!((s.total, s.installed, s.failed), (2, 2, 0));
+        assert!(s.hosts.iter().all(|h| h.bmc.is_some()));
+        let file = report
+            .summary
+            .timeline_file
+            .as_ref()
+            .expect("the timeline was written");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        assert_eq!(json["hosts"].as_array().unwrap().len(), 2);
+        assert_eq!(json["hosts"][0]["installed"], true);
     }
 }
