@@ -69,14 +69,14 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use ignition_serve::{Options, Route, Store};
-//! use pxe_stack::{NoLookup, Recorder, route::RouteRequest};
+//! // Only this crate's names: `Mac`, the lookups, sinks and `route` are re-exported from pxe-stack.
+//! use ignition_serve::{Mac, NoLookup, Options, Recorder, Route, Store, route::RouteRequest};
 //!
 //! let route = Route::new(Store::new(), Arc::new(NoLookup), Arc::new(Recorder::new()), Options::default());
 //! let req = RouteRequest {
 //!     request: http::Request::get("/ignition?mac=52:54:00:00:00:10").body(bytes::Bytes::new())?,
 //!     peer: "192.168.126.10:40000".parse()?,
-//!     mac: None,
+//!     mac: None::<Mac>,
 //! };
 //! // No lease lookup: the address cannot be proven to be that host's.
 //! assert_eq!(route.respond(&req).status(), http::StatusCode::FORBIDDEN);
@@ -107,6 +107,12 @@
 //! keys are sorted, so rendering is deterministic. The tests check every emitted config against
 //! the upstream JSON schema of its version and, for 3.0 to 3.3, with `ignition-validate`, and
 //! run Ignition's own fetch stage against the route.
+//!
+//! # Shared vocabulary
+//!
+//! [`Mac`], [`ParseMacError`], [`HostLookup`], [`NoLookup`], [`EventSink`], [`Recorder`],
+//! [`Event`], [`EventKind`] and the [`route`] contract are pxe-stack's, re-exported here so a
+//! consumer does not need pxe-stack as a direct dependency to use this crate's API.
 //!
 //! # Feature flags
 //!
@@ -144,3 +150,10 @@ pub use customize::{
 pub use error::{Error, Result};
 pub use serve::{Access, Delivery, Options, QueryError, RESERVED_PARAMS, Route, TokenKey};
 pub use store::{Group, Metadata, OPENSHIFT_ROLES, Profile, Query, RoleState, Selector, Store};
+
+// pxe-stack's shared vocabulary that this crate's API takes, so a consumer need not depend on
+// pxe-stack just to name a MAC, a lease lookup, an event sink or the route contract.
+pub use pxe_stack::route;
+pub use pxe_stack::{
+    Event, EventKind, EventSink, HostLookup, Mac, NoLookup, ParseMacError, Recorder,
+};
