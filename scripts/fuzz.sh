@@ -114,10 +114,10 @@ for t in $targets; do
         mkdir -p "$dest"
         for f in "$out"/default/crashes/id:* "$out"/default/hangs/id:*; do
             [[ -e "$f" ]] || continue
-            kind=$(basename "$(dirname "$f")")
-            name=${kind%s}-$(sha256sum "$f" | cut -c1-16)
+            case $(basename "$(dirname "$f")") in crashes) kind=crash ;; *) kind=hang ;; esac
+            name=$kind-$(sha256sum "$f" | cut -c1-16)
             cp "$f" "$dest/$name"
-            echo "fuzz: $t found a ${kind%s}: $dest/$name" >&2
+            echo "fuzz: $t found a $kind: $dest/$name" >&2
         done
         cat >&2 <<EOF
 fuzz: replay with   $target_dir/release/$t < <file>   (or cargo +nightly fuzz run $t <file>)
