@@ -369,7 +369,11 @@ mod tests {
         let store = ignition_serve::Store::load_dir(dir.path()).unwrap();
         for role in ["bootstrap", "master", "worker"] {
             let config = store.role(role).expect("role loaded");
-            assert!(config.warnings().is_empty(), "{role}: {:?}", config.warnings());
+            assert!(
+                config.warnings().is_empty(),
+                "{role}: {:?}",
+                config.warnings()
+            );
         }
         let validate = std::path::Path::new("/usr/bin/ignition-validate");
         if !validate.exists() {
