@@ -116,7 +116,9 @@ pub use pxe_stack::ChainMode;
 /// assert_eq!(mac.to_string(), "52:54:00:00:00:10");
 /// # Ok::<(), rhcos_deploy::ParseMacError>(())
 /// ```
-pub use pxe_stack::{Mac, ParseMacError};
+pub use pxe_stack::Mac;
+/// Why a string is not a [`Mac`], from pxe-stack.
+pub use pxe_stack::ParseMacError;
 #[cfg(feature = "run")]
 pub use run::{RunReport, run};
 #[cfg(feature = "run")]

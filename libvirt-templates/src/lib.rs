@@ -97,4 +97,6 @@ pub use xml::{OnOff, Parsed, YesNo};
 /// assert_eq!(host.mac.map(|m| m.to_string()).as_deref(), Some("52:54:00:00:00:10"));
 /// # Ok::<(), libvirt_templates::ParseMacError>(())
 /// ```
-pub use pxe_stack::{Mac, ParseMacError};
+pub use pxe_stack::Mac;
+/// Why a string is not a [`Mac`], from pxe-stack.
+pub use pxe_stack::ParseMacError;
