@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # build
   pkg-config libvirt-dev gcc
+  # fuzzing: cargo-afl builds AFL++ with make; scripts/fuzz.sh and a generator test run python3
+  make python3
   # firmware and VMs for the lab
   qemu-system-x86 qemu-utils ipxe-qemu ipxe ovmf seabios linux-image-amd64 busybox-static cpio
   # the lab's real installer: building coreos-installer (cargo install, cached outside the repo)

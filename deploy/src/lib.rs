@@ -111,6 +111,17 @@ pub use plan::{
 };
 /// How BIOS hosts chain into iPXE ([`Provisioning::chain`]), from `pxe-stack`.
 pub use pxe_stack::ChainMode;
+/// The MAC type of [`Host::mac`] and the plan's other MACs, from pxe-stack, so a consumer need
+/// not depend on pxe-stack to name it.
+///
+/// ```
+/// let mac: rhcos_deploy::Mac = "52-54-00-00-00-10".parse()?;
+/// assert_eq!(mac.to_string(), "52:54:00:00:00:10");
+/// # Ok::<(), rhcos_deploy::ParseMacError>(())
+/// ```
+pub use pxe_stack::Mac;
+/// Why a string is not a [`Mac`], from pxe-stack.
+pub use pxe_stack::ParseMacError;
 #[cfg(feature = "run")]
 pub use run::{RunReport, run, run_with_status};
 #[cfg(feature = "run")]

@@ -1,15 +1,18 @@
 //! The DHCP server's decode + decide path sees every datagram on the provisioning network.
 //!
-//! Run with `cargo +nightly fuzz run dhcp_decide`. Each input is split into datagrams (a
-//! two-byte length prefix each) fed in order to one lease table, so sequences such as
-//! DISCOVER, REQUEST, DECLINE on shared state get explored, not only single packets.
-#![no_main]
+//! Run with `cargo +nightly fuzz run dhcp_decide` (libFuzzer) or `scripts/fuzz.sh dhcp_decide`
+//! (AFL++, stable). Each input is split into datagrams (a two-byte length prefix each) fed in order
+//! to one lease table, so sequences such as DISCOVER, REQUEST, DECLINE on shared state get
+//! explored, not only single packets.
+#![cfg_attr(not(feature = "afl"), no_main)]
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, SystemTime};
 
-use libfuzzer_sys::fuzz_target;
-use pxe_stack::dhcp::{BootFiles, Config, LeaseTable, Mode, Policy, Range, Request, Subnet, respond};
+use pxe_stack::dhcp::{
+    BootFiles, Config, LeaseTable, Mode, Policy, Range, Request, Subnet, respond,
+};
+use rhcos_metal_fuzz::fuzz_target;
 
 fn policy(mode: Mode) -> Policy {
     let mut subnet = Subnet::new(Ipv4Addr::new(10, 0, 0, 0), 24);

@@ -2,17 +2,18 @@
 //! hand) and then answers names that arrive from the network: both are input this crate does
 //! not control.
 //!
-//! Run with `cargo +nightly fuzz run dns_zone`. The input is read as lines of
+//! Run with `cargo +nightly fuzz run dns_zone` (libFuzzer) or `scripts/fuzz.sh dns_zone` (AFL++,
+//! stable). The input is read as lines of
 //! `name type value`; every line becomes an entry (when its value parses), the zone is built,
 //! and every name in the input is then asked as a query, in every query type, from inside and
 //! outside the served subnet.
-#![no_main]
+#![cfg_attr(not(feature = "afl"), no_main)]
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use libfuzzer_sys::fuzz_target;
 use pxe_stack::NoLookup;
 use pxe_stack::dns::{Config, Decision, Entry, Qtype, Rcode, Value, Zone, absolute};
+use rhcos_metal_fuzz::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -1,15 +1,16 @@
-//! The static file server decides `200`/`206`/`304`/`412`/`416` from request headers:
-//! `Range`, `If-Range`, `If-Match`, `If-None-Match` and the date conditions.
+//! The static file server decides `200`/`206`/`304`/`412`/`416` from request headers: `Range`,
+//! `If-Range`, `If-Match`, `If-None-Match` and the date conditions.
 //!
-//! Run with `cargo +nightly fuzz run http_conditional`. The first byte picks the method; the
-//! rest is split into `name: value` lines, and the lines that make a valid header are sent.
-#![no_main]
+//! Run with `cargo +nightly fuzz run http_conditional` (libFuzzer) or `scripts/fuzz.sh
+//! http_conditional` (AFL++, stable). The first byte picks the method; the rest is split into
+//! `name: value` lines, and the lines that make a valid header are sent.
+#![cfg_attr(not(feature = "afl"), no_main)]
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use libfuzzer_sys::fuzz_target;
 use pxe_stack::http::{Decision, Validators, check};
+use rhcos_metal_fuzz::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {

@@ -1,12 +1,13 @@
-//! Ignition requests carry a query string (`GET /ignition?mac=..`), and role configs are
-//! JSON that `Config::parse` validates: both are input this crate does not control.
+//! Ignition requests carry a query string (`GET /ignition?mac=..`), and role configs are JSON that
+//! `Config::parse` validates: both are input this crate does not control.
 //!
-//! Run with `cargo +nightly fuzz run ignition_query`. The input is used twice: as a query
-//! string when it is UTF-8, and as config bytes always.
-#![no_main]
+//! Run with `cargo +nightly fuzz run ignition_query` (libFuzzer) or `scripts/fuzz.sh
+//! ignition_query` (AFL++, stable). The input is used twice: as a query string when it is UTF-8,
+//! and as config bytes always.
+#![cfg_attr(not(feature = "afl"), no_main)]
 
 use ignition_serve::{Config, Customization, Mode, Query, render_for_host};
-use libfuzzer_sys::fuzz_target;
+use rhcos_metal_fuzz::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(qs) = std::str::from_utf8(data)
@@ -23,6 +24,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = config.config_refs();
+    // The strictness check (types and unknown keys per spec version) is a function of the
+    // value: validating the parsed value again gives the same version and warnings.
+    let again =
+        Config::from_value(config.value().clone()).expect("a parsed config's value validates");
+    assert_eq!(again.spec(), config.spec());
+    assert_eq!(again.warnings(), config.warnings());
     // A config that passed validation must survive the edits this crate makes to it.
     let customization = Customization {
         hostname: Some("fuzz".into()),

@@ -1,11 +1,11 @@
 //! The introspection body parser sees network input: throw anything at it.
 //!
-//! Run with `cargo +nightly fuzz run introspect_body`; seed the corpus with
-//! `introspect/tests/fixtures/*.json`.
-#![no_main]
+//! Run with `cargo +nightly fuzz run introspect_body` (libFuzzer) or `scripts/fuzz.sh
+//! introspect_body` (AFL++, stable); seeded from `introspect/tests/fixtures/*.json`.
+#![cfg_attr(not(feature = "afl"), no_main)]
 
-use libfuzzer_sys::fuzz_target;
 use rhcos_introspect::{DiskHints, choose_disk, identify, parse};
+use rhcos_metal_fuzz::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(parsed) = parse(data) else { return };

@@ -1,11 +1,11 @@
-//! iPXE scripts can be fetched over HTTP (an existing `boot.ipxe` to read back or convert),
-//! so the tolerant parser sees untrusted text.
+//! iPXE scripts can be fetched over HTTP (an existing `boot.ipxe` to read back or convert), so the
+//! tolerant parser sees untrusted text.
 //!
-//! Run with `cargo +nightly fuzz run ipxe_parse`; seed the corpus with
-//! `ipxe-script/tests/fixtures/`.
-#![no_main]
+//! Run with `cargo +nightly fuzz run ipxe_parse` (libFuzzer) or `scripts/fuzz.sh ipxe_parse`
+//! (AFL++, stable); seeded from `ipxe-script/tests/fixtures/`.
+#![cfg_attr(not(feature = "afl"), no_main)]
 
-use libfuzzer_sys::fuzz_target;
+use rhcos_metal_fuzz::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

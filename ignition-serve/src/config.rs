@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha512};
 
 use crate::error::{Error, Result};
+use crate::schema;
 
 /// The Ignition spec versions this crate reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -73,28 +74,6 @@ impl Spec {
     pub fn allows_sha256(self) -> bool {
         self >= Spec::V3_1
     }
-
-    fn top_level_keys(self) -> &'static [&'static str] {
-        match self {
-            Spec::V2_2 => &["ignition", "storage", "systemd", "networkd", "passwd"],
-            Spec::V3_0 | Spec::V3_1 | Spec::V3_2 => &["ignition", "storage", "systemd", "passwd"],
-            Spec::V3_3 | Spec::V3_4 | Spec::V3_5 => &[
-                "ignition",
-                "storage",
-                "systemd",
-                "passwd",
-                "kernelArguments",
-            ],
-        }
-    }
-
-    fn ignition_keys(self) -> &'static [&'static str] {
-        if self >= Spec::V3_1 {
-            &["version", "config", "timeouts", "security", "proxy"]
-        } else {
-            &["version", "config", "timeouts", "security"]
-        }
-    }
 }
 
 impl fmt::Display for Spec {
@@ -107,7 +86,8 @@ impl fmt::Display for Spec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Warning {
-    /// A key the config's spec version does not define; Ignition ignores or rejects it.
+    /// A key the config's spec version does not define: Ignition ignores it and warns
+    /// ("Unused key"), at any depth.
     UnknownKey {
         /// JSON pointer of the key.
         pointer: String,
@@ -357,13 +337,8 @@ impl Validator<'_> {
             origin: self.origin.to_owned(),
             version: version.to_owned(),
         })?;
-        for key in root.keys() {
-            if !spec.top_level_keys().contains(&key.as_str()) {
-                self.warnings.push(Warning::UnknownKey {
-                    pointer: format!("/{key}"),
-                });
-            }
-        }
+        schema::walk(value, schema::root(spec), &mut self.warnings)
+            .map_err(|m| self.invalid(m.pointer, m.reason))?;
         self.ignition(spec, &root["ignition"])?;
         if let Some(storage) = root.get("storage") {
             self.storage(spec, storage)?;
@@ -381,13 +356,6 @@ impl Validator<'_> {
         let Some(ign) = self.object(v, "/ignition")? else {
             return Ok(());
         };
-        for key in ign.keys() {
-            if !spec.ignition_keys().contains(&key.as_str()) {
-                self.warnings.push(Warning::UnknownKey {
-                    pointer: format!("/ignition/{key}"),
-                });
-            }
-        }
         if let Some(cfg) = ign.get("config")
             && let Some(cfg) = self.object(cfg, "/ignition/config")?
         {

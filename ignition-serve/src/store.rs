@@ -236,9 +236,13 @@ impl Store {
         self.insert_role(role, config)
     }
 
-    /// Add or replace a role config.
+    /// Add or replace a role config; its [`Config::warnings`] are logged at warn level.
     pub fn insert_role(&mut self, role: &str, config: Config) -> Result<&Config> {
         check_role(role)?;
+        for warning in config.warnings() {
+            // Ignition ignores what the warning names and warns the same when it runs.
+            tracing::warn!(role, %warning, "ignition role config");
+        }
         self.roles
             .insert(role.to_owned(), RoleState::Ready(Arc::new(config)));
         match &self.roles[role] {

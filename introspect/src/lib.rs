@@ -70,6 +70,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Shared vocabulary
+//!
+//! [`Mac`], [`ParseMacError`], [`HostLookup`], [`NoLookup`], [`EventSink`], [`Recorder`],
+//! [`Event`], [`EventKind`] and the [`route`] contract are pxe-stack's, re-exported here so a
+//! consumer does not need pxe-stack as a direct dependency to use this crate's API:
+//!
+//! ```
+//! use rhcos_introspect::{Mac, NoLookup, Recorder, route::Handler};
+//!
+//! fn mount(_handler: &dyn Handler, _events: &Recorder, _lookup: &NoLookup) {}
+//! let mac: Mac = "52:54:00:00:00:01".parse()?;
+//! assert_eq!(mac.to_string(), "52:54:00:00:00:01");
+//! # Ok::<(), rhcos_introspect::ParseMacError>(())
+//! ```
+//!
 //! # Feature flags
 //! - `ignition` (off by default): `IgnitionConfigs`, a [`ConfigSource`] that renders the
 //!   decided role's config from an `ignition_serve::Store` (or the live store of an
@@ -111,3 +126,10 @@ pub use parse::{Parsed, parse};
 pub use rules::{Decision, Predicate, Reason, Rule, Rules, cores, decide, memory_bytes};
 pub use service::{Accepted, Builder, DEFAULT_BODY_LIMIT, Introspector, Listing, Settings};
 pub use store::{FileStore, MemoryStore, Record, Store, Summary};
+
+// pxe-stack's shared vocabulary that this crate's API takes, so a consumer need not depend on
+// pxe-stack just to name a MAC, a lease lookup, an event sink or the route contract.
+pub use pxe_stack::route;
+pub use pxe_stack::{
+    Event, EventKind, EventSink, HostLookup, Mac, NoLookup, ParseMacError, Recorder,
+};

@@ -19,6 +19,11 @@ pub enum GiveUp {
     /// `reboot`: start over from the firmware.
     Reboot,
     /// `poweroff`: stop the machine, to be looked at.
+    ///
+    /// Debian's iPXE and upstream's default build lack the `poweroff` command (it needs
+    /// `POWEROFF_CMD` in `config/general.h`), and a failed command aborts the script. So the
+    /// script runs `poweroff ||` and, when it is still running, says so and falls back to
+    /// [`GiveUp::Exit`]'s `exit 1` (the firmware tries its next boot device).
     Poweroff,
 }
 
@@ -119,7 +124,16 @@ impl Retry {
         script.push(echo(&format!(
             "{TAG} {what} failed {n} times, giving up: {action}"
         )));
-        script.push(command);
+        if self.give_up == GiveUp::Poweroff {
+            // `poweroff` is missing from most iPXE builds: fall back to exiting.
+            script.push(Statement::new(command).or_ignore());
+            script.push(echo(&format!(
+                "{TAG} this iPXE cannot power off, exiting to the next boot device"
+            )));
+            script.push(Command::Exit { status: Some(1) });
+        } else {
+            script.push(command);
+        }
     }
 }
 

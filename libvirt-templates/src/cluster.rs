@@ -212,7 +212,8 @@ impl ClusterSpec {
     /// # Errors
     /// A typed [`Error`] for the first problem found: invalid names, MACs, UUIDs, subnet, DHCP
     /// range or paths; duplicate MACs, names or addresses; an address outside the subnet or
-    /// inside the DHCP range; zero memory or vCPUs.
+    /// inside the DHCP range; zero memory or vCPUs; a bootp file or server libvirt cannot take
+    /// ([`Bootp::check`]).
     pub fn build(&self) -> Result<Cluster, Error> {
         check_label("cluster name", &self.name)?;
         check_dns_name("base domain", &self.base_domain)?;
@@ -229,6 +230,9 @@ impl ClusterSpec {
             .clone()
             .unwrap_or_else(|| format!("br-{}", self.name));
         check_bridge(&bridge)?;
+        if let Some(bootp) = &self.bootp {
+            bootp.check()?;
+        }
         let network_uuid = resolve_uuid("network", &self.network_uuid, "network", &network_name)?;
 
         let subnet = Subnet::new(self.address, self.prefix)?;

@@ -139,6 +139,17 @@ pub enum Error {
         /// What rule it breaks.
         reason: &'static str,
     },
+    /// The network's `<bootp file server>` holds a value libvirt's schema or the dnsmasq
+    /// configuration it writes cannot carry.
+    #[error("invalid bootp {field} {value:?}: {reason}")]
+    InvalidBootp {
+        /// `file` or `server`.
+        field: &'static str,
+        /// The rejected value.
+        value: String,
+        /// What rule it breaks.
+        reason: &'static str,
+    },
     /// A UUID is not in the 8-4-4-4-12 hex form.
     #[error("invalid {field} UUID {value:?}: expected 8-4-4-4-12 hex digits")]
     InvalidUuid {

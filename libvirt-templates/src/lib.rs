@@ -87,3 +87,16 @@ pub use network::{
     Srv, Tftp, Txt,
 };
 pub use xml::{OnOff, Parsed, YesNo};
+
+/// The MAC type of [`DhcpHost::mac`] and [`Node::mac`], from pxe-stack, so a consumer need not
+/// depend on pxe-stack to name it.
+///
+/// ```
+/// let mac: libvirt_templates::Mac = "52:54:00:00:00:10".parse()?;
+/// let host = libvirt_templates::DhcpHost { mac: Some(mac), ..Default::default() };
+/// assert_eq!(host.mac.map(|m| m.to_string()).as_deref(), Some("52:54:00:00:00:10"));
+/// # Ok::<(), libvirt_templates::ParseMacError>(())
+/// ```
+pub use pxe_stack::Mac;
+/// Why a string is not a [`Mac`], from pxe-stack.
+pub use pxe_stack::ParseMacError;

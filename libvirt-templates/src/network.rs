@@ -325,23 +325,89 @@ pub struct DhcpHost {
 }
 
 /// `<bootp file server>` inside `<dhcp>`.
+///
+/// [`Bootp::check`] (run by [`Network::to_xml`] and [`ClusterSpec::build`](crate::ClusterSpec::build))
+/// refuses values libvirt cannot take.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bootp {
-    /// The boot file name (DHCP `file` field), e.g. `pxelinux.0` or an iPXE URL.
+    /// The boot file name (DHCP `file` field), e.g. `pxelinux.0` or an iPXE URL: not empty,
+    /// no control characters (libvirt's schema refuses a newline), no whitespace, `,` or `"`
+    /// (libvirt writes it into dnsmasq's `dhcp-boot=file,,server`).
     #[serde(rename = "@file")]
     pub file: String,
-    /// The next server (TFTP host); absent means the network's own address.
+    /// The next server (TFTP host), an IPv4 address (libvirt parses it as one; `<bootp>` is
+    /// IPv4 only); absent means the network's own address.
     #[serde(rename = "@server", default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+}
+
+impl Bootp {
+    /// Checks the file name and server.
+    ///
+    /// ```
+    /// use libvirt_templates::{Bootp, Error};
+    ///
+    /// let ok = Bootp { file: "http://192.168.126.1/boot.ipxe".into(), server: Some("192.168.126.1".into()) };
+    /// assert!(ok.check().is_ok());
+    /// let bad = Bootp { file: "pxelinux.0\nx".into(), server: None };
+    /// assert!(matches!(bad.check(), Err(Error::InvalidBootp { field: "file", .. })));
+    /// let bad = Bootp { file: "pxelinux.0".into(), server: Some("tftp.example.com".into()) };
+    /// assert!(matches!(bad.check(), Err(Error::InvalidBootp { field: "server", .. })));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidBootp`](crate::Error::InvalidBootp) naming the field and the rule.
+    pub fn check(&self) -> Result<(), crate::Error> {
+        let file = |reason| crate::Error::InvalidBootp {
+            field: "file",
+            value: self.file.clone(),
+            reason,
+        };
+        if self.file.is_empty() {
+            return Err(file("the boot file name is empty"));
+        }
+        if self.file.chars().any(char::is_control) {
+            return Err(file(
+                "a control character (newline, NUL, ...) does not fit libvirt's schema",
+            ));
+        }
+        if self
+            .file
+            .chars()
+            .any(|c| c.is_whitespace() || c == ',' || c == '"')
+        {
+            return Err(file(
+                "whitespace, ',' and '\"' break the dnsmasq configuration libvirt writes",
+            ));
+        }
+        if let Some(server) = &self.server
+            && server.parse::<std::net::Ipv4Addr>().is_err()
+        {
+            return Err(crate::Error::InvalidBootp {
+                field: "server",
+                value: server.clone(),
+                reason: "expected an IPv4 address",
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Network {
     /// Renders the network as an indented XML document.
     ///
     /// # Errors
-    /// [`Error::Render`](crate::Error::Render) if serde rejects a value (in practice: never for
-    /// this model).
+    /// [`Error::InvalidBootp`](crate::Error::InvalidBootp) if a `<bootp>` fails
+    /// [`Bootp::check`]; [`Error::Render`](crate::Error::Render) if serde rejects a value (in
+    /// practice: never for this model).
     pub fn to_xml(&self) -> Result<String, crate::Error> {
+        for bootp in self
+            .ip
+            .iter()
+            .filter_map(|ip| ip.dhcp.as_ref()?.bootp.as_ref())
+        {
+            bootp.check()?;
+        }
         crate::xml::render("network", self)
     }
 

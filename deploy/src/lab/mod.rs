@@ -390,3 +390,44 @@ fn write_assets(dir: &Path) -> Result<(), Error> {
     let path = dir.join("metadata.json");
     std::fs::write(&path, meta.to_string()).map_err(|source| Error::Io { path, source })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The lab's role configs pass ignition-serve's strictness (no error, no warning) and the
+    /// real `ignition-validate`, so the lab keeps testing what a real install serves.
+    #[test]
+    fn lab_role_configs_pass_ignition_serve_and_ignition_validate() {
+        let dir = tempfile::tempdir().unwrap();
+        super::write_assets(dir.path()).unwrap();
+        let store = ignition_serve::Store::load_dir(dir.path()).unwrap();
+        for role in ["bootstrap", "master", "worker"] {
+            let config = store.role(role).expect("role loaded");
+            assert!(
+                config.warnings().is_empty(),
+                "{role}: {:?}",
+                config.warnings()
+            );
+        }
+        let validate = std::path::Path::new("/usr/bin/ignition-validate");
+        if !validate.exists() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "ignition-validate missing: run scripts/install-deps.sh"
+            );
+            eprintln!("skipping ignition-validate: not installed (package `ignition`)");
+            return;
+        }
+        for role in ["bootstrap", "master", "worker"] {
+            let out = std::process::Command::new(validate)
+                .arg(dir.path().join(format!("{role}.ign")))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+                "{role}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

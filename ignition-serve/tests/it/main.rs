@@ -17,6 +17,8 @@ use pxe_stack::route::{Handler, RouteRequest};
 use pxe_stack::{EventKind, HostLookup, Mac, Recorder};
 use serde_json::Value;
 
+mod strictness;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }

@@ -239,3 +239,115 @@ fn qemu_commandline_always_carries_its_namespace() {
         Some(libvirt_templates::QEMU_NS)
     );
 }
+
+/// The network's rendering with `<bootp file server>` replaced verbatim (already escaped).
+fn network_with_bootp(file_xml: &str, server_xml: &str) -> String {
+    let mut spec = crate::util::seed_spec();
+    spec.bootp = Some(libvirt_templates::Bootp {
+        file: "PLACEHOLDER".into(),
+        server: Some("192.0.2.1".into()),
+    });
+    let xml = spec.build().unwrap().network.to_xml().unwrap();
+    assert!(xml.contains(r#"file="PLACEHOLDER""#) && xml.contains(r#"server="192.0.2.1""#));
+    xml.replace(r#"file="PLACEHOLDER""#, &format!(r#"file="{file_xml}""#))
+        .replace(
+            r#"server="192.0.2.1""#,
+            &format!(r#"server="{server_xml}""#),
+        )
+}
+
+/// Whether libvirt's own network parser (the `test:///default` driver in virsh, no daemon)
+/// defines the network.
+fn libvirt_defines(xml: &str) -> Option<(bool, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("network.xml");
+    std::fs::write(&file, xml).unwrap();
+    match std::process::Command::new("virsh")
+        .args(["-c", "test:///default", "net-define"])
+        .arg(&file)
+        .output()
+    {
+        Ok(out) => Some((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )),
+        Err(e) => {
+            crate::util::skip(&format!("virsh (libvirt-clients) not runnable: {e}"));
+            None
+        }
+    }
+}
+
+#[test]
+fn bootp_values_libvirt_refuses_are_typed_errors() {
+    use libvirt_templates::Bootp;
+    let check = |file: &str, server: Option<&str>| {
+        let bootp = Bootp {
+            file: file.into(),
+            server: server.map(Into::into),
+        };
+        let mut spec = crate::util::seed_spec();
+        spec.bootp = Some(bootp.clone());
+        let built = spec.build();
+        assert_eq!(
+            built.as_ref().err().map(ToString::to_string),
+            bootp.check().err().map(|e| e.to_string())
+        );
+        match bootp.check() {
+            Ok(()) => None,
+            Err(Error::InvalidBootp { field, .. }) => Some(field),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('\n', "&#10;")
+            .replace('\r', "&#13;")
+            .replace('\u{1}', "&#1;")
+    };
+    // Accepted by us, by libvirt's schema and by libvirt's parser.
+    for file in [
+        "pxelinux.0",
+        "http://192.168.126.1:8080/boot.ipxe",
+        "ipxe/snponly.efi",
+    ] {
+        assert_eq!(check(file, Some("192.168.126.5")), None, "{file}");
+        let xml = network_with_bootp(&escape(file), "192.168.126.5");
+        if let Some((ok, out)) = crate::util::virt_xml_validate("network", &xml) {
+            assert!(ok, "{file}: {out}");
+        }
+        if let Some((ok, out)) = libvirt_defines(&xml) {
+            assert!(ok, "{file}: {out}");
+        }
+    }
+    // File names libvirt's schema refuses: typed errors here.
+    for file in ["pxelinux.0\nx", "a\rb", "a\u{1}b", ""] {
+        assert_eq!(check(file, None), Some("file"), "{file:?}");
+        let xml = network_with_bootp(&escape(file), "192.168.126.5");
+        if let Some((ok, out)) = crate::util::virt_xml_validate("network", &xml) {
+            assert!(!ok, "virt-xml-validate accepts file {file:?}: {out}");
+        }
+    }
+    // File names that would split dnsmasq's `dhcp-boot=file,,server` line libvirt writes.
+    for file in ["a,b", "a b", "a\"b", "a\tb"] {
+        assert_eq!(check(file, None), Some("file"), "{file:?}");
+    }
+    // Servers: libvirt parses them as an address; a name or IPv6 is refused.
+    for server in ["tftp.example.com", "::1", "192.168.126.300"] {
+        assert_eq!(
+            check("pxelinux.0", Some(server)),
+            Some("server"),
+            "{server}"
+        );
+        let xml = network_with_bootp("pxelinux.0", server);
+        let schema = crate::util::virt_xml_validate("network", &xml);
+        let parser = libvirt_defines(&xml);
+        if let (Some((schema_ok, _)), Some((parser_ok, out))) = (schema, parser) {
+            assert!(
+                !(schema_ok && parser_ok),
+                "libvirt accepts server {server}: {out}"
+            );
+        }
+    }
+}

@@ -72,3 +72,30 @@ pub(crate) fn seed_spec() -> ClusterSpec {
     spec.vm.ignition = Some("/var/lib/libvirt/images/bootstrap.ign".into());
     spec
 }
+
+/// Runs libvirt's own `virt-xml-validate` (package libvirt-clients) on a document. Returns
+/// `None` when it is not installed (after [`skip`]), else whether it validates and its output.
+pub(crate) fn virt_xml_validate(root: &str, xml: &str) -> Option<(bool, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(format!("{root}.xml"));
+    std::fs::write(&file, xml).unwrap();
+    let out = match Command::new("virt-xml-validate")
+        .arg(&file)
+        .arg(root)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            skip(&format!(
+                "virt-xml-validate (libvirt-clients) not runnable: {e}"
+            ));
+            return None;
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success(), text))
+}
