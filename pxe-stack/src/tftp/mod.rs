@@ -106,8 +106,8 @@ pub struct Config {
     pub max_send_retries: u32,
     /// Receive buffer asked for on the listening socket (`SO_RCVBUF`), so bursts of requests
     /// are queued rather than dropped. The kernel caps it at `net.core.rmem_max` (a warning is
-    /// logged when it does); raise that sysctl to get more. 4 MiB holds several thousand
-    /// requests.
+    /// logged when it does) unless the server has `CAP_NET_ADMIN` (root); raise that sysctl
+    /// otherwise. 4 MiB holds several thousand requests.
     pub receive_buffer: usize,
     /// Allow a socket bound to `0.0.0.0`/`::`. Off by default: transfer sockets are bound to the
     /// listening address, and a wildcard one may answer from the wrong source address.
@@ -279,13 +279,20 @@ impl Server {
 
 /// Asks for a receive buffer of `bytes` on the listening socket, so a burst of requests (a rack
 /// powering on) waits in the kernel instead of being dropped. The kernel caps the request at
-/// `net.core.rmem_max` (often 208 KiB; about 300 small requests); the size granted is logged.
+/// `net.core.rmem_max` (often 208 KiB: a few hundred small requests) unless the process has
+/// `CAP_NET_ADMIN`; a capped size is logged as a warning.
 fn size_receive_buffer(socket: &UdpSocket, bytes: usize) {
     let sock = socket2::SockRef::from(socket);
     if let Err(e) = sock.set_recv_buffer_size(bytes) {
         tracing::warn!(error = %e, "tftp cannot size its receive buffer");
     }
-    let granted = sock.recv_buffer_size().unwrap_or(0);
+    let mut granted = sock.recv_buffer_size().unwrap_or(0);
+    if granted < bytes {
+        // Capped by net.core.rmem_max: with CAP_NET_ADMIN (a server run as root) the cap can be
+        // passed (SO_RCVBUFFORCE); without it this fails and the capped size stays.
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size_force(socket, bytes);
+        granted = sock.recv_buffer_size().unwrap_or(granted);
+    }
     // Linux reports twice the size asked for (the rest is its bookkeeping).
     if granted < bytes {
         tracing::warn!(

@@ -6,6 +6,8 @@
 mod common;
 #[cfg(feature = "dhcp")]
 mod dhcp;
+#[cfg(all(feature = "http", feature = "tftp"))]
+mod files;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(any(feature = "http", feature = "tftp"))]
