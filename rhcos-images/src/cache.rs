@@ -59,7 +59,7 @@ impl Cache {
                 continue;
             };
             // Held: a download in progress. Free: its writer is gone.
-            if file.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
+            if try_lock(&file) && fs::remove_file(&path).is_ok() {
                 freed += meta.len();
             }
         }
@@ -112,7 +112,7 @@ impl Cache {
                 .prefix(PARTIAL)
                 .tempfile_in(&dir)
                 .map_err(|e| Error::io(&dir, e))?;
-            tmp.as_file().lock().map_err(|e| Error::io(tmp.path(), e))?;
+            lock(tmp.as_file()).map_err(|e| Error::io(tmp.path(), e))?;
             // Another process may have taken the file for stale between its creation and the
             // lock, and removed it: then make another.
             if same_file(tmp.as_file(), tmp.path()) {
@@ -180,6 +180,30 @@ impl Cache {
 
 /// Prefix of the temporary files of downloads in progress.
 const PARTIAL: &str = ".partial-";
+
+/// Takes the exclusive `flock` of a partial file, waiting for it (a new file: nobody else
+/// waits on it for long).
+#[cfg(unix)]
+fn lock(file: &File) -> io::Result<()> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive).map_err(io::Error::from)
+}
+
+/// Whether the exclusive `flock` of a partial file was free (and is now held).
+#[cfg(unix)]
+fn try_lock(file: &File) -> bool {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
+#[cfg(not(unix))]
+fn lock(_: &File) -> io::Result<()> {
+    Ok(())
+}
+
+/// Without `flock`, no partial can be told stale: none is removed.
+#[cfg(not(unix))]
+fn try_lock(_: &File) -> bool {
+    false
+}
 
 /// Whether `path` still names the open `file`.
 fn same_file(file: &File, path: &Path) -> bool {

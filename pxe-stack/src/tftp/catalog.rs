@@ -200,7 +200,7 @@ impl Catalog {
                 TransferStatus::TftpBusy,
             ));
         };
-        let content = match self.from_memory(&rel, peer, mac) {
+        let content = match self.in_memory(&rel, peer, mac) {
             Some(content) => Ok(content),
             None => match &self.files {
                 Some(files) => {
@@ -208,7 +208,7 @@ impl Catalog {
                     let path = rel.clone();
                     files
                         .readers
-                        .run(move || me.from_disk(&path))
+                        .run(move || me.on_disk(&path))
                         .await
                         .unwrap_or(Err(code::NOT_FOUND))
                 }
@@ -272,7 +272,7 @@ impl Catalog {
     }
 
     /// Generated or in-memory content for a confined path.
-    fn from_memory(&self, rel: &str, peer: SocketAddr, mac: Option<Mac>) -> Option<Content> {
+    fn in_memory(&self, rel: &str, peer: SocketAddr, mac: Option<Mac>) -> Option<Content> {
         if let Some(generator) = &self.config.generator
             && let Some(bytes) = generator.generate(rel, peer, mac)
         {
@@ -286,7 +286,7 @@ impl Catalog {
 
     /// A confined path opened beneath the root (blocking: runs on a reader thread), or the TFTP
     /// error code.
-    fn from_disk(&self, rel: &str) -> Result<Content, u16> {
+    fn on_disk(&self, rel: &str) -> Result<Content, u16> {
         let Some(root) = &self.root else {
             return Err(code::NOT_FOUND);
         };
