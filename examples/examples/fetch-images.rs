@@ -128,14 +128,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let elapsed = started.elapsed();
 
     let mut ok = true;
-    let mut bytes = 0u64;
+    // What arrived over the network, failed and restarted transfers included.
+    let bytes = fetcher.received();
     for (req, result) in reqs.iter().zip(results) {
         match result {
             Ok(f) => {
                 let d = &f.digests;
-                if !f.from_cache {
-                    bytes += d.size;
-                }
                 let raw = match (&d.uncompressed_sha256, d.uncompressed_size) {
                     (Some(h), Some(n)) => format!(" uncompressed {n} bytes sha256 {h}"),
                     _ => String::new(),
@@ -203,7 +201,7 @@ async fn write_one(
                 d.sha256,
                 path.display()
             );
-            report_rate(d.size, started.elapsed());
+            report_rate(fetcher.received(), started.elapsed());
             Ok(true)
         }
         Err(e) => {
@@ -212,6 +210,7 @@ async fn write_one(
                 req.artifact.name,
                 path.display()
             );
+            report_rate(fetcher.received(), started.elapsed());
             Ok(false)
         }
     }

@@ -3,7 +3,10 @@
 //! is a symlink index for people, and `<root>/tmp/` holds downloads in progress.
 //!
 //! A file reaches its final name only after it was verified and fsynced, via an atomic rename
-//! within one filesystem, so a crash leaves at worst a stray temporary file.
+//! within one filesystem, so a crash leaves at worst a stray temporary file. Such strays do not
+//! pile up: every temporary file is locked (`flock`) by the process writing it, and
+//! [`Cache::open`] removes the `tmp/.partial-*` files nobody holds a lock on, so a download
+//! killed mid-way costs its disk space only until the next run.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -21,13 +24,46 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Opens (creating if needed) a cache rooted at `root`.
+    /// Opens (creating if needed) a cache rooted at `root`, and removes the temporary files of
+    /// downloads that were killed (see [`remove_stale_partials`](Self::remove_stale_partials)).
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         for dir in [root.clone(), root.join("by-name"), root.join("tmp")] {
             fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
-        Ok(Cache { root })
+        let cache = Cache { root };
+        cache.remove_stale_partials()?;
+        Ok(cache)
+    }
+
+    /// Removes every `tmp/.partial-*` file that no live download holds (each holds an
+    /// exclusive `flock` on its own until it is committed or dropped), and returns how many
+    /// bytes that freed. Downloads in progress in this or other processes keep theirs.
+    pub fn remove_stale_partials(&self) -> Result<u64> {
+        let dir = self.root.join("tmp");
+        let entries = fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut freed = 0;
+        for entry in entries.flatten() {
+            if !entry.file_name().to_string_lossy().starts_with(PARTIAL) {
+                continue;
+            }
+            let path = entry.path();
+            // Not following symlinks, and only regular files: nothing else is ours.
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            // Held: a download in progress. Free: its writer is gone.
+            if try_lock(&file) && fs::remove_file(&path).is_ok() {
+                freed += meta.len();
+            }
+        }
+        Ok(freed)
     }
 
     /// The cache's root directory.
@@ -66,13 +102,23 @@ impl Cache {
         target.is_file().then_some(target)
     }
 
-    /// A new temporary file inside the cache (same filesystem as the final names).
+    /// A new temporary file inside the cache (same filesystem as the final names), locked
+    /// against [`remove_stale_partials`](Self::remove_stale_partials) for as long as it (or a
+    /// clone of its handle) is open.
     pub fn temp_file(&self) -> Result<NamedTempFile> {
         let dir = self.root.join("tmp");
-        tempfile::Builder::new()
-            .prefix(".partial-")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(dir, e))
+        loop {
+            let tmp = tempfile::Builder::new()
+                .prefix(PARTIAL)
+                .tempfile_in(&dir)
+                .map_err(|e| Error::io(&dir, e))?;
+            lock(tmp.as_file()).map_err(|e| Error::io(tmp.path(), e))?;
+            // Another process may have taken the file for stale between its creation and the
+            // lock, and removed it: then make another.
+            if same_file(tmp.as_file(), tmp.path()) {
+                return Ok(tmp);
+            }
+        }
     }
 
     /// Moves a verified temporary file to `<root>/<sha256>` and points `by-name/<name>` at it.
@@ -129,6 +175,50 @@ impl Cache {
         symlink(&rel, &staging).map_err(|e| Error::io(&staging, e))?;
         fs::rename(&staging, &link).map_err(|e| Error::io(&link, e))?;
         Ok(())
+    }
+}
+
+/// Prefix of the temporary files of downloads in progress.
+const PARTIAL: &str = ".partial-";
+
+/// Takes the exclusive `flock` of a partial file, waiting for it (a new file: nobody else
+/// waits on it for long).
+#[cfg(unix)]
+fn lock(file: &File) -> io::Result<()> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive).map_err(io::Error::from)
+}
+
+/// Whether the exclusive `flock` of a partial file was free (and is now held).
+#[cfg(unix)]
+fn try_lock(file: &File) -> bool {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
+#[cfg(not(unix))]
+fn lock(_: &File) -> io::Result<()> {
+    Ok(())
+}
+
+/// Without `flock`, no partial can be told stale: none is removed.
+#[cfg(not(unix))]
+fn try_lock(_: &File) -> bool {
+    false
+}
+
+/// Whether `path` still names the open `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::symlink_metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
     }
 }
 

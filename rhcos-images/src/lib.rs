@@ -18,9 +18,14 @@
 //!   decompresses them (gzip; xz with the `xz` feature), hashes the output and writes it to a
 //!   [`Sink`] (file, block device, memory; [`WriteOnly`] wraps any other `Write`).
 //! - [`resume::decide`]: the sans-IO rules for `Range` + `If-Range` resume, which never splice two
-//!   versions of a file: a server that ignores the range, a changed validator, or a server that
-//!   sent no validator at all means starting again from byte zero.
-//! - [`Cache`]: `<root>/<sha256>` for verified files only, `<root>/by-name/` as a readable index.
+//!   versions of a file: a `206` is kept only when it carries the validator recorded when the
+//!   version started (the same strong `ETag`, or the same `Last-Modified` when there was no
+//!   `ETag`); a server that ignores the range, a changed or missing validator, or one of another
+//!   kind means starting again from byte zero. A SHA-256 mismatch after a resumed transfer
+//!   starts over from zero once before failing.
+//! - [`Cache`]: `<root>/<sha256>` for verified files only, `<root>/by-name/` as a readable index;
+//!   temporary files are locked while written, and [`Cache::open`] removes those of killed
+//!   downloads.
 //! - `Fetcher` (feature `fetch`): reqwest streaming, hashing and decompression on a blocking
 //!   thread, bounded memory (about 1 MiB in flight per transfer; the example binary peaks at
 //!   13 MiB RSS on a 1 GiB image), resume, bounded retries with exponential backoff (an attempt
@@ -120,7 +125,8 @@
 //! - It does not re-check a cached file's signature on a cache hit: a `<sha256>.sig` beside it
 //!   means it was verified when stored.
 //! - It does not resume across process restarts: a resume happens within one fetch call; a new
-//!   call starts again from zero (the temporary file of an aborted run is discarded).
+//!   call starts again from zero (the temporary file of an aborted run is discarded, and one
+//!   left by a killed process is removed by the next [`Cache::open`]).
 //! - It does not write images to disks itself beyond accepting any [`Sink`], nor guess mirror
 //!   file names: prefer stream or legacy metadata to hand-made URLs.
 //! - It does not follow cloud image tables (`images`, AMIs); those are kept as raw JSON.

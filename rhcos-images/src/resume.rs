@@ -3,7 +3,10 @@
 //!
 //! The rule that matters: never splice two versions of a file. A resumed request carries
 //! `If-Range` with the validator of the first response; a `206` is only accepted when its
-//! `Content-Range` starts exactly where we stopped and its validator (if any) is unchanged.
+//! `Content-Range` starts exactly where we stopped and it carries the same validator: the same
+//! strong `ETag`, or, when the first response had none, the same `Last-Modified`. A `206`
+//! without a validator, or with another kind than the one recorded (an `ETag` first, then only
+//! a `Last-Modified`), proves nothing (a server may ignore `If-Range`) and means starting over.
 
 /// What identifies one version of a remote file, for `If-Range`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,13 +104,18 @@ pub fn decide(offset: u64, known: Option<&Validator>, resp: &Response<'_>) -> De
                     reason: "content-range does not start at the resume offset",
                 };
             }
-            if let (Some(k), Some(v)) = (known, validator.as_ref())
-                && std::mem::discriminant(k) == std::mem::discriminant(v)
-                && k != v
-            {
-                return Decision::Restart {
-                    reason: "validator changed",
-                };
+            match (known, validator.as_ref()) {
+                (Some(k), Some(v)) if k == v => {}
+                (_, None) => {
+                    return Decision::Restart {
+                        reason: "partial content without a validator",
+                    };
+                }
+                _ => {
+                    return Decision::Restart {
+                        reason: "validator changed",
+                    };
+                }
             }
             match total {
                 Some(total) => Decision::Continue { total },
@@ -179,7 +187,13 @@ mod tests {
             partial("bytes 5-9/10", Some("\"a\"")),
             "Continue { total: 10 }",
         );
-        check(5, Some("\"a\""), partial("bytes 5-9/10", None), "Continue");
+        // A 206 must prove it is the same version: no validator, no resume.
+        check(
+            5,
+            Some("\"a\""),
+            partial("bytes 5-9/10", None),
+            "Restart { reason: \"partial content without a validator\"",
+        );
         check(
             5,
             Some("\"a\""),
@@ -195,6 +209,31 @@ mod tests {
         check(0, None, ok(429), "Retry");
         check(0, None, ok(404), "Fail");
         check(0, None, ok(403), "Fail");
+    }
+
+    #[test]
+    fn the_validator_kind_recorded_first_must_come_back() {
+        let lm = "Tue, 24 Nov 2026 07:00:00 GMT";
+        let partial = |etag, last_modified| Response {
+            status: 206,
+            content_range: Some("bytes 5-9/10"),
+            etag,
+            last_modified,
+            ..Response::default()
+        };
+        let etag = Validator::ETag("\"a\"".into());
+        let date = Validator::LastModified(lm.into());
+        let decide = |known: &Validator, resp| format!("{:?}", decide(5, Some(known), &resp));
+        // An ETag first, then only a Last-Modified: not proof of the same version.
+        assert!(decide(&etag, partial(None, Some(lm))).starts_with("Restart"));
+        assert!(decide(&etag, partial(Some("\"a\""), Some(lm))).starts_with("Continue"));
+        // No ETag first: the same Last-Modified is.
+        assert!(decide(&date, partial(None, Some(lm))).starts_with("Continue"));
+        let other = "Wed, 25 Nov 2026 07:00:00 GMT";
+        assert!(decide(&date, partial(None, Some(other))).starts_with("Restart"));
+        // A weak ETag is no validator: the Last-Modified beside it counts.
+        assert!(decide(&date, partial(Some("W/\"x\""), Some(lm))).starts_with("Continue"));
+        assert!(decide(&date, partial(Some("W/\"x\""), None)).starts_with("Restart"));
     }
 
     #[test]

@@ -318,6 +318,13 @@ impl<W: Sink> Verifier<W> {
         self.len
     }
 
+    /// Lowercase hex SHA-256 of the bytes fed so far (as downloaded), without finishing: the
+    /// fetcher compares it with the metadata after a resumed transfer, to start over once
+    /// instead of failing when the parts do not belong together.
+    pub fn sha256_so_far(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
     /// Feeds the next downloaded bytes.
     pub fn update(&mut self, buf: &[u8]) -> Result<()> {
         if let Decode::With(c) = self.decode {

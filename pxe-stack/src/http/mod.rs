@@ -59,6 +59,7 @@ mod body;
 mod cond;
 mod mime;
 mod routes;
+mod send_timeout;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -94,6 +95,7 @@ use crate::route::{RouteRequest, reply};
 use access::Reporters;
 use body::{AccessReport, Body};
 use routes::Route;
+use send_timeout::SendTimeout;
 
 /// What the server serves and how.
 #[derive(Debug, Clone)]
@@ -113,6 +115,11 @@ pub struct Config {
     pub file_threads: usize,
     /// How long a client may take to send its request headers.
     pub header_timeout: Duration,
+    /// How long a response may make no write progress (the client reads nothing) before its
+    /// connection is closed, like nginx's `send_timeout`: a client that stops reading does not
+    /// hold its connection and buffers forever. Counted between two successful writes, not
+    /// for the whole response.
+    pub send_timeout: Duration,
 }
 
 impl Default for Config {
@@ -123,6 +130,7 @@ impl Default for Config {
             buffer_budget: 8 * 1024 * 1024,
             file_threads: 4,
             header_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -268,6 +276,7 @@ impl Server {
         #[cfg(feature = "tls")]
         let tls = self.tls;
         let header_timeout = self.config.header_timeout;
+        let send_timeout = self.config.send_timeout;
         tracing::info!(addr = ?listener.local_addr().ok(), "http server listening");
 
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -279,6 +288,7 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
+                        let stream = SendTimeout::new(stream, send_timeout);
                         let inner = Arc::clone(&inner);
                         let stop = stop_rx.clone();
                         #[cfg(feature = "tls")]
@@ -380,9 +390,16 @@ impl Inner {
                 .unwrap_or_default(),
         };
         let path = req.uri().path().to_owned();
-        let resp = match self.routes.find(&path) {
-            Some(route) => dynamic(route, req, peer, mac).await,
-            None => self.static_file(req).await,
+        let resp = if !host_ok(&req) {
+            error(
+                StatusCode::BAD_REQUEST,
+                "exactly one Host header is required",
+            )
+        } else {
+            match self.routes.find(&path) {
+                Some(route) => dynamic(route, req, peer, mac).await,
+                None => self.static_file(req).await,
+            }
         };
         let mut entry = entry;
         entry.status = resp.status().as_u16();
@@ -462,6 +479,17 @@ impl Inner {
     }
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request must carry exactly one `Host` header, and no request may
+/// carry two (HTTP/1.0 clients may leave it out).
+fn host_ok<B>(req: &Request<B>) -> bool {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => false,
+        (Some(_), None) => true,
+        (None, _) => req.version() < http::Version::HTTP_11,
+    }
+}
+
 /// Percent-decodes an absolute request path and confines it: `None` for anything that is not a
 /// plain relative file path under the root.
 fn decode_path(raw: &str) -> Option<String> {
@@ -472,22 +500,13 @@ fn decode_path(raw: &str) -> Option<String> {
     files::confine(&decoded).ok()
 }
 
-/// Opens a confined path under `root`: 404 when missing or not a file, 403 when a symlink leads
-/// out of the root or the file is unreadable.
+/// Opens a confined path beneath `root`: 404 when missing or not a file, 403 when a symlink
+/// leads out of the root or the file is unreadable.
 fn open(root: &std::path::Path, rel: &str) -> Result<(File, Validators), StatusCode> {
-    let real = match files::resolve(root, rel) {
-        Ok(Some(p)) => p,
-        Ok(None) => return Err(StatusCode::NOT_FOUND),
-        Err(()) => return Err(StatusCode::FORBIDDEN),
-    };
-    let file = File::open(&real).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-        _ => StatusCode::NOT_FOUND,
+    let (file, meta) = files::open_beneath(root, rel).map_err(|e| match e {
+        files::Unservable::NotFound => StatusCode::NOT_FOUND,
+        files::Unservable::Forbidden => StatusCode::FORBIDDEN,
     })?;
-    let meta = file.metadata().map_err(|_| StatusCode::NOT_FOUND)?;
-    if !meta.is_file() {
-        return Err(StatusCode::NOT_FOUND);
-    }
     let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     Ok((file, Validators::new(meta.len(), modified, meta.ino())))
 }

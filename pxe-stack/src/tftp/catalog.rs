@@ -14,7 +14,7 @@ use bytes::{Buf, Bytes};
 use super::Config;
 use super::packet::code;
 use crate::events::{Event, EventKind, EventSink, Protocol, TransferStatus};
-use crate::files::{FileIo, FileStream, confine, resolve};
+use crate::files::{FileIo, FileStream, Unservable, confine, open_beneath};
 use crate::host::{HostLookup, Mac};
 use crate::lock;
 
@@ -171,8 +171,14 @@ impl Catalog {
         self.lookup.mac_for(peer.ip().to_canonical())
     }
 
-    /// Decides a read request: confinement first, then the limits, then the lookup.
-    pub(super) fn open(&self, peer: SocketAddr, filename: &str) -> Result<Opened, Refused> {
+    /// Decides a read request: confinement first, then the limits, then the lookup. Files
+    /// under the root are opened (and small ones read) on the reader threads, so a slow disk
+    /// or a stalled open never holds up the runtime's threads and the other servers on them.
+    pub(super) async fn open(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        filename: &str,
+    ) -> Result<Opened, Refused> {
         let mac = self.mac_for(peer);
         let refuse = |code, message, status| Refused {
             code,
@@ -194,7 +200,22 @@ impl Catalog {
                 TransferStatus::TftpBusy,
             ));
         };
-        let content = self.content(&rel, peer, mac).map_err(|code| {
+        let content = match self.in_memory(&rel, peer, mac) {
+            Some(content) => Ok(content),
+            None => match &self.files {
+                Some(files) => {
+                    let me = Arc::clone(self);
+                    let path = rel.clone();
+                    files
+                        .readers
+                        .run(move || me.on_disk(&path))
+                        .await
+                        .unwrap_or(Err(code::NOT_FOUND))
+                }
+                None => Err(code::NOT_FOUND),
+            },
+        };
+        let content = content.map_err(|code| {
             let message = if code == code::ACCESS {
                 "Access violation"
             } else {
@@ -250,41 +271,45 @@ impl Catalog {
         })
     }
 
-    /// The content for a confined path, or the TFTP error code.
-    fn content(&self, rel: &str, peer: SocketAddr, mac: Option<Mac>) -> Result<Content, u16> {
+    /// Generated or in-memory content for a confined path.
+    fn in_memory(&self, rel: &str, peer: SocketAddr, mac: Option<Mac>) -> Option<Content> {
         if let Some(generator) = &self.config.generator
             && let Some(bytes) = generator.generate(rel, peer, mac)
         {
-            return Ok(Content::Memory { bytes, pos: 0 });
+            return Some(Content::Memory { bytes, pos: 0 });
         }
-        if let Some(bytes) = self.config.files.get(rel) {
-            return Ok(Content::Memory {
-                bytes: bytes.clone(),
-                pos: 0,
-            });
-        }
+        self.config.files.get(rel).map(|bytes| Content::Memory {
+            bytes: bytes.clone(),
+            pos: 0,
+        })
+    }
+
+    /// A confined path opened beneath the root (blocking: runs on a reader thread), or the TFTP
+    /// error code.
+    fn on_disk(&self, rel: &str) -> Result<Content, u16> {
         let Some(root) = &self.root else {
             return Err(code::NOT_FOUND);
         };
-        match resolve(root, rel) {
-            Ok(Some(path)) => self.open_file(path).map_err(|e| match e.kind() {
+        let (file, meta) = open_beneath(root, rel).map_err(|e| match e {
+            Unservable::NotFound => code::NOT_FOUND,
+            Unservable::Forbidden => code::ACCESS,
+        })?;
+        self.open_file(root.join(rel), file, &meta)
+            .map_err(|e| match e.kind() {
                 io::ErrorKind::PermissionDenied => code::ACCESS,
                 _ => code::NOT_FOUND,
-            }),
-            Ok(None) => Err(code::NOT_FOUND),
-            Err(()) => Err(code::ACCESS),
-        }
+            })
     }
 
     /// Opens a file under the root: the shared copy when it is current, a new shared copy when
     /// the file is small, otherwise a stream from disk.
-    fn open_file(&self, path: PathBuf) -> io::Result<Content> {
-        let mut file = File::open(&path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::ErrorKind::NotFound.into());
-        }
-        let id = FileId::of(&meta);
+    fn open_file(
+        &self,
+        path: PathBuf,
+        mut file: File,
+        meta: &std::fs::Metadata,
+    ) -> io::Result<Content> {
+        let id = FileId::of(meta);
         if id.len > SHARE_MAX_FILE
             && let Some(files) = &self.files
         {
@@ -428,6 +453,73 @@ impl Read for Content {
     }
 }
 
+/// What a transfer reads: the content, translated to netascii when the client asked for it.
+pub(super) struct Source {
+    content: Content,
+    /// `Some` in netascii mode: the second byte of a translation that did not fit the last read.
+    netascii: Option<Option<u8>>,
+}
+
+impl Source {
+    /// `content` as stored (`octet`), or translated as tftp-hpa and dnsmasq do (`netascii`): LF
+    /// becomes CR LF and CR becomes CR NUL. A translated transfer is longer than the file, by
+    /// an amount known only after reading it all, which is why `tsize` is not offered for it.
+    pub(super) fn new(content: Content, netascii: bool) -> Self {
+        Source {
+            content,
+            netascii: netascii.then_some(None),
+        }
+    }
+
+    /// See [`Content::fill`]: translation only grows the data, so `need` bytes of content
+    /// always cover a read of `need` translated bytes.
+    pub(super) async fn fill(&mut self, need: usize) {
+        self.content.fill(need).await;
+    }
+}
+
+impl Read for Source {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let Some(pending) = &mut self.netascii else {
+            return self.content.read(out);
+        };
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        if let Some(b) = pending.take() {
+            out[0] = b;
+            n = 1;
+        }
+        // Read at most half the room left (at least one byte): each byte becomes at most two,
+        // so at most one byte is left over for the next read.
+        let mut raw = [0u8; 1024];
+        let want = ((out.len() - n) / 2).clamp(1, raw.len());
+        if n == out.len() {
+            return Ok(n);
+        }
+        let got = self.content.read(&mut raw[..want])?;
+        for &b in &raw[..got] {
+            let (first, second) = match b {
+                b'\n' => (b'\r', Some(b'\n')),
+                b'\r' => (b'\r', Some(0)),
+                b => (b, None),
+            };
+            out[n] = first;
+            n += 1;
+            if let Some(second) = second {
+                if n < out.len() {
+                    out[n] = second;
+                    n += 1;
+                } else {
+                    *pending = Some(second);
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +580,45 @@ mod tests {
         };
         assert!(n >= 1000, "{n}");
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn netascii_translates_line_ends_across_reads_of_any_size() {
+        let text = b"a\nb\r\nc\rd\n\n".repeat(300);
+        let mut expected = Vec::new();
+        for &b in &text {
+            match b {
+                b'\n' => expected.extend_from_slice(b"\r\n"),
+                b'\r' => expected.extend_from_slice(b"\r\0"),
+                b => expected.push(b),
+            }
+        }
+        for step in [1, 2, 3, 7, 512, 1468, 8192] {
+            let content = Content::Memory {
+                bytes: Bytes::from(text.clone()),
+                pos: 0,
+            };
+            let mut source = Source::new(content, true);
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; step];
+            loop {
+                match source.read(&mut buf).unwrap() {
+                    0 => break,
+                    n => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            assert_eq!(got, expected, "reads of {step}");
+        }
+        let mut octet = Source::new(
+            Content::Memory {
+                bytes: Bytes::from_static(b"a\nb"),
+                pos: 0,
+            },
+            false,
+        );
+        let mut got = Vec::new();
+        octet.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"a\nb");
     }
 
     #[tokio::test]

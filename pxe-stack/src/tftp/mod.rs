@@ -42,8 +42,9 @@
 //! ```
 //!
 //! # What it does not do
-//! No write requests, no multicast (RFC 2090), no netascii translation (`netascii` requests get
-//! the bytes as stored, as most servers do), and no per-transfer rate limiting. It is meant for
+//! No write requests, no multicast (RFC 2090), no `tsize` for `netascii` transfers (they are
+//! translated, LF to CR LF and CR to CR NUL, as tftp-hpa and dnsmasq do, so their size is not
+//! known up front; tftp-hpa leaves it out too), and no per-transfer rate limiting. It is meant for
 //! the first boot file only: kernels and images belong on the HTTP server.
 
 mod catalog;
@@ -103,6 +104,11 @@ pub struct Config {
     pub timeout: Duration,
     /// Retransmissions of one window before the transfer is abandoned.
     pub max_send_retries: u32,
+    /// Receive buffer asked for on the listening socket (`SO_RCVBUF`), so bursts of requests
+    /// are queued rather than dropped. The kernel caps it at `net.core.rmem_max` (a warning is
+    /// logged when it does) unless the server has `CAP_NET_ADMIN` (root); raise that sysctl
+    /// otherwise. 4 MiB holds several thousand requests.
+    pub receive_buffer: usize,
     /// Allow a socket bound to `0.0.0.0`/`::`. Off by default: transfer sockets are bound to the
     /// listening address, and a wildcard one may answer from the wrong source address.
     pub allow_unspecified: bool,
@@ -122,6 +128,7 @@ impl Default for Config {
             window_size_limit: 64,
             timeout: Duration::from_secs(3),
             max_send_retries: 10,
+            receive_buffer: 4 << 20,
             allow_unspecified: false,
         }
     }
@@ -139,6 +146,7 @@ impl std::fmt::Debug for Config {
             .field("window_size_limit", &self.window_size_limit)
             .field("timeout", &self.timeout)
             .field("max_send_retries", &self.max_send_retries)
+            .field("receive_buffer", &self.receive_buffer)
             .field("allow_unspecified", &self.allow_unspecified)
             .finish()
     }
@@ -227,6 +235,7 @@ impl Server {
             None => None,
         };
         socket.set_nonblocking(true)?;
+        size_receive_buffer(&socket, self.config.receive_buffer);
         let socket = tokio::net::UdpSocket::from_std(socket)?;
         let catalog = Arc::new(catalog::Catalog::new(
             root,
@@ -268,6 +277,34 @@ impl Server {
     }
 }
 
+/// Asks for a receive buffer of `bytes` on the listening socket, so a burst of requests (a rack
+/// powering on) waits in the kernel instead of being dropped. The kernel caps the request at
+/// `net.core.rmem_max` (often 208 KiB: a few hundred small requests) unless the process has
+/// `CAP_NET_ADMIN`; a capped size is logged as a warning.
+fn size_receive_buffer(socket: &UdpSocket, bytes: usize) {
+    let sock = socket2::SockRef::from(socket);
+    if let Err(e) = sock.set_recv_buffer_size(bytes) {
+        tracing::warn!(error = %e, "tftp cannot size its receive buffer");
+    }
+    let mut granted = sock.recv_buffer_size().unwrap_or(0);
+    if granted < bytes {
+        // Capped by net.core.rmem_max: with CAP_NET_ADMIN (a server run as root) the cap can be
+        // passed (SO_RCVBUFFORCE); without it this fails and the capped size stays.
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size_force(socket, bytes);
+        granted = sock.recv_buffer_size().unwrap_or(granted);
+    }
+    // Linux reports twice the size asked for (the rest is its bookkeeping).
+    if granted < bytes {
+        tracing::warn!(
+            asked = bytes,
+            granted,
+            "tftp receive buffer capped by net.core.rmem_max: raise it for large bursts of requests"
+        );
+    } else {
+        tracing::debug!(granted, "tftp receive buffer");
+    }
+}
+
 /// Removes a peer from the in-progress set when its request task ends.
 struct InProgress {
     peer: SocketAddr,
@@ -283,6 +320,9 @@ impl Drop for InProgress {
 /// An owned copy of a request, to move into its task.
 struct Request {
     write: bool,
+    /// An RRQ or WRQ that does not parse (no mode string, odd options): answered with an
+    /// ERROR, as tftp-hpa does, rather than dropped.
+    malformed: bool,
     filename: String,
     mode: String,
     options: Vec<(String, String)>,
@@ -293,11 +333,23 @@ impl Request {
         let (write, req) = match packet::Packet::decode(datagram) {
             Ok(packet::Packet::Rrq(r)) => (false, r),
             Ok(packet::Packet::Wrq(r)) => (true, r),
+            Err(packet::Malformed) if matches!(datagram, [0, 1 | 2, ..]) => {
+                // The file name as far as it goes, for the event.
+                let name = datagram[2..].split(|&b| b == 0).next().unwrap_or_default();
+                return Some(Request {
+                    write: datagram[1] == 2,
+                    malformed: true,
+                    filename: String::from_utf8_lossy(name).into_owned(),
+                    mode: String::new(),
+                    options: Vec::new(),
+                });
+            }
             // Anything else on the listening port is noise.
             _ => return None,
         };
         Some(Request {
             write,
+            malformed: false,
             filename: req.filename.to_owned(),
             mode: req.mode.to_ascii_lowercase(),
             options: req
@@ -334,6 +386,16 @@ async fn serve_request(
             let _ = socket.send(&pkt).await;
         }
     };
+    if request.malformed {
+        let mac = catalog.mac_for(peer);
+        return refuse(
+            packet::code::ILLEGAL,
+            "Malformed request: a file name and a mode are required",
+            TransferStatus::TftpRefused(packet::code::ILLEGAL),
+            mac,
+        )
+        .await;
+    }
     if request.write {
         let mac = catalog.mac_for(peer);
         return refuse(
@@ -354,7 +416,7 @@ async fn serve_request(
         )
         .await;
     }
-    let opened = match catalog.open(peer, &request.filename) {
+    let opened = match catalog.open(peer, &request.filename).await {
         Ok(o) => o,
         Err(r) => return refuse(r.code, r.message, r.status, r.mac).await,
     };
@@ -369,13 +431,17 @@ async fn serve_request(
         window_size: config.window_size_limit,
         timeout: config.timeout,
     };
-    let negotiated = packet::negotiate(&options, limits, Some(opened.len));
+    // tftp-hpa's rule: the size of a netascii transfer is not known before it is translated,
+    // so `tsize` is left out of the OACK (the client then does without it).
+    let netascii = request.mode == "netascii";
+    let size = (!netascii).then_some(opened.len);
+    let negotiated = packet::negotiate(&options, limits, size);
     // The most one window reads from the source: filled before every step of the transfer.
     let need = usize::from(negotiated.window_size) * usize::from(negotiated.block_size);
-    let mut content = opened.content;
-    content.fill(need).await;
+    let mut source = catalog::Source::new(opened.content, netascii);
+    source.fill(need).await;
     let started = Instant::now();
-    let mut transfer = Transfer::new(content, negotiated, config.max_send_retries, started);
+    let mut transfer = Transfer::new(source, negotiated, config.max_send_retries, started);
     let outcome = drive(&socket, &mut transfer, need).await;
     let status = match outcome {
         Outcome::Done => TransferStatus::TftpComplete,
@@ -405,7 +471,7 @@ fn transfer_socket(local: IpAddr, peer: SocketAddr) -> std::io::Result<tokio::ne
 /// the source before each step (each step reads at most one window).
 async fn drive(
     socket: &tokio::net::UdpSocket,
-    t: &mut Transfer<catalog::Content>,
+    t: &mut Transfer<catalog::Source>,
     need: usize,
 ) -> Outcome {
     let mut buf = [0u8; 1500];

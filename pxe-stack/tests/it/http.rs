@@ -32,6 +32,10 @@ struct Running {
 
 impl Running {
     fn start(tls: bool) -> Running {
+        Running::start_with(tls, |_| {})
+    }
+
+    fn start_with(tls: bool, tweak: impl FnOnce(&mut Config)) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("www");
         std::fs::create_dir_all(root.join("rhcos")).unwrap();
@@ -43,6 +47,7 @@ impl Running {
         let mut config = Config::default();
         config.root = Some(root);
         config.chunk_size = 64 * 1024;
+        tweak(&mut config);
         let routes = Routes::new()
             .exact("/boot.ipxe", |req: RouteRequest| async move {
                 reply::ok(
@@ -455,4 +460,114 @@ fn https_with_a_given_certificate() {
     assert!(pxe_stack::http::Tls::from_pem(b"garbage", b"garbage").is_err());
     // A client stuck before its TLS handshake must not hold up shutdown (drop joins the server).
     let _stalled = TcpStream::connect(srv.addr).unwrap();
+}
+
+/// Sends `request` on a fresh connection and returns the status of the answer.
+fn raw_status(addr: SocketAddr, request: &str) -> u16 {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).unwrap();
+    std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
+}
+
+#[test]
+fn http11_needs_exactly_one_host_header() {
+    if !have(&["curl"]) {
+        return;
+    }
+    let srv = Running::start(false);
+    // curl drops its Host header when given an empty one.
+    let (status, _, _) = srv.curl("/hello.ipxe", &["-H", "Host:"]);
+    assert_eq!(status, 400);
+    let (status, _, body) = srv.curl("/hello.ipxe", &[]);
+    assert_eq!((status, &body[..]), (200, &b"#!ipxe\necho hello\n"[..]));
+    let (status, _, _) = srv.curl("/boot.ipxe", &["-H", "Host:"]);
+    assert_eq!(status, 400, "dynamic routes too");
+    for (request, expected) in [
+        ("GET /hello.ipxe HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
+        (
+            "GET /hello.ipxe HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+            400,
+        ),
+        (
+            "GET /hello.ipxe HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+            400,
+        ),
+        ("GET /hello.ipxe HTTP/1.0\r\n\r\n", 200),
+        (
+            "GET /hello.ipxe HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            200,
+        ),
+    ] {
+        assert_eq!(raw_status(srv.addr, request), expected, "{request:?}");
+    }
+}
+
+#[test]
+fn colons_in_file_names_are_no_drive_letters() {
+    if !have(&["curl"]) {
+        return;
+    }
+    let srv = Running::start(false);
+    let root = srv.dir.path().join("www");
+    for name in ["e:x.txt", "a:b.txt", "C:boot"] {
+        std::fs::write(root.join(name), name).unwrap();
+        let (status, _, body) = srv.curl(&format!("/{name}"), &[]);
+        assert_eq!((status, body), (200, name.as_bytes().to_vec()), "{name}");
+    }
+}
+
+#[test]
+fn clients_that_never_read_are_closed_and_others_still_served() {
+    if !have(&["curl"]) {
+        return;
+    }
+    let srv = Running::start_with(false, |c| c.send_timeout = Duration::from_millis(500));
+    // Far more than the socket buffers of a connection hold; sparse, so cheap to make.
+    const HUGE: u64 = 1 << 30;
+    let huge = std::fs::File::create(srv.dir.path().join("www/huge.img")).unwrap();
+    huge.set_len(HUGE).unwrap();
+    const SLOW: usize = 40;
+    let mut stalled: Vec<TcpStream> = (0..SLOW)
+        .map(|_| {
+            let mut c = TcpStream::connect(srv.addr).unwrap();
+            c.write_all(b"GET /huge.img HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    // Served while the stalled downloads hold their connections.
+    let (status, _, body) = srv.curl("/hello.ipxe", &[]);
+    assert_eq!((status, &body[..]), (200, &b"#!ipxe\necho hello\n"[..]));
+    // Every stalled download is closed by the server (its access entry is written when the
+    // response ends) without having been read to its end.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let closed: Vec<u64> = srv
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.target == "/huge.img")
+            .map(|e| e.bytes)
+            .collect();
+        if closed.len() == SLOW {
+            assert!(closed.iter().all(|&b| b < HUGE), "{closed:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {} closed", closed.len());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The clients see the end of the stream after what the socket buffers held.
+    for c in &mut stalled {
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut sink = Vec::new();
+        let n = c.read_to_end(&mut sink).unwrap_or(0) as u64;
+        assert!(n < HUGE, "a stalled download got all of it");
+    }
+    let (status, _, _) = srv.curl("/hello.ipxe", &[]);
+    assert_eq!(status, 200);
 }

@@ -8,6 +8,8 @@ mod common;
 mod dhcp;
 #[cfg(feature = "dns")]
 mod dns;
+#[cfg(all(feature = "http", feature = "tftp"))]
+mod files;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(any(feature = "http", feature = "tftp"))]

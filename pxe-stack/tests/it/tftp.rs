@@ -416,6 +416,175 @@ fn missing_file_and_concurrency_limits_give_error_packets() {
     drop(held);
 }
 
+/// A raw request: opcode 1, then each string NUL-terminated.
+fn raw_rrq(strings: &[&str]) -> Vec<u8> {
+    let mut p = vec![0, 1];
+    for s in strings {
+        p.extend_from_slice(s.as_bytes());
+        p.push(0);
+    }
+    p
+}
+
+#[test]
+fn netascii_is_translated_like_tftp_hpa_and_has_no_tsize() {
+    if !have(&["tftp"]) {
+        return;
+    }
+    let text = b"line one\r\nline two\nbare\rcr\n".repeat(100);
+    let srv = Running::start(|_, root| std::fs::write(root.join("text.txt"), &text).unwrap());
+    // tftp-hpa's client undoes the translation: CR NUL back to CR, CR LF back to LF. A file
+    // sent untranslated would lose its CRs before LFs on the way.
+    let out_dir = tempfile::tempdir().unwrap();
+    let local = out_dir.path().join("text");
+    let out = run(Command::new("tftp")
+        .args([
+            "-m",
+            "ascii",
+            "127.0.0.1",
+            &srv.port(),
+            "-c",
+            "get",
+            "text.txt",
+        ])
+        .arg(&local));
+    assert!(out.status.success());
+    assert_eq!(std::fs::read(&local).unwrap(), text);
+
+    // On the wire: the translated bytes, and an OACK without tsize (as tftp-hpa answers).
+    let mut wire = Vec::new();
+    for &b in &text {
+        match b {
+            b'\n' => wire.extend_from_slice(b"\r\n"),
+            b'\r' => wire.extend_from_slice(b"\r\0"),
+            b => wire.push(b),
+        }
+    }
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock.send_to(
+        &raw_rrq(&["text.txt", "netascii", "tsize", "0", "blksize", "1024"]),
+        srv.addr,
+    )
+    .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"\0\x06blksize\x001024\0", "OACK without tsize");
+    let mut got = Vec::new();
+    let mut block = 0u16;
+    loop {
+        let b = block.to_be_bytes();
+        sock.send_to(&[0, 4, b[0], b[1]], from).unwrap();
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..2], &[0, 3]);
+        block = u16::from_be_bytes([buf[2], buf[3]]);
+        got.extend_from_slice(&buf[4..n]);
+        if n - 4 < 1024 {
+            let b = block.to_be_bytes();
+            sock.send_to(&[0, 4, b[0], b[1]], from).unwrap();
+            break;
+        }
+    }
+    assert_eq!(got, wire);
+}
+
+#[test]
+fn a_request_without_a_mode_gets_an_error_packet() {
+    let srv = Running::start(|_, _| {});
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for request in [
+        &b"\0\x01small.bin\0"[..],
+        b"\0\x01small.bin",
+        b"\0\x01small.bin\0octet\0tsize\0",
+    ] {
+        sock.send_to(request, srv.addr).unwrap();
+        let mut buf = [0u8; 600];
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            &buf[..4],
+            &[0, 5, 0, 4],
+            "ERROR 4 for {request:?}: {:?}",
+            &buf[..n]
+        );
+    }
+    let (bytes, status) = transfer(&srv.event_for("small.bin"));
+    assert_eq!((bytes, status), (0, TransferStatus::TftpRefused(4)));
+}
+
+#[test]
+fn a_burst_of_500_requests_from_one_address_is_answered() {
+    let srv = Running::start(|c, _| {
+        c.max_per_client = 1000;
+        c.max_total = 1000;
+        c.max_send_retries = 1;
+    });
+    // The server sizes its socket's buffer when it starts serving: one answered request first
+    // shows it has (the burst below would otherwise race the server thread's start).
+    client::get(srv.addr, "small.bin", &[]).unwrap();
+    const BURST: usize = 500;
+    let socks: Vec<UdpSocket> = (0..BURST)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let rrq = raw_rrq(&["small.bin", "octet"]);
+    for s in &socks {
+        s.send_to(&rrq, srv.addr).unwrap();
+    }
+    let mut answered = 0;
+    // One generous bound for all answers (not a performance threshold): lost ones never come.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for s in &socks {
+        let left = deadline.saturating_duration_since(Instant::now());
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let mut buf = [0u8; 600];
+        if let Ok((n, _)) = s.recv_from(&mut buf)
+            && n >= 4
+            && buf[..2] == [0, 3]
+        {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, BURST, "requests lost in the receive queue");
+}
+
+#[test]
+fn colons_in_file_names_are_no_drive_letters() {
+    if !have(&["tftp", "curl"]) {
+        return;
+    }
+    let srv = Running::start(|_, root| {
+        for name in ["e:x.txt", "a:b.txt"] {
+            std::fs::write(root.join(name), name).unwrap();
+        }
+    });
+    let out_dir = tempfile::tempdir().unwrap();
+    for name in ["e:x.txt", "a:b.txt"] {
+        let local = out_dir.path().join("out");
+        let out = run(Command::new("curl")
+            .args(["-sS", "-o"])
+            .arg(&local)
+            .arg(format!("tftp://{}/{name}", srv.addr)));
+        assert!(out.status.success(), "curl {name}");
+        assert_eq!(std::fs::read(&local).unwrap(), name.as_bytes());
+        std::fs::remove_file(&local).unwrap();
+        // tftp-hpa's `get` takes `host:file`: the host is given that way, so the file name
+        // keeps its colon.
+        let out = run(Command::new("tftp")
+            .args(["-m", "binary", "127.0.0.1", &srv.port(), "-c", "get"])
+            .arg(format!("127.0.0.1:{name}"))
+            .arg(&local));
+        assert!(out.status.success());
+        assert_eq!(
+            std::fs::read(&local).unwrap(),
+            name.as_bytes(),
+            "tftp-hpa {name}"
+        );
+    }
+}
+
 /// A minimal blocking RFC 1350/2347/7440 read client, for the cases listed at the top of the file.
 mod client {
     use super::*;

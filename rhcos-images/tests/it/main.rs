@@ -435,6 +435,8 @@ mod fetch {
         cut: Option<usize>,
         /// Send this many body bytes one at a time, then hold the connection silently.
         stall: Option<usize>,
+        /// A `Last-Modified` header to send.
+        last_modified: Option<&'static str>,
     }
 
     #[derive(Clone, Copy, PartialEq)]
@@ -454,6 +456,7 @@ mod fetch {
             ranges: Ranges::Honour,
             cut: None,
             stall: None,
+            last_modified: None,
         }
     }
 
@@ -533,7 +536,7 @@ mod fetch {
     }
 
     async fn respond(sock: &mut tokio::net::TcpStream, plan: Plan, req: &Seen) {
-        let (data, etag, ranges, cut, stall) = match plan {
+        let (data, etag, ranges, cut, stall, last_modified) = match plan {
             Plan::Status(code) => {
                 let msg =
                     format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -546,15 +549,19 @@ mod fetch {
                 ranges,
                 cut,
                 stall,
-            }) => (data, etag, ranges, cut, stall),
+                last_modified,
+            }) => (data, etag, ranges, cut, stall, last_modified),
         };
         let etag_q = format!("\"{etag}\"");
         // An empty tag means the server sends no validator at all.
-        let etag_h = if etag.is_empty() {
+        let mut etag_h = if etag.is_empty() {
             String::new()
         } else {
             format!("ETag: {etag_q}\r\n")
         };
+        if let Some(lm) = last_modified {
+            etag_h.push_str(&format!("Last-Modified: {lm}\r\n"));
+        }
         let start = match (ranges, req.range) {
             (Ranges::Honour, Some(s)) if req.if_range.as_deref().is_none_or(|v| v == etag_q) => {
                 Some(s)
@@ -942,6 +949,261 @@ mod fetch {
                 .unwrap();
             assert_raw(&got.path, &new);
         }
+    }
+
+    /// Another version of the test image.
+    fn new_image() -> Image {
+        let raw = image(2 << 20)
+            .into_iter()
+            .map(|b| b.wrapping_add(1))
+            .collect::<Vec<_>>();
+        Image {
+            gz: Arc::new(gzip(&raw)),
+            raw: Arc::new(raw),
+        }
+    }
+
+    const LM: &str = "Tue, 24 Nov 2026 07:00:00 GMT";
+
+    /// A hostile peer that ignores If-Range and answers the resume with a 206 of the new
+    /// version that carries no validator, or only a Last-Modified where an ETag was: nothing
+    /// proves it is the same object, so the fetch starts over and gets the new version whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_206_without_the_recorded_validator_restarts_from_zero() {
+        for (etag, last_modified, reason) in [
+            ("", None, "partial content without a validator"),
+            ("", Some(LM), "validator changed"),
+        ] {
+            let (old, new) = (test_image(), new_image());
+            let (old_gz, new_gz) = (old.gz.clone(), new.gz.clone());
+            let server = serve(move |n, _| match n {
+                0 => Plan::Body(B {
+                    cut: Some(600_000),
+                    ..b(&old_gz, "v1")
+                }),
+                1 => Plan::Body(B {
+                    ranges: Ranges::IgnoreIfRange,
+                    last_modified,
+                    ..b(&new_gz, etag)
+                }),
+                _ => body(&new_gz, "v2"),
+            })
+            .await;
+            let f = fixture(options());
+            let got = f
+                .fetcher
+                .fetch_cached(&f.cache, &request(&server, "v.raw.gz", &new, true))
+                .await
+                .unwrap();
+            assert_raw(&got.path, &new);
+            let seen = server.seen();
+            assert_eq!(seen.len(), 3, "{seen:?}");
+            assert!(seen[1].range.is_some(), "the second request resumes");
+            assert_eq!(seen[2].range, None, "the third starts from zero");
+            assert!(
+                f.events().contains(&format!("restarted: {reason}")),
+                "{:?}",
+                f.events()
+            );
+        }
+    }
+
+    /// With no ETag the first time, the same Last-Modified is the proof, and the resume holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_matching_last_modified_resumes() {
+        let img = test_image();
+        let gz = img.gz.clone();
+        let server = serve(move |n, _| {
+            Plan::Body(B {
+                cut: (n == 0).then_some(600_000),
+                ranges: Ranges::IgnoreIfRange,
+                last_modified: Some(LM),
+                ..b(&gz, "")
+            })
+        })
+        .await;
+        let f = fixture(options());
+        let got = f
+            .fetcher
+            .fetch_cached(&f.cache, &request(&server, "lm.raw.gz", &img, true))
+            .await
+            .unwrap();
+        assert_raw(&got.path, &img);
+        let seen = server.seen();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[1].if_range.as_deref(), Some(LM));
+    }
+
+    /// A peer that lies: its 206 repeats the validator but carries another version. Only the
+    /// hash sees the splice; the fetch then starts over from zero once, and fails only if that
+    /// clean run is wrong too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hash_mismatch_after_a_resume_restarts_once() {
+        for always_lie in [false, true] {
+            // Two versions of the same length that differ before the cut: the splice is the
+            // old one, and its length gives it away no more than its (lying) validator.
+            let old_gz = test_image().gz;
+            let mut changed = (*old_gz).clone();
+            changed[100] ^= 0xff;
+            let new_gz = Arc::new(changed);
+            let new_gz2 = new_gz.clone();
+            let server = serve(move |n, _| match (n, always_lie) {
+                (0, _) | (2, true) => Plan::Body(B {
+                    cut: Some(600_000),
+                    ..b(&old_gz, "same")
+                }),
+                (1, _) | (3, true) => Plan::Body(B {
+                    ranges: Ranges::IgnoreIfRange,
+                    ..b(&new_gz, "same")
+                }),
+                _ => body(&new_gz, "same"),
+            })
+            .await;
+            let f = fixture(options());
+            // Kept compressed: the splice decompresses (gzip members) but hashes wrong.
+            let mut a = artifact("s.raw.gz", &new_gz2, None);
+            a.location = server.url("s.raw.gz");
+            let req = Request::new(a, &Source::Upstream, false).unwrap();
+            let got = f.fetcher.fetch_cached(&f.cache, &req).await;
+            let restarts = f
+                .events()
+                .iter()
+                .filter(|e| *e == "restarted: sha256 mismatch after a resume")
+                .count();
+            assert_eq!(restarts, 1, "{:?}", f.events());
+            if always_lie {
+                let e = got.unwrap_err();
+                assert!(matches!(e, Error::HashMismatch { .. }), "{e:?}");
+                assert_eq!(server.seen().len(), 4);
+                f.assert_nothing_stored();
+            } else {
+                let got = got.unwrap();
+                assert_eq!(std::fs::read(&got.path).unwrap(), *new_gz2);
+                assert_eq!(server.seen().len(), 3);
+                assert_eq!(server.seen()[2].range, None, "the restart is from zero");
+            }
+        }
+    }
+
+    /// The summary counts what arrived, failed transfers included.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn received_bytes_count_failed_transfers() {
+        let img = test_image();
+        let gz = img.gz.clone();
+        let cut = gz.len() / 2;
+        let server = serve(move |_, _| {
+            Plan::Body(B {
+                cut: Some(cut),
+                ranges: Ranges::Ignore,
+                ..b(&gz, "v1")
+            })
+        })
+        .await;
+        let f = fixture(Options {
+            retries: 1,
+            ..options()
+        });
+        let req = request(&server, "r.raw.gz", &img, true);
+        f.fetcher.fetch_cached(&f.cache, &req).await.unwrap_err();
+        let attempts = server.seen().len() as u64;
+        assert_eq!(f.fetcher.received(), attempts * cut as u64);
+    }
+
+    /// Run by [`a_download_killed_mid_way_leaves_no_partial_behind`] in a child process, which
+    /// it kills; a no-op when run as a test of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn child_fetch_for_kill() {
+        let (Ok(url), Ok(cache), Ok(sha)) = (
+            std::env::var("RHCOS_IMAGES_TEST_CHILD_URL"),
+            std::env::var("RHCOS_IMAGES_TEST_CHILD_CACHE"),
+            std::env::var("RHCOS_IMAGES_TEST_CHILD_SHA"),
+        ) else {
+            return;
+        };
+        let cache = Cache::open(cache).unwrap();
+        let fetcher = Fetcher::new(Options {
+            read_timeout: Duration::from_secs(3600),
+            ..options()
+        })
+        .unwrap();
+        let a = Artifact {
+            name: "killed.raw.gz".into(),
+            location: url,
+            sha256: sha,
+            ..Artifact::default()
+        };
+        let req = Request::new(a, &Source::Upstream, false).unwrap();
+        let _ = fetcher.fetch_cached(&cache, &req).await;
+        unreachable!("the parent kills this process mid-download");
+    }
+
+    fn partials(cache: &Path) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(cache.join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".partial-")
+            })
+            .collect()
+    }
+
+    /// A download killed mid-way (SIGKILL: no destructor runs) leaves its partial file; the
+    /// next run removes it, while a partial that a live download holds stays.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_download_killed_mid_way_leaves_no_partial_behind() {
+        let img = test_image();
+        let gz = img.gz.clone();
+        // The first request trickles and then holds the connection: the child is mid-body.
+        let server = serve(move |n, _| match n {
+            0 => Plan::Body(B {
+                stall: Some(64),
+                ..b(&gz, "v1")
+            }),
+            _ => body(&gz, "v1"),
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = dir.path().join("cache");
+        Cache::open(&cache_dir).unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "fetch::child_fetch_for_kill", "--nocapture"])
+            .env("RHCOS_IMAGES_TEST_CHILD_URL", server.url("killed.raw.gz"))
+            .env("RHCOS_IMAGES_TEST_CHILD_CACHE", &cache_dir)
+            .env("RHCOS_IMAGES_TEST_CHILD_SHA", sha(&img.gz))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while server.seen().is_empty() || partials(&cache_dir).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never started"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(partials(&cache_dir).len(), 1, "SIGKILL leaves the partial");
+
+        // A download in progress in this process keeps its partial through a cleanup.
+        let cache = Cache::open(&cache_dir).unwrap();
+        assert!(partials(&cache_dir).is_empty(), "the next run removes it");
+        let live = cache.temp_file().unwrap();
+        assert_eq!(cache.remove_stale_partials().unwrap(), 0);
+        assert!(live.path().exists());
+        drop(live);
+
+        // And the download then completes, leaving nothing in tmp.
+        let fetcher = Fetcher::new(options()).unwrap();
+        let mut a = artifact("killed.raw.gz", &img.gz, None);
+        a.location = server.url("killed.raw.gz");
+        let req = Request::new(a, &Source::Upstream, false).unwrap();
+        let got = fetcher.fetch_cached(&cache, &req).await.unwrap();
+        assert_eq!(std::fs::read(&got.path).unwrap(), *img.gz);
+        assert!(partials(&cache_dir).is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
