@@ -104,7 +104,8 @@ pub use ipxe_script::Generation;
 pub use layout::Layout;
 pub use plan::{
     BmcDriver, BmcSpec, Bootstrap, Cluster, Host, IgnitionVia, Images, InstallFrom, Plan,
-    PlanError, Provisioning, Role, SecureBootFiles, Timeouts, bootstrap_cluster, bootstrap_ignition,
+    PlanError, Provisioning, Role, SecureBootFiles, Timeouts, bootstrap_cluster,
+    bootstrap_ignition,
 };
 /// How BIOS hosts chain into iPXE ([`Provisioning::chain`]), from `pxe-stack`.
 pub use pxe_stack::ChainMode;

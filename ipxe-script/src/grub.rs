@@ -139,7 +139,9 @@ impl File {
         })
     }
 
-    /// The GRUB form of an `http://server/path` or `tftp://server/path` URL.
+    /// The GRUB form of an `http://server/path` or `tftp://server/path` URL. The protocol's
+    /// default port (`:80`, `:69`) is left out: GRUB 2.06 (Debian 12) takes no port in a
+    /// device name and always uses the default one.
     ///
     /// # Errors
     /// [`Error::Unsafe`] for another scheme, a URL without a path, or what [`File::new`]
@@ -163,7 +165,13 @@ impl File {
                 problem: Problem::Empty,
             });
         };
-        File::new(protocol, &rest[..slash], &rest[slash..])
+        let server = &rest[..slash];
+        let default_port = match protocol {
+            Protocol::Http => ":80",
+            Protocol::Tftp => ":69",
+        };
+        let server = server.strip_suffix(default_port).unwrap_or(server);
+        File::new(protocol, server, &rest[slash..])
     }
 
     /// The protocol.

@@ -78,7 +78,7 @@ impl Lab {
                 dhcp_range: Some((Ipv4Addr::from(net | 100), Ipv4Addr::from(net | 199))),
                 router: None,
                 dns: Vec::new(),
-                http_port: 8080,
+                http_port: self.http_port,
                 ipv6_ra_prefix: Some(std::net::Ipv6Addr::new(0xfd00, 0x126, 0, 0, 0, 0, 0, 0)),
                 chain: self.chain,
                 efi_boot_file: self.efi_boot_file.clone(),

@@ -143,6 +143,9 @@ pub struct LabConfig {
     /// List only the `raw.xz` and `4k.raw.xz` images, as Fedora CoreOS streams do, so the
     /// installer gets xz; otherwise the gzip images are listed too and preferred, as on RHCOS.
     pub xz_only: bool,
+    /// The provisioning HTTP port (8080; 80 for the Secure Boot lab: Debian's GRUB 2.06 only
+    /// reaches port 80).
+    pub http_port: u16,
     /// What [`Firmware::UefiSecureBoot`] hosts are served in place of iPXE (default: Debian's
     /// Microsoft-signed shim and signed network GRUB, see [`SECURE_BOOT_FILES`]).
     pub secure_boot_files: crate::plan::SecureBootFiles,
@@ -196,6 +199,7 @@ impl LabConfig {
             efi_boot_file: "snponly.efi".into(),
             signed: false,
             xz_only: false,
+            http_port: 8080,
             secure_boot_files: debian_secure_boot_files(),
         }
     }
@@ -208,6 +212,8 @@ impl LabConfig {
         config.hosts[0].vm.firmware = Firmware::UefiSecureBoot;
         config.hosts[0].vm.sector_size = 512;
         config.hosts[0].role = Some("master".into());
+        // Debian's GRUB 2.06 has no port in its `(http,server)` device names.
+        config.http_port = 80;
         config
     }
 }
@@ -243,6 +249,8 @@ pub struct Lab {
     pub efi_boot_file: String,
     /// The signed shim and GRUB, when a host boots with Secure Boot.
     pub secure_boot: Option<crate::plan::SecureBootFiles>,
+    /// The provisioning HTTP port.
+    pub http_port: u16,
     /// The lab's own directory.
     pub dir: PathBuf,
     keep_files: bool,
@@ -336,6 +344,7 @@ impl Lab {
             chain: config.chain,
             efi_boot_file: config.efi_boot_file.clone(),
             secure_boot,
+            http_port: config.http_port,
             dir,
             keep_files: config.keep_files,
             netns,

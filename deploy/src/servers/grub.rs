@@ -130,3 +130,119 @@ impl Component for Grub {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Artifacts, Generation, Plan};
+
+    fn plan(dir: &Path, http_port: u16) -> Plan {
+        std::fs::write(dir.join("shim.efi"), b"MZ shim").unwrap();
+        std::fs::write(dir.join("grub.efi"), b"MZ grub").unwrap();
+        Plan::parse(
+            &format!(
+                "[cluster]\nname = \"ocp\"\nbase_domain = \"example.com\"\nassets = \"/srv/ocp\"\n\
+                 [images]\nstream = \"stream.json\"\n\
+                 [provisioning]\ninterface = \"lo\"\naddress = \"172.22.0.1\"\nhttp_port = {http_port}\n\
+                 [provisioning.secure_boot]\nshim = \"{d}/shim.efi\"\ngrub = \"{d}/grub.efi\"\n\
+                 [[hosts]]\nname = \"m0\"\nmac = \"52:54:00:00:00:01\"\nrole = \"master\"\n\
+                 address = \"172.22.0.10\"\nsecure_boot = true\n\
+                 [[hosts]]\nname = \"m1\"\nmac = \"52:54:00:00:00:02\"\nrole = \"master\"\n",
+                d = dir.display()
+            ),
+            "plan.toml",
+        )
+        .unwrap()
+    }
+
+    fn component(plan: &Plan, lookup: pxe_stack::dhcp::Leases) -> Grub {
+        let artifacts = Artifacts {
+            root: "/srv".into(),
+            generation: Generation::Live,
+            kernel: "/kernel".into(),
+            initramfs: "/initramfs".into(),
+            rootfs: Some("/rootfs".into()),
+            image: Some("/image".into()),
+            image_4k: None,
+        };
+        let layout = Layout::new(plan, &artifacts);
+        let cx = Context {
+            plan,
+            layout: &layout,
+            events: Arc::new(pxe_stack::Discard),
+            leases: lookup,
+        };
+        Grub::new(&cx).unwrap().expect("the plan has secure_boot")
+    }
+
+    #[test]
+    fn configs_by_mac_address_and_lease_only_for_secure_boot_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path(), 80);
+        let grub = component(&plan, pxe_stack::dhcp::Leases::new(Default::default()));
+        let inner = &grub.inner;
+        let m0 = plan.hosts[0].mac;
+        let by_mac = inner
+            .content("grub/grub.cfg-01-52-54-00-00-00-01", None)
+            .expect("m0's config");
+        let text = std::str::from_utf8(&by_mac).unwrap();
+        // Port 80 is left out of GRUB's device name (GRUB 2.06 takes none).
+        assert!(text.contains("linux '(http,172.22.0.1)/kernel'"), "{text}");
+        assert!(
+            text.contains(
+                "'coreos.inst.ignition_url=http://172.22.0.1:80/ignition?mac=52-54-00-00-00-01'"
+            ),
+            "{text}"
+        );
+        assert_eq!(grub::parse(text).unwrap().initrds.len(), 1);
+        // grub.cfg is the lease holder's; m1 is not a Secure Boot host.
+        assert_eq!(
+            inner.content("grub/grub.cfg", Some(m0)),
+            Some(by_mac.clone())
+        );
+        assert_eq!(
+            inner.content("grub/grub.cfg", Some(plan.hosts[1].mac)),
+            None
+        );
+        assert_eq!(inner.content("grub/grub.cfg", None), None);
+        assert_eq!(
+            inner.content("grub/grub.cfg-01-52-54-00-00-00-02", None),
+            None
+        );
+        // Shortened addresses name subnets, not hosts; other directories fall through.
+        assert_eq!(inner.content("grub/grub.cfg-AC16", None), None);
+        assert_eq!(inner.content("grub/x86_64-efi/grub.cfg", Some(m0)), None);
+        assert_eq!(
+            inner.content("shimx64.efi", None).as_deref(),
+            Some(&b"MZ shim"[..])
+        );
+        assert_eq!(
+            inner.content("grubx64.efi", None).as_deref(),
+            Some(&b"MZ grub"[..])
+        );
+    }
+
+    #[test]
+    fn a_missing_shim_is_a_read_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path(), 8080);
+        std::fs::remove_file(dir.path().join("shim.efi")).unwrap();
+        let artifacts = Artifacts {
+            root: "/srv".into(),
+            generation: Generation::Live,
+            kernel: "/kernel".into(),
+            initramfs: "/initramfs".into(),
+            rootfs: Some("/rootfs".into()),
+            image: Some("/image".into()),
+            image_4k: None,
+        };
+        let layout = Layout::new(&plan, &artifacts);
+        let cx = Context {
+            plan: &plan,
+            layout: &layout,
+            events: Arc::new(pxe_stack::Discard),
+            leases: pxe_stack::dhcp::Leases::new(Default::default()),
+        };
+        assert!(matches!(Grub::new(&cx), Err(Error::Read { .. })));
+    }
+}

@@ -388,7 +388,10 @@ fn root_lab_secure_boot_installs_through_shim_and_grub_and_refuses_unsigned_ipxe
     .filter(|f| !std::path::Path::new(f).exists())
     .collect();
     if !missing.is_empty() {
-        assert!(!ci, "CI=true: the Secure Boot lab needs {missing:?} (scripts/install-deps.sh)");
+        assert!(
+            !ci,
+            "CI=true: the Secure Boot lab needs {missing:?} (scripts/install-deps.sh)"
+        );
         eprintln!("skipping: the Secure Boot lab needs {missing:?}");
         return;
     }
@@ -422,7 +425,10 @@ fn root_lab_secure_boot_installs_through_shim_and_grub_and_refuses_unsigned_ipxe
         .expect("deployment runs");
     print_report(&report);
     let console = lab.vms[0].serial_log();
-    assert!(report.success(), "the Secure Boot host installed; console:\n{console}");
+    assert!(
+        report.success(),
+        "the Secure Boot host installed; console:\n{console}"
+    );
     assert_installed_by_coreos_installer(&report);
     let host = report.summary.timeline.host(lab.vms[0].spec.mac).unwrap();
     for phase in [

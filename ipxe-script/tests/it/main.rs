@@ -1203,6 +1203,11 @@ mod grub {
             unsafe_problem(File::from_url("http://a/k\\")),
             Problem::Backslash { at: 2 }
         );
+        // GRUB 2.06 takes no port in a device name: the default one is left out.
+        assert_eq!(
+            File::from_url("http://10.0.0.1:80/k").unwrap().to_string(),
+            "(http,10.0.0.1)/k"
+        );
         assert!(matches!(
             unsafe_problem(File::from_url("ftp://a/k")),
             Problem::Character { .. }
