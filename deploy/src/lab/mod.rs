@@ -143,8 +143,7 @@ pub struct LabConfig {
     /// List only the `raw.xz` and `4k.raw.xz` images, as Fedora CoreOS streams do, so the
     /// installer gets xz; otherwise the gzip images are listed too and preferred, as on RHCOS.
     pub xz_only: bool,
-    /// The provisioning HTTP port (8080; 80 for the Secure Boot lab: Debian's GRUB 2.06 only
-    /// reaches port 80).
+    /// The provisioning HTTP port (8080).
     pub http_port: u16,
     /// What [`Firmware::UefiSecureBoot`] hosts are served in place of iPXE (default: Debian's
     /// Microsoft-signed shim and signed network GRUB, see [`SECURE_BOOT_FILES`]).
@@ -212,8 +211,6 @@ impl LabConfig {
         config.hosts[0].vm.firmware = Firmware::UefiSecureBoot;
         config.hosts[0].vm.sector_size = 512;
         config.hosts[0].role = Some("master".into());
-        // Debian's GRUB 2.06 has no port in its `(http,server)` device names.
-        config.http_port = 80;
         config
     }
 }

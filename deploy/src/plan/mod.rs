@@ -189,8 +189,8 @@ pub struct Provisioning {
 /// ```
 ///
 /// GRUB's configuration is looked up under its built-in prefix; Debian's network GRUB has
-/// `/grub`, which is where the deployment serves the per-host configurations. GRUB 2.06
-/// (Debian 12) reaches HTTP servers on port 80 only: give such hosts `http_port = 80`.
+/// `/grub`, which is where the deployment serves the per-host configurations. GRUB loads the
+/// kernel and initramfs over TFTP: Debian's signed network GRUB has no `http` module.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecureBootFiles {

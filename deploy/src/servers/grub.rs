@@ -3,7 +3,9 @@
 //!
 //! The firmware verifies shim (signed by Microsoft's UEFI CA), shim verifies GRUB and GRUB has
 //! shim verify the kernel, so the chain holds only signed code; the configuration and the
-//! initramfs are data. GRUB asks for `<prefix>/grub.cfg` (Debian's network GRUB; GRUB's own
+//! initramfs are data. GRUB loads the kernel and initramfs over TFTP from here too: Debian's
+//! signed network GRUB has no `http` module built in, and Secure Boot forbids loading one.
+//! They are read into memory at start (only when a host boots with Secure Boot). GRUB asks for `<prefix>/grub.cfg` (Debian's network GRUB; GRUB's own
 //! net search asks for `grub.cfg-01-<mac>`, then `grub.cfg-<IPv4 in hex>` and its shortenings,
 //! then `grub.cfg`): the MAC and full-address names name the host, and `grub.cfg` is answered
 //! for the host holding the requester's lease.
@@ -33,6 +35,9 @@ pub(crate) struct Grub {
 struct Inner {
     shim: Bytes,
     grub: Bytes,
+    /// The kernel and initramfs by TFTP path: Debian's signed network GRUB has `tftp` but no
+    /// `http` module, and Secure Boot forbids loading one.
+    artifacts: HashMap<String, Bytes>,
     configs: HashMap<Mac, Bytes>,
     lookup: Arc<dyn HostLookup>,
 }
@@ -58,19 +63,29 @@ impl Grub {
         };
         let layout = cx.layout;
         let a = layout.artifacts();
+        let server = cx.plan.provisioning.address.to_string();
+        let tftp = |path: &str| grub::File::new(grub::Protocol::Tftp, &server, path);
         let mut configs = HashMap::new();
         for host in cx.plan.hosts.iter().filter(|h| h.secure_boot) {
             let config = grub::Config::new(
-                grub::File::from_url(&layout.url(&a.kernel))?,
-                vec![grub::File::from_url(&layout.url(&a.initramfs))?],
+                tftp(&a.kernel)?,
+                vec![tftp(&a.initramfs)?],
                 host_args(cx.plan, layout, host)?,
             );
             configs.insert(host.mac, Bytes::from(config.render()));
+        }
+        let mut artifacts = HashMap::new();
+        if !configs.is_empty() {
+            for path in [&a.kernel, &a.initramfs] {
+                let rel = path.trim_start_matches('/');
+                artifacts.insert(rel.to_owned(), read(&layout.http_root().join(rel))?);
+            }
         }
         Ok(Some(Grub {
             inner: Arc::new(Inner {
                 shim: read(&files.shim)?,
                 grub: read(&files.grub)?,
+                artifacts,
                 configs,
                 lookup: cx.lookup(),
             }),
@@ -84,6 +99,7 @@ impl Inner {
         match path {
             Layout::SHIM_FILE => Some(self.shim.clone()),
             Layout::GRUB_FILE => Some(self.grub.clone()),
+            _ if self.artifacts.contains_key(path) => self.artifacts.get(path).cloned(),
             _ => {
                 let name = path.strip_prefix(Layout::GRUB_DIR)?.strip_prefix('/')?;
                 let host = match ConfigName::parse(name)? {
@@ -155,9 +171,9 @@ mod tests {
         .unwrap()
     }
 
-    fn component(plan: &Plan, lookup: pxe_stack::dhcp::Leases) -> Grub {
+    fn component(plan: &Plan, root: &Path, lookup: pxe_stack::dhcp::Leases) -> Grub {
         let artifacts = Artifacts {
-            root: "/srv".into(),
+            root: root.to_owned(),
             generation: Generation::Live,
             kernel: "/kernel".into(),
             initramfs: "/initramfs".into(),
@@ -179,15 +195,21 @@ mod tests {
     fn configs_by_mac_address_and_lease_only_for_secure_boot_hosts() {
         let dir = tempfile::tempdir().unwrap();
         let plan = plan(dir.path(), 80);
-        let grub = component(&plan, pxe_stack::dhcp::Leases::new(Default::default()));
+        std::fs::write(dir.path().join("kernel"), b"signed kernel").unwrap();
+        std::fs::write(dir.path().join("initramfs"), b"initramfs").unwrap();
+        let grub = component(
+            &plan,
+            dir.path(),
+            pxe_stack::dhcp::Leases::new(Default::default()),
+        );
         let inner = &grub.inner;
         let m0 = plan.hosts[0].mac;
         let by_mac = inner
             .content("grub/grub.cfg-01-52-54-00-00-00-01", None)
             .expect("m0's config");
         let text = std::str::from_utf8(&by_mac).unwrap();
-        // Port 80 is left out of GRUB's device name (GRUB 2.06 takes none).
-        assert!(text.contains("linux '(http,172.22.0.1)/kernel'"), "{text}");
+        // The kernel comes over TFTP (Debian's signed GRUB has no http module).
+        assert!(text.contains("linux '(tftp,172.22.0.1)/kernel'"), "{text}");
         assert!(
             text.contains(
                 "'coreos.inst.ignition_url=http://172.22.0.1:80/ignition?mac=52-54-00-00-00-01'"
