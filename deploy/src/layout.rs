@@ -157,6 +157,9 @@ impl Layout {
             (Self::GRUB_FILE, Phase::Loader),
             ("/shimx64.efi", Phase::BootFile),
             ("/grubx64.efi", Phase::Loader),
+            // ... and their GRUB loads the kernel and initramfs over TFTP.
+            (a.kernel.trim_start_matches('/'), Phase::Kernel),
+            (a.initramfs.trim_start_matches('/'), Phase::Initramfs),
             (a.kernel.as_str(), Phase::Kernel),
             (a.initramfs.as_str(), Phase::Initramfs),
         ];

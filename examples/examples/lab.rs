@@ -5,7 +5,8 @@
 //! BMCs (one BIOS with a fixed role, one UEFI with a 4Kn disk that is introspected), deploys
 //! them with the same code as a real deployment, where the real coreos-installer writes every
 //! disk, checks every disk from the host, prints the timeline and removes everything again,
-//! also on failure or Ctrl-C.
+//! also on failure or Ctrl-C. `--secure-boot` runs one UEFI VM with Secure Boot enforced
+//! instead, installed through shim → GRUB → the signed kernel.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,12 +34,22 @@ struct Args {
     /// BIOS VMs chainload undionly.kpxe over TFTP first, as with a non-iPXE PXE ROM.
     #[arg(long)]
     undionly: bool,
+    /// Secure Boot: one UEFI VM with OVMF's Secure Boot firmware and Microsoft's keys, booted
+    /// through Debian's signed shim, signed network GRUB and signed kernel (`--vms` ignored).
+    #[arg(long)]
+    secure_boot: bool,
     /// Where the lab's files go.
     #[arg(long, default_value = "/var/tmp/rhcos-metal-lab")]
     work_dir: PathBuf,
 }
 
 fn config(args: &Args) -> LabConfig {
+    if args.secure_boot {
+        let mut config = LabConfig::secure_boot(args.work_dir.clone());
+        config.image_mib = args.image_mib;
+        config.keep_files = args.keep;
+        return config;
+    }
     let mut config = LabConfig::two_hosts(args.work_dir.clone());
     let template = config.hosts.clone();
     config.hosts = (0..args.vms)
