@@ -13,7 +13,7 @@
 //! which GRUB's `linux` command escapes again when it builds the kernel command line.
 //!
 //! ```
-//! use ipxe_script::grub::{Config, File};
+//! use ipxe_script::grub::{Config, NetFile};
 //! use ipxe_script::{CoreosArgs, Retry};
 //!
 //! let args = CoreosArgs::live_install(
@@ -23,8 +23,8 @@
 //! )
 //! .build()?;
 //! let config = Config::new(
-//!     File::from_url("http://172.22.0.1:8080/installer-kernel")?,
-//!     vec![File::from_url("http://172.22.0.1:8080/installer-initramfs.img")?],
+//!     NetFile::from_url("http://172.22.0.1:8080/installer-kernel")?,
+//!     vec![NetFile::from_url("http://172.22.0.1:8080/installer-initramfs.img")?],
 //!     args,
 //! );
 //! let text = config.render();
@@ -74,19 +74,19 @@ fn check_word(what: &'static str, value: &str) -> Result<(), Error> {
 
 /// How GRUB reaches a file on the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Protocol {
+pub enum NetProtocol {
     /// `(http,server)`: GRUB's HTTP client.
     Http,
     /// `(tftp,server)`: GRUB's TFTP client.
     Tftp,
 }
 
-impl Protocol {
+impl NetProtocol {
     /// GRUB's name for it.
     pub fn as_str(self) -> &'static str {
         match self {
-            Protocol::Http => "http",
-            Protocol::Tftp => "tftp",
+            NetProtocol::Http => "http",
+            NetProtocol::Tftp => "tftp",
         }
     }
 }
@@ -96,19 +96,19 @@ impl Protocol {
 /// The server is `address` or `address:port`; the path starts with `/` and may carry a
 /// query, which GRUB's HTTP client sends as it is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct File {
-    protocol: Protocol,
+pub struct NetFile {
+    protocol: NetProtocol,
     server: String,
     path: String,
 }
 
-impl File {
+impl NetFile {
     /// `(protocol,server)path`, checked.
     ///
     /// # Errors
     /// [`Error::Unsafe`] when the server is empty or holds `,`, `(`, `)`, `/` or whitespace,
     /// when the path does not start with `/`, or when either could not be quoted.
-    pub fn new(protocol: Protocol, server: &str, path: &str) -> Result<Self, Error> {
+    pub fn new(protocol: NetProtocol, server: &str, path: &str) -> Result<Self, Error> {
         check_word("GRUB server", server)?;
         if let Some(at) = server.find([',', '(', ')', '/', ' ', '\t']) {
             return Err(Error::Unsafe {
@@ -132,7 +132,7 @@ impl File {
                 problem: Problem::Whitespace { at },
             });
         }
-        Ok(File {
+        Ok(NetFile {
             protocol,
             server: server.to_owned(),
             path: path.to_owned(),
@@ -144,13 +144,13 @@ impl File {
     /// device name and always uses the default one.
     ///
     /// # Errors
-    /// [`Error::Unsafe`] for another scheme, a URL without a path, or what [`File::new`]
+    /// [`Error::Unsafe`] for another scheme, a URL without a path, or what [`NetFile::new`]
     /// refuses.
     pub fn from_url(url: &str) -> Result<Self, Error> {
         let (protocol, rest) = if let Some(rest) = url.strip_prefix("http://") {
-            (Protocol::Http, rest)
+            (NetProtocol::Http, rest)
         } else if let Some(rest) = url.strip_prefix("tftp://") {
-            (Protocol::Tftp, rest)
+            (NetProtocol::Tftp, rest)
         } else {
             return Err(Error::Unsafe {
                 what: "GRUB URL",
@@ -167,15 +167,15 @@ impl File {
         };
         let server = &rest[..slash];
         let default_port = match protocol {
-            Protocol::Http => ":80",
-            Protocol::Tftp => ":69",
+            NetProtocol::Http => ":80",
+            NetProtocol::Tftp => ":69",
         };
         let server = server.strip_suffix(default_port).unwrap_or(server);
-        File::new(protocol, server, &rest[slash..])
+        NetFile::new(protocol, server, &rest[slash..])
     }
 
     /// The protocol.
-    pub fn protocol(&self) -> Protocol {
+    pub fn protocol(&self) -> NetProtocol {
         self.protocol
     }
 
@@ -194,15 +194,15 @@ impl File {
         let (device, path) = rest.split_once(')')?;
         let (protocol, server) = device.split_once(',')?;
         let protocol = match protocol {
-            "http" => Protocol::Http,
-            "tftp" => Protocol::Tftp,
+            "http" => NetProtocol::Http,
+            "tftp" => NetProtocol::Tftp,
             _ => return None,
         };
-        File::new(protocol, server, path).ok()
+        NetFile::new(protocol, server, path).ok()
     }
 }
 
-impl fmt::Display for File {
+impl fmt::Display for NetFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -223,9 +223,9 @@ impl fmt::Display for File {
 #[derive(Clone, Debug, Eq)]
 pub struct Config {
     /// The kernel (a signed one, for Secure Boot).
-    pub kernel: File,
+    pub kernel: NetFile,
     /// The initramfs images, in order (at least one for an installer).
-    pub initrds: Vec<File>,
+    pub initrds: Vec<NetFile>,
     /// The kernel command line.
     pub args: KernelArgs,
     /// Attempts, delay and what to do after the last one.
@@ -234,7 +234,7 @@ pub struct Config {
 
 impl Config {
     /// A configuration with the default [`Retry`].
-    pub fn new(kernel: File, initrds: Vec<File>, args: KernelArgs) -> Self {
+    pub fn new(kernel: NetFile, initrds: Vec<NetFile>, args: KernelArgs) -> Self {
         Config {
             kernel,
             initrds,
@@ -450,8 +450,8 @@ impl Lines<'_> {
     }
 }
 
-fn file(line: usize, word: &str) -> Result<File, ParseError> {
-    File::parse(word).ok_or(ParseError::Shape {
+fn file(line: usize, word: &str) -> Result<NetFile, ParseError> {
+    NetFile::parse(word).ok_or(ParseError::Shape {
         line,
         expected: "a file such as (http,server)/path",
     })

@@ -64,7 +64,7 @@ impl Grub {
         let layout = cx.layout;
         let a = layout.artifacts();
         let server = cx.plan.provisioning.address.to_string();
-        let tftp = |path: &str| grub::File::new(grub::Protocol::Tftp, &server, path);
+        let tftp = |path: &str| grub::NetFile::new(grub::NetProtocol::Tftp, &server, path);
         let mut configs = HashMap::new();
         for host in cx.plan.hosts.iter().filter(|h| h.secure_boot) {
             let config = grub::Config::new(

@@ -1088,7 +1088,7 @@ mod qemu {
 /// The GRUB configuration of the Secure Boot path: snapshots, round trips, refusals, and GRUB's
 /// own `grub-script-check` reading what we render.
 mod grub {
-    use ipxe_script::grub::{self, Config, File, Protocol};
+    use ipxe_script::grub::{self, Config, NetFile, NetProtocol};
     use ipxe_script::{CoreosArgs, Error, GiveUp, KernelArgs, Problem, Retry};
     use proptest::prelude::*;
 
@@ -1107,8 +1107,8 @@ mod grub {
         .build()
         .unwrap();
         Config::new(
-            File::from_url(&format!("{SERVER}/rhcos-live-kernel-x86_64")).unwrap(),
-            vec![File::from_url(&format!("{SERVER}/rhcos-live-initramfs.x86_64.img")).unwrap()],
+            NetFile::from_url(&format!("{SERVER}/rhcos-live-kernel-x86_64")).unwrap(),
+            vec![NetFile::from_url(&format!("{SERVER}/rhcos-live-initramfs.x86_64.img")).unwrap()],
             args,
         )
     }
@@ -1166,10 +1166,10 @@ mod grub {
         .build()
         .unwrap();
         let config = Config::new(
-            File::new(Protocol::Tftp, "172.22.0.1", "/vmlinuz").unwrap(),
+            NetFile::new(NetProtocol::Tftp, "172.22.0.1", "/vmlinuz").unwrap(),
             vec![
-                File::from_url(&format!("{SERVER}/initramfs.img")).unwrap(),
-                File::from_url(&format!("{SERVER}/extra.cpio")).unwrap(),
+                NetFile::from_url(&format!("{SERVER}/initramfs.img")).unwrap(),
+                NetFile::from_url(&format!("{SERVER}/extra.cpio")).unwrap(),
             ],
             args,
         )
@@ -1183,37 +1183,39 @@ mod grub {
 
     #[test]
     fn values_that_would_break_the_config_are_refused() {
-        let unsafe_problem = |r: Result<File, Error>| match r {
+        let unsafe_problem = |r: Result<NetFile, Error>| match r {
             Err(Error::Unsafe { problem, .. }) => problem,
             other => panic!("accepted: {other:?}"),
         };
         assert_eq!(
-            unsafe_problem(File::from_url("http://a/k'; reboot; echo '")),
+            unsafe_problem(NetFile::from_url("http://a/k'; reboot; echo '")),
             Problem::SingleQuote { at: 2 }
         );
         assert_eq!(
-            unsafe_problem(File::from_url("http://a/ignition?mac=${mac:hexhyp}")),
+            unsafe_problem(NetFile::from_url("http://a/ignition?mac=${mac:hexhyp}")),
             Problem::Expansion { at: 14 }
         );
         assert_eq!(
-            unsafe_problem(File::from_url("http://a/k\nreboot")),
+            unsafe_problem(NetFile::from_url("http://a/k\nreboot")),
             Problem::LineBreak { at: 2 }
         );
         assert_eq!(
-            unsafe_problem(File::from_url("http://a/k\\")),
+            unsafe_problem(NetFile::from_url("http://a/k\\")),
             Problem::Backslash { at: 2 }
         );
         // GRUB 2.06 takes no port in a device name: the default one is left out.
         assert_eq!(
-            File::from_url("http://10.0.0.1:80/k").unwrap().to_string(),
+            NetFile::from_url("http://10.0.0.1:80/k")
+                .unwrap()
+                .to_string(),
             "(http,10.0.0.1)/k"
         );
         assert!(matches!(
-            unsafe_problem(File::from_url("ftp://a/k")),
+            unsafe_problem(NetFile::from_url("ftp://a/k")),
             Problem::Character { .. }
         ));
         assert!(matches!(
-            unsafe_problem(File::new(Protocol::Http, "a,b", "/k")),
+            unsafe_problem(NetFile::new(NetProtocol::Http, "a,b", "/k")),
             Problem::Character { .. }
         ));
         // Kernel arguments are checked when the GRUB text is read back, too.
@@ -1252,13 +1254,13 @@ mod grub {
             .prop_filter("rd.break is refused", |a| !a.starts_with("rd.break"))
     }
 
-    fn file() -> impl Strategy<Value = File> {
+    fn file() -> impl Strategy<Value = NetFile> {
         (
-            prop_oneof![Just(Protocol::Http), Just(Protocol::Tftp)],
+            prop_oneof![Just(NetProtocol::Http), Just(NetProtocol::Tftp)],
             "[a-z0-9.]{1,10}(:[0-9]{1,5})?",
             "/[a-zA-Z0-9_./?&=;#{}|-]{0,16}",
         )
-            .prop_map(|(p, s, path)| File::new(p, &s, &path).unwrap())
+            .prop_map(|(p, s, path)| NetFile::new(p, &s, &path).unwrap())
     }
 
     proptest! {
@@ -1282,7 +1284,7 @@ mod grub {
     fn grub_script_check_accepts_tricky_values() {
         let args = KernelArgs::parse("a=x;reboot b=|& c={} d=#e f=<g>").unwrap();
         let config = Config::new(
-            File::new(Protocol::Http, "10.0.0.1:80", "/k?x=1&y=2;z").unwrap(),
+            NetFile::new(NetProtocol::Http, "10.0.0.1:80", "/k?x=1&y=2;z").unwrap(),
             vec![],
             args,
         );
