@@ -903,6 +903,41 @@ role = "introspect"
     }
 
     #[test]
+    fn secure_boot_hosts_need_the_signed_files() {
+        let secure = |s: &str| {
+            s.replacen(
+                "role = \"master\"",
+                "role = \"master\"\nsecure_boot = true",
+                1,
+            )
+        };
+        check(
+            secure,
+            "at `hosts[0].secure_boot`: needs `provisioning.secure_boot`",
+        );
+        check(
+            |s| {
+                secure(s).replace(
+                    "dhcp_range = [\"172.22.0.100\", \"172.22.0.199\"]",
+                    "dhcp_range = [\"172.22.0.100\", \"172.22.0.199\"]\n\
+                     secure_boot = { shim = \"/usr/lib/shim/shimx64.efi.signed\", \
+                     grub = \"/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed\" }",
+                )
+            },
+            "ok",
+        );
+        check(
+            |s| {
+                s.replace(
+                    "dhcp_range = [\"172.22.0.100\", \"172.22.0.199\"]",
+                    "dhcp_range = [\"172.22.0.100\", \"172.22.0.199\"]\nsecure_boot = { shim = \"/a\" }",
+                )
+            },
+            "provisioning.secure_boot",
+        );
+    }
+
+    #[test]
     fn identities_dhcp_and_dns_carry_are_checked() {
         let host = |line: &str| {
             let line = line.to_owned();
