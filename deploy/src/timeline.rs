@@ -365,6 +365,38 @@ mod tests {
     }
 
     #[test]
+    fn the_secure_boot_chain_over_tftp_has_its_own_phases() {
+        let mac = Mac([0x52, 0x54, 0, 0, 0, 1]);
+        let mut t = Timeline::new([("node0".to_owned(), mac)]);
+        t.classify("grubx64.efi", Phase::Loader);
+        t.classify("vmlinuz", Phase::Kernel);
+        t.classify_prefix("grub/grub.cfg", Phase::Script);
+        let tftp = |path: &str| EventKind::Transfer {
+            protocol: Protocol::Tftp,
+            path: path.into(),
+            bytes: 1,
+            duration: Duration::from_secs(1),
+            status: TransferStatus::TftpComplete,
+        };
+        for (secs, path) in [
+            (10, "shimx64.efi"),
+            (12, "grubx64.efi"),
+            (14, "grub/grub.cfg-01-52-54-00-00-00-01"),
+            (16, "vmlinuz"),
+        ] {
+            t.record(&ev(mac, secs, tftp(path)));
+        }
+        let h = t.host(mac).unwrap();
+        let starts: Vec<_> = [Phase::BootFile, Phase::Loader, Phase::Script, Phase::Kernel]
+            .iter()
+            .map(|p| h.phases[p].start)
+            .collect();
+        let at = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(starts, [at(9), at(11), at(13), at(15)]);
+        assert!(t.render_table().contains("loader"));
+    }
+
+    #[test]
     fn events_of_strangers_and_failed_transfers_are_ignored() {
         let mac = Mac([0x52, 0x54, 0, 0, 0, 1]);
         let other = Mac([0x52, 0x54, 0, 0, 0, 2]);
