@@ -447,4 +447,9 @@ fn root_lab_secure_boot_installs_through_shim_and_grub_and_refuses_unsigned_ipxe
         console.contains("rhcos-metal: loading the installer, attempt 1 of"),
         "our GRUB configuration ran:\n{console}"
     );
+    // The kernel's EFI stub reads the firmware's SecureBoot variable: it was enforcing.
+    assert!(
+        console.contains("EFI stub: UEFI Secure Boot is enabled."),
+        "the kernel booted with Secure Boot on:\n{console}"
+    );
 }
