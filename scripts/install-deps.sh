@@ -10,6 +10,9 @@ PACKAGES=(
   make python3
   # firmware and VMs for the lab
   qemu-system-x86 qemu-utils ipxe-qemu ipxe ovmf seabios linux-image-amd64 busybox-static cpio
+  # Secure Boot lab: Microsoft-signed shim, Debian-signed network GRUB (the kernel above is signed),
+  # grub-script-check for the GRUB configurations
+  shim-signed grub-efi-amd64-signed grub-common
   # the lab's real installer: building coreos-installer (cargo install, cached outside the repo)
   libssl-dev libzstd-dev liblzma-dev
   # ... and what it runs with inside the lab's initramfs (copied from here with their libraries)

@@ -73,6 +73,16 @@ impl Layout {
     pub const METRICS: &'static str = "/metrics";
     /// The iPXE binary BIOS firmware gets over TFTP.
     pub const BIOS_BOOT_FILE: &'static str = "undionly.kpxe";
+    /// The signed shim a Secure Boot host gets from DHCP (TFTP file name; `/shimx64.efi` for
+    /// UEFI HTTP boot).
+    pub const SHIM_FILE: &'static str = "shimx64.efi";
+    /// The signed GRUB, beside the shim under the name shim loads by default.
+    pub const GRUB_FILE: &'static str = "grubx64.efi";
+    /// GRUB's configuration directory: the prefix built into Debian's network GRUB
+    /// (`grubnetx64.efi`), which reads `<prefix>/grub.cfg` from the server it was loaded from.
+    /// The per-host configurations are served here as `grub.cfg`, `grub.cfg-01-<mac>` and
+    /// `grub.cfg-<IPv4 in hex>`.
+    pub const GRUB_DIR: &'static str = "grub";
 
     /// The layout of `plan`, serving `artifacts`.
     pub fn new(plan: &Plan, artifacts: &Artifacts) -> Self {
@@ -165,6 +175,14 @@ impl Layout {
         let a = &self.artifacts;
         let mut phases = vec![
             (Self::HOST_SCRIPT, Phase::Script),
+            // Secure Boot hosts: TFTP paths have no leading `/`, HTTP boot paths do.
+            (Self::SHIM_FILE, Phase::BootFile),
+            (Self::GRUB_FILE, Phase::Loader),
+            ("/shimx64.efi", Phase::BootFile),
+            ("/grubx64.efi", Phase::Loader),
+            // ... and their GRUB loads the kernel and initramfs over TFTP.
+            (a.kernel.trim_start_matches('/'), Phase::Kernel),
+            (a.initramfs.trim_start_matches('/'), Phase::Initramfs),
             (a.kernel.as_str(), Phase::Kernel),
             (a.initramfs.as_str(), Phase::Initramfs),
         ];
@@ -183,6 +201,9 @@ impl Layout {
         for (path, phase) in self.phases() {
             timeline.classify(path, phase);
         }
+        // GRUB's configurations, whatever name GRUB asked for (TFTP paths have no `/`).
+        timeline.classify_prefix(format!("{}/grub.cfg", Self::GRUB_DIR), Phase::Script);
+        timeline.classify_prefix(format!("/{}/grub.cfg", Self::GRUB_DIR), Phase::Script);
         timeline
     }
 }

@@ -106,7 +106,8 @@ pub use ipxe_script::Generation;
 pub use layout::Layout;
 pub use plan::{
     BmcDriver, BmcSpec, Bootstrap, Cluster, ClusterDns, DnsRecord, Host, IgnitionVia, Images,
-    InstallFrom, Plan, PlanError, Provisioning, Role, StatusConfig, Timeouts, bootstrap_cluster,
+    InstallFrom, Plan, PlanError, Provisioning, Role, SecureBootFiles, StatusConfig, Timeouts,
+    bootstrap_cluster,
     bootstrap_ignition,
 };
 /// How BIOS hosts chain into iPXE ([`Provisioning::chain`]), from `pxe-stack`.

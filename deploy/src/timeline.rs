@@ -14,9 +14,11 @@ pub enum Phase {
     PowerOn,
     /// DHCP, from the first DISCOVER to the first ACK.
     Dhcp,
-    /// The first boot file (an iPXE binary) over TFTP.
+    /// The first boot file (an iPXE binary, or a Secure Boot host's signed shim).
     BootFile,
-    /// The per-host iPXE script over HTTP.
+    /// The signed GRUB that a Secure Boot host's shim loads.
+    Loader,
+    /// The per-host iPXE script over HTTP, or a Secure Boot host's GRUB configuration.
     Script,
     /// The kernel over HTTP.
     Kernel,
@@ -34,10 +36,11 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 10] = [
+    pub const ALL: [Phase; 11] = [
         Phase::PowerOn,
         Phase::Dhcp,
         Phase::BootFile,
+        Phase::Loader,
         Phase::Script,
         Phase::Kernel,
         Phase::Initramfs,
@@ -53,6 +56,7 @@ impl Phase {
             Phase::PowerOn => "power",
             Phase::Dhcp => "dhcp",
             Phase::BootFile => "bootfile",
+            Phase::Loader => "loader",
             Phase::Script => "script",
             Phase::Kernel => "kernel",
             Phase::Initramfs => "initrd",
@@ -139,6 +143,7 @@ impl HostTimeline {
 pub struct Timeline {
     hosts: Vec<HostTimeline>,
     paths: HashMap<String, Phase>,
+    prefixes: Vec<(String, Phase)>,
 }
 
 impl Timeline {
@@ -158,12 +163,19 @@ impl Timeline {
                 })
                 .collect(),
             paths: HashMap::new(),
+            prefixes: Vec::new(),
         }
     }
 
     /// Says which phase an HTTP transfer of `path` belongs to (kernel, initramfs, image…).
     pub fn classify(&mut self, path: impl Into<String>, phase: Phase) {
         self.paths.insert(path.into(), phase);
+    }
+
+    /// Says which phase a transfer of any path starting with `prefix` belongs to (GRUB's
+    /// configuration names, which carry the host's MAC or address). Exact paths win.
+    pub fn classify_prefix(&mut self, prefix: impl Into<String>, phase: Phase) {
+        self.prefixes.push((prefix.into(), phase));
     }
 
     /// The hosts' timelines.
@@ -186,7 +198,7 @@ impl Timeline {
     /// Folds one event in. Events for unknown hosts are ignored.
     pub fn record(&mut self, event: &Event) {
         let Some(mac) = event.mac else { return };
-        let paths = &self.paths;
+        let (paths, prefixes) = (&self.paths, &self.prefixes);
         let Some(host) = self.hosts.iter_mut().find(|h| h.mac == mac) else {
             return;
         };
@@ -217,9 +229,15 @@ impl Timeline {
                     return;
                 }
                 let path_only = path.split('?').next().unwrap_or(path);
+                let known = paths.get(path_only).copied().or_else(|| {
+                    prefixes
+                        .iter()
+                        .find(|(p, _)| path_only.starts_with(p.as_str()))
+                        .map(|(_, phase)| *phase)
+                });
                 let phase = match protocol {
-                    Protocol::Tftp => Some(Phase::BootFile),
-                    Protocol::Http => paths.get(path_only).copied(),
+                    Protocol::Tftp => known.or(Some(Phase::BootFile)),
+                    Protocol::Http => known,
                 };
                 if let Some(phase) = phase {
                     host.extend(phase, start, at);
@@ -400,6 +418,38 @@ mod tests {
         assert_eq!(json["hosts"][0]["installed"], true);
         assert_eq!(json["hosts"][0]["phases"][0]["phase"], "dhcp");
         assert_eq!(json["hosts"][0]["phases"][1]["seconds"], 3.0);
+    }
+
+    #[test]
+    fn the_secure_boot_chain_over_tftp_has_its_own_phases() {
+        let mac = Mac([0x52, 0x54, 0, 0, 0, 1]);
+        let mut t = Timeline::new([("node0".to_owned(), mac)]);
+        t.classify("grubx64.efi", Phase::Loader);
+        t.classify("vmlinuz", Phase::Kernel);
+        t.classify_prefix("grub/grub.cfg", Phase::Script);
+        let tftp = |path: &str| EventKind::Transfer {
+            protocol: Protocol::Tftp,
+            path: path.into(),
+            bytes: 1,
+            duration: Duration::from_secs(1),
+            status: TransferStatus::TftpComplete,
+        };
+        for (secs, path) in [
+            (10, "shimx64.efi"),
+            (12, "grubx64.efi"),
+            (14, "grub/grub.cfg-01-52-54-00-00-00-01"),
+            (16, "vmlinuz"),
+        ] {
+            t.record(&ev(mac, secs, tftp(path)));
+        }
+        let h = t.host(mac).unwrap();
+        let starts: Vec<_> = [Phase::BootFile, Phase::Loader, Phase::Script, Phase::Kernel]
+            .iter()
+            .map(|p| h.phases[p].start)
+            .collect();
+        let at = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(starts, [at(9), at(11), at(13), at(15)]);
+        assert!(t.render_table().contains("loader"));
     }
 
     #[test]

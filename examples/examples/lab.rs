@@ -5,7 +5,8 @@
 //! BMCs (one BIOS with a fixed role, one UEFI with a 4Kn disk that is introspected), deploys
 //! them with the same code as a real deployment, where the real coreos-installer writes every
 //! disk, checks every disk from the host, prints the timeline and removes everything again,
-//! also on failure or Ctrl-C.
+//! also on failure or Ctrl-C. `--secure-boot` runs one UEFI VM with Secure Boot enforced
+//! instead, installed through shim → GRUB → the signed kernel.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,12 +37,23 @@ struct Args {
     /// The status page's port, on a private link from this machine into the lab (0: none).
     #[arg(long, default_value_t = 9100)]
     status_port: u16,
+    /// Secure Boot: one UEFI VM with OVMF's Secure Boot firmware and Microsoft's keys, booted
+    /// through Debian's signed shim, signed network GRUB and signed kernel (`--vms` ignored).
+    #[arg(long)]
+    secure_boot: bool,
     /// Where the lab's files go.
     #[arg(long, default_value = "/var/tmp/rhcos-metal-lab")]
     work_dir: PathBuf,
 }
 
 fn config(args: &Args) -> LabConfig {
+    if args.secure_boot {
+        let mut config = LabConfig::secure_boot(args.work_dir.clone());
+        config.image_mib = args.image_mib;
+        config.keep_files = args.keep;
+        config.status_port = (args.status_port != 0).then_some(args.status_port);
+        return config;
+    }
     let mut config = LabConfig::two_hosts(args.work_dir.clone());
     let template = config.hosts.clone();
     config.hosts = (0..args.vms)

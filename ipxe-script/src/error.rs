@@ -125,6 +125,22 @@ pub enum Problem {
         /// Byte offset of the marker.
         at: usize,
     },
+    /// The value contains a single quote, which would end GRUB's quoting.
+    SingleQuote {
+        /// Byte offset of the quote.
+        at: usize,
+    },
+    /// The value contains a backslash, which GRUB's `linux` command escapes again.
+    Backslash {
+        /// Byte offset of the backslash.
+        at: usize,
+    },
+    /// The value contains `$`: a GRUB configuration holds final values, never run-time
+    /// expansions (an iPXE `${mac}` left in it would reach the kernel as is).
+    Expansion {
+        /// Byte offset of the `$`.
+        at: usize,
+    },
     /// The value contains a character not allowed here.
     Character {
         /// Byte offset of the character.
@@ -151,6 +167,9 @@ impl fmt::Display for Problem {
             Problem::OptionStart => f.write_str("a leading `-` would be read as an option"),
             Problem::Quote { at } => write!(f, "double quote at byte {at}"),
             Problem::TemplateMarker { at } => write!(f, "template marker at byte {at}"),
+            Problem::SingleQuote { at } => write!(f, "single quote at byte {at}"),
+            Problem::Backslash { at } => write!(f, "backslash at byte {at}"),
+            Problem::Expansion { at } => write!(f, "`$` expansion at byte {at}"),
             Problem::Character { at } => write!(f, "character not allowed here at byte {at}"),
         }
     }

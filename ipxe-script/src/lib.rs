@@ -22,6 +22,10 @@
 //!   with `initrd=main`, so UEFI works), both with a bounded [`Retry`] loop and a [`GiveUp`]
 //!   policy. [`HostQuery`] reads the per-host URL's query back on the server side.
 //!
+//! - [`grub`]: the per-host GRUB configuration of the Secure Boot path (shim → signed GRUB →
+//!   signed kernel), with the same kernel arguments, retry and give-up; [`grub::parse`] reads it
+//!   back and [`grub::config_names`] lists the file names GRUB's network boot asks for.
+//!
 //! # Example
 //!
 //! ```
@@ -74,6 +78,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod grub;
 mod kargs;
 mod parse;
 mod query;

@@ -11,7 +11,11 @@ use crate::run::{RunReport, run_with_status};
 use crate::status::Status;
 use crate::timeline::Timeline;
 
-use super::{BMC_PASSWORD, BMC_USER, Error, Lab, Vm};
+use super::{BMC_PASSWORD, BMC_USER, Error, Firmware, Lab, Vm};
+
+/// What OVMF prints when Secure Boot refuses an image (`Access Denied` from the boot
+/// manager, `Security Violation` from the image loader).
+pub const REFUSALS: [&str; 2] = ["Access Denied", "Security Violation"];
 
 /// One VM's disk, checked after the deployment.
 #[derive(Debug)]
@@ -84,11 +88,12 @@ impl Lab {
                 dhcp_range: Some((Ipv4Addr::from(net | 100), Ipv4Addr::from(net | 199))),
                 router: None,
                 dns: Vec::new(),
-                http_port: 8080,
+                http_port: self.http_port,
                 ipv6_ra_prefix: Some(std::net::Ipv6Addr::new(0xfd00, 0x126, 0, 0, 0, 0, 0, 0)),
                 chain: self.chain,
                 efi_boot_file: self.efi_boot_file.clone(),
                 ipxe_dir: self.ipxe_dir.clone(),
+                secure_boot: self.secure_boot.clone(),
             },
             bootstrap: None,
             // The first introspected host becomes a master when no fixed host is one; the
@@ -126,6 +131,7 @@ impl Lab {
                         password_env: None,
                         ..BmcSpec::default()
                     }),
+                    secure_boot: vm.spec.firmware == Firmware::UefiSecureBoot,
                 })
                 .collect(),
             timeouts: Timeouts { install_secs: 600 },
@@ -175,6 +181,57 @@ impl Lab {
                     source,
                 })?;
             runtime.block_on(self.deploy_here(observe, shutdown))
+        })?
+    }
+
+    /// The Secure Boot lab's negative control: the lab's servers with Secure Boot off in the
+    /// plan, so DHCP hands VM `index` our unsigned iPXE, and the VM powered on until its
+    /// firmware's refusal shows on the serial console (or `wait` passes). Returns the console
+    /// and whether a refusal (`Access Denied`, `Security Violation`) was seen; the VM is off
+    /// again afterwards.
+    pub fn offer_unsigned_ipxe(
+        &self,
+        index: usize,
+        wait: std::time::Duration,
+    ) -> Result<(String, bool), Error> {
+        let vm = &self.vms[index];
+        self.netns().enter(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| Error::Io {
+                    path: "tokio runtime".into(),
+                    source,
+                })?;
+            runtime.block_on(async {
+                let mut plan = self.plan();
+                for h in &mut plan.hosts {
+                    h.secure_boot = false;
+                }
+                let artifacts = fetch_artifacts(&plan, rhcos_images::NoProgress).await?;
+                let servers = crate::servers::start_servers(
+                    &plan,
+                    &artifacts,
+                    std::sync::Arc::new(pxe_stack::Discard),
+                )
+                .await?;
+                vm.power_on_pxe()?;
+                let deadline = std::time::Instant::now() + wait;
+                let refused = loop {
+                    let console = vm.serial_log();
+                    if REFUSALS.iter().any(|r| console.contains(r)) {
+                        break true;
+                    }
+                    if std::time::Instant::now() >= deadline || !vm.running() {
+                        break false;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                };
+                let off = vm.power_off();
+                servers.shutdown().await;
+                off?;
+                Ok((vm.serial_log(), refused))
+            })
         })?
     }
 

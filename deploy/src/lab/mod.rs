@@ -30,7 +30,7 @@ mod vm;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-pub use flow::{DiskCheck, LabReport};
+pub use flow::{DiskCheck, LabReport, REFUSALS};
 pub use image::{
     BLS_OPTIONS, GptPartition, Image, MIN_IMAGE_MIB, generate as generate_image, layout, read_gpt,
     sha256_file,
@@ -149,6 +149,26 @@ pub struct LabConfig {
     /// Serve the status page and metrics on this port, on a private link from this machine into
     /// the lab's namespace ([`Lab::status_url`]); off by default.
     pub status_port: Option<u16>,
+    /// The provisioning HTTP port (8080).
+    pub http_port: u16,
+    /// What [`Firmware::UefiSecureBoot`] hosts are served in place of iPXE (default: Debian's
+    /// Microsoft-signed shim and signed network GRUB, see [`SECURE_BOOT_FILES`]).
+    pub secure_boot_files: crate::plan::SecureBootFiles,
+}
+
+/// Debian's signed boot chain: `shim-signed` and `grub-efi-amd64-signed` (the lab's kernel,
+/// the installed `linux-image-amd64`, is signed by Debian, whose key shim carries).
+pub const SECURE_BOOT_FILES: (&str, &str) = (
+    "/usr/lib/shim/shimx64.efi.signed",
+    "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
+);
+
+/// [`SECURE_BOOT_FILES`] as plan keys.
+pub fn debian_secure_boot_files() -> crate::plan::SecureBootFiles {
+    crate::plan::SecureBootFiles {
+        shim: SECURE_BOOT_FILES.0.into(),
+        grub: SECURE_BOOT_FILES.1.into(),
+    }
 }
 
 impl LabConfig {
@@ -185,7 +205,20 @@ impl LabConfig {
             signed: false,
             xz_only: false,
             status_port: None,
+            http_port: 8080,
+            secure_boot_files: debian_secure_boot_files(),
         }
+    }
+
+    /// One UEFI host with Secure Boot enforced (OVMF's Secure Boot build, Microsoft's keys),
+    /// a fixed master role: it installs through shim → GRUB → Debian's signed kernel.
+    pub fn secure_boot(work_dir: PathBuf) -> Self {
+        let mut config = LabConfig::two_hosts(work_dir);
+        config.hosts.truncate(1);
+        config.hosts[0].vm.firmware = Firmware::UefiSecureBoot;
+        config.hosts[0].vm.sector_size = 512;
+        config.hosts[0].role = Some("master".into());
+        config
     }
 }
 
@@ -218,6 +251,10 @@ pub struct Lab {
     pub chain: crate::ChainMode,
     /// What UEFI hosts chainload.
     pub efi_boot_file: String,
+    /// The signed shim and GRUB, when a host boots with Secure Boot.
+    pub secure_boot: Option<crate::plan::SecureBootFiles>,
+    /// The provisioning HTTP port.
+    pub http_port: u16,
     /// The lab's own directory.
     pub dir: PathBuf,
     /// Where the status page is served (the namespace's end of the link from this machine),
@@ -269,6 +306,22 @@ impl Lab {
             })?;
         }
 
+        let secure_boot = config
+            .hosts
+            .iter()
+            .any(|h| h.vm.firmware == Firmware::UefiSecureBoot)
+            .then(|| config.secure_boot_files.clone());
+        for f in secure_boot.iter().flat_map(|s| [&s.shim, &s.grub]) {
+            if !f.is_file() {
+                return Err(Error::Missing {
+                    what: format!(
+                        "{} (shim-signed, grub-efi-amd64-signed; run scripts/install-deps.sh)",
+                        f.display()
+                    ),
+                });
+            }
+        }
+
         let netns = Netns::create(&config.netns)?;
         let bridge = "br0".to_owned();
         netns.add_bridge(&bridge, config.server_ip, config.prefix)?;
@@ -301,6 +354,8 @@ impl Lab {
             bridge,
             chain: config.chain,
             efi_boot_file: config.efi_boot_file.clone(),
+            secure_boot,
+            http_port: config.http_port,
             dir,
             status_addr,
             keep_files: config.keep_files,

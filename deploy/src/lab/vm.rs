@@ -27,6 +27,27 @@ pub enum Firmware {
     Bios,
     /// OVMF with no NIC option ROM: the firmware's own PXE fetches snponly.efi over TFTP.
     Uefi,
+    /// OVMF's Secure Boot build with Microsoft's keys enrolled (q35, SMM, secure pflash):
+    /// the firmware runs only signed binaries, so the host boots shim → GRUB → signed kernel.
+    #[serde(rename = "uefi-secure-boot")]
+    UefiSecureBoot,
+}
+
+/// Debian's `ovmf` files for each UEFI firmware: code, variables template, extra QEMU options.
+pub(crate) fn ovmf(firmware: Firmware) -> Option<(&'static str, &'static str, &'static str)> {
+    match firmware {
+        Firmware::Bios => None,
+        Firmware::Uefi => Some((
+            "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.fd",
+            "-M q35",
+        )),
+        Firmware::UefiSecureBoot => Some((
+            "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
+            "-M q35,smm=on -global driver=cfi.pflash01,property=secure,value=on",
+        )),
+    }
 }
 
 /// The QEMU accelerator. TCG is the default: under nested KVM the iPXE ROM hits an emulation
@@ -106,16 +127,21 @@ impl Vm {
         write(&dir.join("sercon"), &0x3f8u64.to_le_bytes(), 0o644)?;
         let mut firmware_args = String::new();
         let mut nic_extra = "";
-        if spec.firmware == Firmware::Uefi {
-            let vars = dir.join("OVMF_VARS.fd");
-            std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).map_err(|source| {
-                Error::Io {
-                    path: "/usr/share/OVMF/OVMF_VARS_4M.fd".into(),
-                    source,
+        if let Some((code, vars_template, machine)) = ovmf(spec.firmware) {
+            for f in [code, vars_template] {
+                if !Path::new(f).is_file() {
+                    return Err(Error::Missing {
+                        what: format!("{f} (package ovmf; run scripts/install-deps.sh)"),
+                    });
                 }
+            }
+            let vars = dir.join("OVMF_VARS.fd");
+            std::fs::copy(vars_template, &vars).map_err(|source| Error::Io {
+                path: vars_template.into(),
+                source,
             })?;
             firmware_args = format!(
-                "-M q35 -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+                "{machine} -drive if=pflash,format=raw,readonly=on,file={code} \
                  -drive if=pflash,format=raw,file={vars} \
                  -fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n",
                 vars = vars.display()
@@ -254,6 +280,24 @@ impl Vm {
             .is_some_and(|pid| {
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
             })
+    }
+
+    /// Powers the VM on to boot from the network, as its BMC would (`chassis.sh set boot pxe
+    /// power 1`).
+    pub fn power_on_pxe(&self) -> Result<(), Error> {
+        self.chassis(&["set", "boot", "pxe", "power", "1"])
+    }
+
+    /// Powers the VM off, as its BMC would.
+    pub fn power_off(&self) -> Result<(), Error> {
+        self.chassis(&["set", "power", "0"])
+    }
+
+    fn chassis(&self, args: &[&str]) -> Result<(), Error> {
+        let chassis = self.dir.join("chassis.sh");
+        let dir = self.dir.to_string_lossy();
+        let all = std::iter::once(dir.as_ref()).chain(args.iter().copied());
+        run(&chassis.to_string_lossy(), all).map(|_| ())
     }
 
     /// The serial console output so far.

@@ -283,6 +283,31 @@ pub struct Provisioning {
     /// TFTP; Debian's and Fedora's `ipxe` packages install them in `/usr/lib/ipxe`.
     #[serde(default = "default_ipxe_dir")]
     pub ipxe_dir: PathBuf,
+    /// The signed boot chain for hosts with `secure_boot = true`: shim and GRUB, served in
+    /// place of iPXE.
+    #[serde(default)]
+    pub secure_boot: Option<SecureBootFiles>,
+}
+
+/// The signed binaries of the Secure Boot path (shim → GRUB → the release's signed kernel).
+///
+/// ```toml
+/// [provisioning.secure_boot]
+/// shim = "/usr/lib/shim/shimx64.efi.signed"                              # Microsoft-signed
+/// grub = "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"         # network GRUB
+/// ```
+///
+/// GRUB's configuration is looked up under its built-in prefix; Debian's network GRUB has
+/// `/grub`, which is where the deployment serves the per-host configurations. GRUB loads the
+/// kernel and initramfs over TFTP: Debian's signed network GRUB has no `http` module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecureBootFiles {
+    /// The shim the firmware verifies with Microsoft's UEFI CA (served as `shimx64.efi`).
+    pub shim: PathBuf,
+    /// The signed network GRUB the shim loads (served beside it as `grubx64.efi`, the name
+    /// shim asks for).
+    pub grub: PathBuf,
 }
 
 fn default_ipxe_dir() -> PathBuf {
@@ -417,6 +442,11 @@ pub struct Host {
     /// The host's BMC.
     #[serde(default)]
     pub bmc: Option<BmcSpec>,
+    /// The host boots with UEFI Secure Boot on: DHCP gives it the signed shim, which loads
+    /// the signed GRUB and its per-host configuration, instead of iPXE. Needs
+    /// `provisioning.secure_boot`.
+    #[serde(default)]
+    pub secure_boot: bool,
 }
 
 fn default_install_dev() -> String {
@@ -692,6 +722,12 @@ impl Plan {
                         ),
                     ));
                 }
+            }
+            if h.secure_boot && self.provisioning.secure_boot.is_none() {
+                return Err(invalid(
+                    format!("hosts[{i}].secure_boot"),
+                    "needs `provisioning.secure_boot` (the signed shim and GRUB to serve)".into(),
+                ));
             }
             if let Some(bmc) = &h.bmc {
                 bmc.check()
@@ -1169,6 +1205,41 @@ role = "introspect"
         assert!(
             got.contains(expected),
             "expected {expected:?} in {got:?} for\n{text}"
+        );
+    }
+
+    #[test]
+    fn secure_boot_hosts_need_the_signed_files() {
+        let secure = |s: &str| {
+            s.replacen(
+                "role = \"master\"",
+                "role = \"master\"\nsecure_boot = true",
+                1,
+            )
+        };
+        check(
+            secure,
+            "at `hosts[0].secure_boot`: needs `provisioning.secure_boot`",
+        );
+        check(
+            |s| {
+                secure(s).replace(
+                    "dhcp_range = [\"172.22.0.100\", \"172.22.0.199\"]",
+                    "dhcp_range = [\"172.22.0.100\", \"172.22.0.199\"]\n\
+                     secure_boot = { shim = \"/usr/lib/shim/shimx64.efi.signed\", \
+                     grub = \"/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed\" }",
+                )
+            },
+            "ok",
+        );
+        check(
+            |s| {
+                s.replace(
+                    "dhcp_range = [\"172.22.0.100\", \"172.22.0.199\"]",
+                    "dhcp_range = [\"172.22.0.100\", \"172.22.0.199\"]\nsecure_boot = { shim = \"/a\" }",
+                )
+            },
+            "provisioning.secure_boot",
         );
     }
 

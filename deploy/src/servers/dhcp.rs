@@ -69,6 +69,17 @@ fn config(plan: &Plan, layout: &Layout) -> dhcp::Config {
     config.boot.http_boot_url = Some(layout.url(&layout.efi_boot_path()));
     config.boot.ipxe_script_url = Some(layout.url(Layout::BOOT_SCRIPT));
     config.boot.chain = p.chain;
+    // Secure Boot hosts get the signed shim instead of iPXE.
+    config.boot.hosts = plan
+        .hosts
+        .iter()
+        .filter(|h| h.secure_boot)
+        .map(|h| dhcp::HostBootFiles {
+            mac: h.mac,
+            efi_x64: Some(Layout::SHIM_FILE.into()),
+            http_boot_url: Some(layout.url(&format!("/{}", Layout::SHIM_FILE))),
+        })
+        .collect();
     config.reservations = plan
         .hosts
         .iter()

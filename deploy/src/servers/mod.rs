@@ -20,6 +20,7 @@ use crate::status::Status;
 
 mod dhcp;
 mod dns;
+mod grub;
 mod http;
 mod http_boot;
 mod ignition;
@@ -63,6 +64,11 @@ pub(crate) trait Component: Send {
     /// A sink that sees every server's events (after the embedder's own), for components that
     /// follow hosts (metrics, a status page, records that follow leases).
     fn consumer(&self) -> Option<Arc<dyn EventSink>> {
+        None
+    }
+
+    /// Content this component adds to the TFTP server (consulted before its directory).
+    fn tftp(&self) -> Option<Arc<dyn pxe_stack::tftp::Generate>> {
         None
     }
 
@@ -163,7 +169,6 @@ async fn assemble(
 
     let mut components: Vec<Box<dyn Component>> = vec![
         Box::new(dhcp),
-        Box::new(tftp::Tftp::new(&cx)?),
         Box::new(http_boot::HttpBoot::new(&cx)),
         Box::new(scripts::Scripts::new(&cx)?),
         Box::new(signatures::Signatures::new(&cx)),
@@ -175,6 +180,10 @@ async fn assemble(
     }
     components.extend(ra::RouterAdvertisements::new(&cx)?.map(boxed));
     components.extend(dns::Dns::new(&cx)?.map(boxed));
+    components.extend(grub::Grub::new(&cx)?.map(boxed));
+    // TFTP after the components that add files to it.
+    let generators = components.iter().filter_map(|c| c.tftp()).collect();
+    components.push(Box::new(tftp::Tftp::new(&cx, generators)?));
     // HTTP last: it serves the routes every other component adds.
     let routes = components.iter().fold(Routes::new(), |r, c| c.routes(r));
     components.push(Box::new(http::Http::new(&cx, routes)?));

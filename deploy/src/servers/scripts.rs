@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use ipxe_script::{ChainScript, CoreosArgs, Generation, HostScript, Word};
+use ipxe_script::{ChainScript, CoreosArgs, Generation, HostScript, KernelArgs, Word};
 use pxe_stack::Mac;
 use pxe_stack::http::Routes;
 use pxe_stack::route::{Params, RouteRequest, reply};
@@ -13,7 +13,7 @@ use pxe_stack::route::{Params, RouteRequest, reply};
 use super::{Component, Context, requested_mac};
 use crate::error::Error;
 use crate::layout::Layout;
-use crate::plan::{Plan, Role};
+use crate::plan::{Host, Plan, Role};
 
 /// The per-host iPXE scripts: `/ipxe?mac=..` answers with the kernel, initramfs and arguments
 /// for that host; unknown hosts get a 404 (iPXE's retry loop reports it on the console).
@@ -28,43 +28,51 @@ pub fn ipxe_scripts(plan: &Plan, layout: &Layout) -> Result<HashMap<Mac, Bytes>,
     let a = layout.artifacts();
     let mut out = HashMap::new();
     for host in &plan.hosts {
-        let sector_size = host.sector_size.unwrap_or(512);
-        let mut args = CoreosArgs {
-            generation: a.generation,
-            install_dev: Some(host.install_dev.clone()),
-            image_url: a.image_for(sector_size).map(|i| layout.url(i)),
-            rootfs_url: a.rootfs.as_ref().map(|r| layout.url(r)),
-            insecure: plan.images.installer_insecure(),
-            consoles: vec!["ttyS0,115200".into()],
-            extra: vec![format!("rhcos_metal.report={}", layout.url(Layout::REPORT))],
-            ..Default::default()
-        };
-        match host.role {
-            // The live installer takes the disk and image introspection chose from a config
-            // file the hook fetches after posting the inventory; the legacy one only reads
-            // its command line.
-            Role::Introspect if a.generation == Generation::Live => {
-                args.introspection_endpoint = Some(layout.url(Layout::INTROSPECTION));
-                args.install_dev = None;
-                args.image_url = None;
-                args.extra.push(format!(
-                    "rhcos_metal.install_config={}",
-                    layout.install_config_url(host.mac)
-                ));
-            }
-            Role::Introspect => {
-                args.introspection_endpoint = Some(layout.url(Layout::INTROSPECTION));
-            }
-            _ => args.ignition_url = Some(layout.ignition_url(host.mac)),
-        }
         let script = HostScript::new(
             Word::new(layout.url(&a.kernel))?,
             Word::new(layout.url(&a.initramfs))?,
-            args.build()?,
+            host_args(plan, layout, host)?,
         );
         out.insert(host.mac, Bytes::from(script.script()?.render()));
     }
     Ok(out)
+}
+
+/// A host's kernel command line, the same for iPXE and GRUB: the installer generation's
+/// arguments, the metal image for its sector size, `coreos.inst.insecure` only when the plan
+/// says the installer cannot check signatures, and the report URL.
+pub(crate) fn host_args(plan: &Plan, layout: &Layout, host: &Host) -> Result<KernelArgs, Error> {
+    let a = layout.artifacts();
+    let sector_size = host.sector_size.unwrap_or(512);
+    let mut args = CoreosArgs {
+        generation: a.generation,
+        install_dev: Some(host.install_dev.clone()),
+        image_url: a.image_for(sector_size).map(|i| layout.url(i)),
+        rootfs_url: a.rootfs.as_ref().map(|r| layout.url(r)),
+        insecure: plan.images.installer_insecure(),
+        consoles: vec!["ttyS0,115200".into()],
+        extra: vec![format!("rhcos_metal.report={}", layout.url(Layout::REPORT))],
+        ..Default::default()
+    };
+    match host.role {
+        // The live installer takes the disk and image introspection chose from a config
+        // file the hook fetches after posting the inventory; the legacy one only reads
+        // its command line.
+        Role::Introspect if a.generation == Generation::Live => {
+            args.introspection_endpoint = Some(layout.url(Layout::INTROSPECTION));
+            args.install_dev = None;
+            args.image_url = None;
+            args.extra.push(format!(
+                "rhcos_metal.install_config={}",
+                layout.install_config_url(host.mac)
+            ));
+        }
+        Role::Introspect => {
+            args.introspection_endpoint = Some(layout.url(Layout::INTROSPECTION));
+        }
+        _ => args.ignition_url = Some(layout.ignition_url(host.mac)),
+    }
+    Ok(args.build()?)
 }
 
 /// The boot script and the per-host scripts, rendered once at start.

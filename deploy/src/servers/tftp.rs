@@ -1,4 +1,5 @@
-//! TFTP: the iPXE binaries, for firmware that cannot speak HTTP.
+//! TFTP: the iPXE binaries (and what components add, such as the Secure Boot files), for
+//! firmware that cannot speak HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,11 @@ pub(crate) struct Tftp {
 }
 
 impl Tftp {
-    pub(crate) fn new(cx: &Context<'_>) -> Result<Self, Error> {
+    /// `generators` are asked first, in order (the Secure Boot files and GRUB configurations).
+    pub(crate) fn new(
+        cx: &Context<'_>,
+        generators: Vec<Arc<dyn tftp::Generate>>,
+    ) -> Result<Self, Error> {
         let addr = SocketAddr::from((cx.plan.provisioning.address, 69));
         let socket = std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind {
             what: "tftp",
@@ -25,6 +30,13 @@ impl Tftp {
         })?;
         let mut config = tftp::Config::default();
         config.root = Some(cx.layout.ipxe_dir().to_owned());
+        if !generators.is_empty() {
+            config.generator = Some(Arc::new(
+                move |path: &str, peer: SocketAddr, mac: Option<pxe_stack::Mac>| {
+                    generators.iter().find_map(|g| g.generate(path, peer, mac))
+                },
+            ));
+        }
         // A finished undionly.kpxe transfer tells DHCP that the host's next DISCOVER comes
         // from iPXE (the stateful chain).
         let server = tftp::Server::new(config)

@@ -711,3 +711,93 @@ mod status {
         assert_eq!(json["hosts"][0]["installed"], true);
     }
 }
+
+/// UEFI Secure Boot, enforced: OVMF's Secure Boot build with Microsoft's keys enrolled. First
+/// the negative control: with Secure Boot off in the plan, DHCP offers the VM our unsigned iPXE
+/// and the firmware refuses to run it. Then the deployment: DHCP hands the VM Debian's
+/// Microsoft-signed shim over TFTP, shim loads Debian's signed network GRUB beside it, GRUB
+/// fetches the host's configuration from `grub/grub.cfg` and loads Debian's signed kernel
+/// (verified through shim) and the lab's installer initramfs over HTTP, and the real
+/// coreos-installer installs the disk.
+#[test]
+fn root_lab_secure_boot_installs_through_shim_and_grub_and_refuses_unsigned_ipxe() {
+    if !prerequisites() {
+        return;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let (shim, grub) = rhcos_deploy::lab::SECURE_BOOT_FILES;
+    let missing: Vec<_> = [
+        "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+        "/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
+        shim,
+        grub,
+    ]
+    .into_iter()
+    .filter(|f| !std::path::Path::new(f).exists())
+    .collect();
+    if !missing.is_empty() {
+        assert!(
+            !ci,
+            "CI=true: the Secure Boot lab needs {missing:?} (scripts/install-deps.sh)"
+        );
+        eprintln!("skipping: the Secure Boot lab needs {missing:?}");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let base = lab_config("s", work.path());
+    let mut config = LabConfig::secure_boot(base.work_dir.clone());
+    config.keep_files = base.keep_files;
+    config.netns = base.netns;
+    // TCG, as the other lab tests: nested KVM here has no System Management Mode, which
+    // OVMF's Secure Boot build needs.
+    let lab = Lab::build(&config).expect("lab builds");
+
+    let (console, refused) = lab
+        .offer_unsigned_ipxe(0, Duration::from_secs(300))
+        .expect("the negative control runs");
+    let refusal = console
+        .lines()
+        .find(|l| rhcos_deploy::lab::REFUSALS.iter().any(|r| l.contains(r)));
+    eprintln!("negative control: {refusal:?}");
+    assert!(
+        refused,
+        "the Secure Boot firmware refused our unsigned iPXE; console:\n{console}"
+    );
+    assert!(
+        !console.contains("iPXE initialising"),
+        "iPXE never ran under Secure Boot:\n{console}"
+    );
+
+    let report = lab
+        .deploy(|_| {}, std::future::pending())
+        .expect("deployment runs");
+    print_report(&report);
+    let console = lab.vms[0].serial_log();
+    assert!(
+        report.success(),
+        "the Secure Boot host installed; console:\n{console}"
+    );
+    assert_installed_by_coreos_installer(&report);
+    let host = report.summary.timeline.host(lab.vms[0].spec.mac).unwrap();
+    for phase in [
+        rhcos_deploy::Phase::BootFile,
+        rhcos_deploy::Phase::Loader,
+        rhcos_deploy::Phase::Script,
+        rhcos_deploy::Phase::Kernel,
+    ] {
+        assert!(
+            host.phases.contains_key(&phase),
+            "{phase:?} (shim, GRUB, its config, the kernel) is in the timeline: {:?}",
+            host.phases
+        );
+    }
+    assert!(
+        console.contains("rhcos-metal: loading the installer, attempt 1 of"),
+        "our GRUB configuration ran:\n{console}"
+    );
+    // The kernel's EFI stub reads the firmware's SecureBoot variable: it was enforcing.
+    assert!(
+        console.contains("EFI stub: UEFI Secure Boot is enabled."),
+        "the kernel booted with Secure Boot on:\n{console}"
+    );
+}

@@ -72,6 +72,7 @@ fn host(bmc: BmcSpec) -> Host {
         install_dev: "/dev/sda".into(),
         sector_size: None,
         bmc: Some(bmc),
+        secure_boot: false,
     }
 }
 

@@ -1089,3 +1089,210 @@ mod qemu {
         );
     }
 }
+
+/// The GRUB configuration of the Secure Boot path: snapshots, round trips, refusals, and GRUB's
+/// own `grub-script-check` reading what we render.
+mod grub {
+    use ipxe_script::grub::{self, Config, NetFile, NetProtocol};
+    use ipxe_script::{CoreosArgs, Error, GiveUp, KernelArgs, Problem, Retry};
+    use proptest::prelude::*;
+
+    const SERVER: &str = "http://172.22.0.1:8080";
+
+    fn live_install() -> Config {
+        let args = CoreosArgs {
+            consoles: vec!["ttyS0,115200".into()],
+            extra: vec![format!("rhcos_metal.report={SERVER}/report")],
+            ..CoreosArgs::live_install(
+                &format!("{SERVER}/rhcos-live-rootfs.x86_64.img"),
+                "/dev/sda",
+                &format!("{SERVER}/ignition?mac=52-54-00-12-34-56&role=worker"),
+            )
+        }
+        .build()
+        .unwrap();
+        Config::new(
+            NetFile::from_url(&format!("{SERVER}/rhcos-live-kernel-x86_64")).unwrap(),
+            vec![NetFile::from_url(&format!("{SERVER}/rhcos-live-initramfs.x86_64.img")).unwrap()],
+            args,
+        )
+    }
+
+    /// Renders, checks with GRUB's own syntax checker when it is there, parses back.
+    fn text(config: &Config) -> String {
+        let rendered = config.render();
+        assert_eq!(&grub::parse(&rendered).unwrap(), config);
+        script_check(&rendered);
+        rendered
+    }
+
+    /// `grub-script-check` (grub-common) reads the text with GRUB's own lexer and parser.
+    fn script_check(text: &str) {
+        use std::io::Write;
+        let Ok(mut child) = std::process::Command::new("grub-script-check")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "prerequisite missing in CI: grub-script-check (grub-common)"
+            );
+            eprintln!("skipping grub-script-check: not installed");
+            return;
+        };
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "grub-script-check refused:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn live_install_snapshot() {
+        insta::assert_snapshot!("grub_live_install", text(&live_install()));
+    }
+
+    #[test]
+    fn legacy_install_with_two_initrds_and_poweroff() {
+        let args = CoreosArgs::legacy_install(
+            "sda",
+            &format!("{SERVER}/rhcos-4.1.0-x86_64-metal-bios.raw.gz"),
+            &format!("{SERVER}/ignition?mac=52-54-00-12-34-56"),
+        )
+        .build()
+        .unwrap();
+        let config = Config::new(
+            NetFile::new(NetProtocol::Tftp, "172.22.0.1", "/vmlinuz").unwrap(),
+            vec![
+                NetFile::from_url(&format!("{SERVER}/initramfs.img")).unwrap(),
+                NetFile::from_url(&format!("{SERVER}/extra.cpio")).unwrap(),
+            ],
+            args,
+        )
+        .with_retry(Retry {
+            attempts: 2,
+            delay_secs: 0,
+            give_up: GiveUp::Poweroff,
+        });
+        insta::assert_snapshot!("grub_legacy_two_initrds", text(&config));
+    }
+
+    #[test]
+    fn values_that_would_break_the_config_are_refused() {
+        let unsafe_problem = |r: Result<NetFile, Error>| match r {
+            Err(Error::Unsafe { problem, .. }) => problem,
+            other => panic!("accepted: {other:?}"),
+        };
+        assert_eq!(
+            unsafe_problem(NetFile::from_url("http://a/k'; reboot; echo '")),
+            Problem::SingleQuote { at: 2 }
+        );
+        assert_eq!(
+            unsafe_problem(NetFile::from_url("http://a/ignition?mac=${mac:hexhyp}")),
+            Problem::Expansion { at: 14 }
+        );
+        assert_eq!(
+            unsafe_problem(NetFile::from_url("http://a/k\nreboot")),
+            Problem::LineBreak { at: 2 }
+        );
+        assert_eq!(
+            unsafe_problem(NetFile::from_url("http://a/k\\")),
+            Problem::Backslash { at: 2 }
+        );
+        // GRUB 2.06 takes no port in a device name: the default one is left out.
+        assert_eq!(
+            NetFile::from_url("http://10.0.0.1:80/k")
+                .unwrap()
+                .to_string(),
+            "(http,10.0.0.1)/k"
+        );
+        assert!(matches!(
+            unsafe_problem(NetFile::from_url("ftp://a/k")),
+            Problem::Character { .. }
+        ));
+        assert!(matches!(
+            unsafe_problem(NetFile::new(NetProtocol::Http, "a,b", "/k")),
+            Problem::Character { .. }
+        ));
+        // Kernel arguments are checked when the GRUB text is read back, too.
+        let config = live_install().render();
+        let tampered = config.replace("'coreos.inst.install_dev=/dev/sda'", "'a=$b'");
+        assert!(matches!(
+            grub::parse(&tampered),
+            Err(grub::ParseError::Value { .. })
+        ));
+    }
+
+    #[test]
+    fn other_grub_text_is_a_typed_error_not_a_panic() {
+        for text in [
+            "",
+            "set timeout=0\n",
+            "set timeout=0\nfor attempt in ; do\n",
+            "set timeout=0\nfor attempt in 2 1; do\n",
+            "set timeout=0\nfor attempt in 1; do\n  echo 'unclosed\n",
+            "menuentry 'x' { linux /k }\n",
+            "set timeout=0 & reboot\n",
+        ] {
+            assert!(grub::parse(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn every_gateway_name_is_recognised() {
+        for name in grub::config_names([2, 0, 0, 0, 0, 1], Some([172, 22, 0, 10].into())) {
+            assert!(grub::ConfigName::parse(&name).is_some(), "{name}");
+        }
+    }
+
+    fn arg() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9_.]{0,8}(=[a-zA-Z0-9_./:,?&;|<>}()#=-]{0,12})?"
+            .prop_filter("rd.break is refused", |a| !a.starts_with("rd.break"))
+    }
+
+    fn file() -> impl Strategy<Value = NetFile> {
+        (
+            prop_oneof![Just(NetProtocol::Http), Just(NetProtocol::Tftp)],
+            "[a-z0-9.]{1,10}(:[0-9]{1,5})?",
+            "/[a-zA-Z0-9_./?&=;#{}|-]{0,16}",
+        )
+            .prop_map(|(p, s, path)| NetFile::new(p, &s, &path).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn any_config_parses_back(
+            kernel in file(),
+            initrds in proptest::collection::vec(file(), 0..3),
+            args in proptest::collection::vec(arg(), 0..6),
+            attempts in 1u32..12,
+            delay_secs in 0u32..100,
+            give_up in prop_oneof![Just(GiveUp::Exit), Just(GiveUp::Reboot), Just(GiveUp::Poweroff)],
+        ) {
+            let config = Config::new(kernel, initrds, KernelArgs::parse(&args.join(" ")).unwrap())
+                .with_retry(Retry { attempts, delay_secs, give_up });
+            let text = config.render();
+            prop_assert_eq!(grub::parse(&text).unwrap(), config);
+        }
+    }
+
+    #[test]
+    fn grub_script_check_accepts_tricky_values() {
+        let args = KernelArgs::parse("a=x;reboot b=|& c={} d=#e f=<g>").unwrap();
+        let config = Config::new(
+            NetFile::new(NetProtocol::Http, "10.0.0.1:80", "/k?x=1&y=2;z").unwrap(),
+            vec![],
+            args,
+        );
+        text(&config);
+    }
+}

@@ -140,6 +140,23 @@ pub struct BootFiles {
     /// Add option 60 `PXEClient` and option 43 (discovery control: boot file given) to replies
     /// for PXE firmware. Always on in proxy mode.
     pub pxe_vendor_options: bool,
+    /// Per-host boot files for x86-64 UEFI, chosen before [`BootFiles::efi_x64`] and
+    /// [`BootFiles::http_boot_url`]: a Secure Boot host gets the signed shim instead of iPXE.
+    pub hosts: Vec<HostBootFiles>,
+}
+
+/// What one host boots instead of the shared x86-64 UEFI files (its iPXE, BIOS and ARM64
+/// answers stay the shared ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostBootFiles {
+    /// The host.
+    pub mac: Mac,
+    /// The TFTP file for its x86-64 UEFI PXE firmware (arch 7 and 9), such as `shimx64.efi`.
+    #[serde(default)]
+    pub efi_x64: Option<String>,
+    /// The URL for its UEFI HTTP boot firmware (class `HTTPClient`).
+    #[serde(default)]
+    pub http_boot_url: Option<String>,
 }
 
 impl Default for BootFiles {
@@ -154,6 +171,7 @@ impl Default for BootFiles {
             ipxe_no_pxedhcp: true,
             chain: ChainMode::Trust,
             pxe_vendor_options: false,
+            hosts: Vec::new(),
         }
     }
 }

@@ -8,8 +8,9 @@
 //! Boot selection: BIOS PXE (arch 0) gets [`BootFiles::bios`], x86-64 UEFI (7, 9) [`BootFiles::efi_x64`],
 //! ARM64 UEFI (11) [`BootFiles::efi_arm64`], UEFI HTTP boot (class `HTTPClient`) the
 //! [`BootFiles::http_boot_url`] with option 60 echoed, and iPXE (user class `iPXE` or option 175) the
-//! [`BootFiles::ipxe_script_url`] plus option 175.176 (`no-pxedhcp`). Plain OS clients get an address
-//! and no boot file.
+//! [`BootFiles::ipxe_script_url`] plus option 175.176 (`no-pxedhcp`). A host listed in
+//! [`BootFiles::hosts`] gets its own x86-64 UEFI file or HTTP boot URL (the signed shim of a
+//! Secure Boot host). Plain OS clients get an address and no boot file.
 //!
 //! Modes ([`Mode`]): authoritative (pools plus [`Reservation`]s), reservations only, ProxyDHCP
 //! (boot information beside another server, ports 67 and 4011) and off. Relayed requests
@@ -89,7 +90,7 @@ mod store;
 
 pub use chain::MarkChained;
 pub use config::{
-    BootFiles, Config, MAX_POOL, Mode, Policy, Range, RawOption, Reservation, Subnet,
+    BootFiles, Config, HostBootFiles, MAX_POOL, Mode, Policy, Range, RawOption, Reservation, Subnet,
 };
 pub use error::Error;
 pub use leases::{Lease, LeaseTable, Leases, State, unix_secs};

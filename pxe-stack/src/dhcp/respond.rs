@@ -576,15 +576,22 @@ fn boot_for(policy: &Policy, leases: &LeaseTable, req: &Request) -> Option<BootF
             .as_ref()
             .map(|u| BootFile::Ipxe(u.replace("{mac}", &req.mac.hexhyp())));
     }
+    let host = b.hosts.iter().find(|h| h.mac == req.mac);
     if c.http {
-        return b.http_boot_url.clone().map(BootFile::Http);
+        let url = host.and_then(|h| h.http_boot_url.as_ref());
+        return url
+            .or(b.http_boot_url.as_ref())
+            .cloned()
+            .map(BootFile::Http);
     }
     if !(c.pxe || c.arch.is_some() || c.ipxe) {
         return None;
     }
     let file = match c.arch.unwrap_or(0) {
         0 => &b.bios,
-        7 | 9 => &b.efi_x64,
+        7 | 9 => host
+            .and_then(|h| h.efi_x64.as_ref().map(|_| &h.efi_x64))
+            .unwrap_or(&b.efi_x64),
         11 => &b.efi_arm64,
         _ => &None,
     };
@@ -904,6 +911,41 @@ mod tests {
             vendor,
             vec![arch(Architecture::X86_Bios), pxe(0)],
             offer(Some("undionly.kpxe"), SERVER, Some(b"PXEClient"), None),
+        );
+        // A Secure Boot host gets its shim over TFTP and HTTP boot; iPXE still gets the script.
+        let mut secure = config();
+        secure.boot.hosts.push(crate::dhcp::HostBootFiles {
+            mac: "52:54:00:12:60:01".parse().unwrap(),
+            efi_x64: Some("shimx64.efi".into()),
+            http_boot_url: Some("http://10.0.0.1:8080/shimx64.efi".into()),
+        });
+        check_boot(
+            secure.clone(),
+            vec![arch(Architecture::X64), pxe(7)],
+            offer(Some("shimx64.efi"), SERVER, None, None),
+        );
+        check_boot(
+            secure.clone(),
+            vec![arch(Architecture::X86_Bios), pxe(0)],
+            offer(Some("undionly.kpxe"), SERVER, None, None),
+        );
+        check_boot(
+            secure.clone(),
+            vec![
+                arch(Architecture::X64_Http),
+                class("HTTPClient:Arch:00016:UNDI:003001"),
+            ],
+            offer(
+                Some("http://10.0.0.1:8080/shimx64.efi"),
+                Ipv4Addr::UNSPECIFIED,
+                Some(b"HTTPClient"),
+                None,
+            ),
+        );
+        check_boot(
+            secure,
+            vec![arch(Architecture::X86_Bios), pxe(0), ipxe()],
+            offer(Some(script), SERVER, None, Some(&[176, 1, 1])),
         );
         // No script configured: iPXE gets nothing rather than a binary that would loop.
         let mut none = config();

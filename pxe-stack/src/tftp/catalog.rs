@@ -186,7 +186,10 @@ impl Catalog {
             status,
             mac,
         };
-        let Ok(rel) = confine(filename) else {
+        // TFTP has no working directory: a leading `/` names the served root, as with
+        // tftpd-hpa's `--secure` (GRUB asks for `/grub/grub.cfg`). Only one is taken off, so
+        // `//x` is still refused.
+        let Ok(rel) = confine(filename.strip_prefix('/').unwrap_or(filename)) else {
             return Err(refuse(
                 code::ACCESS,
                 "Access violation",

@@ -3,7 +3,8 @@
 //! TFTP only carries the first small boot file (an iPXE binary); everything after it goes over
 //! HTTP. It speaks RFC 1350 with options (RFC 2347): `blksize` (2348), `timeout` and `tsize`
 //! (2349) and `windowsize` (7440), and wraps block numbers past 65535 for files over 32 MiB at
-//! 512-byte blocks. Paths are confined to the root, symlinks included; writes are refused;
+//! 512-byte blocks. Paths are confined to the root, symlinks included (a leading `/` names the
+//! root, as with tftpd-hpa's `--secure`: GRUB asks for `/grub/grub.cfg`); writes are refused;
 //! concurrent transfers are limited per client and in total; every request yields one
 //! [`Transfer`](crate::EventKind::Transfer) event with the bytes the client acknowledged.
 //!

@@ -300,7 +300,7 @@ fn traversal_absolute_and_symlink_escape_are_refused() {
     let srv = Running::start(|_, _| {});
     let out_dir = tempfile::tempdir().unwrap();
     let local = out_dir.path().join("x");
-    for remote in ["../secret", "/etc/passwd", "escape", "a/../../secret"] {
+    for remote in ["../secret", "//etc/passwd", "escape", "a/../../secret"] {
         let out = run(Command::new("atftp")
             .args(["-g", "-r", remote, "-l"])
             .arg(&local)
@@ -313,6 +313,23 @@ fn traversal_absolute_and_symlink_escape_are_refused() {
             "{remote}"
         );
     }
+    // A leading `/` names the served root (tftpd-hpa --secure; GRUB sends `/grub/grub.cfg`):
+    // `/etc/passwd` is looked up under the root, where it does not exist.
+    let out = run(Command::new("atftp")
+        .args(["-g", "-r", "/etc/passwd", "-l"])
+        .arg(&local)
+        .args(["127.0.0.1", &srv.port()]));
+    assert!(!out.status.success(), "/etc/passwd was served");
+    assert_eq!(
+        transfer(&srv.event_for("/etc/passwd")),
+        (0, TransferStatus::TftpRefused(1))
+    );
+    let out = run(Command::new("atftp")
+        .args(["-g", "-r", "/small.bin", "-l"])
+        .arg(&local)
+        .args(["127.0.0.1", &srv.port()]));
+    assert!(out.status.success(), "/small.bin is the root's small.bin");
+    assert_eq!(std::fs::read(&local).unwrap(), pattern(3000));
     // curl percent-decodes the URL path and sends "../secret" as the file name.
     let out = run(Command::new("curl")
         .args(["-sS", "--path-as-is", "-o"])
