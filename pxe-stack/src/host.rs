@@ -29,6 +29,25 @@ impl Mac {
         self.0[0] & 0x01 != 0
     }
 
+    /// Why this cannot be one NIC's address (all zero, or a broadcast or multicast group
+    /// address), or `None` when it can. DHCP reservations and deployment plans refuse such MACs.
+    ///
+    /// ```
+    /// use pxe_stack::Mac;
+    /// assert_eq!(Mac([0; 6]).not_unicast(), Some("is all zero"));
+    /// assert!(Mac([1, 0, 0x5e, 0, 0, 1]).not_unicast().is_some());
+    /// assert_eq!(Mac([0x52, 0x54, 0, 0, 0, 1]).not_unicast(), None);
+    /// ```
+    pub fn not_unicast(&self) -> Option<&'static str> {
+        if self.0 == [0; 6] {
+            Some("is all zero")
+        } else if self.is_multicast() {
+            Some("is a broadcast or multicast address")
+        } else {
+            None
+        }
+    }
+
     fn join(&self, sep: char) -> String {
         let mut s = String::with_capacity(17);
         for (i, b) in self.0.iter().enumerate() {

@@ -52,6 +52,7 @@
 mod chain;
 mod events;
 mod host;
+mod net;
 pub mod route;
 
 pub use chain::ChainMode;
@@ -60,6 +61,7 @@ pub use events::{
     TransferStatus, UnknownStage,
 };
 pub use host::{HostLookup, Mac, NoLookup, ParseMacError};
+pub use net::Ipv4Net;
 
 #[cfg(feature = "dhcp")]
 pub mod dhcp;

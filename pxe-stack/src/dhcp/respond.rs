@@ -64,6 +64,9 @@ pub struct Verdict {
     ///
     /// [`Config::ping_probe_ms`]: super::Config::ping_probe_ms
     pub probe: Option<Ipv4Addr>,
+    /// Why a request got no reply, when it was deliberately left unanswered (for the
+    /// per-exchange log: `no address available`, `no reservation`, `for another server`, ...).
+    pub ignored: Option<&'static str>,
 }
 
 /// Decide what to answer to `req` at `now`, updating `leases`.
@@ -206,12 +209,48 @@ impl<'a> Cx<'a> {
         });
     }
 
+    /// A reservation always wins over another client's dynamic lease or offer on its address
+    /// (left from before a plan change, or a reservation inside a pool): that lease is evicted,
+    /// with a warning naming both MACs, and the reserved host is answered. An address declined
+    /// or found in use stays quarantined.
+    fn evict_for_reservation(&mut self, leases: &mut LeaseTable) {
+        let Some(r) = self.policy.reservation(self.mac()) else {
+            return;
+        };
+        let Some(l) = leases.get(r.addr) else {
+            return;
+        };
+        if l.mac == self.mac() || !l.active(self.now_s) {
+            return;
+        }
+        if l.state == State::Declined {
+            tracing::warn!(
+                mac = %self.mac(), addr = %r.addr, declined_by = %l.mac,
+                "reserved address is quarantined (declined or answering ping) until {}", l.expires
+            );
+            return;
+        }
+        tracing::warn!(
+            mac = %self.mac(), addr = %r.addr, holder = %l.mac, state = ?l.state,
+            "reserved address held by another MAC's dynamic lease: evicted for the reserved host"
+        );
+        self.out.persist |= l.state == State::Bound;
+        leases.remove(r.addr);
+    }
+
     /// Choose an address for a DISCOVER and offer it, or ask for a probe of it first.
     fn offer(&mut self, leases: &mut LeaseTable) {
         let Some(idx) = self.policy.subnet_for(self.req.message.giaddr()) else {
-            tracing::debug!(mac = %self.mac(), giaddr = %self.req.message.giaddr(), "no subnet for discover");
+            self.out.ignored = Some("no subnet for this network");
             return;
         };
+        if self.policy.config().mode == Mode::ReservationsOnly
+            && self.policy.reservation(self.mac()).is_none()
+        {
+            self.out.ignored = Some("no reservation");
+            return;
+        }
+        self.evict_for_reservation(leases);
         let Some(addr) = allocate(
             self.policy,
             leases,
@@ -219,8 +258,9 @@ impl<'a> Cx<'a> {
             self.mac(),
             self.req.requested_addr(),
             self.now_s,
+            true,
         ) else {
-            tracing::debug!(mac = %self.mac(), "no address to offer");
+            self.out.ignored = Some("no address available");
             return;
         };
         let bound = leases.get(addr).is_some_and(|l| {
@@ -268,6 +308,7 @@ impl<'a> Cx<'a> {
                 let a = l.addr;
                 leases.remove(a);
             }
+            self.out.ignored = Some("for another server");
             return;
         }
         let ciaddr = self.req.message.ciaddr();
@@ -277,15 +318,18 @@ impl<'a> Cx<'a> {
             .or((!ciaddr.is_unspecified()).then_some(ciaddr));
         self.event(DhcpStep::Request, wanted, None);
         let Some(wanted) = wanted else {
-            tracing::debug!(mac = %self.mac(), "request without an address");
+            self.out.ignored = Some("no requested address");
             return;
         };
         if cfg.mode == Mode::ReservationsOnly && self.policy.reservation(self.mac()).is_none() {
+            self.out.ignored = Some("no reservation");
             return;
         }
         let Some(idx) = self.policy.subnet_for(self.req.message.giaddr()) else {
+            self.out.ignored = Some("no subnet for this network");
             return;
         };
+        self.evict_for_reservation(leases);
         let ok = cfg.subnets[idx].contains(wanted)
             && allocate(
                 self.policy,
@@ -294,6 +338,7 @@ impl<'a> Cx<'a> {
                 self.mac(),
                 Some(wanted),
                 self.now_s,
+                false,
             ) == Some(wanted);
         if !ok {
             self.nak(wanted);
@@ -347,6 +392,7 @@ impl<'a> Cx<'a> {
             return;
         }
         let Some(addr) = self.req.requested_addr() else {
+            self.out.ignored = Some("no requested address");
             return;
         };
         self.event(DhcpStep::Decline, Some(addr), None);
@@ -400,6 +446,7 @@ impl<'a> Cx<'a> {
             _ => return,
         };
         if !self.req.client.pxe {
+            self.out.ignored = Some("not a PXE client");
             return;
         }
         self.event(
@@ -412,6 +459,7 @@ impl<'a> Cx<'a> {
             None,
         );
         let Some(boot) = boot_for(self.policy, leases, self.req) else {
+            self.out.ignored = Some("no boot file for this client");
             return;
         };
         let mut m = self.base(kind, Ipv4Addr::UNSPECIFIED);
@@ -592,7 +640,8 @@ fn boot_for(policy: &Policy, leases: &LeaseTable, req: &Request) -> Option<BootF
 }
 
 /// Pick the address for `mac` in subnet `idx`: its reservation, else (dynamic modes) its
-/// current address, the requested one, or the next free one in the pool.
+/// current address, the requested one, the next free one in the pool, or (with `reclaim`, for
+/// DISCOVERs) the oldest offer held for another client when the pool is exhausted.
 fn allocate(
     policy: &Policy,
     leases: &mut LeaseTable,
@@ -600,6 +649,7 @@ fn allocate(
     mac: Mac,
     requested: Option<Ipv4Addr>,
     now: u64,
+    reclaim: bool,
 ) -> Option<Ipv4Addr> {
     let cfg = policy.config();
     let subnet = &cfg.subnets[idx];
@@ -611,10 +661,12 @@ fn allocate(
     }
     let pool = subnet.pool?;
     let (start, end) = (u32::from(pool.start), u32::from(pool.end));
+    let net = subnet.net();
+    let (network, broadcast) = (net.network(), net.broadcast());
     let excluded = |a: Ipv4Addr| {
         a == cfg.server_ip
-            || a == subnet.network
-            || a == subnet.broadcast()
+            || a == network
+            || a == broadcast
             || Some(a) == subnet.router
             || policy.reserved_for(a).is_some()
     };
@@ -646,7 +698,22 @@ fn allocate(
             }
         }
     }
-    None
+    // The pool is exhausted. An offer promises nothing until the client REQUESTs it, so the
+    // oldest offer still held for another client gives way (a flood of DISCOVERs from strangers
+    // that never REQUEST cannot starve a real client); bound leases and reserved addresses
+    // never do.
+    if !reclaim {
+        return None;
+    }
+    let oldest = (0..size)
+        .map(|off| Ipv4Addr::from(start + off))
+        .filter(|&a| !excluded(a))
+        .filter_map(|a| leases.get(a))
+        .filter(|l| l.state == State::Offered && l.mac != mac)
+        .min_by_key(|l| (l.expires, l.addr))
+        .map(|l| (l.addr, l.mac))?;
+    tracing::debug!(%mac, addr = %oldest.0, from = %oldest.1, "pool exhausted: reclaiming the oldest unrequested offer");
+    Some(oldest.0)
 }
 
 #[cfg(test)]
@@ -1122,6 +1189,111 @@ mod tests {
         let mut addrs: Vec<_> = leases.iter().map(|l| l.addr).collect();
         addrs.dedup();
         assert_eq!(addrs.len(), leases.len());
+    }
+
+    /// Strangers DISCOVER the whole pool and never REQUEST: a real client still gets an
+    /// address (the oldest offer gives way), reservations are never handed to strangers, and
+    /// a bound lease is never reclaimed.
+    #[test]
+    fn a_discover_flood_never_starves_a_real_client() {
+        let mut b = Bench::new(config());
+        // Client 1 holds a bound lease; strangers 100..=150 flood the other three addresses.
+        let bound = b.dora(1, 0).unwrap();
+        let mut offered = Vec::new();
+        for n in 100..=150 {
+            let out = b.dhcp(n, MessageType::Discover, vec![], 1);
+            let a = out.reply.expect("an offer, reclaimed if need be").message.yiaddr();
+            assert_ne!(a, bound, "a bound lease was reclaimed");
+            assert_ne!(a, Ipv4Addr::new(10, 0, 0, 10), "a reservation went to a stranger");
+            offered.push(a);
+        }
+        // The real client's DISCOVER and REQUEST, while the strangers' offers still hold.
+        let got = b.dora(7, 2).expect("the real client is served");
+        assert_ne!(got, bound);
+        assert_eq!(b.leases.get(got).unwrap().mac, Mac(mac(7)));
+        assert_eq!(b.leases.get(bound).unwrap().mac, Mac(mac(1)));
+        // The reserved host is answered too.
+        assert_eq!(b.dora(9, 2), Some(Ipv4Addr::new(10, 0, 0, 10)));
+        // A REQUEST never takes an address offered to someone else.
+        let other = offered.last().copied().unwrap();
+        let holder = b.leases.get(other).unwrap().mac;
+        if holder != Mac(mac(7)) {
+            let out = b.dhcp(
+                8,
+                MessageType::Request,
+                vec![DhcpOption::RequestedIpAddress(other)],
+                3,
+            );
+            assert_eq!(out.reply.unwrap().kind(), Some(MessageType::Nak));
+        }
+    }
+
+    /// A stale dynamic lease of another MAC on a reserved address (a plan change, or a
+    /// reservation inside the pool) is evicted and the reserved host answered.
+    #[test]
+    fn a_reservation_wins_over_a_stale_dynamic_lease() {
+        let mut c = config();
+        // A reservation inside the pool.
+        c.reservations.push(Reservation {
+            mac: Mac(mac(8)),
+            addr: Ipv4Addr::new(10, 0, 0, 101),
+            hostname: Some("worker-0".into()),
+        });
+        let mut b = Bench::new(c);
+        let stale = |addr: Ipv4Addr, n: u8| Lease {
+            addr,
+            mac: Mac(mac(n)),
+            expires: unix_secs(at(3000)),
+            hostname: None,
+            state: State::Bound,
+        };
+        // As if loaded from the lease file of an older plan.
+        b.leases = LeaseTable::from_leases([
+            stale(Ipv4Addr::new(10, 0, 0, 10), 1),
+            stale(Ipv4Addr::new(10, 0, 0, 101), 2),
+        ]);
+        let out = b.dhcp(9, MessageType::Discover, vec![], 0);
+        assert!(out.persist, "the eviction of a bound lease reaches disk");
+        assert_eq!(
+            out.reply.unwrap().message.yiaddr(),
+            Ipv4Addr::new(10, 0, 0, 10)
+        );
+        assert_eq!(b.dora(9, 1), Some(Ipv4Addr::new(10, 0, 0, 10)));
+        assert_eq!(b.dora(8, 1), Some(Ipv4Addr::new(10, 0, 0, 101)));
+        // The evicted clients are NAKed on renewal and DISCOVER a pool address.
+        let out = b.dhcp(
+            1,
+            MessageType::Request,
+            vec![DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 10))],
+            2,
+        );
+        assert_eq!(out.reply.unwrap().kind(), Some(MessageType::Nak));
+        let a = b.dora(1, 2).unwrap();
+        assert!((100..=103).contains(&a.octets()[3]) && a.octets()[3] != 101);
+        // A reserved address declined (in use on the wire) stays quarantined.
+        b.leases.insert(Lease {
+            state: State::Declined,
+            ..stale(Ipv4Addr::new(10, 0, 0, 101), 3)
+        });
+        assert!(b.dhcp(8, MessageType::Discover, vec![], 3).reply.is_none());
+    }
+
+    #[test]
+    fn unanswered_requests_say_why() {
+        let mut b = Bench::new(config());
+        for n in 1..=4 {
+            b.dora(n, 0).unwrap();
+        }
+        let out = b.dhcp(5, MessageType::Discover, vec![], 1);
+        assert_eq!(out.ignored, Some("no address available"));
+        let mut c = config();
+        c.mode = Mode::ReservationsOnly;
+        let mut b = Bench::new(c);
+        assert_eq!(
+            b.dhcp(5, MessageType::Discover, vec![], 1).ignored,
+            Some("no reservation")
+        );
+        assert_eq!(b.dhcp(9, MessageType::Discover, vec![], 1).ignored, None);
     }
 
     /// The steps of the DHCP events in an outcome.
