@@ -1202,9 +1202,17 @@ mod tests {
         let mut offered = Vec::new();
         for n in 100..=150 {
             let out = b.dhcp(n, MessageType::Discover, vec![], 1);
-            let a = out.reply.expect("an offer, reclaimed if need be").message.yiaddr();
+            let a = out
+                .reply
+                .expect("an offer, reclaimed if need be")
+                .message
+                .yiaddr();
             assert_ne!(a, bound, "a bound lease was reclaimed");
-            assert_ne!(a, Ipv4Addr::new(10, 0, 0, 10), "a reservation went to a stranger");
+            assert_ne!(
+                a,
+                Ipv4Addr::new(10, 0, 0, 10),
+                "a reservation went to a stranger"
+            );
             offered.push(a);
         }
         // The real client's DISCOVER and REQUEST, while the strangers' offers still hold.

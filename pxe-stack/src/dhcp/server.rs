@@ -166,11 +166,10 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         socket.set_broadcast(true)?;
-        let iface = SockRef::from(&socket)
-            .device()
-            .ok()
-            .flatten()
-            .map_or_else(|| "*".to_owned(), |d| String::from_utf8_lossy(&d).into_owned());
+        let iface = SockRef::from(&socket).device().ok().flatten().map_or_else(
+            || "*".to_owned(),
+            |d| String::from_utf8_lossy(&d).into_owned(),
+        );
         let prober = match self.policy.config().ping_probe_ms {
             Some(_) => {
                 let device = SockRef::from(&socket).device()?;
@@ -393,10 +392,12 @@ fn log_exchange(iface: &str, req: &Request, out: &super::respond::Verdict) {
                 let name = out
                     .reply
                     .as_ref()
-                    .and_then(|r| match r.message.opts().get(dhcproto::v4::OptionCode::Hostname) {
-                        Some(dhcproto::v4::DhcpOption::Hostname(h)) => Some(h.as_str()),
-                        _ => None,
-                    })
+                    .and_then(
+                        |r| match r.message.opts().get(dhcproto::v4::OptionCode::Hostname) {
+                            Some(dhcproto::v4::DhcpOption::Hostname(h)) => Some(h.as_str()),
+                            _ => None,
+                        },
+                    )
                     .or(req.hostname())
                     .unwrap_or("");
                 tracing::info!("DHCPACK({iface}) {ip}{sep}{mac} {name}");
