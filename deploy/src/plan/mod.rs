@@ -554,12 +554,14 @@ impl Plan {
             }
         };
         let de = toml::Deserializer::parse(text).map_err(|e| {
-            let path = e.span().map(|s| key_path_at(text, s.start)).unwrap_or_default();
+            let path = e
+                .span()
+                .map(|s| key_path_at(text, s.start))
+                .unwrap_or_default();
             syntax(e.span(), path, e.message())
         })?;
-        let plan: Plan = serde_path_to_error::deserialize(de).map_err(|e| {
-            syntax(e.inner().span(), e.path().to_string(), e.inner().message())
-        })?;
+        let plan: Plan = serde_path_to_error::deserialize(de)
+            .map_err(|e| syntax(e.inner().span(), e.path().to_string(), e.inner().message()))?;
         plan.check(file)?;
         Ok(plan)
     }
@@ -696,7 +698,10 @@ impl Plan {
             if let Some(why) = h.mac.not_unicast() {
                 return Err((format!("hosts[{i}].mac"), format!("{} {why}", h.mac)));
             }
-            if h.install_dev.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if h.install_dev
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+            {
                 return Err((
                     format!("hosts[{i}].install_dev"),
                     format!(
@@ -1070,7 +1075,12 @@ role = "introspect"
             "plan.toml:19:11: at `hosts[0].address`:",
         );
         check(
-            |s| s.replace("[[hosts]]\nname = \"worker-0\"", "[[hosts]]\nname = \"worker-0"),
+            |s| {
+                s.replace(
+                    "[[hosts]]\nname = \"worker-0\"",
+                    "[[hosts]]\nname = \"worker-0",
+                )
+            },
             "at `hosts[1].name`",
         );
         check(
@@ -1098,7 +1108,9 @@ role = "introspect"
                         &format!("interface = \"eno2\"\nrouter = \"{router}\""),
                     )
                 },
-                &format!("at `provisioning.router`: {router} is not a host address inside 172.22.0.0/24"),
+                &format!(
+                    "at `provisioning.router`: {router} is not a host address inside 172.22.0.0/24"
+                ),
             );
         }
         check(
