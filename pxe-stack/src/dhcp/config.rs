@@ -24,6 +24,26 @@ pub enum Mode {
     Off,
 }
 
+/// What a lease belongs to: which requests count as the same client.
+///
+/// PXE wants one address per machine through every stage (firmware, iPXE, the installer, the
+/// installed OS), and those stages send different client identifiers (option 61) or none, so
+/// the default keys leases by MAC and ignores option 61. RFC 2131 keys by the client
+/// identifier when one is sent: choose [`ClientId`](LeaseIdentity::ClientId) for networks
+/// where one NIC carries several clients (containers, VMs sharing a MAC, dual boot) that must
+/// get addresses of their own. Reserved hosts are always keyed by MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeaseIdentity {
+    /// One lease per MAC; option 61 is ignored (echoed in replies, as RFC 6842 asks).
+    #[default]
+    Mac,
+    /// One lease per client identifier (option 61) when the client sends one, per MAC when
+    /// it does not. A MAC with two client identifiers gets two addresses. Leases written under
+    /// the other rule keep their key until they end.
+    ClientId,
+}
+
 /// An inclusive range of addresses handed out dynamically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Range {
@@ -191,6 +211,8 @@ pub struct Config {
     /// addresses and a client's own bound address are never probed. Needs `CAP_NET_RAW` (or a
     /// `net.ipv4.ping_group_range` that includes the server's group).
     pub ping_probe_ms: Option<u32>,
+    /// What a lease belongs to: the MAC (default) or the client identifier (option 61).
+    pub lease_identity: LeaseIdentity,
 }
 
 impl Default for Config {
@@ -207,6 +229,7 @@ impl Default for Config {
             offer_hold_secs: 60,
             decline_quarantine_secs: 600,
             ping_probe_ms: None,
+            lease_identity: LeaseIdentity::Mac,
         }
     }
 }

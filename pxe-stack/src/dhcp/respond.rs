@@ -1,14 +1,15 @@
 //! The decision core: one request, the lease table and the time in; a reply, events and
 //! whether the table must be persisted out. No sockets, no clock.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::SystemTime;
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Encodable, Encoder};
 
-use super::config::{Mode, Policy};
-use super::leases::{Lease, LeaseTable, State, unix_secs};
+use super::config::{LeaseIdentity, Mode, Policy};
+use super::leases::{Key, Lease, LeaseTable, State, unix_secs};
 use super::packet::Request;
 use crate::ChainMode;
 use crate::{DhcpStep, Event, EventKind, Mac};
@@ -131,7 +132,7 @@ pub fn probed(
     // the client may have taken another server's offer, while the probe waited.
     let held = leases
         .get(addr)
-        .is_some_and(|l| l.mac == req.mac && l.state == State::Offered && l.active(cx.now_s));
+        .is_some_and(|l| l.held_by(&cx.key) && l.state == State::Offered && l.active(cx.now_s));
     if held && in_use {
         tracing::debug!(mac = %req.mac, %addr, "address answers ping; quarantined, offering another");
         cx.quarantine(leases, addr);
@@ -166,6 +167,8 @@ struct Cx<'a> {
     req: &'a Request,
     now: SystemTime,
     now_s: u64,
+    /// Who the client is for the lease table (see [`LeaseIdentity`]).
+    key: Key,
     out: Verdict,
 }
 
@@ -176,7 +179,16 @@ impl<'a> Cx<'a> {
             req,
             now,
             now_s: unix_secs(now),
+            key: client_key(policy, req),
             out: Verdict::default(),
+        }
+    }
+
+    /// The client identifier a new lease is keyed by, if any.
+    fn client_id(&self) -> Option<String> {
+        match &self.key {
+            Key::ClientId(id) => Some(id.clone()),
+            Key::Mac(_) => None,
         }
     }
 
@@ -206,6 +218,7 @@ impl<'a> Cx<'a> {
             expires: self.now_s + u64::from(self.policy.config().decline_quarantine_secs),
             hostname: None,
             state: State::Declined,
+            client_id: None,
         });
     }
 
@@ -220,7 +233,7 @@ impl<'a> Cx<'a> {
         let Some(l) = leases.get(r.addr) else {
             return;
         };
-        if l.mac == self.mac() || !l.active(self.now_s) {
+        if l.held_by(&self.key) || !l.active(self.now_s) {
             return;
         }
         if l.state == State::Declined {
@@ -255,7 +268,7 @@ impl<'a> Cx<'a> {
             self.policy,
             leases,
             idx,
-            self.mac(),
+            &self.key,
             self.req.requested_addr(),
             self.now_s,
             true,
@@ -264,7 +277,7 @@ impl<'a> Cx<'a> {
             return;
         };
         let bound = leases.get(addr).is_some_and(|l| {
-            l.mac == self.mac() && l.state == State::Bound && l.active(self.now_s)
+            l.held_by(&self.key) && l.state == State::Bound && l.active(self.now_s)
         });
         if !bound {
             let hold = self.now_s + u64::from(self.policy.config().offer_hold_secs);
@@ -274,6 +287,7 @@ impl<'a> Cx<'a> {
                 expires: hold,
                 hostname: None,
                 state: State::Offered,
+                client_id: self.client_id(),
             });
         }
         // Reservations are trusted, and a client's own bound address may well answer: it is
@@ -302,7 +316,7 @@ impl<'a> Cx<'a> {
         let sid = self.req.server_id();
         if sid.is_some_and(|s| s != cfg.server_ip) {
             // The client took another server's offer: free what we held for it.
-            if let Some(l) = leases.for_mac(self.mac())
+            if let Some(l) = leases.for_key(&self.key)
                 && l.state == State::Offered
             {
                 let a = l.addr;
@@ -335,7 +349,7 @@ impl<'a> Cx<'a> {
                 self.policy,
                 leases,
                 idx,
-                self.mac(),
+                &self.key,
                 Some(wanted),
                 self.now_s,
                 false,
@@ -355,6 +369,7 @@ impl<'a> Cx<'a> {
             expires: self.now_s + u64::from(cfg.lease_secs),
             hostname,
             state: State::Bound,
+            client_id: self.client_id(),
         });
         self.out.persist = true;
         let boot = boot_for(self.policy, leases, self.req);
@@ -396,7 +411,7 @@ impl<'a> Cx<'a> {
             return;
         };
         self.event(DhcpStep::Decline, Some(addr), None);
-        if leases.get(addr).is_some_and(|l| l.mac == self.mac()) {
+        if leases.get(addr).is_some_and(|l| l.held_by(&self.key)) {
             self.quarantine(leases, addr);
             self.out.persist = true;
         }
@@ -408,7 +423,7 @@ impl<'a> Cx<'a> {
         let Some(l) = leases.get(addr) else {
             return;
         };
-        if l.mac == self.mac() && l.state == State::Bound {
+        if l.held_by(&self.key) && l.state == State::Bound {
             let mut l = l.clone();
             l.state = State::Released;
             l.expires = self.now_s;
@@ -639,22 +654,46 @@ fn boot_for(policy: &Policy, leases: &LeaseTable, req: &Request) -> Option<BootF
     file.clone().map(BootFile::Tftp)
 }
 
-/// Pick the address for `mac` in subnet `idx`: its reservation, else (dynamic modes) its
+/// Who `req` is for the lease table: its MAC, or under [`LeaseIdentity::ClientId`] its client
+/// identifier (option 61, colon-separated hex) when it sends one and has no reservation
+/// (reservations are per MAC, so a reserved host keeps its address whatever it sends).
+fn client_key(policy: &Policy, req: &Request) -> Key {
+    if policy.config().lease_identity == LeaseIdentity::ClientId
+        && let Some(id) = req.client_id().filter(|id| !id.is_empty())
+        && policy.reservation(req.mac).is_none()
+    {
+        let mut hex = String::with_capacity(id.len() * 3);
+        for (i, b) in id.iter().enumerate() {
+            if i > 0 {
+                hex.push(':');
+            }
+            let _ = write!(hex, "{b:02x}");
+        }
+        return Key::ClientId(hex);
+    }
+    Key::Mac(req.mac)
+}
+
+/// Pick the address for the client `key` in subnet `idx`: its reservation, else (dynamic modes) its
 /// current address, the requested one, the next free one in the pool, or (with `reclaim`, for
 /// DISCOVERs) the oldest offer held for another client when the pool is exhausted.
 fn allocate(
     policy: &Policy,
     leases: &mut LeaseTable,
     idx: usize,
-    mac: Mac,
+    key: &Key,
     requested: Option<Ipv4Addr>,
     now: u64,
     reclaim: bool,
 ) -> Option<Ipv4Addr> {
     let cfg = policy.config();
     let subnet = &cfg.subnets[idx];
-    if let Some(r) = policy.reservation(mac) {
-        return (subnet.contains(r.addr) && leases.free_for(r.addr, mac, now)).then_some(r.addr);
+    // Reserved hosts are always keyed by MAC (see `client_key`).
+    if let Key::Mac(mac) = key
+        && let Some(r) = policy.reservation(*mac)
+    {
+        return (subnet.contains(r.addr) && leases.free_for_key(r.addr, key, now))
+            .then_some(r.addr);
     }
     if cfg.mode != Mode::Authoritative {
         return None;
@@ -672,9 +711,9 @@ fn allocate(
     };
     let in_pool = |a: Ipv4Addr| (start..=end).contains(&u32::from(a));
     let usable = |leases: &LeaseTable, a: Ipv4Addr| {
-        in_pool(a) && !excluded(a) && leases.free_for(a, mac, now)
+        in_pool(a) && !excluded(a) && leases.free_for_key(a, key, now)
     };
-    if let Some(l) = leases.for_mac(mac)
+    if let Some(l) = leases.for_key(key)
         && usable(leases, l.addr)
     {
         return Some(l.addr);
@@ -709,10 +748,10 @@ fn allocate(
         .map(|off| Ipv4Addr::from(start + off))
         .filter(|&a| !excluded(a))
         .filter_map(|a| leases.get(a))
-        .filter(|l| l.state == State::Offered && l.mac != mac)
+        .filter(|l| l.state == State::Offered && !l.held_by(key))
         .min_by_key(|l| (l.expires, l.addr))
         .map(|l| (l.addr, l.mac))?;
-    tracing::debug!(%mac, addr = %oldest.0, from = %oldest.1, "pool exhausted: reclaiming the oldest unrequested offer");
+    tracing::debug!(client = ?key, addr = %oldest.0, from = %oldest.1, "pool exhausted: reclaiming the oldest unrequested offer");
     Some(oldest.0)
 }
 
@@ -1254,6 +1293,7 @@ mod tests {
             expires: unix_secs(at(3000)),
             hostname: None,
             state: State::Bound,
+            client_id: None,
         };
         // As if loaded from the lease file of an older plan.
         b.leases = LeaseTable::from_leases([
@@ -1284,6 +1324,65 @@ mod tests {
             ..stale(Ipv4Addr::new(10, 0, 0, 101), 3)
         });
         assert!(b.dhcp(8, MessageType::Discover, vec![], 3).reply.is_none());
+    }
+
+    /// DORA for client `n` sending client identifier `id`; the address acknowledged.
+    fn dora_with_id(b: &mut Bench, n: u8, id: &[u8], t: u64) -> Ipv4Addr {
+        let cid = DhcpOption::ClientIdentifier(id.to_vec());
+        let offer = b.dhcp(n, MessageType::Discover, vec![cid.clone()], t);
+        let addr = offer.reply.unwrap().message.yiaddr();
+        let ack = b.dhcp(
+            n,
+            MessageType::Request,
+            vec![
+                cid,
+                DhcpOption::RequestedIpAddress(addr),
+                DhcpOption::ServerIdentifier(SERVER),
+            ],
+            t,
+        );
+        let reply = ack.reply.unwrap();
+        assert_eq!(reply.kind(), Some(MessageType::Ack));
+        reply.message.yiaddr()
+    }
+
+    /// The default rule keys leases by MAC: one MAC with two client identifiers (firmware,
+    /// then the installed OS) keeps one address.
+    #[test]
+    fn lease_identity_mac_ignores_option_61() {
+        let mut b = Bench::new(config());
+        let a = dora_with_id(&mut b, 1, &[1, 0x52, 0x54, 0, 0x12, 0x60, 1], 0);
+        assert_eq!(dora_with_id(&mut b, 1, b"\xffinstalled-os", 1), a);
+        assert_eq!(b.dora(1, 2), Some(a));
+        assert_eq!(b.leases.get(a).unwrap().client_id, None);
+        assert_eq!(b.leases.persistent().len(), 1);
+    }
+
+    /// `LeaseIdentity::ClientId`: two client identifiers behind one MAC get two addresses,
+    /// each keeps its own, a client without option 61 is keyed by MAC, and a reserved host
+    /// keeps its reservation whatever it sends.
+    #[test]
+    fn lease_identity_client_id_keys_by_option_61() {
+        let mut c = config();
+        c.lease_identity = LeaseIdentity::ClientId;
+        let mut b = Bench::new(c);
+        let first = dora_with_id(&mut b, 1, b"\x00vm-a", 0);
+        let second = dora_with_id(&mut b, 1, b"\x00vm-b", 0);
+        assert_ne!(first, second);
+        assert_eq!(dora_with_id(&mut b, 1, b"\x00vm-a", 1), first);
+        assert_eq!(dora_with_id(&mut b, 1, b"\x00vm-b", 1), second);
+        assert_eq!(
+            b.leases.get(first).unwrap().client_id.as_deref(),
+            Some("00:76:6d:2d:61")
+        );
+        let plain = b.dora(1, 2).unwrap();
+        assert!(plain != first && plain != second);
+        // The MAC's lookup (what HTTP servers ask) finds one of its bound leases.
+        assert!(b.leases.for_mac(Mac(mac(1))).is_some());
+        assert_eq!(
+            dora_with_id(&mut b, 9, b"\x00anything", 3),
+            Ipv4Addr::new(10, 0, 0, 10)
+        );
     }
 
     #[test]

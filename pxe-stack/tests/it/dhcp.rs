@@ -1277,6 +1277,7 @@ fn netns_reservation_evicts_a_stale_dynamic_lease() {
         expires,
         hostname: None,
         state: State::Bound,
+        client_id: None,
     };
     LeaseFile::new(ns.path("leases.json"))
         .save(&[
@@ -1323,4 +1324,34 @@ fn lease_file_in_a_missing_directory_fails_at_startup() {
         "{err}"
     );
     assert!(err.to_string().contains("missing/leases.json"), "{err}");
+}
+
+/// The lease-identity rule against busybox udhcpc sending two client identifiers (option 61)
+/// from one MAC: by default (MAC) both get the same address; with
+/// `LeaseIdentity::ClientId` each gets its own, and each keeps it.
+#[test]
+fn netns_lease_identity_mac_and_client_id() {
+    if !have(&["root", "ip", "busybox"]) {
+        return;
+    }
+    for (identity, same) in [
+        (pxe_stack::dhcp::LeaseIdentity::Mac, true),
+        (pxe_stack::dhcp::LeaseIdentity::ClientId, false),
+    ] {
+        let ns = Netns::new();
+        let mut c = config();
+        c.lease_identity = identity;
+        let _server = ns.start_server(&c);
+        ns.set_client_mac("52:54:00:77:00:61");
+        let get = |id: &str| {
+            ns.flush_client();
+            ns.udhcpc(&["-x", &format!("0x3d:{id}")])["ip"].clone()
+        };
+        let a = get("00aa01");
+        let b = get("00bb02");
+        assert_eq!(a == b, same, "{identity:?}: {a} {b}");
+        assert_eq!(get("00aa01"), a, "{identity:?}");
+        let on_disk = LeaseFile::new(ns.path("leases.json")).load().unwrap();
+        assert_eq!(on_disk.len(), if same { 1 } else { 2 }, "{on_disk:?}");
+    }
 }
