@@ -106,8 +106,9 @@ pub use plan::{
     BmcDriver, BmcSpec, Bootstrap, Cluster, Host, IgnitionVia, Images, InstallFrom, Plan,
     PlanError, Provisioning, Role, Timeouts, bootstrap_cluster, bootstrap_ignition,
 };
-/// How BIOS hosts chain into iPXE ([`Provisioning::chain`]), from `pxe-stack`.
-pub use pxe_stack::ChainMode;
+/// How BIOS hosts chain into iPXE ([`Provisioning::chain`]) and what a DHCP lease belongs to
+/// ([`Provisioning::lease_identity`]), from `pxe-stack`.
+pub use pxe_stack::{ChainMode, LeaseIdentity};
 #[cfg(feature = "run")]
 pub use run::{RunReport, run};
 #[cfg(feature = "run")]

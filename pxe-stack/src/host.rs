@@ -72,6 +72,27 @@ impl fmt::Debug for Mac {
     }
 }
 
+/// What a lease belongs to: which requests count as the same client.
+///
+/// PXE wants one address per machine through every stage (firmware, iPXE, the installer, the
+/// installed OS), and those stages send different client identifiers (option 61) or none, so
+/// the default keys leases by MAC and ignores option 61. RFC 2131 keys by the client
+/// identifier when one is sent: choose [`ClientId`](LeaseIdentity::ClientId) for networks
+/// where one NIC carries several clients (containers, VMs sharing a MAC, dual boot) that must
+/// get addresses of their own. Reserved hosts are always keyed by MAC. The DHCP server's `Config::lease_identity`
+/// (feature `dhcp`) takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeaseIdentity {
+    /// One lease per MAC; option 61 is ignored (echoed in replies, as RFC 6842 asks).
+    #[default]
+    Mac,
+    /// One lease per client identifier (option 61) when the client sends one, per MAC when
+    /// it does not. A MAC with two client identifiers gets two addresses. Leases written under
+    /// the other rule keep their key until they end.
+    ClientId,
+}
+
 /// The error for a string that is not a MAC address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid MAC address {input:?}: expected six hex octets such as 52:54:00:12:34:56")]

@@ -60,7 +60,7 @@ pub use events::{
     DhcpStep, Discard, Event, EventKind, EventSink, InstallStage, PowerStep, Protocol, Recorder,
     TransferStatus, UnknownStage,
 };
-pub use host::{HostLookup, Mac, NoLookup, ParseMacError};
+pub use host::{HostLookup, LeaseIdentity, Mac, NoLookup, ParseMacError};
 pub use net::Ipv4Net;
 
 #[cfg(feature = "dhcp")]

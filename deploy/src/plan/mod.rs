@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pxe_stack::{ChainMode, Ipv4Net, Mac};
+use pxe_stack::{ChainMode, Ipv4Net, LeaseIdentity, Mac};
 use serde::{Deserialize, Serialize};
 
 mod bootstrap;
@@ -179,6 +179,12 @@ pub struct Provisioning {
     /// may read its own record (`/inventory/<its mac>`) from the address holding its lease.
     #[serde(default)]
     pub admin_allow: Vec<IpAddr>,
+    /// What a DHCP lease belongs to: `mac` (default: one address per machine through firmware,
+    /// iPXE, installer and installed OS, whatever client identifier each sends) or
+    /// `client-id` (one per client identifier, option 61, as RFC 2131 has it). Hosts with an
+    /// `address` are always keyed by MAC.
+    #[serde(default)]
+    pub lease_identity: LeaseIdentity,
 }
 
 fn default_ipxe_dir() -> PathBuf {
@@ -1122,6 +1128,22 @@ role = "introspect"
             },
             "ok",
         );
+    }
+
+    #[test]
+    fn lease_identity_is_a_plan_key() {
+        let plan = Plan::parse(GOOD, "plan.toml").unwrap();
+        assert_eq!(plan.provisioning.lease_identity, LeaseIdentity::Mac);
+        assert!(plan.provisioning.admin_allow.is_empty());
+        let with = |v: &str| {
+            GOOD.replace(
+                "interface = \"eno2\"",
+                &format!("interface = \"eno2\"\nlease_identity = {v}"),
+            )
+        };
+        let plan = Plan::parse(&with("\"client-id\""), "plan.toml").unwrap();
+        assert_eq!(plan.provisioning.lease_identity, LeaseIdentity::ClientId);
+        check(|_| with("\"duid\""), "at `provisioning.lease_identity`");
     }
 
     #[test]

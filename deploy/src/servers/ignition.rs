@@ -347,6 +347,7 @@ mod tests {
             expires: unix_secs(std::time::SystemTime::now()) + 600,
             hostname: None,
             state: State::Bound,
+            client_id: None,
         });
         let (wrong, right) =
             tokio::task::spawn_blocking(move || (curl(ign, "127.0.0.3"), curl(ign, "127.0.0.2")))

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::error::Error;
-use crate::{ChainMode, Ipv4Net, Mac};
+use crate::{ChainMode, Ipv4Net, LeaseIdentity, Mac};
 
 /// How the server takes part in DHCP on its network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -22,26 +22,6 @@ pub enum Mode {
     Proxy,
     /// Answer nothing.
     Off,
-}
-
-/// What a lease belongs to: which requests count as the same client.
-///
-/// PXE wants one address per machine through every stage (firmware, iPXE, the installer, the
-/// installed OS), and those stages send different client identifiers (option 61) or none, so
-/// the default keys leases by MAC and ignores option 61. RFC 2131 keys by the client
-/// identifier when one is sent: choose [`ClientId`](LeaseIdentity::ClientId) for networks
-/// where one NIC carries several clients (containers, VMs sharing a MAC, dual boot) that must
-/// get addresses of their own. Reserved hosts are always keyed by MAC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LeaseIdentity {
-    /// One lease per MAC; option 61 is ignored (echoed in replies, as RFC 6842 asks).
-    #[default]
-    Mac,
-    /// One lease per client identifier (option 61) when the client sends one, per MAC when
-    /// it does not. A MAC with two client identifiers gets two addresses. Leases written under
-    /// the other rule keep their key until they end.
-    ClientId,
 }
 
 /// An inclusive range of addresses handed out dynamically.

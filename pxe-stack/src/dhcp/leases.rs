@@ -41,13 +41,13 @@ pub struct Lease {
     /// Where the address stands.
     pub state: State,
     /// The client identifier (option 61, colon-separated hex) the lease is keyed by, under
-    /// [`LeaseIdentity::ClientId`](super::LeaseIdentity::ClientId); `None` for leases keyed by
+    /// [`LeaseIdentity::ClientId`](crate::LeaseIdentity::ClientId); `None` for leases keyed by
     /// MAC (the default rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
 }
 
-/// Who a lease belongs to: a MAC, or (under [`LeaseIdentity::ClientId`](super::LeaseIdentity))
+/// Who a lease belongs to: a MAC, or (under [`LeaseIdentity::ClientId`](crate::LeaseIdentity))
 /// a client identifier.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Key {
@@ -87,7 +87,7 @@ pub fn unix_secs(t: SystemTime) -> u64 {
 
 /// Every address the server knows about. Invariant: one entry per address and at most one
 /// non-declined address per client (its MAC, or under
-/// [`LeaseIdentity::ClientId`](super::LeaseIdentity::ClientId) its client identifier), so two
+/// [`LeaseIdentity::ClientId`](crate::LeaseIdentity::ClientId) its client identifier), so two
 /// clients never hold one address.
 #[derive(Debug, Clone, Default)]
 pub struct LeaseTable {
@@ -125,7 +125,7 @@ impl LeaseTable {
     }
 
     /// The entry a MAC holds (bound, offered or released). Under
-    /// [`LeaseIdentity::ClientId`](super::LeaseIdentity::ClientId) a MAC may hold several
+    /// [`LeaseIdentity::ClientId`](crate::LeaseIdentity::ClientId) a MAC may hold several
     /// (one per client identifier): then the bound one that lasts longest.
     pub fn for_mac(&self, mac: Mac) -> Option<&Lease> {
         self.for_key(&Key::Mac(mac)).or_else(|| {

@@ -89,7 +89,7 @@ mod store;
 
 pub use chain::MarkChained;
 pub use config::{
-    BootFiles, Config, LeaseIdentity, MAX_POOL, Mode, Policy, Range, RawOption, Reservation, Subnet,
+    BootFiles, Config, MAX_POOL, Mode, Policy, Range, RawOption, Reservation, Subnet,
 };
 pub use error::Error;
 pub use leases::{Lease, LeaseTable, Leases, State, unix_secs};

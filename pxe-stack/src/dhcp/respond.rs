@@ -8,10 +8,11 @@ use std::time::SystemTime;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Encodable, Encoder};
 
-use super::config::{LeaseIdentity, Mode, Policy};
+use super::config::{Mode, Policy};
 use super::leases::{Key, Lease, LeaseTable, State, unix_secs};
 use super::packet::Request;
 use crate::ChainMode;
+use crate::LeaseIdentity;
 use crate::{DhcpStep, Event, EventKind, Mac};
 
 /// The DHCP server port.

@@ -1335,8 +1335,8 @@ fn netns_lease_identity_mac_and_client_id() {
         return;
     }
     for (identity, same) in [
-        (pxe_stack::dhcp::LeaseIdentity::Mac, true),
-        (pxe_stack::dhcp::LeaseIdentity::ClientId, false),
+        (pxe_stack::LeaseIdentity::Mac, true),
+        (pxe_stack::LeaseIdentity::ClientId, false),
     ] {
         let ns = Netns::new();
         let mut c = config();
