@@ -400,7 +400,8 @@ fn log_exchange(iface: &str, req: &Request, out: &super::respond::Verdict) {
                     )
                     .or(req.hostname())
                     .unwrap_or("");
-                tracing::info!("DHCPACK({iface}) {ip}{sep}{mac} {name}");
+                let gap = if name.is_empty() { "" } else { " " };
+                tracing::info!("DHCPACK({iface}) {ip}{sep}{mac}{gap}{name}");
             }
             crate::DhcpStep::Nak => {
                 tracing::info!("DHCPNAK({iface}) {ip}{sep}{mac} address not available")

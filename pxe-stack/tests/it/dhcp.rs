@@ -49,6 +49,13 @@ fn child_server() {
         return;
     };
     let dir = PathBuf::from(dir);
+    // The server's own log (per-exchange info lines, warnings), as an operator would read it.
+    let log = fs::File::create(dir.join("server.log")).unwrap();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("pxe_stack=info"))
+        .with_ansi(false)
+        .with_writer(Mutex::new(log))
+        .try_init();
     let config: Config =
         serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
     let iface = fs::read_to_string(dir.join("iface")).unwrap();
@@ -317,6 +324,11 @@ impl Netns {
         panic!("the server child exited before it was ready");
     }
 
+    /// The server child's log so far.
+    fn log(&self) -> String {
+        fs::read_to_string(self.path("server.log")).unwrap_or_default()
+    }
+
     fn events(&self) -> Vec<serde_json::Value> {
         fs::read_to_string(self.path("events.jsonl"))
             .unwrap_or_default()
@@ -482,6 +494,18 @@ fn netns_udhcpc_gets_address_options_and_boot_file() {
         .map(|e| e["kind"]["Dhcp"]["step"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(steps, ["Discover", "Offer", "Request", "Ack"]);
+
+    // And one info line per step in the server's log, in dnsmasq's words, without any sink.
+    let log = ns.log();
+    let iface = &ns.server_if;
+    for line in [
+        format!("DHCPDISCOVER({iface}) 52:54:00:77:00:01"),
+        format!("DHCPOFFER({iface}) 10.77.0.100 52:54:00:77:00:01"),
+        format!("DHCPREQUEST({iface}) 10.77.0.100 52:54:00:77:00:01"),
+        format!("DHCPACK({iface}) 10.77.0.100 52:54:00:77:00:01"),
+    ] {
+        assert!(log.contains(&line), "{line:?} not in\n{log}");
+    }
 }
 
 #[test]
@@ -495,6 +519,12 @@ fn netns_reservation_honoured() {
     let env = ns.udhcpc(&[]);
     assert_eq!(env["ip"], "10.77.0.9");
     assert_eq!(env["hostname"], "master-0");
+    // The ACK's log line names the host, as dnsmasq's does.
+    let line = format!(
+        "DHCPACK({}) 10.77.0.9 52:54:00:77:00:09 master-0",
+        ns.server_if
+    );
+    assert!(ns.log().contains(&line), "{line:?} not in\n{}", ns.log());
 }
 
 #[test]
@@ -1293,6 +1323,14 @@ fn netns_reservation_evicts_a_stale_dynamic_lease() {
     ns.flush_client();
     ns.set_client_mac("52:54:00:77:00:0a");
     assert_eq!(ns.udhcpc(&[])["ip"], "10.77.0.120");
+    let log = ns.log();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("52:54:00:77:00:09")
+            && l.contains("52:54:00:77:00:51")
+            && l.contains("evicted")),
+        "no eviction warning naming both MACs in\n{log}"
+    );
     let on_disk: HashMap<Ipv4Addr, Mac> = LeaseFile::new(ns.path("leases.json"))
         .load()
         .unwrap()
