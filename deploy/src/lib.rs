@@ -107,11 +107,8 @@ pub use layout::Layout;
 pub use plan::{
     BmcDriver, BmcSpec, Bootstrap, Cluster, ClusterDns, DnsRecord, Host, IgnitionVia, Images,
     InstallFrom, Plan, PlanError, Provisioning, Role, SecureBootFiles, StatusConfig, Timeouts,
-    bootstrap_cluster,
-    bootstrap_ignition,
+    bootstrap_cluster, bootstrap_ignition,
 };
-/// How BIOS hosts chain into iPXE ([`Provisioning::chain`]), from `pxe-stack`.
-pub use pxe_stack::ChainMode;
 /// The MAC type of [`Host::mac`] and the plan's other MACs, from pxe-stack, so a consumer need
 /// not depend on pxe-stack to name it.
 ///
@@ -123,6 +120,9 @@ pub use pxe_stack::ChainMode;
 pub use pxe_stack::Mac;
 /// Why a string is not a [`Mac`], from pxe-stack.
 pub use pxe_stack::ParseMacError;
+/// How BIOS hosts chain into iPXE ([`Provisioning::chain`]) and what a DHCP lease belongs to
+/// ([`Provisioning::lease_identity`]), from `pxe-stack`.
+pub use pxe_stack::{ChainMode, LeaseIdentity};
 #[cfg(feature = "run")]
 pub use run::{RunReport, run, run_with_status};
 #[cfg(feature = "run")]

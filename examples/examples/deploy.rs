@@ -51,8 +51,14 @@ async fn main() -> ExitCode {
 }
 
 async fn deploy(args: Args) -> Result<bool> {
-    // Plan errors carry the file and key path: "deploy.toml: at `hosts[1].mac`: ...".
-    let mut plan = Plan::load(&args.plan)?;
+    // Plan errors carry the file, the line and column of syntax errors and the key path:
+    // "deploy.toml: at `hosts[1].mac`: ...", "deploy.toml:12:9: at `provisioning.address`: ...".
+    // Removing the bootstrap VM needs no Ignition assets; everything else does.
+    let mut plan = if args.remove_bootstrap {
+        Plan::load(&args.plan)?
+    } else {
+        Plan::load_checked(&args.plan)?
+    };
     plan.status.enabled |= !args.no_status;
     if args.dry_run {
         dry_run(&plan).await?;

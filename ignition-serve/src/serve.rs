@@ -164,7 +164,9 @@ impl TokenKey {
 #[non_exhaustive]
 pub enum Access {
     /// Only the address holding the host's DHCP lease ([`HostLookup::addr_for`] of the MAC
-    /// equals the request's source address). For flat provisioning networks.
+    /// equals the request's source address). For flat provisioning networks. A host some
+    /// group selects that holds no lease yet is answered 503 with `Retry-After` (Ignition and
+    /// coreos-installer retry a 5xx, and give up on a 4xx); any other refusal is 403.
     Lease,
     /// A `token` parameter made by [`TokenKey::token_for`]. For routed setups, where the
     /// source address is a router's.
@@ -338,6 +340,16 @@ impl Route {
             Access::LeaseOrToken(key) => lease_ok() || token_ok(key),
         };
         if !allowed {
+            // A known host that nobody holds a lease for yet asked early (or its lease
+            // lapsed): Ignition and coreos-installer retry a 5xx but give up on a 4xx.
+            let lease_access = matches!(opts.access, Access::Lease | Access::LeaseOrToken(_));
+            if lease_access
+                && self.inner.lookup.addr_for(mac).is_none()
+                && store.select(&query).is_some()
+            {
+                tracing::info!(%mac, %peer, "ignition request before the host's DHCP lease; retry later");
+                return reply::not_ready(opts.retry_after, "no DHCP lease for this host yet");
+            }
             tracing::warn!(%mac, %peer, "ignition request refused: not the host's lease or token");
             return reply::error(StatusCode::FORBIDDEN, "not allowed for this host");
         }

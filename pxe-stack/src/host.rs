@@ -29,6 +29,25 @@ impl Mac {
         self.0[0] & 0x01 != 0
     }
 
+    /// Why this cannot be one NIC's address (all zero, or a broadcast or multicast group
+    /// address), or `None` when it can. DHCP reservations and deployment plans refuse such MACs.
+    ///
+    /// ```
+    /// use pxe_stack::Mac;
+    /// assert_eq!(Mac([0; 6]).not_unicast(), Some("is all zero"));
+    /// assert!(Mac([1, 0, 0x5e, 0, 0, 1]).not_unicast().is_some());
+    /// assert_eq!(Mac([0x52, 0x54, 0, 0, 0, 1]).not_unicast(), None);
+    /// ```
+    pub fn not_unicast(&self) -> Option<&'static str> {
+        if self.0 == [0; 6] {
+            Some("is all zero")
+        } else if self.is_multicast() {
+            Some("is a broadcast or multicast address")
+        } else {
+            None
+        }
+    }
+
     fn join(&self, sep: char) -> String {
         let mut s = String::with_capacity(17);
         for (i, b) in self.0.iter().enumerate() {
@@ -51,6 +70,27 @@ impl fmt::Debug for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Mac({self})")
     }
+}
+
+/// What a lease belongs to: which requests count as the same client.
+///
+/// PXE wants one address per machine through every stage (firmware, iPXE, the installer, the
+/// installed OS), and those stages send different client identifiers (option 61) or none, so
+/// the default keys leases by MAC and ignores option 61. RFC 2131 keys by the client
+/// identifier when one is sent: choose [`ClientId`](LeaseIdentity::ClientId) for networks
+/// where one NIC carries several clients (containers, VMs sharing a MAC, dual boot) that must
+/// get addresses of their own. Reserved hosts are always keyed by MAC. The DHCP server's `Config::lease_identity`
+/// (feature `dhcp`) takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeaseIdentity {
+    /// One lease per MAC; option 61 is ignored (echoed in replies, as RFC 6842 asks).
+    #[default]
+    Mac,
+    /// One lease per client identifier (option 61) when the client sends one, per MAC when
+    /// it does not. A MAC with two client identifiers gets two addresses. Leases written under
+    /// the other rule keep their key until they end.
+    ClientId,
 }
 
 /// The error for a string that is not a MAC address.

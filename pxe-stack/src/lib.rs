@@ -56,6 +56,7 @@ mod chain;
 pub mod dns;
 mod events;
 mod host;
+mod net;
 pub mod route;
 
 pub use chain::ChainMode;
@@ -63,7 +64,8 @@ pub use events::{
     DhcpStep, Discard, DnsOutcome, Event, EventKind, EventSink, InstallStage, PowerOutcome,
     PowerStep, Protocol, Recorder, TransferStatus, UnknownStage,
 };
-pub use host::{HostLookup, Mac, NoLookup, ParseMacError};
+pub use host::{HostLookup, LeaseIdentity, Mac, NoLookup, ParseMacError};
+pub use net::Ipv4Net;
 
 #[cfg(feature = "dhcp")]
 pub mod dhcp;

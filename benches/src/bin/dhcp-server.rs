@@ -37,8 +37,8 @@ fn main() -> anyhow::Result<()> {
     }
     let server_ip = server_ip.context("--server-ip is required")?;
     let range = range.context("--range is required")?;
-    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-    let mut subnet = Subnet::new(Ipv4Addr::from(u32::from(server_ip) & mask), prefix);
+    let net = pxe_stack::Ipv4Net::new(server_ip, prefix);
+    let mut subnet = Subnet::new(net.network(), prefix);
     subnet.pool = Some(range);
     let config = Config {
         server_ip,

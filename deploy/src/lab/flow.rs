@@ -94,6 +94,8 @@ impl Lab {
                 efi_boot_file: self.efi_boot_file.clone(),
                 ipxe_dir: self.ipxe_dir.clone(),
                 secure_boot: self.secure_boot.clone(),
+                admin_allow: Vec::new(),
+                lease_identity: pxe_stack::LeaseIdentity::Mac,
             },
             bootstrap: None,
             // The first introspected host becomes a master when no fixed host is one; the

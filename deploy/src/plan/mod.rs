@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pxe_stack::{ChainMode, Mac};
+use pxe_stack::{ChainMode, Ipv4Net, LeaseIdentity, Mac};
 use serde::{Deserialize, Serialize};
 
 mod bootstrap;
@@ -148,7 +148,6 @@ pub struct DnsRecord {
     pub value: String,
 }
 
-
 /// The live status page (`/status.html`, `/status`, `/status/<mac>`) and Prometheus metrics
 /// (`/metrics`). They show no secrets (no BMC passwords, no Ignition contents), but they do show
 /// every host's name, MAC and progress: bind them where operators, not hosts, can reach them.
@@ -287,6 +286,17 @@ pub struct Provisioning {
     /// place of iPXE.
     #[serde(default)]
     pub secure_boot: Option<SecureBootFiles>,
+    /// Who may read every host's data (`/inventory`, the hardware introspection recorded):
+    /// loopback always, plus these addresses (an admin workstation, a monitoring host). A host
+    /// may read its own record (`/inventory/<its mac>`) from the address holding its lease.
+    #[serde(default)]
+    pub admin_allow: Vec<IpAddr>,
+    /// What a DHCP lease belongs to: `mac` (default: one address per machine through firmware,
+    /// iPXE, installer and installed OS, whatever client identifier each sends) or
+    /// `client-id` (one per client identifier, option 61, as RFC 2131 has it). Hosts with an
+    /// `address` are always keyed by MAC.
+    #[serde(default)]
+    pub lease_identity: LeaseIdentity,
 }
 
 /// The signed binaries of the Secure Boot path (shim → GRUB → the release's signed kernel).
@@ -596,11 +606,16 @@ impl Timeouts {
 #[non_exhaustive]
 pub enum PlanError {
     /// Not valid TOML, or a value of the wrong type or shape, at `path`.
-    #[error("{file}: at `{path}`: {message}")]
+    #[error("{file}:{line}:{column}: at `{path}`: {message}")]
     Syntax {
         /// The file, or `<string>`.
         file: String,
-        /// The key path (`hosts[1].mac`).
+        /// The line, from 1 (0 when the parser gave no position).
+        line: usize,
+        /// The column, from 1 (0 when the parser gave no position).
+        column: usize,
+        /// The key path (`hosts[1].mac`); for TOML syntax errors, the table and key being
+        /// written where the error is.
         path: String,
         /// What is wrong.
         message: String,
@@ -637,18 +652,60 @@ impl Plan {
         Self::parse(&text, &file)
     }
 
+    /// Reads and checks a deployment file, and checks the files it names that must be here
+    /// before anything starts: the asset directory with `master.ign` and `worker.ign`.
+    /// `deploy --dry-run` uses this.
+    pub fn load_checked(path: &std::path::Path) -> Result<Plan, PlanError> {
+        let plan = Self::load(path)?;
+        plan.check_assets(&path.display().to_string())?;
+        Ok(plan)
+    }
+
+    /// Checks that [`Cluster::assets`] is a directory holding `master.ign` and `worker.ign`
+    /// (what `openshift-install create ignition-configs` writes); `file` names the plan.
+    pub fn check_assets(&self, file: &str) -> Result<(), PlanError> {
+        let dir = &self.cluster.assets;
+        let invalid = |message: String| PlanError::Invalid {
+            file: file.to_owned(),
+            path: "cluster.assets".into(),
+            message,
+        };
+        if !dir.is_dir() {
+            return Err(invalid(format!("{} is not a directory", dir.display())));
+        }
+        for name in ["master.ign", "worker.ign"] {
+            if !dir.join(name).is_file() {
+                return Err(invalid(format!(
+                    "{} has no {name} (run `openshift-install create ignition-configs` there)",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Parses and checks a deployment from TOML text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Plan, PlanError> {
-        let de = toml::Deserializer::parse(text).map_err(|e| PlanError::Syntax {
-            file: file.to_owned(),
-            path: String::new(),
-            message: e.message().to_owned(),
+        let syntax = |span: Option<std::ops::Range<usize>>, path: String, message: &str| {
+            let at = span.map_or(usize::MAX, |s| s.start);
+            let (line, column) = line_column(text, at);
+            PlanError::Syntax {
+                file: file.to_owned(),
+                line,
+                column,
+                path,
+                message: message.trim_end().to_owned(),
+            }
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            let path = e
+                .span()
+                .map(|s| key_path_at(text, s.start))
+                .unwrap_or_default();
+            syntax(e.span(), path, e.message())
         })?;
-        let plan: Plan = serde_path_to_error::deserialize(de).map_err(|e| PlanError::Syntax {
-            file: file.to_owned(),
-            path: e.path().to_string(),
-            message: e.inner().message().to_owned(),
-        })?;
+        let plan: Plan = serde_path_to_error::deserialize(de)
+            .map_err(|e| syntax(e.inner().span(), e.path().to_string(), e.inner().message()))?;
         plan.check(file)?;
         Ok(plan)
     }
@@ -707,7 +764,13 @@ impl Plan {
                 ));
             }
             if let Some(a) = h.address {
-                if !addrs.insert(a) || a == self.provisioning.address {
+                if a == self.provisioning.address {
+                    return Err(invalid(
+                        format!("hosts[{i}].address"),
+                        format!("{a} is the servers' own address (provisioning.address)"),
+                    ));
+                }
+                if !addrs.insert(a) {
                     return Err(invalid(
                         format!("hosts[{i}].address"),
                         format!("{a} is used twice"),
@@ -764,21 +827,39 @@ impl Plan {
         if p.http_port == 0 {
             return Err(("provisioning.http_port".into(), "0 is not a port".into()));
         }
-        let mask = u32::MAX << (32 - u32::from(p.prefix));
-        let network = u32::from(p.address) & mask;
-        let broadcast = network | !mask;
-        if u32::from(p.address) == network || u32::from(p.address) == broadcast {
+        let net = self.subnet();
+        if let Some(which) = net.special(p.address) {
             return Err((
                 "provisioning.address".into(),
-                format!("{} is the subnet's network or broadcast address", p.address),
+                format!("{} is the {which} address of {net}", p.address),
+            ));
+        }
+        if let Some(r) = p.router
+            && (!net.contains(r) || net.special(r).is_some() || r.is_unspecified())
+        {
+            return Err((
+                "provisioning.router".into(),
+                format!("{r} is not a host address inside {net}"),
             ));
         }
         for (i, h) in self.hosts.iter().enumerate() {
             if let Err(why) = hostname_label(&h.name) {
                 return Err((format!("hosts[{i}].name"), format!("{:?} {why}", h.name)));
             }
-            if let Err(why) = unicast(h.mac) {
+            if let Some(why) = h.mac.not_unicast() {
                 return Err((format!("hosts[{i}].mac"), format!("{} {why}", h.mac)));
+            }
+            if h.install_dev
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err((
+                    format!("hosts[{i}].install_dev"),
+                    format!(
+                        "{:?} holds whitespace, which would split the kernel command line",
+                        h.install_dev
+                    ),
+                ));
             }
             if !h.install_dev.starts_with("/dev/") || h.install_dev.len() <= "/dev/".len() {
                 return Err((
@@ -787,11 +868,10 @@ impl Plan {
                 ));
             }
             if let Some(a) = h.address {
-                let n = u32::from(a);
-                if n == network || n == broadcast {
+                if let Some(which) = net.special(a) {
                     return Err((
                         format!("hosts[{i}].address"),
-                        format!("{a} is the subnet's network or broadcast address"),
+                        format!("{a} is the subnet's {which} address"),
                     ));
                 }
                 if let Some((first, last)) = p.dhcp_range
@@ -817,11 +897,10 @@ impl Plan {
         }
         if let Some((first, last)) = p.dhcp_range {
             for a in [first, last] {
-                let n = u32::from(a);
-                if n == network || n == broadcast {
+                if let Some(which) = net.special(a) {
                     return Err((
                         "provisioning.dhcp_range".into(),
-                        format!("{a} is the subnet's network or broadcast address"),
+                        format!("{a} is the subnet's {which} address"),
                     ));
                 }
             }
@@ -1034,11 +1113,60 @@ impl Plan {
         }
     }
 
+    /// The provisioning subnet.
+    pub fn subnet(&self) -> Ipv4Net {
+        Ipv4Net::new(self.provisioning.address, self.provisioning.prefix)
+    }
+
     /// Whether `addr` is inside the provisioning subnet.
     pub fn in_subnet(&self, addr: Ipv4Addr) -> bool {
-        let mask = u32::MAX << (32 - u32::from(self.provisioning.prefix));
-        u32::from(addr) & mask == u32::from(self.provisioning.address) & mask
+        self.subnet().contains(addr)
     }
+}
+
+/// The 1-based line and column of byte `at` in `text` (`(0, 0)` past its end).
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    if at > text.len() {
+        return (0, 0);
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
+}
+
+/// The key path being written at byte `at` of a TOML document that does not parse: the last
+/// table header before it (`hosts[1]` for the second `[[hosts]]`) and the key on its line.
+fn key_path_at(text: &str, at: usize) -> String {
+    let mut table = String::new();
+    let mut arrays: std::collections::HashMap<String, usize> = Default::default();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let here = offset..offset + line.len();
+        offset += line.len();
+        let t = line.trim();
+        let key = || {
+            t.split_once('=')
+                .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+                .filter(|k| !k.is_empty() && !k.starts_with('['))
+        };
+        if here.contains(&at) || (here.end == at && offset == text.len()) {
+            return match (table.is_empty(), key()) {
+                (_, None) => table,
+                (true, Some(k)) => k,
+                (false, Some(k)) => format!("{table}.{k}"),
+            };
+        }
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim().to_owned();
+            let n = arrays.entry(name.clone()).or_insert(0);
+            table = format!("{name}[{n}]");
+            *n += 1;
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = name.trim().to_owned();
+        }
+    }
+    table
 }
 
 /// A host name as DHCP (option 12) and DNS carry it: one RFC 1123 label.
@@ -1051,17 +1179,6 @@ fn hostname_label(name: &str) -> Result<(), &'static str> {
     }
     if name.starts_with('-') || name.ends_with('-') {
         return Err("may not start or end with a hyphen");
-    }
-    Ok(())
-}
-
-/// A MAC a NIC can have: not all-zero, not broadcast or multicast.
-fn unicast(mac: Mac) -> Result<(), &'static str> {
-    if mac.0 == [0; 6] {
-        return Err("is all zero");
-    }
-    if mac.0[0] & 1 == 1 {
-        return Err("is a broadcast or multicast address");
     }
     Ok(())
 }
@@ -1255,7 +1372,7 @@ role = "introspect"
         );
         check(
             host("address = \"172.22.0.255\""),
-            "at `hosts[0].address`: 172.22.0.255 is the subnet's network or broadcast",
+            "at `hosts[0].address`: 172.22.0.255 is the subnet's broadcast address",
         );
         check(
             host("address = \"172.22.0.150\""),
@@ -1325,6 +1442,110 @@ role = "introspect"
             |s| with_bootstrap("")(s).replace("52:54:00:7e:00:0a", "52:54:00:12:60:01"),
             "at `hosts[0].mac`: 52:54:00:12:60:01 is the bootstrap VM's MAC",
         );
+    }
+
+    /// Issue 19's plan trials: each ends in an error with the key path (and, for TOML
+    /// syntax, the line and column).
+    #[test]
+    fn trials_end_in_errors_with_the_key_path() {
+        let host = |line: &str| {
+            let line = line.to_owned();
+            move |s: &str| s.replacen("address = \"172.22.0.10\"", &line, 1)
+        };
+        check(
+            host("address = = \"172.22.0.10\""),
+            "plan.toml:19:11: at `hosts[0].address`:",
+        );
+        check(
+            |s| {
+                s.replace(
+                    "[[hosts]]\nname = \"worker-0\"",
+                    "[[hosts]]\nname = \"worker-0",
+                )
+            },
+            "at `hosts[1].name`",
+        );
+        check(
+            |s| s.replace("[cluster]", "[cluster"),
+            "plan.toml:2:9: at ``:",
+        );
+        // A value of the wrong type: the key path and where it is.
+        check(
+            |s| s.replace("role = \"introspect\"", "role = 7"),
+            "plan.toml:25:8: at `hosts[1].role`",
+        );
+        check(
+            host("address = \"172.22.0.10\"\ninstall_dev = \"/dev/sd a\""),
+            "at `hosts[0].install_dev`: \"/dev/sd a\" holds whitespace",
+        );
+        check(
+            host("address = \"172.22.0.1\""),
+            "at `hosts[0].address`: 172.22.0.1 is the servers' own address",
+        );
+        for router in ["10.0.0.1", "172.22.0.0", "172.22.0.255"] {
+            check(
+                |s| {
+                    s.replace(
+                        "interface = \"eno2\"",
+                        &format!("interface = \"eno2\"\nrouter = \"{router}\""),
+                    )
+                },
+                &format!(
+                    "at `provisioning.router`: {router} is not a host address inside 172.22.0.0/24"
+                ),
+            );
+        }
+        check(
+            |s| {
+                s.replace(
+                    "interface = \"eno2\"",
+                    "interface = \"eno2\"\nrouter = \"172.22.0.254\"\nadmin_allow = [\"10.1.2.3\", \"::1\"]",
+                )
+            },
+            "ok",
+        );
+    }
+
+    #[test]
+    fn lease_identity_is_a_plan_key() {
+        let plan = Plan::parse(GOOD, "plan.toml").unwrap();
+        assert_eq!(plan.provisioning.lease_identity, LeaseIdentity::Mac);
+        assert!(plan.provisioning.admin_allow.is_empty());
+        let with = |v: &str| {
+            GOOD.replace(
+                "interface = \"eno2\"",
+                &format!("interface = \"eno2\"\nlease_identity = {v}"),
+            )
+        };
+        let plan = Plan::parse(&with("\"client-id\""), "plan.toml").unwrap();
+        assert_eq!(plan.provisioning.lease_identity, LeaseIdentity::ClientId);
+        check(|_| with("\"duid\""), "at `provisioning.lease_identity`");
+    }
+
+    #[test]
+    fn the_asset_directory_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let assets = dir.path().join("install-dir");
+        let plan_file = dir.path().join("deploy.toml");
+        std::fs::write(
+            &plan_file,
+            GOOD.replace("/srv/ocp", assets.to_str().unwrap()),
+        )
+        .unwrap();
+        let err = |want: &str| {
+            let e = Plan::load_checked(&plan_file).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(e.contains("at `cluster.assets`"), "{e}");
+        };
+        err("is not a directory");
+        std::fs::create_dir(&assets).unwrap();
+        err("has no master.ign");
+        std::fs::write(assets.join("master.ign"), "{}").unwrap();
+        err("has no worker.ign");
+        std::fs::write(assets.join("worker.ign"), "{}").unwrap();
+        Plan::load_checked(&plan_file).unwrap();
+        // Parsing alone does not look at the disk.
+        Plan::load(&plan_file).unwrap();
     }
 
     #[test]

@@ -61,6 +61,7 @@ fn config(plan: &Plan, layout: &Layout) -> dhcp::Config {
     let mut config = dhcp::Config {
         server_ip: p.address,
         subnets: vec![subnet],
+        lease_identity: p.lease_identity,
         ..Default::default()
     };
     config.boot.next_server = Some(p.address);

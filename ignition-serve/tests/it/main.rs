@@ -788,6 +788,49 @@ fn serves_the_hosts_config_only_to_its_lease() {
     assert_eq!(call(&route, req).status(), StatusCode::OK);
 }
 
+/// A host of the plan that asks before it holds a lease gets 503 with `Retry-After` (Ignition
+/// and coreos-installer retry 5xx; a 4xx is final); an address that is not the host's, while
+/// someone holds its lease, still gets 403; an unknown MAC with no lease too.
+#[test]
+fn a_known_host_without_a_lease_is_told_to_retry() {
+    let events = Recorder::new();
+    let leases = Leases::with(&[(W0, [192, 168, 111, 21])]);
+    let route = Route::new(
+        cluster_store(),
+        leases.clone(),
+        Arc::new(events.clone()),
+        Options::default(),
+    );
+    let resp = call(
+        &route,
+        request("/ignition?mac=52:54:00:00:00:10", [192, 168, 111, 20]),
+    );
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
+    // Someone else's address for a host that holds a lease: 403 as before.
+    let resp = call(
+        &route,
+        request("/ignition?mac=52:54:00:00:00:20", [192, 168, 111, 22]),
+    );
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // A MAC no group selects, with no lease: 403.
+    let resp = call(
+        &route,
+        request("/ignition?mac=52:54:00:00:00:77", [192, 168, 111, 77]),
+    );
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // Once the lease is there, the host is served.
+    leases.0.lock().unwrap().push((
+        M0.parse().unwrap(),
+        IpAddr::V4(Ipv4Addr::new(192, 168, 111, 20)),
+    ));
+    let resp = call(
+        &route,
+        request("/ignition?mac=52:54:00:00:00:10", [192, 168, 111, 20]),
+    );
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
 #[test]
 fn most_specific_group_and_default() {
     let mut store = Store::load_dir(fixtures().join("installer-4.10-spec3.2")).unwrap();

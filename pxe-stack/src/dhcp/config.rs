@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::error::Error;
-use crate::{ChainMode, Mac};
+use crate::{ChainMode, Ipv4Net, LeaseIdentity, Mac};
 
 /// How the server takes part in DHCP on its network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -84,23 +84,24 @@ impl Subnet {
         }
     }
 
+    /// The subnet as an [`Ipv4Net`], whose arithmetic the methods below use.
+    pub fn net(&self) -> Ipv4Net {
+        Ipv4Net::new(self.network, self.prefix_len)
+    }
+
     /// The netmask, such as `255.255.255.0`.
     pub fn mask(&self) -> Ipv4Addr {
-        let bits = u32::MAX
-            .checked_shl(32 - u32::from(self.prefix_len.min(32)))
-            .unwrap_or(0);
-        Ipv4Addr::from(bits)
+        self.net().mask()
     }
 
     /// Whether `addr` lies inside this subnet.
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
-        let mask = u32::from(self.mask());
-        u32::from(addr) & mask == u32::from(self.network) & mask
+        self.net().contains(addr)
     }
 
     /// The subnet's broadcast address.
     pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network) | !u32::from(self.mask()))
+        self.net().broadcast()
     }
 }
 
@@ -208,6 +209,8 @@ pub struct Config {
     /// addresses and a client's own bound address are never probed. Needs `CAP_NET_RAW` (or a
     /// `net.ipv4.ping_group_range` that includes the server's group).
     pub ping_probe_ms: Option<u32>,
+    /// What a lease belongs to: the MAC (default) or the client identifier (option 61).
+    pub lease_identity: LeaseIdentity,
 }
 
 impl Default for Config {
@@ -224,6 +227,7 @@ impl Default for Config {
             offer_hold_secs: 60,
             decline_quarantine_secs: 600,
             ping_probe_ms: None,
+            lease_identity: LeaseIdentity::Mac,
         }
     }
 }
@@ -242,8 +246,11 @@ pub struct Policy {
 impl Policy {
     /// Check `config` and index its reservations.
     ///
-    /// Fails when a subnet or pool is malformed, a reservation lies outside every subnet, or
-    /// two reservations share a MAC or an address.
+    /// Fails, with an error that names the value, when a subnet or pool is malformed, a
+    /// router lies outside its subnet, the server's address outside every subnet, a boot file
+    /// is empty, a reservation lies outside every subnet or at an address no client can have
+    /// (the server's, a network or broadcast address) or names a MAC no NIC has (all zero,
+    /// multicast), or two reservations share a MAC or an address.
     pub fn new(config: Config) -> Result<Policy, Error> {
         let bad = |reason: String| Err(Error::Config { reason });
         let needs_subnets = matches!(config.mode, Mode::Authoritative | Mode::ReservationsOnly);
@@ -297,10 +304,56 @@ impl Policy {
                 }
             }
         }
+        for s in &config.subnets {
+            if let Some(router) = s.router
+                && !s.contains(router)
+            {
+                return Err(Error::RouterOutsideSubnet {
+                    router,
+                    subnet: s.net(),
+                });
+            }
+        }
+        if needs_subnets && !config.subnets.iter().any(|s| s.contains(config.server_ip)) {
+            return Err(Error::ServerOutsideSubnets {
+                server_ip: config.server_ip,
+            });
+        }
+        let b = &config.boot;
+        for (field, value) in [
+            ("bios", &b.bios),
+            ("efi_x64", &b.efi_x64),
+            ("efi_arm64", &b.efi_arm64),
+            ("http_boot_url", &b.http_boot_url),
+            ("ipxe_script_url", &b.ipxe_script_url),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(Error::EmptyBootFile { field });
+            }
+        }
         let mut by_mac = HashMap::new();
         let mut by_addr = HashMap::new();
         for (i, r) in config.reservations.iter().enumerate() {
-            if needs_subnets && !config.subnets.iter().any(|s| s.contains(r.addr)) {
+            let bad = |reason: String| {
+                Err(Error::BadReservation {
+                    mac: r.mac,
+                    addr: r.addr,
+                    reason,
+                })
+            };
+            if let Some(why) = r.mac.not_unicast() {
+                return bad(format!("the MAC {why}"));
+            }
+            if r.addr == config.server_ip {
+                return bad("the address is the server's own".into());
+            }
+            let subnet = config.subnets.iter().find(|s| s.contains(r.addr));
+            if let Some(net) = subnet.map(Subnet::net)
+                && let Some(which) = net.special(r.addr)
+            {
+                return bad(format!("the address is the {which} address of {net}"));
+            }
+            if needs_subnets && subnet.is_none() {
                 return Err(Error::ReservationOutsideSubnets {
                     mac: r.mac,
                     addr: r.addr,
@@ -434,6 +487,57 @@ mod tests {
                 }]
             },
             false,
+        );
+        // Addresses no client can have, MACs no NIC has.
+        for (m, a) in [
+            ("52:54:00:00:00:01", 1),
+            ("52:54:00:00:00:01", 0),
+            ("52:54:00:00:00:01", 255),
+            ("00:00:00:00:00:00", 10),
+            ("01:00:5e:00:00:01", 10),
+            ("ff:ff:ff:ff:ff:ff", 10),
+        ] {
+            let got = Policy::new(Config {
+                server_ip: Ipv4Addr::new(10, 0, 0, 1),
+                subnets: vec![subnet()],
+                reservations: vec![r(m, a)],
+                ..Config::default()
+            });
+            assert!(
+                matches!(got, Err(Error::BadReservation { .. })),
+                "{m} {a}: {got:?}"
+            );
+        }
+        let err = |edit: fn(&mut Config)| {
+            let mut c = Config {
+                server_ip: Ipv4Addr::new(10, 0, 0, 1),
+                subnets: vec![subnet()],
+                ..Config::default()
+            };
+            edit(&mut c);
+            Policy::new(c).unwrap_err().to_string()
+        };
+        assert_eq!(
+            err(|c| c.server_ip = Ipv4Addr::new(10, 9, 0, 1)),
+            "server address 10.9.0.1 is outside every configured subnet (list the server's own \
+             subnet, without a pool if it hands out nothing locally)"
+        );
+        assert_eq!(
+            err(|c| c.subnets[0].router = Some(Ipv4Addr::new(10, 0, 1, 1))),
+            "router 10.0.1.1 is outside its subnet 10.0.0.0/24"
+        );
+        assert_eq!(
+            err(|c| c.boot.bios = Some(String::new())),
+            "boot.bios is empty; leave it unset to send no boot file"
+        );
+        assert_eq!(
+            err(|c| c.reservations = vec![Reservation {
+                mac: "52:54:00:00:00:01".parse().unwrap(),
+                addr: Ipv4Addr::new(10, 0, 0, 255),
+                hostname: None,
+            }]),
+            "reservation for 52:54:00:00:00:01 at 10.0.0.255: the address is the broadcast \
+             address of 10.0.0.0/24"
         );
         check(|c| c.lease_secs = 5, false);
         check(|c| c.ping_probe_ms = Some(300), true);

@@ -25,6 +25,41 @@ pub enum Error {
         /// The reserved address.
         addr: Ipv4Addr,
     },
+    /// A reservation no client can use: its address is the server's own or its subnet's
+    /// network or broadcast address, or its MAC is not one NIC's (all zero, multicast).
+    #[error("reservation for {mac} at {addr}: {reason}")]
+    BadReservation {
+        /// The reserved host.
+        mac: Mac,
+        /// The reserved address.
+        addr: Ipv4Addr,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// The server's own address lies outside every configured subnet, so no local client
+    /// would ever be answered.
+    #[error(
+        "server address {server_ip} is outside every configured subnet (list the server's own \
+         subnet, without a pool if it hands out nothing locally)"
+    )]
+    ServerOutsideSubnets {
+        /// The server's address.
+        server_ip: Ipv4Addr,
+    },
+    /// A subnet's router (option 3) is not inside that subnet, so clients could not reach it.
+    #[error("router {router} is outside its subnet {subnet}")]
+    RouterOutsideSubnet {
+        /// The router.
+        router: Ipv4Addr,
+        /// The subnet it was given for.
+        subnet: crate::Ipv4Net,
+    },
+    /// A boot file or URL is set but empty (unset it to send none).
+    #[error("boot.{field} is empty; leave it unset to send no boot file")]
+    EmptyBootFile {
+        /// The field of [`BootFiles`](super::BootFiles), such as `bios`.
+        field: &'static str,
+    },
     /// Two reservations name the same address or the same MAC.
     #[error("duplicate reservation for {mac} at {addr}")]
     DuplicateReservation {

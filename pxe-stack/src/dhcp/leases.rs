@@ -40,9 +40,38 @@ pub struct Lease {
     pub hostname: Option<String>,
     /// Where the address stands.
     pub state: State,
+    /// The client identifier (option 61, colon-separated hex) the lease is keyed by, under
+    /// [`LeaseIdentity::ClientId`](crate::LeaseIdentity::ClientId); `None` for leases keyed by
+    /// MAC (the default rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// Who a lease belongs to: a MAC, or (under [`LeaseIdentity::ClientId`](crate::LeaseIdentity))
+/// a client identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Key {
+    Mac(Mac),
+    ClientId(String),
 }
 
 impl Lease {
+    /// The identity this lease is keyed by.
+    pub(crate) fn key(&self) -> Key {
+        match &self.client_id {
+            Some(id) => Key::ClientId(id.clone()),
+            None => Key::Mac(self.mac),
+        }
+    }
+
+    /// Whether the lease belongs to `key` (without building a key of its own).
+    pub(crate) fn held_by(&self, key: &Key) -> bool {
+        match key {
+            Key::Mac(m) => self.client_id.is_none() && self.mac == *m,
+            Key::ClientId(id) => self.client_id.as_deref() == Some(id.as_str()),
+        }
+    }
+
     /// Whether the lease still holds the address at `now` (seconds since the epoch).
     pub fn active(&self, now: u64) -> bool {
         self.expires > now && self.state != State::Released
@@ -57,11 +86,13 @@ pub fn unix_secs(t: SystemTime) -> u64 {
 }
 
 /// Every address the server knows about. Invariant: one entry per address and at most one
-/// non-declined address per MAC, so two MACs never hold one address.
+/// non-declined address per client (its MAC, or under
+/// [`LeaseIdentity::ClientId`](crate::LeaseIdentity::ClientId) its client identifier), so two
+/// clients never hold one address.
 #[derive(Debug, Clone, Default)]
 pub struct LeaseTable {
     by_addr: HashMap<Ipv4Addr, Lease>,
-    by_mac: HashMap<Mac, Ipv4Addr>,
+    by_key: HashMap<Key, Ipv4Addr>,
     chained: HashSet<Mac>,
     /// Addresses a ping probe found silent, with the client they were then offered to; while
     /// the entry stays with that client, a repeated DISCOVER gets its offer without a new probe.
@@ -93,9 +124,21 @@ impl LeaseTable {
         self.by_addr.get(&addr)
     }
 
-    /// The entry a MAC holds (bound, offered or released).
+    /// The entry a MAC holds (bound, offered or released). Under
+    /// [`LeaseIdentity::ClientId`](crate::LeaseIdentity::ClientId) a MAC may hold several
+    /// (one per client identifier): then the bound one that lasts longest.
     pub fn for_mac(&self, mac: Mac) -> Option<&Lease> {
-        self.by_mac.get(&mac).and_then(|a| self.by_addr.get(a))
+        self.for_key(&Key::Mac(mac)).or_else(|| {
+            self.by_addr
+                .values()
+                .filter(|l| l.mac == mac && l.client_id.is_some() && l.state != State::Declined)
+                .max_by_key(|l| (l.state == State::Bound, l.expires, l.addr))
+        })
+    }
+
+    /// The entry a client holds.
+    pub(crate) fn for_key(&self, key: &Key) -> Option<&Lease> {
+        self.by_key.get(key).and_then(|a| self.by_addr.get(a))
     }
 
     /// Every entry, in address order.
@@ -137,13 +180,14 @@ impl LeaseTable {
         {
             self.probed.remove(&lease.addr);
         }
-        if let Some(old) = self.by_addr.remove(&lease.addr)
-            && self.by_mac.get(&old.mac) == Some(&old.addr)
-        {
-            self.by_mac.remove(&old.mac);
+        if let Some(old) = self.by_addr.remove(&lease.addr) {
+            let key = old.key();
+            if self.by_key.get(&key) == Some(&old.addr) {
+                self.by_key.remove(&key);
+            }
         }
         if lease.state != State::Declined
-            && let Some(prev) = self.by_mac.insert(lease.mac, lease.addr)
+            && let Some(prev) = self.by_key.insert(lease.key(), lease.addr)
             && prev != lease.addr
         {
             self.by_addr.remove(&prev);
@@ -156,18 +200,24 @@ impl LeaseTable {
     pub fn remove(&mut self, addr: Ipv4Addr) -> Option<Lease> {
         self.probed.remove(&addr);
         let old = self.by_addr.remove(&addr)?;
-        if self.by_mac.get(&old.mac) == Some(&addr) {
-            self.by_mac.remove(&old.mac);
+        let key = old.key();
+        if self.by_key.get(&key) == Some(&addr) {
+            self.by_key.remove(&key);
         }
         Some(old)
     }
 
     /// Whether `mac` may take `addr` at `now`: nobody else holds it (or their hold ran out).
     pub fn free_for(&self, addr: Ipv4Addr, mac: Mac, now: u64) -> bool {
+        self.free_for_key(addr, &Key::Mac(mac), now)
+    }
+
+    /// Whether the client `key` may take `addr` at `now`.
+    pub(crate) fn free_for_key(&self, addr: Ipv4Addr, key: &Key, now: u64) -> bool {
         match self.by_addr.get(&addr) {
             None => true,
             Some(l) if l.state == State::Declined => l.expires <= now,
-            Some(l) => l.mac == mac || !l.active(now),
+            Some(l) => l.held_by(key) || !l.active(now),
         }
     }
 
@@ -281,6 +331,7 @@ mod tests {
             expires,
             hostname: None,
             state,
+            client_id: None,
         }
     }
 

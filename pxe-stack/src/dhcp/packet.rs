@@ -160,6 +160,14 @@ impl Request {
         }
     }
 
+    /// The client identifier (option 61), if any: type byte and identifier.
+    pub fn client_id(&self) -> Option<&[u8]> {
+        match self.message.opts().get(OptionCode::ClientIdentifier) {
+            Some(DhcpOption::ClientIdentifier(id)) => Some(id),
+            _ => None,
+        }
+    }
+
     /// The server identifier (option 54), if any.
     pub fn server_id(&self) -> Option<Ipv4Addr> {
         match self.message.opts().get(OptionCode::ServerIdentifier) {

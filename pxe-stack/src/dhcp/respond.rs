@@ -1,6 +1,7 @@
 //! The decision core: one request, the lease table and the time in; a reply, events and
 //! whether the table must be persisted out. No sockets, no clock.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::SystemTime;
 
@@ -8,9 +9,10 @@ use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, Unknown
 use dhcproto::{Encodable, Encoder};
 
 use super::config::{Mode, Policy};
-use super::leases::{Lease, LeaseTable, State, unix_secs};
+use super::leases::{Key, Lease, LeaseTable, State, unix_secs};
 use super::packet::Request;
 use crate::ChainMode;
+use crate::LeaseIdentity;
 use crate::{DhcpStep, Event, EventKind, Mac};
 
 /// The DHCP server port.
@@ -64,6 +66,9 @@ pub struct Verdict {
     ///
     /// [`Config::ping_probe_ms`]: super::Config::ping_probe_ms
     pub probe: Option<Ipv4Addr>,
+    /// Why a request got no reply, when it was deliberately left unanswered (for the
+    /// per-exchange log: `no address available`, `no reservation`, `for another server`, ...).
+    pub ignored: Option<&'static str>,
 }
 
 /// Decide what to answer to `req` at `now`, updating `leases`.
@@ -128,7 +133,7 @@ pub fn probed(
     // the client may have taken another server's offer, while the probe waited.
     let held = leases
         .get(addr)
-        .is_some_and(|l| l.mac == req.mac && l.state == State::Offered && l.active(cx.now_s));
+        .is_some_and(|l| l.held_by(&cx.key) && l.state == State::Offered && l.active(cx.now_s));
     if held && in_use {
         tracing::debug!(mac = %req.mac, %addr, "address answers ping; quarantined, offering another");
         cx.quarantine(leases, addr);
@@ -163,6 +168,8 @@ struct Cx<'a> {
     req: &'a Request,
     now: SystemTime,
     now_s: u64,
+    /// Who the client is for the lease table (see [`LeaseIdentity`]).
+    key: Key,
     out: Verdict,
 }
 
@@ -173,7 +180,16 @@ impl<'a> Cx<'a> {
             req,
             now,
             now_s: unix_secs(now),
+            key: client_key(policy, req),
             out: Verdict::default(),
+        }
+    }
+
+    /// The client identifier a new lease is keyed by, if any.
+    fn client_id(&self) -> Option<String> {
+        match &self.key {
+            Key::ClientId(id) => Some(id.clone()),
+            Key::Mac(_) => None,
         }
     }
 
@@ -203,28 +219,66 @@ impl<'a> Cx<'a> {
             expires: self.now_s + u64::from(self.policy.config().decline_quarantine_secs),
             hostname: None,
             state: State::Declined,
+            client_id: None,
         });
+    }
+
+    /// A reservation always wins over another client's dynamic lease or offer on its address
+    /// (left from before a plan change, or a reservation inside a pool): that lease is evicted,
+    /// with a warning naming both MACs, and the reserved host is answered. An address declined
+    /// or found in use stays quarantined.
+    fn evict_for_reservation(&mut self, leases: &mut LeaseTable) {
+        let Some(r) = self.policy.reservation(self.mac()) else {
+            return;
+        };
+        let Some(l) = leases.get(r.addr) else {
+            return;
+        };
+        if l.held_by(&self.key) || !l.active(self.now_s) {
+            return;
+        }
+        if l.state == State::Declined {
+            tracing::warn!(
+                mac = %self.mac(), addr = %r.addr, declined_by = %l.mac,
+                "reserved address is quarantined (declined or answering ping) until {}", l.expires
+            );
+            return;
+        }
+        tracing::warn!(
+            mac = %self.mac(), addr = %r.addr, holder = %l.mac, state = ?l.state,
+            "reserved address held by another MAC's dynamic lease: evicted for the reserved host"
+        );
+        self.out.persist |= l.state == State::Bound;
+        leases.remove(r.addr);
     }
 
     /// Choose an address for a DISCOVER and offer it, or ask for a probe of it first.
     fn offer(&mut self, leases: &mut LeaseTable) {
         let Some(idx) = self.policy.subnet_for(self.req.message.giaddr()) else {
-            tracing::debug!(mac = %self.mac(), giaddr = %self.req.message.giaddr(), "no subnet for discover");
+            self.out.ignored = Some("no subnet for this network");
             return;
         };
+        if self.policy.config().mode == Mode::ReservationsOnly
+            && self.policy.reservation(self.mac()).is_none()
+        {
+            self.out.ignored = Some("no reservation");
+            return;
+        }
+        self.evict_for_reservation(leases);
         let Some(addr) = allocate(
             self.policy,
             leases,
             idx,
-            self.mac(),
+            &self.key,
             self.req.requested_addr(),
             self.now_s,
+            true,
         ) else {
-            tracing::debug!(mac = %self.mac(), "no address to offer");
+            self.out.ignored = Some("no address available");
             return;
         };
         let bound = leases.get(addr).is_some_and(|l| {
-            l.mac == self.mac() && l.state == State::Bound && l.active(self.now_s)
+            l.held_by(&self.key) && l.state == State::Bound && l.active(self.now_s)
         });
         if !bound {
             let hold = self.now_s + u64::from(self.policy.config().offer_hold_secs);
@@ -234,6 +288,7 @@ impl<'a> Cx<'a> {
                 expires: hold,
                 hostname: None,
                 state: State::Offered,
+                client_id: self.client_id(),
             });
         }
         // Reservations are trusted, and a client's own bound address may well answer: it is
@@ -262,12 +317,13 @@ impl<'a> Cx<'a> {
         let sid = self.req.server_id();
         if sid.is_some_and(|s| s != cfg.server_ip) {
             // The client took another server's offer: free what we held for it.
-            if let Some(l) = leases.for_mac(self.mac())
+            if let Some(l) = leases.for_key(&self.key)
                 && l.state == State::Offered
             {
                 let a = l.addr;
                 leases.remove(a);
             }
+            self.out.ignored = Some("for another server");
             return;
         }
         let ciaddr = self.req.message.ciaddr();
@@ -277,23 +333,27 @@ impl<'a> Cx<'a> {
             .or((!ciaddr.is_unspecified()).then_some(ciaddr));
         self.event(DhcpStep::Request, wanted, None);
         let Some(wanted) = wanted else {
-            tracing::debug!(mac = %self.mac(), "request without an address");
+            self.out.ignored = Some("no requested address");
             return;
         };
         if cfg.mode == Mode::ReservationsOnly && self.policy.reservation(self.mac()).is_none() {
+            self.out.ignored = Some("no reservation");
             return;
         }
         let Some(idx) = self.policy.subnet_for(self.req.message.giaddr()) else {
+            self.out.ignored = Some("no subnet for this network");
             return;
         };
+        self.evict_for_reservation(leases);
         let ok = cfg.subnets[idx].contains(wanted)
             && allocate(
                 self.policy,
                 leases,
                 idx,
-                self.mac(),
+                &self.key,
                 Some(wanted),
                 self.now_s,
+                false,
             ) == Some(wanted);
         if !ok {
             self.nak(wanted);
@@ -310,6 +370,7 @@ impl<'a> Cx<'a> {
             expires: self.now_s + u64::from(cfg.lease_secs),
             hostname,
             state: State::Bound,
+            client_id: self.client_id(),
         });
         self.out.persist = true;
         let boot = boot_for(self.policy, leases, self.req);
@@ -347,10 +408,11 @@ impl<'a> Cx<'a> {
             return;
         }
         let Some(addr) = self.req.requested_addr() else {
+            self.out.ignored = Some("no requested address");
             return;
         };
         self.event(DhcpStep::Decline, Some(addr), None);
-        if leases.get(addr).is_some_and(|l| l.mac == self.mac()) {
+        if leases.get(addr).is_some_and(|l| l.held_by(&self.key)) {
             self.quarantine(leases, addr);
             self.out.persist = true;
         }
@@ -362,7 +424,7 @@ impl<'a> Cx<'a> {
         let Some(l) = leases.get(addr) else {
             return;
         };
-        if l.mac == self.mac() && l.state == State::Bound {
+        if l.held_by(&self.key) && l.state == State::Bound {
             let mut l = l.clone();
             l.state = State::Released;
             l.expires = self.now_s;
@@ -400,6 +462,7 @@ impl<'a> Cx<'a> {
             _ => return,
         };
         if !self.req.client.pxe {
+            self.out.ignored = Some("not a PXE client");
             return;
         }
         self.event(
@@ -412,6 +475,7 @@ impl<'a> Cx<'a> {
             None,
         );
         let Some(boot) = boot_for(self.policy, leases, self.req) else {
+            self.out.ignored = Some("no boot file for this client");
             return;
         };
         let mut m = self.base(kind, Ipv4Addr::UNSPECIFIED);
@@ -598,38 +662,66 @@ fn boot_for(policy: &Policy, leases: &LeaseTable, req: &Request) -> Option<BootF
     file.clone().map(BootFile::Tftp)
 }
 
-/// Pick the address for `mac` in subnet `idx`: its reservation, else (dynamic modes) its
-/// current address, the requested one, or the next free one in the pool.
+/// Who `req` is for the lease table: its MAC, or under [`LeaseIdentity::ClientId`] its client
+/// identifier (option 61, colon-separated hex) when it sends one and has no reservation
+/// (reservations are per MAC, so a reserved host keeps its address whatever it sends).
+fn client_key(policy: &Policy, req: &Request) -> Key {
+    if policy.config().lease_identity == LeaseIdentity::ClientId
+        && let Some(id) = req.client_id().filter(|id| !id.is_empty())
+        && policy.reservation(req.mac).is_none()
+    {
+        let mut hex = String::with_capacity(id.len() * 3);
+        for (i, b) in id.iter().enumerate() {
+            if i > 0 {
+                hex.push(':');
+            }
+            let _ = write!(hex, "{b:02x}");
+        }
+        return Key::ClientId(hex);
+    }
+    Key::Mac(req.mac)
+}
+
+/// Pick the address for the client `key` in subnet `idx`: its reservation, else (dynamic modes) its
+/// current address, the requested one, the next free one in the pool, or (with `reclaim`, for
+/// DISCOVERs) the oldest offer held for another client when the pool is exhausted.
 fn allocate(
     policy: &Policy,
     leases: &mut LeaseTable,
     idx: usize,
-    mac: Mac,
+    key: &Key,
     requested: Option<Ipv4Addr>,
     now: u64,
+    reclaim: bool,
 ) -> Option<Ipv4Addr> {
     let cfg = policy.config();
     let subnet = &cfg.subnets[idx];
-    if let Some(r) = policy.reservation(mac) {
-        return (subnet.contains(r.addr) && leases.free_for(r.addr, mac, now)).then_some(r.addr);
+    // Reserved hosts are always keyed by MAC (see `client_key`).
+    if let Key::Mac(mac) = key
+        && let Some(r) = policy.reservation(*mac)
+    {
+        return (subnet.contains(r.addr) && leases.free_for_key(r.addr, key, now))
+            .then_some(r.addr);
     }
     if cfg.mode != Mode::Authoritative {
         return None;
     }
     let pool = subnet.pool?;
     let (start, end) = (u32::from(pool.start), u32::from(pool.end));
+    let net = subnet.net();
+    let (network, broadcast) = (net.network(), net.broadcast());
     let excluded = |a: Ipv4Addr| {
         a == cfg.server_ip
-            || a == subnet.network
-            || a == subnet.broadcast()
+            || a == network
+            || a == broadcast
             || Some(a) == subnet.router
             || policy.reserved_for(a).is_some()
     };
     let in_pool = |a: Ipv4Addr| (start..=end).contains(&u32::from(a));
     let usable = |leases: &LeaseTable, a: Ipv4Addr| {
-        in_pool(a) && !excluded(a) && leases.free_for(a, mac, now)
+        in_pool(a) && !excluded(a) && leases.free_for_key(a, key, now)
     };
-    if let Some(l) = leases.for_mac(mac)
+    if let Some(l) = leases.for_key(key)
         && usable(leases, l.addr)
     {
         return Some(l.addr);
@@ -653,7 +745,22 @@ fn allocate(
             }
         }
     }
-    None
+    // The pool is exhausted. An offer promises nothing until the client REQUESTs it, so the
+    // oldest offer still held for another client gives way (a flood of DISCOVERs from strangers
+    // that never REQUEST cannot starve a real client); bound leases and reserved addresses
+    // never do.
+    if !reclaim {
+        return None;
+    }
+    let oldest = (0..size)
+        .map(|off| Ipv4Addr::from(start + off))
+        .filter(|&a| !excluded(a))
+        .filter_map(|a| leases.get(a))
+        .filter(|l| l.state == State::Offered && !l.held_by(key))
+        .min_by_key(|l| (l.expires, l.addr))
+        .map(|l| (l.addr, l.mac))?;
+    tracing::debug!(client = ?key, addr = %oldest.0, from = %oldest.1, "pool exhausted: reclaiming the oldest unrequested offer");
+    Some(oldest.0)
 }
 
 #[cfg(test)]
@@ -1164,6 +1271,179 @@ mod tests {
         let mut addrs: Vec<_> = leases.iter().map(|l| l.addr).collect();
         addrs.dedup();
         assert_eq!(addrs.len(), leases.len());
+    }
+
+    /// Strangers DISCOVER the whole pool and never REQUEST: a real client still gets an
+    /// address (the oldest offer gives way), reservations are never handed to strangers, and
+    /// a bound lease is never reclaimed.
+    #[test]
+    fn a_discover_flood_never_starves_a_real_client() {
+        let mut b = Bench::new(config());
+        // Client 1 holds a bound lease; strangers 100..=150 flood the other three addresses.
+        let bound = b.dora(1, 0).unwrap();
+        let mut offered = Vec::new();
+        for n in 100..=150 {
+            let out = b.dhcp(n, MessageType::Discover, vec![], 1);
+            let a = out
+                .reply
+                .expect("an offer, reclaimed if need be")
+                .message
+                .yiaddr();
+            assert_ne!(a, bound, "a bound lease was reclaimed");
+            assert_ne!(
+                a,
+                Ipv4Addr::new(10, 0, 0, 10),
+                "a reservation went to a stranger"
+            );
+            offered.push(a);
+        }
+        // The real client's DISCOVER and REQUEST, while the strangers' offers still hold.
+        let got = b.dora(7, 2).expect("the real client is served");
+        assert_ne!(got, bound);
+        assert_eq!(b.leases.get(got).unwrap().mac, Mac(mac(7)));
+        assert_eq!(b.leases.get(bound).unwrap().mac, Mac(mac(1)));
+        // The reserved host is answered too.
+        assert_eq!(b.dora(9, 2), Some(Ipv4Addr::new(10, 0, 0, 10)));
+        // A REQUEST never takes an address offered to someone else.
+        let other = offered.last().copied().unwrap();
+        let holder = b.leases.get(other).unwrap().mac;
+        if holder != Mac(mac(7)) {
+            let out = b.dhcp(
+                8,
+                MessageType::Request,
+                vec![DhcpOption::RequestedIpAddress(other)],
+                3,
+            );
+            assert_eq!(out.reply.unwrap().kind(), Some(MessageType::Nak));
+        }
+    }
+
+    /// A stale dynamic lease of another MAC on a reserved address (a plan change, or a
+    /// reservation inside the pool) is evicted and the reserved host answered.
+    #[test]
+    fn a_reservation_wins_over_a_stale_dynamic_lease() {
+        let mut c = config();
+        // A reservation inside the pool.
+        c.reservations.push(Reservation {
+            mac: Mac(mac(8)),
+            addr: Ipv4Addr::new(10, 0, 0, 101),
+            hostname: Some("worker-0".into()),
+        });
+        let mut b = Bench::new(c);
+        let stale = |addr: Ipv4Addr, n: u8| Lease {
+            addr,
+            mac: Mac(mac(n)),
+            expires: unix_secs(at(3000)),
+            hostname: None,
+            state: State::Bound,
+            client_id: None,
+        };
+        // As if loaded from the lease file of an older plan.
+        b.leases = LeaseTable::from_leases([
+            stale(Ipv4Addr::new(10, 0, 0, 10), 1),
+            stale(Ipv4Addr::new(10, 0, 0, 101), 2),
+        ]);
+        let out = b.dhcp(9, MessageType::Discover, vec![], 0);
+        assert!(out.persist, "the eviction of a bound lease reaches disk");
+        assert_eq!(
+            out.reply.unwrap().message.yiaddr(),
+            Ipv4Addr::new(10, 0, 0, 10)
+        );
+        assert_eq!(b.dora(9, 1), Some(Ipv4Addr::new(10, 0, 0, 10)));
+        assert_eq!(b.dora(8, 1), Some(Ipv4Addr::new(10, 0, 0, 101)));
+        // The evicted clients are NAKed on renewal and DISCOVER a pool address.
+        let out = b.dhcp(
+            1,
+            MessageType::Request,
+            vec![DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 10))],
+            2,
+        );
+        assert_eq!(out.reply.unwrap().kind(), Some(MessageType::Nak));
+        let a = b.dora(1, 2).unwrap();
+        assert!((100..=103).contains(&a.octets()[3]) && a.octets()[3] != 101);
+        // A reserved address declined (in use on the wire) stays quarantined.
+        b.leases.insert(Lease {
+            state: State::Declined,
+            ..stale(Ipv4Addr::new(10, 0, 0, 101), 3)
+        });
+        assert!(b.dhcp(8, MessageType::Discover, vec![], 3).reply.is_none());
+    }
+
+    /// DORA for client `n` sending client identifier `id`; the address acknowledged.
+    fn dora_with_id(b: &mut Bench, n: u8, id: &[u8], t: u64) -> Ipv4Addr {
+        let cid = DhcpOption::ClientIdentifier(id.to_vec());
+        let offer = b.dhcp(n, MessageType::Discover, vec![cid.clone()], t);
+        let addr = offer.reply.unwrap().message.yiaddr();
+        let ack = b.dhcp(
+            n,
+            MessageType::Request,
+            vec![
+                cid,
+                DhcpOption::RequestedIpAddress(addr),
+                DhcpOption::ServerIdentifier(SERVER),
+            ],
+            t,
+        );
+        let reply = ack.reply.unwrap();
+        assert_eq!(reply.kind(), Some(MessageType::Ack));
+        reply.message.yiaddr()
+    }
+
+    /// The default rule keys leases by MAC: one MAC with two client identifiers (firmware,
+    /// then the installed OS) keeps one address.
+    #[test]
+    fn lease_identity_mac_ignores_option_61() {
+        let mut b = Bench::new(config());
+        let a = dora_with_id(&mut b, 1, &[1, 0x52, 0x54, 0, 0x12, 0x60, 1], 0);
+        assert_eq!(dora_with_id(&mut b, 1, b"\xffinstalled-os", 1), a);
+        assert_eq!(b.dora(1, 2), Some(a));
+        assert_eq!(b.leases.get(a).unwrap().client_id, None);
+        assert_eq!(b.leases.persistent().len(), 1);
+    }
+
+    /// `LeaseIdentity::ClientId`: two client identifiers behind one MAC get two addresses,
+    /// each keeps its own, a client without option 61 is keyed by MAC, and a reserved host
+    /// keeps its reservation whatever it sends.
+    #[test]
+    fn lease_identity_client_id_keys_by_option_61() {
+        let mut c = config();
+        c.lease_identity = LeaseIdentity::ClientId;
+        let mut b = Bench::new(c);
+        let first = dora_with_id(&mut b, 1, b"\x00vm-a", 0);
+        let second = dora_with_id(&mut b, 1, b"\x00vm-b", 0);
+        assert_ne!(first, second);
+        assert_eq!(dora_with_id(&mut b, 1, b"\x00vm-a", 1), first);
+        assert_eq!(dora_with_id(&mut b, 1, b"\x00vm-b", 1), second);
+        assert_eq!(
+            b.leases.get(first).unwrap().client_id.as_deref(),
+            Some("00:76:6d:2d:61")
+        );
+        let plain = b.dora(1, 2).unwrap();
+        assert!(plain != first && plain != second);
+        // The MAC's lookup (what HTTP servers ask) finds one of its bound leases.
+        assert!(b.leases.for_mac(Mac(mac(1))).is_some());
+        assert_eq!(
+            dora_with_id(&mut b, 9, b"\x00anything", 3),
+            Ipv4Addr::new(10, 0, 0, 10)
+        );
+    }
+
+    #[test]
+    fn unanswered_requests_say_why() {
+        let mut b = Bench::new(config());
+        for n in 1..=4 {
+            b.dora(n, 0).unwrap();
+        }
+        let out = b.dhcp(5, MessageType::Discover, vec![], 1);
+        assert_eq!(out.ignored, Some("no address available"));
+        let mut c = config();
+        c.mode = Mode::ReservationsOnly;
+        let mut b = Bench::new(c);
+        assert_eq!(
+            b.dhcp(5, MessageType::Discover, vec![], 1).ignored,
+            Some("no reservation")
+        );
+        assert_eq!(b.dhcp(9, MessageType::Discover, vec![], 1).ignored, None);
     }
 
     /// The steps of the DHCP events in an outcome.

@@ -92,6 +92,8 @@ struct Running {
     store: Option<LeaseFile>,
     events: Arc<dyn EventSink>,
     prober: Option<Arc<Prober>>,
+    /// The interface the socket is bound to (`*` for none), for the per-exchange log.
+    iface: String,
 }
 
 impl Server {
@@ -108,13 +110,19 @@ impl Server {
     }
 
     /// Persist leases in `file`, loading what it holds now.
+    ///
+    /// The table is written back at once, so a lease file that cannot be written (a missing
+    /// directory, no permission, a read-only file system) fails here with
+    /// [`Error::LeaseFile`], at startup, instead of withholding every ACK later.
     pub fn with_lease_file(mut self, file: LeaseFile) -> Result<Server, Error> {
         let loaded = LeaseTable::from_leases(file.load()?);
         let mut table = self.leases.write();
         for lease in loaded.leases() {
             table.insert(lease);
         }
+        let snapshot = table.persistent();
         drop(table);
+        file.save(&snapshot)?;
         self.store = Some(file);
         Ok(self)
     }
@@ -158,6 +166,10 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         socket.set_broadcast(true)?;
+        let iface = SockRef::from(&socket).device().ok().flatten().map_or_else(
+            || "*".to_owned(),
+            |d| String::from_utf8_lossy(&d).into_owned(),
+        );
         let prober = match self.policy.config().ping_probe_ms {
             Some(_) => {
                 let device = SockRef::from(&socket).device()?;
@@ -185,6 +197,7 @@ impl Server {
             store: self.store,
             events: self.events,
             prober,
+            iface,
         }
         .run(shutdown)
         .await
@@ -284,6 +297,7 @@ impl Running {
             let mut table = self.leases.write();
             respond(&self.policy, &mut table, &req, now)
         };
+        log_exchange(&self.iface, &req, &out);
         batch.persist |= out.persist;
         batch.events.extend(out.events);
         if let Some(reply) = out.reply {
@@ -302,6 +316,7 @@ impl Running {
             events: self.events.clone(),
             prober: self.prober.clone()?,
             wait: Duration::from_millis(u64::from(self.policy.config().ping_probe_ms?)),
+            iface: self.iface.clone(),
         })
     }
 
@@ -354,6 +369,61 @@ async fn send(sock: &UdpSocket, reply: &Reply) {
     }
 }
 
+/// One info line per step of an exchange, in dnsmasq's words (`DHCPDISCOVER(br0) 52:54:..`,
+/// `DHCPOFFER(br0) 10.0.0.5 52:54:..`, `DHCPACK(br0) 10.0.0.5 52:54:.. master-0`), and why a
+/// request was left unanswered. Written whether or not an event sink is wired; nothing is
+/// formatted unless the `pxe_stack::dhcp` target is enabled at info.
+fn log_exchange(iface: &str, req: &Request, out: &super::respond::Verdict) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let mac = req.mac;
+    for e in &out.events {
+        let crate::EventKind::Dhcp { step, yiaddr, .. } = &e.kind else {
+            continue;
+        };
+        let ip = yiaddr.map(|a| a.to_string()).unwrap_or_default();
+        let sep = if ip.is_empty() { "" } else { " " };
+        match step {
+            crate::DhcpStep::Discover => tracing::info!("DHCPDISCOVER({iface}) {mac}"),
+            crate::DhcpStep::Offer => tracing::info!("DHCPOFFER({iface}) {ip}{sep}{mac}"),
+            crate::DhcpStep::Request => tracing::info!("DHCPREQUEST({iface}) {ip}{sep}{mac}"),
+            crate::DhcpStep::Ack => {
+                let name = out
+                    .reply
+                    .as_ref()
+                    .and_then(
+                        |r| match r.message.opts().get(dhcproto::v4::OptionCode::Hostname) {
+                            Some(dhcproto::v4::DhcpOption::Hostname(h)) => Some(h.as_str()),
+                            _ => None,
+                        },
+                    )
+                    .or(req.hostname())
+                    .unwrap_or("");
+                let gap = if name.is_empty() { "" } else { " " };
+                tracing::info!("DHCPACK({iface}) {ip}{sep}{mac}{gap}{name}");
+            }
+            crate::DhcpStep::Nak => {
+                tracing::info!("DHCPNAK({iface}) {ip}{sep}{mac} address not available")
+            }
+            crate::DhcpStep::Decline => tracing::info!("DHCPDECLINE({iface}) {ip}{sep}{mac}"),
+            crate::DhcpStep::Release => tracing::info!("DHCPRELEASE({iface}) {ip}{sep}{mac}"),
+            crate::DhcpStep::Inform => tracing::info!("DHCPINFORM({iface}) {ip}{sep}{mac}"),
+        }
+    }
+    if let Some(why) = out.ignored {
+        let kind = match req.kind {
+            dhcproto::v4::MessageType::Discover => "DHCPDISCOVER",
+            dhcproto::v4::MessageType::Request => "DHCPREQUEST",
+            dhcproto::v4::MessageType::Decline => "DHCPDECLINE",
+            dhcproto::v4::MessageType::Release => "DHCPRELEASE",
+            dhcproto::v4::MessageType::Inform => "DHCPINFORM",
+            _ => "DHCP",
+        };
+        tracing::info!("{kind}({iface}) {mac} ignored: {why}");
+    }
+}
+
 /// One DISCOVER waiting for ping probes, with what it needs of the server.
 struct ProbeJob {
     policy: Arc<Policy>,
@@ -362,6 +432,7 @@ struct ProbeJob {
     events: Arc<dyn EventSink>,
     prober: Arc<Prober>,
     wait: Duration,
+    iface: String,
 }
 
 impl ProbeJob {
@@ -381,6 +452,7 @@ impl ProbeJob {
                     SystemTime::now(),
                 )
             };
+            log_exchange(&self.iface, &req, &out);
             // Offers promise nothing that must survive a restart: no lease-file write first.
             if let Some(reply) = &out.reply {
                 send(&self.socket, reply).await;

@@ -115,6 +115,7 @@ mod tests {
             expires: 1_900_000_000,
             hostname: Some("master-0".into()),
             state: State::Bound,
+            client_id: None,
         }];
         file.save(&leases).unwrap();
         assert_eq!(file.load().unwrap(), leases);
@@ -144,6 +145,7 @@ mod tests {
                     expires,
                     hostname,
                     state: [State::Offered, State::Bound, State::Released, State::Declined][usize::from(st)],
+                    client_id: (st == 1).then(|| "ff:00:01".to_owned()),
                 })
                 .collect();
             let dir = tempfile::tempdir().unwrap();

@@ -49,6 +49,13 @@ fn child_server() {
         return;
     };
     let dir = PathBuf::from(dir);
+    // The server's own log (per-exchange info lines, warnings), as an operator would read it.
+    let log = fs::File::create(dir.join("server.log")).unwrap();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("pxe_stack=info"))
+        .with_ansi(false)
+        .with_writer(Mutex::new(log))
+        .try_init();
     let config: Config =
         serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
     let iface = fs::read_to_string(dir.join("iface")).unwrap();
@@ -149,9 +156,12 @@ fn child_storm() {
         m.encode(&mut Encoder::new(&mut buf)).unwrap();
         let _ = sock.send_to(&buf, (SERVER_IP, 67));
     };
+    // A flood: DISCOVERs only, never a REQUEST; count the OFFERs until the server goes quiet.
+    let discover_only = dir.join("storm-discover-only").exists();
     for i in 0..count {
         send(i, MessageType::Discover, None);
     }
+    let mut offers = 0;
     let mut done = 0;
     let mut buf = [0u8; 1500];
     while done < count {
@@ -165,6 +175,13 @@ fn child_storm() {
             continue;
         }
         match m.opts().msg_type() {
+            Some(MessageType::Offer) if discover_only => {
+                offers += 1;
+                fs::write(dir.join("offers"), offers.to_string()).unwrap();
+                if offers == count {
+                    break;
+                }
+            }
             Some(MessageType::Offer) => send(m.xid(), MessageType::Request, Some(m.yiaddr())),
             Some(MessageType::Ack) => {
                 let c = m.chaddr();
@@ -305,6 +322,11 @@ impl Netns {
             }
         }
         panic!("the server child exited before it was ready");
+    }
+
+    /// The server child's log so far.
+    fn log(&self) -> String {
+        fs::read_to_string(self.path("server.log")).unwrap_or_default()
     }
 
     fn events(&self) -> Vec<serde_json::Value> {
@@ -472,6 +494,18 @@ fn netns_udhcpc_gets_address_options_and_boot_file() {
         .map(|e| e["kind"]["Dhcp"]["step"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(steps, ["Discover", "Offer", "Request", "Ack"]);
+
+    // And one info line per step in the server's log, in dnsmasq's words, without any sink.
+    let log = ns.log();
+    let iface = &ns.server_if;
+    for line in [
+        format!("DHCPDISCOVER({iface}) 52:54:00:77:00:01"),
+        format!("DHCPOFFER({iface}) 10.77.0.100 52:54:00:77:00:01"),
+        format!("DHCPREQUEST({iface}) 10.77.0.100 52:54:00:77:00:01"),
+        format!("DHCPACK({iface}) 10.77.0.100 52:54:00:77:00:01"),
+    ] {
+        assert!(log.contains(&line), "{line:?} not in\n{log}");
+    }
 }
 
 #[test]
@@ -485,6 +519,12 @@ fn netns_reservation_honoured() {
     let env = ns.udhcpc(&[]);
     assert_eq!(env["ip"], "10.77.0.9");
     assert_eq!(env["hostname"], "master-0");
+    // The ACK's log line names the host, as dnsmasq's does.
+    let line = format!(
+        "DHCPACK({}) 10.77.0.9 52:54:00:77:00:09 master-0",
+        ns.server_if
+    );
+    assert!(ns.log().contains(&line), "{line:?} not in\n{}", ns.log());
 }
 
 #[test]
@@ -1202,4 +1242,154 @@ fn netns_restart_mid_storm_loses_no_acknowledged_lease() {
     );
     // The restarted server loads them all.
     let _server = ns.start_server(&c);
+}
+
+/// 151 strangers DISCOVER a 51-address pool and never REQUEST (issue 19): each still gets an
+/// offer (the oldest gives way), and then busybox udhcpc gets an address and the reserved host
+/// its reservation.
+#[test]
+fn netns_discover_flood_does_not_starve_a_real_client() {
+    if !have(&["root", "ip", "busybox"]) {
+        return;
+    }
+    let ns = Netns::new();
+    ns.exec_c(&["ip", "addr", "add", "10.77.0.2/24", "dev", &ns.client_if]);
+    let _server = ns.start_server(&config());
+    fs::write(ns.path("storm-count"), "151").unwrap();
+    fs::write(ns.path("storm-discover-only"), "").unwrap();
+    let status = Command::new("ip")
+        .args(["netns", "exec", &ns.client])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "dhcp::child_storm",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("DHCP_TEST_STORM", ns.dir.path())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "flood client failed: {status}");
+    let offers = fs::read_to_string(ns.path("offers")).unwrap_or_default();
+    assert_eq!(offers, "151", "every stranger got an offer");
+    ns.exec_c(&["ip", "addr", "flush", "dev", &ns.client_if]);
+
+    ns.set_client_mac("52:54:00:77:00:41");
+    let ip: Ipv4Addr = ns.udhcpc(&[])["ip"].parse().unwrap();
+    assert!((100..=150).contains(&ip.octets()[3]), "{ip}");
+    ns.flush_client();
+    ns.set_client_mac("52:54:00:77:00:09");
+    assert_eq!(ns.udhcpc(&[])["ip"], "10.77.0.9");
+    let on_disk = LeaseFile::new(ns.path("leases.json")).load().unwrap();
+    assert_eq!(on_disk.len(), 2, "{on_disk:?}");
+}
+
+/// A reservation wins over a stale dynamic lease of another MAC (issue 19): the lease file of
+/// an older plan gives the reserved address, and a reserved address inside the pool, to other
+/// MACs; busybox udhcpc with the reserved MACs gets those addresses at once.
+#[test]
+fn netns_reservation_evicts_a_stale_dynamic_lease() {
+    if !have(&["root", "ip", "busybox"]) {
+        return;
+    }
+    let ns = Netns::new();
+    let mut c = config();
+    c.reservations.push(Reservation {
+        mac: "52:54:00:77:00:0a".parse().unwrap(),
+        addr: Ipv4Addr::new(10, 77, 0, 120),
+        hostname: Some("worker-0".into()),
+    });
+    let expires = pxe_stack::dhcp::unix_secs(std::time::SystemTime::now()) + 3000;
+    let stale = |addr: Ipv4Addr, mac: &str| pxe_stack::dhcp::Lease {
+        addr,
+        mac: mac.parse().unwrap(),
+        expires,
+        hostname: None,
+        state: State::Bound,
+        client_id: None,
+    };
+    LeaseFile::new(ns.path("leases.json"))
+        .save(&[
+            stale(Ipv4Addr::new(10, 77, 0, 9), "52:54:00:77:00:51"),
+            stale(Ipv4Addr::new(10, 77, 0, 120), "52:54:00:77:00:52"),
+        ])
+        .unwrap();
+    let _server = ns.start_server(&c);
+    ns.set_client_mac("52:54:00:77:00:09");
+    let env = ns.udhcpc(&[]);
+    assert_eq!(env["ip"], "10.77.0.9");
+    assert_eq!(env["hostname"], "master-0");
+    ns.flush_client();
+    ns.set_client_mac("52:54:00:77:00:0a");
+    assert_eq!(ns.udhcpc(&[])["ip"], "10.77.0.120");
+    let log = ns.log();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("52:54:00:77:00:09")
+            && l.contains("52:54:00:77:00:51")
+            && l.contains("evicted")),
+        "no eviction warning naming both MACs in\n{log}"
+    );
+    let on_disk: HashMap<Ipv4Addr, Mac> = LeaseFile::new(ns.path("leases.json"))
+        .load()
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.addr, l.mac))
+        .collect();
+    assert_eq!(
+        on_disk[&Ipv4Addr::new(10, 77, 0, 9)].to_string(),
+        "52:54:00:77:00:09"
+    );
+    assert_eq!(
+        on_disk[&Ipv4Addr::new(10, 77, 0, 120)].to_string(),
+        "52:54:00:77:00:0a"
+    );
+}
+
+/// A lease file in a missing directory fails at startup (issue 19), not with one ERROR per
+/// withheld ACK.
+#[test]
+fn lease_file_in_a_missing_directory_fails_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing/leases.json");
+    let err = Server::new(config())
+        .unwrap()
+        .with_lease_file(LeaseFile::new(&path))
+        .unwrap_err();
+    assert!(
+        matches!(err, pxe_stack::dhcp::Error::LeaseFile { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("missing/leases.json"), "{err}");
+}
+
+/// The lease-identity rule against busybox udhcpc sending two client identifiers (option 61)
+/// from one MAC: by default (MAC) both get the same address; with
+/// `LeaseIdentity::ClientId` each gets its own, and each keeps it.
+#[test]
+fn netns_lease_identity_mac_and_client_id() {
+    if !have(&["root", "ip", "busybox"]) {
+        return;
+    }
+    for (identity, same) in [
+        (pxe_stack::LeaseIdentity::Mac, true),
+        (pxe_stack::LeaseIdentity::ClientId, false),
+    ] {
+        let ns = Netns::new();
+        let mut c = config();
+        c.lease_identity = identity;
+        let _server = ns.start_server(&c);
+        ns.set_client_mac("52:54:00:77:00:61");
+        let get = |id: &str| {
+            ns.flush_client();
+            ns.udhcpc(&["-x", &format!("0x3d:{id}")])["ip"].clone()
+        };
+        let a = get("00aa01");
+        let b = get("00bb02");
+        assert_eq!(a == b, same, "{identity:?}: {a} {b}");
+        assert_eq!(get("00aa01"), a, "{identity:?}");
+        let on_disk = LeaseFile::new(ns.path("leases.json")).load().unwrap();
+        assert_eq!(on_disk.len(), if same { 1 } else { 2 }, "{on_disk:?}");
+    }
 }
