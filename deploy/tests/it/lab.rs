@@ -744,7 +744,7 @@ fn root_lab_secure_boot_installs_through_shim_and_grub_and_refuses_unsigned_ipxe
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let base = lab_config("s", work.path());
+    let base = lab_config("b", work.path());
     let mut config = LabConfig::secure_boot(base.work_dir.clone());
     config.keep_files = base.keep_files;
     config.netns = base.netns;
