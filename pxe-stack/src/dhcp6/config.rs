@@ -171,7 +171,10 @@ impl Policy {
         }
         for s in &config.subnets {
             if s.prefix_len > 128 {
-                return bad(format!("prefix length {} of {} is above 128", s.prefix_len, s.prefix));
+                return bad(format!(
+                    "prefix length {} of {} is above 128",
+                    s.prefix_len, s.prefix
+                ));
             }
             if let Some(p) = s.pool {
                 if u128::from(p.start) > u128::from(p.end) {

@@ -330,20 +330,28 @@ mod tests {
     fn one_address_per_mac_and_host_lookup() {
         let leases = Leases::default();
         let now = unix_secs(SystemTime::now());
-        leases.write().insert(lease(1, 0x10, State::Bound, now + 100));
-        leases.write().insert(lease(1, 0x11, State::Bound, now + 100));
+        leases
+            .write()
+            .insert(lease(1, 0x10, State::Bound, now + 100));
+        leases
+            .write()
+            .insert(lease(1, 0x11, State::Bound, now + 100));
         assert_eq!(leases.read().len(), 1);
         let mac = Mac([0x52, 0x54, 0, 0, 0, 1]);
         let addr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0x11));
         assert_eq!(leases.mac_for(addr), Some(mac));
         assert_eq!(leases.addr_for(mac), Some(addr));
         assert_eq!(leases.mac_for("10.0.0.1".parse().unwrap()), None);
-        leases.write().insert(lease(2, 0x12, State::Offered, now + 100));
+        leases
+            .write()
+            .insert(lease(2, 0x12, State::Offered, now + 100));
         assert_eq!(
             leases.mac_for(IpAddr::V6(Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0x12))),
             None
         );
-        leases.write().insert(lease(3, 0x13, State::Declined, now + 100));
+        leases
+            .write()
+            .insert(lease(3, 0x13, State::Declined, now + 100));
         assert!(!leases.read().free_for(
             Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0x13),
             Mac([0x52, 0x54, 0, 0, 0, 3]),

@@ -71,7 +71,7 @@ pub use error::Error;
 pub use leases::{Lease, LeaseFile, LeaseTable, Leases, State, unix_secs};
 pub use packet::{
     CLIENT_PORT, Hop, MAX_HOPS, MAX_PACKET, MacSource, Malformed, Reply, Request, SERVER_PORT,
-    bootfile_params, bootfile_url, check_options, duid_mac, eui64_mac,
+    bootfile_params, bootfile_url, check_options, duid_mac, eui64_mac, user_class, vendor_class,
 };
 pub use respond::{Verdict, respond};
 pub use server::{ALL_SERVERS, Server, bind};

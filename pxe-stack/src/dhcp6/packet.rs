@@ -330,6 +330,38 @@ pub fn bootfile_params(params: &[&str]) -> Option<DhcpOption> {
     )))
 }
 
+/// Option 16 (Vendor Class): dhcproto writes this option's length as the number of items
+/// rather than bytes, so it is encoded here. `None` when an item is longer than 65535 bytes
+/// or the option would be.
+pub fn vendor_class(enterprise: u32, items: &[Vec<u8>]) -> Option<DhcpOption> {
+    let mut data = enterprise.to_be_bytes().to_vec();
+    data.extend(class_items(items)?);
+    u16::try_from(data.len()).ok()?;
+    Some(DhcpOption::Unknown(UnknownOption::new(
+        OptionCode::VendorClass,
+        data,
+    )))
+}
+
+/// Option 15 (User Class), encoded here for the same reason as [`vendor_class`].
+pub fn user_class(items: &[Vec<u8>]) -> Option<DhcpOption> {
+    let data = class_items(items)?;
+    u16::try_from(data.len()).ok()?;
+    Some(DhcpOption::Unknown(UnknownOption::new(
+        OptionCode::UserClass,
+        data,
+    )))
+}
+
+fn class_items(items: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let mut data = Vec::new();
+    for i in items {
+        data.extend(u16::try_from(i.len()).ok()?.to_be_bytes());
+        data.extend(i);
+    }
+    Some(data)
+}
+
 /// A reply ready to go out: the message for the client, the relays to wrap it in (outermost
 /// first) and where to send it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,7 +420,8 @@ mod tests {
     #[test]
     fn bootfile_options_encode_and_decode_back() {
         let mut m = Message::new(MessageType::Reply);
-        m.opts_mut().insert(bootfile_url("tftp://[fd00::1]/ipxe.efi"));
+        m.opts_mut()
+            .insert(bootfile_url("tftp://[fd00::1]/ipxe.efi"));
         m.opts_mut()
             .insert(bootfile_params(&["console=ttyS0", ""]).unwrap());
         let mut b = Vec::new();
@@ -405,7 +438,23 @@ mod tests {
             Some(DhcpOption::Unknown(u)) => assert_eq!(u.data(), url),
             other => panic!("{other:?}"),
         }
+        // Vendor and user class with their lengths in bytes, decoded back by dhcproto.
+        let mut m = Message::new(MessageType::Reply);
+        m.opts_mut()
+            .insert(vendor_class(343, &[b"HTTPClient".to_vec()]).unwrap());
+        m.opts_mut()
+            .insert(user_class(&[b"iPXE".to_vec()]).unwrap());
+        let mut b = Vec::new();
+        m.encode(&mut Encoder::new(&mut b)).unwrap();
+        assert_eq!(&b[4..8], &[0, 15, 0, 6]);
+        assert_eq!(&b[14..18], &[0, 16, 0, 16]);
+        let back = Message::decode(&mut Decoder::new(&b)).unwrap();
+        assert!(matches!(back.opts().get(OptionCode::VendorClass),
+            Some(DhcpOption::VendorClass(v)) if v.num == 343 && v.data == [b"HTTPClient".to_vec()]));
+        assert!(matches!(back.opts().get(OptionCode::UserClass),
+            Some(DhcpOption::UserClass(u)) if u.data == [b"iPXE".to_vec()]));
         let long = "x".repeat(70_000);
+        assert!(user_class(&[long.clone().into_bytes()]).is_none());
         assert!(bootfile_params(&[&long]).is_none());
     }
 
@@ -439,11 +488,18 @@ mod tests {
         assert_eq!(r.mac, None);
 
         // Relayed with option 79: the relay's word wins.
-        let relay = relay_forward(&solicit(&ll), Some(b"eth1"), Some([0x52, 0x54, 0, 0x77, 0, 0x42]));
+        let relay = relay_forward(
+            &solicit(&ll),
+            Some(b"eth1"),
+            Some([0x52, 0x54, 0, 0x77, 0, 0x42]),
+        );
         let r = Request::decode(&relay, other).unwrap();
         assert_eq!(
             r.mac,
-            Some(("52:54:00:77:00:42".parse().unwrap(), MacSource::RelayLinkLayer))
+            Some((
+                "52:54:00:77:00:42".parse().unwrap(),
+                MacSource::RelayLinkLayer
+            ))
         );
         assert_eq!(r.relays[0].interface_id.as_deref(), Some(&b"eth1"[..]));
         assert_eq!(r.link(), Some("fd00:78::1".parse().unwrap()));
@@ -455,7 +511,11 @@ mod tests {
         );
     }
 
-    pub(crate) fn relay_forward(inner: &[u8], iface: Option<&[u8]>, mac: Option<[u8; 6]>) -> Vec<u8> {
+    pub(crate) fn relay_forward(
+        inner: &[u8],
+        iface: Option<&[u8]>,
+        mac: Option<[u8; 6]>,
+    ) -> Vec<u8> {
         let mut b = vec![RELAY_FORW, 0];
         b.extend("fd00:78::1".parse::<Ipv6Addr>().unwrap().octets());
         b.extend("fe80::5054:ff:fe77:1".parse::<Ipv6Addr>().unwrap().octets());
@@ -478,8 +538,14 @@ mod tests {
         let s = src();
         assert_eq!(Request::decode(&[], s), Err(Malformed::Short(0)));
         assert_eq!(Request::decode(&[1, 0], s), Err(Malformed::Short(2)));
-        assert_eq!(Request::decode(&[7, 0, 0, 0], s), Err(Malformed::NotForServer(7)));
-        assert_eq!(Request::decode(&[13; 40], s), Err(Malformed::NotForServer(13)));
+        assert_eq!(
+            Request::decode(&[7, 0, 0, 0], s),
+            Err(Malformed::NotForServer(7))
+        );
+        assert_eq!(
+            Request::decode(&[13; 40], s),
+            Err(Malformed::NotForServer(13))
+        );
         // A status code of length 0 (dhcproto would subtract 2 from it).
         assert!(matches!(
             Request::decode(&[1, 0, 0, 0, 0, 13, 0, 0], s),
@@ -487,11 +553,17 @@ mod tests {
         ));
         // A vendor class shorter than its enterprise number, inside an IA_NA's IA address.
         let mut b = vec![1, 0, 0, 0, 0, 16, 0, 2, 0, 0];
-        assert!(matches!(Request::decode(&b, s), Err(Malformed::Option { code: 16, .. })));
+        assert!(matches!(
+            Request::decode(&b, s),
+            Err(Malformed::Option { code: 16, .. })
+        ));
         b = vec![1, 0, 0, 0, 0, 3, 0, 13];
         b.extend([0; 12]);
         b.push(0);
-        assert!(matches!(Request::decode(&b, s), Err(Malformed::Option { .. })));
+        assert!(matches!(
+            Request::decode(&b, s),
+            Err(Malformed::Option { .. })
+        ));
         // An option running past the message.
         assert!(matches!(
             Request::decode(&[1, 0, 0, 0, 0, 1, 0, 9, 1], s),
