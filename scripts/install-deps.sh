@@ -22,6 +22,8 @@ PACKAGES=(
   openipmi ipmitool python3-venv
   # protocol clients used as real peers
   isc-dhcp-client tftp-hpa atftp curl openssl
+  # the DHCPv6 relay peer (dhcrelay -6)
+  isc-dhcp-relay
   # Ignition itself (ignition-validate, and the fetch stage for ignition-serve tests)
   ignition
   # baselines for the comparison benchmarks

@@ -220,7 +220,10 @@ pub fn respond(
                     }
                 }
                 let (t1, t2) = if mine.is_some() {
-                    (valid / 2, valid / 5 * 4)
+                    (
+                        valid / 2,
+                        u32::try_from(u64::from(valid) * 4 / 5).unwrap_or(valid),
+                    )
                 } else {
                     (0, 0)
                 };

@@ -39,11 +39,7 @@ pub fn bind(interface: Option<&str>, port: u16) -> Result<UdpSocket, Error> {
     let _ = s.set_recv_buffer_size(4 << 20);
     if let Some(ifname) = interface {
         s.bind_device(Some(ifname.as_bytes())).map_err(fail)?;
-        let index: u32 = std::fs::read_to_string(format!("/sys/class/net/{ifname}/ifindex"))
-            .map_err(fail)?
-            .trim()
-            .parse()
-            .map_err(|_| fail(io::Error::other("unreadable interface index")))?;
+        let index = nix::net::if_::if_nametoindex(ifname).map_err(|e| fail(e.into()))?;
         s.join_multicast_v6(&ALL_SERVERS, index).map_err(fail)?;
     }
     s.set_nonblocking(true).map_err(fail)?;

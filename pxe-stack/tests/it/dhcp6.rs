@@ -1,0 +1,495 @@
+//! The DHCPv6 server against ISC dhclient -6, directly and through ISC dhcrelay -6, inside
+//! network namespaces the tests create.
+//!
+//! Topology: `client` — veth — `server` for direct exchanges; `client` — veth — `relay` —
+//! veth — `server` for relayed ones (the client's link is `fd00:78::/64`, the server's
+//! `fd00:77::/64`). The server runs in a thread of the test that entered the server namespace
+//! (`setns` affects only that thread), so the test reads its lease table directly. Namespaces,
+//! processes and the server are removed by Drop guards, also on failure. Without root or the
+//! programs the tests print why and return, except under `CI=true`, where they fail.
+
+use std::fs;
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pxe_stack::dhcp6::{
+    Config, LeaseFile, Leases, Range, Reservation, Server, State, Subnet, bind,
+};
+use pxe_stack::{HostLookup, Mac, Recorder};
+
+use crate::common::have;
+
+/// A guard against a hung peer, not a timing claim: the exchanges take well under a second.
+const HANG: Duration = Duration::from_secs(120);
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().unwrap();
+    assert!(st.success(), "ip {args:?}");
+}
+
+fn in_ns(ns: &str, args: &[&str]) {
+    let st = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "in {ns}: {args:?}");
+}
+
+/// Namespaces and a scratch directory, deleted on drop.
+struct Lab {
+    tag: String,
+    names: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let tag = format!(
+            "{}{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        Lab {
+            tag,
+            names: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn ns(&mut self, role: &str) -> String {
+        let name = format!("d6{role}-{}", self.tag);
+        ip(&["netns", "add", &name]);
+        in_ns(&name, &["ip", "link", "set", "lo", "up"]);
+        self.names.push(name.clone());
+        name
+    }
+
+    /// A veth pair between two namespaces: returns the two interface names. No DAD, EUI-64
+    /// link-local addresses, `mac_b` on the `b` end when given.
+    fn link(&self, a: &str, b: &str, n: u8, mac_b: Option<&str>) -> (String, String) {
+        let (ia, ib) = (format!("v6a{}{n}", self.tag), format!("v6b{}{n}", self.tag));
+        ip(&[
+            "link", "add", &ia, "netns", a, "type", "veth", "peer", "name", &ib, "netns", b,
+        ]);
+        for (ns, i) in [(a, &ia), (b, &ib)] {
+            in_ns(
+                ns,
+                &[
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    &format!("net.ipv6.conf.{i}.accept_dad=0"),
+                ],
+            );
+            in_ns(ns, &["ip", "link", "set", i, "addrgenmode", "eui64"]);
+        }
+        if let Some(mac) = mac_b {
+            in_ns(b, &["ip", "link", "set", &ib, "address", mac]);
+        }
+        in_ns(a, &["ip", "link", "set", &ia, "up"]);
+        in_ns(b, &["ip", "link", "set", &ib, "up"]);
+        // The kernel adds the link-local addresses once both ends have carrier; dhclient -6
+        // gives up at once without one.
+        for (ns, i) in [(a, &ia), (b, &ib)] {
+            wait_for("a link-local address", || {
+                let out = Command::new("ip")
+                    .args([
+                        "netns", "exec", ns, "ip", "-6", "-o", "addr", "show", "dev", i,
+                    ])
+                    .args(["scope", "link", "-tentative"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).contains("fe80::")
+            });
+        }
+        (ia, ib)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A child process killed and reaped on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The server, serving in a thread that entered the server namespace; stopped on drop.
+struct Running {
+    leases: Leases,
+    events: Recorder,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(ns: &str, iface: &str, config: Config, lease_file: &Path) -> Running {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let (ns, iface, lease_file) = (ns.to_owned(), iface.to_owned(), lease_file.to_owned());
+        let events = Recorder::new();
+        let sink = events.clone();
+        let thread = std::thread::spawn(move || {
+            let f = fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let socket = bind(Some(&iface), 547).unwrap();
+                let server = Server::new(config)
+                    .unwrap()
+                    .with_lease_file(LeaseFile::new(lease_file))
+                    .unwrap()
+                    .with_events(std::sync::Arc::new(sink));
+                ready_tx.send(server.leases()).unwrap();
+                server
+                    .serve(socket, async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let leases = ready.recv().expect("the server thread started");
+        Running {
+            leases,
+            events,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const CLIENT_MAC: &str = "52:54:00:77:00:09";
+const RESERVED: &str = "fd00:77::9";
+
+fn config(lease_secs: u32) -> Config {
+    let mut local = Subnet::new("fd00:77::".parse().unwrap(), 64);
+    local.pool = Some(Range {
+        start: "fd00:77::100".parse().unwrap(),
+        end: "fd00:77::1ff".parse().unwrap(),
+    });
+    let mut relayed = Subnet::new("fd00:78::".parse().unwrap(), 64);
+    relayed.pool = Some(Range {
+        start: "fd00:78::100".parse().unwrap(),
+        end: "fd00:78::1ff".parse().unwrap(),
+    });
+    Config {
+        server_addr: "fd00:77::1".parse().unwrap(),
+        subnets: vec![local, relayed],
+        reservations: vec![Reservation {
+            mac: CLIENT_MAC.parse().unwrap(),
+            addr: RESERVED.parse().unwrap(),
+            hostname: Some("master-0".into()),
+        }],
+        dns: vec!["fd00:77::53".parse().unwrap()],
+        lease_secs,
+        ..Config::default()
+    }
+}
+
+/// dhclient -6 in `ns` on `iface`, its script appending "reason address" lines to `log`.
+struct Dhclient {
+    proc: Proc,
+    err: PathBuf,
+    log: PathBuf,
+}
+
+impl Dhclient {
+    fn start(lab: &Lab, ns: &str, iface: &str, name: &str, duid_type: &str) -> Dhclient {
+        let log = lab.path(&format!("{name}.log"));
+        let script = lab.path(&format!("{name}.sh"));
+        fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$reason $new_ip6_address $new_dhcp6_name_servers\" >> {}\nexit 0\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let child = Command::new("ip")
+            .args([
+                "netns", "exec", ns, "dhclient", "-6", "-1", "-d", "-D", duid_type, "-sf",
+            ])
+            .arg(&script)
+            .arg("-lf")
+            .arg(lab.path(&format!("{name}.leases")))
+            .arg("-pf")
+            .arg(lab.path(&format!("{name}.pid")))
+            .arg(iface)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(lab.path(&format!("{name}.err"))).unwrap())
+            .spawn()
+            .unwrap();
+        Dhclient {
+            err: lab.path(&format!("{name}.err")),
+            proc: Proc(child),
+            log,
+        }
+    }
+
+    /// Waits for a script line with `reason`; returns its fields.
+    fn wait(&mut self, reason: &str) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let text = fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.split(' ').next() == Some(reason)) {
+                return line.split(' ').map(str::to_owned).collect();
+            }
+            if let Some(status) = self.proc.0.try_wait().unwrap() {
+                let err = fs::read_to_string(&self.err).unwrap_or_default();
+                panic!("dhclient exited ({status}) before {reason}; script saw:\n{text}\n{err}");
+            }
+            assert!(
+                start.elapsed() < HANG,
+                "no {reason} from dhclient; script saw:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `dhclient -6 -r`: stops the running client (pid file) and sends a Release.
+    fn release(self, lab: &Lab, ns: &str, iface: &str, name: &str) {
+        let st = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "dhclient",
+                "-6",
+                "-r",
+                "-sf",
+                "/bin/true",
+                "-lf",
+            ])
+            .arg(lab.path(&format!("{name}.leases")))
+            .arg("-pf")
+            .arg(lab.path(&format!("{name}.pid")))
+            .arg(iface)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "dhclient -6 -r: {st}");
+        drop(self);
+    }
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < HANG, "waited too long for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn netns_dhclient6_binds_renews_and_releases() {
+    if !have(&["root", "ip", "dhclient"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let (server_ns, client_ns) = (lab.ns("s"), lab.ns("c"));
+    let (s_if, c_if) = lab.link(&server_ns, &client_ns, 0, Some("52:54:00:77:00:21"));
+    in_ns(
+        &server_ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:77::1/64",
+            "dev",
+            &s_if,
+            "nodad",
+        ],
+    );
+    // Six seconds: T1 three, so dhclient renews during the test.
+    let server = Running::start(&server_ns, &s_if, config(6), &lab.path("leases6.json"));
+    let mac: Mac = "52:54:00:77:00:21".parse().unwrap();
+
+    let mut client = Dhclient::start(&lab, &client_ns, &c_if, "c", "LL");
+    let bound = client.wait("BOUND6");
+    assert_eq!(bound[1], "fd00:77::100", "{bound:?}");
+    assert_eq!(bound[2], "fd00:77::53", "{bound:?}");
+    let addr: Ipv6Addr = bound[1].parse().unwrap();
+    // On disk before the Reply left; and a host lookup for the HTTP routes.
+    let on_disk = LeaseFile::new(lab.path("leases6.json")).load().unwrap();
+    assert_eq!(on_disk.len(), 1);
+    assert_eq!((on_disk[0].addr, on_disk[0].mac), (addr, mac));
+    assert_eq!(server.leases.mac_for(addr.into()), Some(mac));
+    assert_eq!(server.leases.addr_for(mac), Some(addr.into()));
+
+    let renewed = client.wait("RENEW6");
+    assert_eq!(renewed[1], "fd00:77::100", "{renewed:?}");
+    client.release(&lab, &client_ns, &c_if, "c");
+    // The table changes before the lease file is written (and then the Reply sent): wait for
+    // the file.
+    wait_for("the release on disk", || {
+        let on_disk = LeaseFile::new(lab.path("leases6.json")).load().unwrap();
+        on_disk.first().map(|l| l.state) == Some(State::Released)
+    });
+    assert_eq!(
+        server.leases.read().get(addr).unwrap().state,
+        State::Released
+    );
+    assert_eq!(server.leases.mac_for(addr.into()), None);
+    let steps: Vec<String> = server
+        .events
+        .events()
+        .iter()
+        .map(|e| format!("{:?}", e.kind))
+        .collect();
+    assert!(steps.iter().any(|s| s.contains("Release")), "{steps:?}");
+}
+
+#[test]
+fn netns_reservation_holds_across_dhclient_duid_types() {
+    if !have(&["root", "ip", "dhclient"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let (server_ns, client_ns) = (lab.ns("s"), lab.ns("c"));
+    let (s_if, c_if) = lab.link(&server_ns, &client_ns, 0, Some(CLIENT_MAC));
+    in_ns(
+        &server_ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:77::1/64",
+            "dev",
+            &s_if,
+            "nodad",
+        ],
+    );
+    let server = Running::start(&server_ns, &s_if, config(600), &lab.path("leases6.json"));
+    let mac: Mac = CLIENT_MAC.parse().unwrap();
+    let mut duids = Vec::new();
+    for (name, kind) in [("ll", "LL"), ("llt", "LLT")] {
+        let mut client = Dhclient::start(&lab, &client_ns, &c_if, name, kind);
+        let bound = client.wait("BOUND6");
+        assert_eq!(bound[1], RESERVED, "{kind}: {bound:?}");
+        drop(client);
+        duids.push(server.leases.read().for_mac(mac).unwrap().duid.clone());
+    }
+    // Two DUIDs (type 3, then type 1), one host, one address, one lease.
+    assert!(duids[0].starts_with("0003"), "{duids:?}");
+    assert!(duids[1].starts_with("0001"), "{duids:?}");
+    assert_eq!(server.leases.snapshot().len(), 1);
+}
+
+#[test]
+fn netns_dhclient6_through_dhcrelay() {
+    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let (server_ns, relay_ns, client_ns) = (lab.ns("s"), lab.ns("r"), lab.ns("c"));
+    let (s_if, up_if) = lab.link(&server_ns, &relay_ns, 0, None);
+    let (down_if, c_if) = lab.link(&relay_ns, &client_ns, 1, Some("52:54:00:78:00:05"));
+    in_ns(
+        &server_ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:77::1/64",
+            "dev",
+            &s_if,
+            "nodad",
+        ],
+    );
+    in_ns(
+        &relay_ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:77::2/64",
+            "dev",
+            &up_if,
+            "nodad",
+        ],
+    );
+    in_ns(
+        &relay_ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:78::1/64",
+            "dev",
+            &down_if,
+            "nodad",
+        ],
+    );
+    let server = Running::start(&server_ns, &s_if, config(600), &lab.path("leases6.json"));
+    // -I: the relay adds an Interface-ID, which the Relay-Reply must echo for it to deliver.
+    let relay = Command::new("ip")
+        .args([
+            "netns", "exec", &relay_ns, "dhcrelay", "-6", "-d", "-I", "-pf",
+        ])
+        .arg(lab.path("dhcrelay.pid"))
+        .arg("-l")
+        .arg(&down_if)
+        .arg("-u")
+        .arg(format!("fd00:77::1%{up_if}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _relay = Proc(relay);
+    let mut client = Dhclient::start(&lab, &client_ns, &c_if, "c", "LLT");
+    let bound = client.wait("BOUND6");
+    // The relayed link's pool, the host named by its EUI-64 link-local (the relay's peer).
+    assert_eq!(bound[1], "fd00:78::100", "{bound:?}");
+    let mac: Mac = "52:54:00:78:00:05".parse().unwrap();
+    assert_eq!(
+        server.leases.addr_for(mac),
+        Some("fd00:78::100".parse::<Ipv6Addr>().unwrap().into())
+    );
+}
