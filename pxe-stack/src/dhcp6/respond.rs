@@ -959,3 +959,54 @@ mod tests {
         assert!(Policy::new(c).is_err());
     }
 }
+
+#[cfg(test)]
+mod prop {
+    use super::*;
+    use crate::dhcp6::config::{Config, Range, Subnet};
+    use crate::dhcp6::packet::Request;
+
+    proptest::proptest! {
+        /// Sequences of client messages (a valid header and client id, then arbitrary option
+        /// bytes), direct or relayed, never panic and every reply encodes.
+        #[test]
+        fn respond_never_panics(
+            msgs in proptest::collection::vec(
+                (proptest::sample::select(vec![1u8, 3, 4, 5, 6, 8, 9, 11]),
+                 proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+                 proptest::bool::ANY),
+                1..12,
+            )
+        ) {
+            let mut subnet = Subnet::new("fd00:77::".parse().unwrap(), 64);
+            subnet.pool = Some(Range { start: "fd00:77::100".parse().unwrap(), end: "fd00:77::102".parse().unwrap() });
+            let p = Policy::new(Config {
+                server_addr: "fd00:77::1".parse().unwrap(),
+                server_duid: Some(vec![0, 4, 1, 2, 3]),
+                subnets: vec![subnet],
+                ..Config::default()
+            }).unwrap();
+            let mut leases = LeaseTable::new();
+            let src: SocketAddrV6 = "[fe80::5054:ff:fe77:1]:546".parse().unwrap();
+            for (kind, tail, relayed) in msgs {
+                let mut b = vec![kind, 1, 2, 3, 0, 1, 0, 10, 0, 3, 0, 1, 0x52, 0x54, 0, 0x77, 0, 1];
+                b.extend(tail);
+                if relayed {
+                    let mut r = vec![12, 0];
+                    r.extend([0u8; 16]);
+                    r.extend(src.ip().octets());
+                    r.extend([0, 9]);
+                    r.extend((b.len() as u16).to_be_bytes());
+                    r.extend(b);
+                    b = r;
+                }
+                if let Ok(req) = Request::decode(&b, src) {
+                    let out = respond(&p, &mut leases, &req, SystemTime::now());
+                    if let Some(reply) = out.reply {
+                        proptest::prop_assert!(reply.encode().is_some());
+                    }
+                }
+            }
+        }
+    }
+}

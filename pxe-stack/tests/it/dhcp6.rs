@@ -493,3 +493,76 @@ fn netns_dhclient6_through_dhcrelay() {
         Some("fd00:78::100".parse::<Ipv6Addr>().unwrap().into())
     );
 }
+
+#[test]
+fn netns_dhclient6_information_request() {
+    if !have(&["root", "ip", "dhclient"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let (server_ns, client_ns) = (lab.ns("s"), lab.ns("c"));
+    let (s_if, c_if) = lab.link(&server_ns, &client_ns, 0, Some("52:54:00:77:00:31"));
+    in_ns(
+        &server_ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:77::1/64",
+            "dev",
+            &s_if,
+            "nodad",
+        ],
+    );
+    let server = Running::start(&server_ns, &s_if, config(600), &lab.path("leases6.json"));
+    // -S: stateless, an Information-request: the DNS servers, no address, no lease.
+    let log = lab.path("info.log");
+    let script = lab.path("info.sh");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$reason $new_ip6_address $new_dhcp6_name_servers\" >> {}\nexit 0\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let child = Command::new("ip")
+        .args([
+            "netns", "exec", &client_ns, "dhclient", "-6", "-S", "-1", "-d", "-sf",
+        ])
+        .arg(&script)
+        .arg("-lf")
+        .arg(lab.path("info.leases"))
+        .arg("-pf")
+        .arg(lab.path("info.pid"))
+        .arg(&c_if)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _client = Proc(child);
+    wait_for("the stateless configuration", || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.ends_with(" fd00:77::53"))
+    });
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("fd00:77::1"), "an address in {text}");
+    assert!(server.leases.snapshot().is_empty());
+    let inform = server.events.events().iter().any(|e| {
+        matches!(
+            e.kind,
+            pxe_stack::EventKind::Dhcp {
+                step: pxe_stack::DhcpStep::Inform,
+                ..
+            }
+        )
+    });
+    assert!(inform);
+}
