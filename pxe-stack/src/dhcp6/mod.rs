@@ -1,6 +1,6 @@
 //! A DHCPv6 server for network boots (RFC 8415, PXE over IPv6 per RFC 5970).
 //!
-//! Same shape as [`dhcp`](crate::dhcp) (v4): the decision core is [`respond`] (a [`Request`],
+//! Same shape as the DHCPv4 server (module `dhcp`): the decision core is [`respond`] (a [`Request`],
 //! the [`LeaseTable`] and the time in, a [`Verdict`] out); [`Server`] wraps it on tokio, writes
 //! the [`LeaseFile`] before any Reply that binds an address leaves, emits
 //! [`EventKind::Dhcp`](crate::EventKind::Dhcp) events (the v6 address in [`Event::addr`](crate::Event::addr))
@@ -57,7 +57,7 @@
 //!
 //! # What it does not do
 //! No IA_TA or IA_PD, no Reconfigure, no authentication, no stateless-only mode flagging in
-//! router advertisements (that is [`ra`](crate::ra)'s), no DNS search list.
+//! router advertisements (that is the `ra` module's), no DNS search list.
 
 mod config;
 mod error;

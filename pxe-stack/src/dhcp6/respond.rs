@@ -87,7 +87,7 @@ fn name(kind: MessageType) -> &'static str {
 /// Clients are identified by MAC (see [`Request::mac`]); one without a MAC is not answered.
 /// A host gets, in order: its reservation, the address it already holds (bound, offered or
 /// released, whatever DUID it used then), the next free pool address of its link.
-/// Solicit gets an Advertise (the address held for [`OFFER_SECS`]), or with Rapid Commit
+/// Solicit gets an Advertise (the address held for a minute), or with Rapid Commit
 /// (when [`Config::rapid_commit`](super::Config::rapid_commit)) a Reply that binds it;
 /// Request, Renew and Rebind bind it (an address the client asks for that is not its own
 /// comes back with lifetimes 0); Release and Decline give up or quarantine the addresses the
