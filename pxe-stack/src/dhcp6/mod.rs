@@ -5,6 +5,8 @@
 //! the [`LeaseFile`] before any Reply that binds an address leaves, emits
 //! [`EventKind::Dhcp`](crate::EventKind::Dhcp) events (the v6 address in [`Event::addr`](crate::Event::addr))
 //! and logs each exchange at info level in dnsmasq's style (`DHCPSOLICIT`, `DHCPADVERTISE`, …).
+//! The event steps are the v4 ones: Solicit is `Discover`, Advertise `Offer`, Request, Renew,
+//! Rebind and Confirm `Request`, a Reply `Ack`, Information-request `Inform`.
 //!
 //! Stateful IA_NA from a pool per link, Solicit/Advertise/Request/Reply, Rapid Commit,
 //! Renew/Rebind, Release/Decline, Confirm, Information-request, and Relay-Forward/Relay-Reply

@@ -534,6 +534,19 @@ mod tests {
     }
 
     #[test]
+    fn dhclient_solicit_with_rapid_commit() {
+        // A Solicit as ISC dhclient 4.4 sends it with `send dhcp6.rapid-commit;`.
+        let hex = "01d910550001000e0001000132a5a0770a01bbd08f150006000400170018000800020000000e00000003000cbbd08f1500000e1000001518";
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let r = Request::decode(&bytes, src()).unwrap();
+        assert!(r.message.opts().get(OptionCode::RapidCommit).is_some());
+        assert!(r.client_id().is_some());
+    }
+
+    #[test]
     fn malformed_input_is_a_typed_error() {
         let s = src();
         assert_eq!(Request::decode(&[], s), Err(Malformed::Short(0)));

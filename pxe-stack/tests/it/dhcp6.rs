@@ -232,6 +232,20 @@ struct Dhclient {
 
 impl Dhclient {
     fn start(lab: &Lab, ns: &str, iface: &str, name: &str, duid_type: &str) -> Dhclient {
+        Self::start_with(lab, ns, iface, name, duid_type, "")
+    }
+
+    /// As [`Dhclient::start`], with `conf` as its dhclient.conf.
+    fn start_with(
+        lab: &Lab,
+        ns: &str,
+        iface: &str,
+        name: &str,
+        duid_type: &str,
+        conf: &str,
+    ) -> Dhclient {
+        let cf = lab.path(&format!("{name}.conf"));
+        fs::write(&cf, conf).unwrap();
         let log = lab.path(&format!("{name}.log"));
         let script = lab.path(&format!("{name}.sh"));
         fs::write(
@@ -248,8 +262,11 @@ impl Dhclient {
         }
         let child = Command::new("ip")
             .args([
-                "netns", "exec", ns, "dhclient", "-6", "-1", "-d", "-D", duid_type, "-sf",
+                "netns", "exec", ns, "dhclient", "-6", "-1", "-d", "-D", duid_type,
             ])
+            .arg("-cf")
+            .arg(&cf)
+            .arg("-sf")
             .arg(&script)
             .arg("-lf")
             .arg(lab.path(&format!("{name}.leases")))
@@ -373,13 +390,18 @@ fn netns_dhclient6_binds_renews_and_releases() {
         State::Released
     );
     assert_eq!(server.leases.mac_for(addr.into()), None);
-    let steps: Vec<String> = server
-        .events
-        .events()
-        .iter()
-        .map(|e| format!("{:?}", e.kind))
-        .collect();
-    assert!(steps.iter().any(|s| s.contains("Release")), "{steps:?}");
+    // Events go out after the replies.
+    wait_for("the release event", || {
+        server.events.events().iter().any(|e| {
+            matches!(
+                e.kind,
+                pxe_stack::EventKind::Dhcp {
+                    step: pxe_stack::DhcpStep::Release,
+                    ..
+                }
+            ) && e.mac == Some(mac)
+        })
+    });
 }
 
 #[test]
@@ -555,14 +577,60 @@ fn netns_dhclient6_information_request() {
     let text = fs::read_to_string(&log).unwrap();
     assert!(!text.contains("fd00:77::1"), "an address in {text}");
     assert!(server.leases.snapshot().is_empty());
-    let inform = server.events.events().iter().any(|e| {
-        matches!(
-            e.kind,
-            pxe_stack::EventKind::Dhcp {
-                step: pxe_stack::DhcpStep::Inform,
-                ..
-            }
-        )
+    wait_for("the inform event", || {
+        server.events.events().iter().any(|e| {
+            matches!(
+                e.kind,
+                pxe_stack::EventKind::Dhcp {
+                    step: pxe_stack::DhcpStep::Inform,
+                    ..
+                }
+            )
+        })
     });
-    assert!(inform);
+}
+
+#[test]
+fn netns_dhclient6_rapid_commit() {
+    if !have(&["root", "ip", "dhclient"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let (server_ns, client_ns) = (lab.ns("s"), lab.ns("c"));
+    let (s_if, c_if) = lab.link(&server_ns, &client_ns, 0, Some("52:54:00:77:00:41"));
+    in_ns(
+        &server_ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:77::1/64",
+            "dev",
+            &s_if,
+            "nodad",
+        ],
+    );
+    let server = Running::start(&server_ns, &s_if, config(600), &lab.path("leases6.json"));
+    let conf = "send dhcp6.rapid-commit;\n";
+    let mut client = Dhclient::start_with(&lab, &client_ns, &c_if, "rc", "LL", conf);
+    let bound = client.wait("BOUND6");
+    assert_eq!(bound[1], "fd00:77::100", "{bound:?}");
+    // Two messages: Solicit with Rapid Commit, Reply. No Advertise, no Request. (Events go
+    // out after the reply: wait for the second.)
+    wait_for("the events", || server.events.events().len() >= 2);
+    let steps: Vec<pxe_stack::DhcpStep> = server
+        .events
+        .events()
+        .iter()
+        .filter_map(|e| match e.kind {
+            pxe_stack::EventKind::Dhcp { step, .. } => Some(step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [pxe_stack::DhcpStep::Discover, pxe_stack::DhcpStep::Ack],
+        "{steps:?}"
+    );
 }
