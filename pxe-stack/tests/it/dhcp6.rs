@@ -146,6 +146,12 @@ struct Running {
 
 impl Running {
     fn start(ns: &str, iface: &str, config: Config, lease_file: &Path) -> Running {
+        Self::start_with(ns, iface, config, lease_file, false)
+    }
+
+    /// As [`Running::start`]; with `ra`, router advertisements for DHCPv6 (managed and other
+    /// set) beside it, once a second.
+    fn start_with(ns: &str, iface: &str, config: Config, lease_file: &Path, ra: bool) -> Running {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready) = std::sync::mpsc::channel();
         let (ns, iface, lease_file) = (ns.to_owned(), iface.to_owned(), lease_file.to_owned());
@@ -160,6 +166,16 @@ impl Running {
                 .unwrap();
             rt.block_on(async move {
                 let socket = bind(Some(&iface), 547).unwrap();
+                #[cfg(feature = "ipv6-ra")]
+                if ra {
+                    use pxe_stack::ra;
+                    let ad = ra::Advertisement::for_dhcp6(config.subnets[0].prefix);
+                    let socket = ra::bind(&iface).unwrap();
+                    let server = ra::Server::new(ad).with_interval(Duration::from_secs(1));
+                    tokio::spawn(server.serve(socket, std::future::pending()));
+                }
+                #[cfg(not(feature = "ipv6-ra"))]
+                assert!(!ra, "router advertisements need the ipv6-ra feature");
                 let server = Server::new(config)
                     .unwrap()
                     .with_lease_file(LeaseFile::new(lease_file))
@@ -633,4 +649,51 @@ fn netns_dhclient6_rapid_commit() {
         [pxe_stack::DhcpStep::Discover, pxe_stack::DhcpStep::Ack],
         "{steps:?}"
     );
+}
+
+/// The router advertisement for a DHCPv6 link, as a host reads it (rdisc6): managed and other
+/// set, the prefix on-link and not autonomous.
+#[cfg(feature = "ipv6-ra")]
+#[test]
+fn netns_ra_for_dhcp6_read_by_rdisc6() {
+    if !have(&["root", "ip", "rdisc6"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let (server_ns, client_ns) = (lab.ns("s"), lab.ns("c"));
+    let (s_if, c_if) = lab.link(&server_ns, &client_ns, 0, None);
+    in_ns(
+        &server_ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:77::1/64",
+            "dev",
+            &s_if,
+            "nodad",
+        ],
+    );
+    let _server = Running::start_with(&server_ns, &s_if, config(600), &lab.path("l.json"), true);
+    // rdisc6 solicits and prints the first advertisement it gets (it retries on its own).
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &client_ns, "rdisc6", "-1", "-r", "30", &c_if,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(field("Stateful address conf."), "Yes", "{text}");
+    assert_eq!(field("Stateful other conf."), "Yes", "{text}");
+    assert_eq!(field("Autonomous address conf."), "No", "{text}");
+    assert!(text.contains("fd00:77::/64"), "{text}");
 }
