@@ -12,18 +12,18 @@ use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
 use pxe_stack::dhcp6::{
-    BootFiles, Config, LeaseTable, Mode, Policy, Range, Request, Reservation, Subnet, respond,
+    BootFiles6, Config, LeaseTable6, Mode, Policy, Range6, Request, Reservation6, Subnet6, respond,
     unix_secs,
 };
 
 fn policy(mode: Mode, rapid_commit: bool) -> Policy {
-    let mut local = Subnet::new("fd00:77::".parse().unwrap(), 64);
-    local.pool = Some(Range {
+    let mut local = Subnet6::new("fd00:77::".parse().unwrap(), 64);
+    local.pool = Some(Range6 {
         start: "fd00:77::100".parse().unwrap(),
         end: "fd00:77::10a".parse().unwrap(),
     });
-    let mut relayed = Subnet::new("fd00:78::".parse().unwrap(), 64);
-    relayed.pool = Some(Range {
+    let mut relayed = Subnet6::new("fd00:78::".parse().unwrap(), 64);
+    relayed.pool = Some(Range6 {
         start: "fd00:78::10".parse().unwrap(),
         end: "fd00:78::12".parse().unwrap(),
     });
@@ -32,7 +32,7 @@ fn policy(mode: Mode, rapid_commit: bool) -> Policy {
         server_addr: "fd00:77::1".parse().unwrap(),
         server_duid: Some(vec![0, 4, 1, 2, 3, 4]),
         subnets: vec![local, relayed],
-        reservations: vec![Reservation {
+        reservations: vec![Reservation6 {
             mac: "52:54:00:77:00:09".parse().unwrap(),
             addr: "fd00:77::9".parse().unwrap(),
             hostname: None,
@@ -40,7 +40,7 @@ fn policy(mode: Mode, rapid_commit: bool) -> Policy {
         dns: vec!["fd00:77::53".parse().unwrap()],
         lease_secs: 600,
         rapid_commit,
-        boot: BootFiles {
+        boot: BootFiles6 {
             efi_x64: Some("ipxe.efi".into()),
             efi_arm64: Some("ipxe-arm64.efi".into()),
             http_boot_url: Some("http://[fd00:77::1]/ipxe.efi".into()),
@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         _ => Mode::Off,
     };
     let policy = policy(mode, selector & 4 != 0);
-    let mut leases = LeaseTable::new();
+    let mut leases = LeaseTable6::new();
     let eui64: SocketAddrV6 = "[fe80::5054:ff:fe77:9]:546".parse().unwrap();
     let plain: SocketAddrV6 = "[fe80::1]:546".parse().unwrap();
     let mut now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);

@@ -26,7 +26,7 @@ pub enum Mode {
 
 /// An inclusive range of addresses handed out dynamically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Range {
+pub struct Range6 {
     /// The first address of the pool.
     pub start: Ipv6Addr,
     /// The last address of the pool.
@@ -36,20 +36,20 @@ pub struct Range {
 /// One IPv6 link the server answers for: the local one (holding
 /// [`Config::server_addr`]), or one behind a relay agent (holding the relay's link address).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Subnet {
+pub struct Subnet6 {
     /// The prefix, such as `fd00:77::`.
     pub prefix: Ipv6Addr,
     /// The prefix length, such as 64.
     pub prefix_len: u8,
     /// The dynamic pool; `None` for a link with reservations only.
     #[serde(default)]
-    pub pool: Option<Range>,
+    pub pool: Option<Range6>,
 }
 
-impl Subnet {
+impl Subnet6 {
     /// A subnet with no pool.
     pub fn new(prefix: Ipv6Addr, prefix_len: u8) -> Self {
-        Subnet {
+        Subnet6 {
             prefix,
             prefix_len,
             pool: None,
@@ -67,7 +67,7 @@ impl Subnet {
 
 /// A static assignment: this MAC always gets this address, whatever DUID it sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reservation {
+pub struct Reservation6 {
     /// The host.
     pub mac: Mac,
     /// Its address.
@@ -79,7 +79,7 @@ pub struct Reservation {
 
 /// What to boot, chosen by the client's architecture (option 61) and classes (15, 16).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BootFiles {
+pub struct BootFiles6 {
     /// The TFTP path for x86-64 UEFI PXE (architectures 7 and 9), sent as
     /// `tftp://[server]/<path>`.
     #[serde(default)]
@@ -96,9 +96,9 @@ pub struct BootFiles {
     pub ipxe_script_url: Option<String>,
 }
 
-impl Default for BootFiles {
+impl Default for BootFiles6 {
     fn default() -> Self {
-        BootFiles {
+        BootFiles6 {
             efi_x64: Some("ipxe.efi".into()),
             efi_arm64: None,
             http_boot_url: None,
@@ -113,7 +113,7 @@ pub struct Config {
     /// How the server answers.
     #[serde(default)]
     pub mode: Mode,
-    /// The server's address on the provisioning link: it picks the local [`Subnet`] and is the
+    /// The server's address on the provisioning link: it picks the local [`Subnet6`] and is the
     /// host of the TFTP boot-file URLs.
     pub server_addr: Ipv6Addr,
     /// The server's DUID (option 2). `None`: a DUID-UUID (type 4) made of `server_addr`, stable
@@ -121,10 +121,10 @@ pub struct Config {
     #[serde(default)]
     pub server_duid: Option<Vec<u8>>,
     /// The links served.
-    pub subnets: Vec<Subnet>,
+    pub subnets: Vec<Subnet6>,
     /// Fixed addresses by MAC.
     #[serde(default)]
-    pub reservations: Vec<Reservation>,
+    pub reservations: Vec<Reservation6>,
     /// DNS servers (option 23).
     #[serde(default)]
     pub dns: Vec<Ipv6Addr>,
@@ -135,7 +135,7 @@ pub struct Config {
     pub rapid_commit: bool,
     /// What to boot.
     #[serde(default)]
-    pub boot: BootFiles,
+    pub boot: BootFiles6,
 }
 
 impl Default for Config {
@@ -149,7 +149,7 @@ impl Default for Config {
             dns: Vec::new(),
             lease_secs: 3600,
             rapid_commit: true,
-            boot: BootFiles::default(),
+            boot: BootFiles6::default(),
         }
     }
 }
@@ -236,7 +236,7 @@ impl Policy {
 
     /// The subnet for a client: the one holding the innermost relay's link address, or the
     /// one holding [`Config::server_addr`] for a client on the local link.
-    pub(crate) fn subnet_for(&self, link: Option<Ipv6Addr>) -> Option<(usize, &Subnet)> {
+    pub(crate) fn subnet_for(&self, link: Option<Ipv6Addr>) -> Option<(usize, &Subnet6)> {
         let addr = link.unwrap_or(self.config.server_addr);
         self.config
             .subnets
@@ -245,11 +245,11 @@ impl Policy {
             .find(|(_, s)| s.contains(addr))
     }
 
-    pub(crate) fn reservation(&self, mac: Mac) -> Option<&Reservation> {
+    pub(crate) fn reservation(&self, mac: Mac) -> Option<&Reservation6> {
         self.config.reservations.iter().find(|r| r.mac == mac)
     }
 
-    pub(crate) fn reserved(&self, addr: Ipv6Addr) -> Option<&Reservation> {
+    pub(crate) fn reserved(&self, addr: Ipv6Addr) -> Option<&Reservation6> {
         self.config.reservations.iter().find(|r| r.addr == addr)
     }
 }

@@ -8,7 +8,7 @@ use crate::Mac;
 /// Everything that can go wrong configuring or running the DHCPv6 server.
 ///
 /// Bad packets from the network are not errors: they are dropped with a debug log (see
-/// [`Malformed`](super::Malformed)).
+/// [`Malformed6`](super::Malformed6)).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -32,7 +32,7 @@ const OPT_CLIENT_LINKLAYER: u16 = 79;
 /// Why a datagram was dropped before reaching the decision.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Malformed {
+pub enum Malformed6 {
     /// Too short for a header.
     #[error("{0} bytes is too short for a DHCPv6 header")]
     Short(usize),
@@ -111,14 +111,14 @@ pub struct Request {
 
 impl Request {
     /// Decodes a datagram received from `src`.
-    pub fn decode(mut bytes: &[u8], src: SocketAddrV6) -> Result<Request, Malformed> {
+    pub fn decode(mut bytes: &[u8], src: SocketAddrV6) -> Result<Request, Malformed6> {
         let mut relays = Vec::new();
         while bytes.first() == Some(&RELAY_FORW) {
             if relays.len() == MAX_HOPS {
-                return Err(Malformed::TooManyHops);
+                return Err(Malformed6::TooManyHops);
             }
             if bytes.len() < 34 {
-                return Err(Malformed::Short(bytes.len()));
+                return Err(Malformed6::Short(bytes.len()));
             }
             let octets = |r: std::ops::Range<usize>| {
                 let mut a = [0u8; 16];
@@ -148,20 +148,20 @@ impl Request {
                 }
             }
             relays.push(hop);
-            bytes = inner.ok_or(Malformed::NoRelayMessage)?;
+            bytes = inner.ok_or(Malformed6::NoRelayMessage)?;
         }
         let Some(&kind) = bytes.first() else {
-            return Err(Malformed::Short(0));
+            return Err(Malformed6::Short(0));
         };
         if bytes.len() < 4 {
-            return Err(Malformed::Short(bytes.len()));
+            return Err(Malformed6::Short(bytes.len()));
         }
         if !matches!(kind, 1 | 3 | 4 | 5 | 6 | 8 | 9 | 11) {
-            return Err(Malformed::NotForServer(kind));
+            return Err(Malformed6::NotForServer(kind));
         }
         check_options(&bytes[4..], 0)?;
         let message = Message::decode(&mut Decoder::new(bytes))
-            .map_err(|e| Malformed::Decode(e.to_string()))?;
+            .map_err(|e| Malformed6::Decode(e.to_string()))?;
         let mut req = Request {
             message,
             relays,
@@ -244,11 +244,11 @@ pub fn duid_mac(duid: &[u8]) -> Option<Mac> {
 }
 
 /// Splits `buf` into (code, data) options.
-fn walk(mut buf: &[u8]) -> Result<Vec<(u16, &[u8])>, Malformed> {
+fn walk(mut buf: &[u8]) -> Result<Vec<(u16, &[u8])>, Malformed6> {
     let mut out = Vec::new();
     while !buf.is_empty() {
         if buf.len() < 4 {
-            return Err(Malformed::Option {
+            return Err(Malformed6::Option {
                 code: 0,
                 why: "truncated option header",
             });
@@ -256,7 +256,7 @@ fn walk(mut buf: &[u8]) -> Result<Vec<(u16, &[u8])>, Malformed> {
         let code = u16::from_be_bytes([buf[0], buf[1]]);
         let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
         let Some(data) = buf.get(4..4 + len) else {
-            return Err(Malformed::Option {
+            return Err(Malformed6::Option {
                 code,
                 why: "runs past its container",
             });
@@ -269,16 +269,16 @@ fn walk(mut buf: &[u8]) -> Result<Vec<(u16, &[u8])>, Malformed> {
 
 /// Checks that every option in `buf` (and in the options dhcproto decodes as containers) has a
 /// length dhcproto can decode without panicking or losing its place.
-pub fn check_options(buf: &[u8], depth: usize) -> Result<(), Malformed> {
+pub fn check_options(buf: &[u8], depth: usize) -> Result<(), Malformed6> {
     if depth > 4 {
-        return Err(Malformed::Option {
+        return Err(Malformed6::Option {
             code: 0,
             why: "nested too deep",
         });
     }
     for (code, data) in walk(buf)? {
         let len = data.len();
-        let bad = |why| Err(Malformed::Option { code, why });
+        let bad = |why| Err(Malformed6::Option { code, why });
         match code {
             3 | 25 if len < 12 => return bad("shorter than 12 bytes"),
             3 | 25 => check_options(&data[12..], depth + 1)?,
@@ -365,7 +365,7 @@ fn class_items(items: &[Vec<u8>]) -> Option<Vec<u8>> {
 /// A reply ready to go out: the message for the client, the relays to wrap it in (outermost
 /// first) and where to send it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
+pub struct Reply6 {
     /// The message for the client (Advertise or Reply).
     pub message: Message,
     /// The relays the request came through; the reply goes back through them.
@@ -374,7 +374,7 @@ pub struct Reply {
     pub to: SocketAddrV6,
 }
 
-impl Reply {
+impl Reply6 {
     /// The datagram: the message, wrapped in one Relay-Reply per hop (innermost first), each
     /// echoing the hop's interface ID. `None` when it does not encode (never for replies
     /// [`respond`](super::respond) builds).
@@ -549,49 +549,49 @@ mod tests {
     #[test]
     fn malformed_input_is_a_typed_error() {
         let s = src();
-        assert_eq!(Request::decode(&[], s), Err(Malformed::Short(0)));
-        assert_eq!(Request::decode(&[1, 0], s), Err(Malformed::Short(2)));
+        assert_eq!(Request::decode(&[], s), Err(Malformed6::Short(0)));
+        assert_eq!(Request::decode(&[1, 0], s), Err(Malformed6::Short(2)));
         assert_eq!(
             Request::decode(&[7, 0, 0, 0], s),
-            Err(Malformed::NotForServer(7))
+            Err(Malformed6::NotForServer(7))
         );
         assert_eq!(
             Request::decode(&[13; 40], s),
-            Err(Malformed::NotForServer(13))
+            Err(Malformed6::NotForServer(13))
         );
         // A status code of length 0 (dhcproto would subtract 2 from it).
         assert!(matches!(
             Request::decode(&[1, 0, 0, 0, 0, 13, 0, 0], s),
-            Err(Malformed::Option { code: 13, .. })
+            Err(Malformed6::Option { code: 13, .. })
         ));
         // A vendor class shorter than its enterprise number, inside an IA_NA's IA address.
         let mut b = vec![1, 0, 0, 0, 0, 16, 0, 2, 0, 0];
         assert!(matches!(
             Request::decode(&b, s),
-            Err(Malformed::Option { code: 16, .. })
+            Err(Malformed6::Option { code: 16, .. })
         ));
         b = vec![1, 0, 0, 0, 0, 3, 0, 13];
         b.extend([0; 12]);
         b.push(0);
         assert!(matches!(
             Request::decode(&b, s),
-            Err(Malformed::Option { .. })
+            Err(Malformed6::Option { .. })
         ));
         // An option running past the message.
         assert!(matches!(
             Request::decode(&[1, 0, 0, 0, 0, 1, 0, 9, 1], s),
-            Err(Malformed::Option { code: 1, .. })
+            Err(Malformed6::Option { code: 1, .. })
         ));
         // A relay-forward without a message, and nine hops.
         let mut relay = relay_forward(&solicit(&[0, 3, 0, 1, 1, 2, 3, 4, 5, 6]), None, None);
         assert!(Request::decode(&relay, s).is_ok());
         relay.truncate(34);
-        assert_eq!(Request::decode(&relay, s), Err(Malformed::NoRelayMessage));
+        assert_eq!(Request::decode(&relay, s), Err(Malformed6::NoRelayMessage));
         let mut nested = solicit(&[0, 3, 0, 1, 1, 2, 3, 4, 5, 6]);
         for _ in 0..=MAX_HOPS {
             nested = relay_forward(&nested, None, None);
         }
-        assert_eq!(Request::decode(&nested, s), Err(Malformed::TooManyHops));
+        assert_eq!(Request::decode(&nested, s), Err(Malformed6::TooManyHops));
     }
 
     proptest::proptest! {

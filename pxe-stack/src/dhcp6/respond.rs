@@ -1,4 +1,4 @@
-//! The decision: a request, the lease table and the time in; a [`Verdict`] out.
+//! The decision: a request, the lease table and the time in; a [`Verdict6`] out.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV6};
 use std::time::SystemTime;
@@ -8,8 +8,8 @@ use dhcproto::v6::{
 };
 
 use super::config::{Mode, Policy};
-use super::leases::{Lease, LeaseTable, State, unix_secs};
-use super::packet::{Reply, Request, bootfile_url, vendor_class};
+use super::leases::{Lease6, LeaseTable6, State6, unix_secs};
+use super::packet::{Reply6, Request, bootfile_url, vendor_class};
 use crate::{DhcpStep, Event, EventKind, Mac};
 
 /// How long an advertised address is held for the client that was offered it.
@@ -17,9 +17,9 @@ const OFFER_SECS: u64 = 60;
 
 /// What [`respond`] decided.
 #[derive(Debug, Clone, Default)]
-pub struct Verdict {
+pub struct Verdict6 {
     /// The answer, if any.
-    pub reply: Option<Reply>,
+    pub reply: Option<Reply6>,
     /// What happened, per host.
     pub events: Vec<Event>,
     /// Whether the lease table must be on disk before the reply leaves.
@@ -95,11 +95,11 @@ fn name(kind: MessageType) -> &'static str {
 /// Information-request gets the configuration without an address.
 pub fn respond(
     policy: &Policy,
-    leases: &mut LeaseTable,
+    leases: &mut LeaseTable6,
     req: &Request,
     now: SystemTime,
-) -> Verdict {
-    let mut out = Verdict::default();
+) -> Verdict6 {
+    let mut out = Verdict6::default();
     let config = policy.config();
     if config.mode == Mode::Off {
         return out;
@@ -235,11 +235,11 @@ pub fn respond(
                 }));
                 if let Some(a) = mine {
                     let (state, expires) = if commit {
-                        (State::Bound, now_s + u64::from(valid))
+                        (State6::Bound, now_s + u64::from(valid))
                     } else {
-                        (State::Offered, now_s + OFFER_SECS)
+                        (State6::Offered, now_s + OFFER_SECS)
                     };
-                    leases.insert(Lease {
+                    leases.insert(Lease6 {
                         addr: a,
                         mac,
                         duid: duid.clone(),
@@ -264,14 +264,14 @@ pub fn respond(
                         continue;
                     };
                     let state = if kind == MessageType::Release {
-                        State::Released
+                        State6::Released
                     } else {
                         tracing::info!("DHCPDECLINE {a} {mac}: quarantined");
-                        State::Declined
+                        State6::Declined
                     };
-                    leases.insert(Lease {
+                    leases.insert(Lease6 {
                         state,
-                        expires: if state == State::Declined {
+                        expires: if state == State6::Declined {
                             now_s + u64::from(config.lease_secs)
                         } else {
                             l.expires
@@ -298,7 +298,7 @@ pub fn respond(
             }
         }
         MessageType::InformationRequest => {}
-        _ => return Verdict::default(),
+        _ => return Verdict6::default(),
     }
     if !config.dns.is_empty() {
         reply
@@ -343,7 +343,7 @@ pub fn respond(
         Some(_) => req.src,
         None => SocketAddrV6::new(*req.src.ip(), req.src.port(), 0, req.src.scope_id()),
     };
-    out.reply = Some(Reply {
+    out.reply = Some(Reply6 {
         message: reply,
         relays: req.relays.clone(),
         to,
@@ -388,7 +388,7 @@ fn event(
 /// pool address (not reserved for another host).
 fn choose(
     policy: &Policy,
-    leases: &mut LeaseTable,
+    leases: &mut LeaseTable6,
     idx: usize,
     mac: Mac,
     now: u64,
@@ -422,7 +422,7 @@ fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dhcp6::config::{BootFiles, Config, Range, Reservation, Subnet};
+    use crate::dhcp6::config::{BootFiles6, Config, Range6, Reservation6, Subnet6};
     use crate::dhcp6::packet::user_class;
     use dhcproto::v6::{Architecture, VendorClass};
     use dhcproto::{Decodable, Decoder, Encodable, Encoder};
@@ -431,20 +431,20 @@ mod tests {
     const RESERVED: Mac = Mac([0x52, 0x54, 0, 0x77, 0, 9]);
 
     fn policy(rapid: bool) -> Policy {
-        let mut local = Subnet::new("fd00:77::".parse().unwrap(), 64);
-        local.pool = Some(Range {
+        let mut local = Subnet6::new("fd00:77::".parse().unwrap(), 64);
+        local.pool = Some(Range6 {
             start: "fd00:77::100".parse().unwrap(),
             end: "fd00:77::101".parse().unwrap(),
         });
-        let mut relayed = Subnet::new("fd00:78::".parse().unwrap(), 64);
-        relayed.pool = Some(Range {
+        let mut relayed = Subnet6::new("fd00:78::".parse().unwrap(), 64);
+        relayed.pool = Some(Range6 {
             start: "fd00:78::100".parse().unwrap(),
             end: "fd00:78::1ff".parse().unwrap(),
         });
         Policy::new(Config {
             server_addr: "fd00:77::1".parse().unwrap(),
             subnets: vec![local, relayed],
-            reservations: vec![Reservation {
+            reservations: vec![Reservation6 {
                 mac: RESERVED,
                 addr: "fd00:77::9".parse().unwrap(),
                 hostname: Some("master-0".into()),
@@ -452,7 +452,7 @@ mod tests {
             dns: vec!["fd00:77::53".parse().unwrap()],
             lease_secs: 600,
             rapid_commit: rapid,
-            boot: BootFiles {
+            boot: BootFiles6 {
                 efi_x64: Some("ipxe.efi".into()),
                 efi_arm64: Some("ipxe-arm64.efi".into()),
                 http_boot_url: Some("http://[fd00:77::1]/ipxe.efi".into()),
@@ -524,7 +524,7 @@ mod tests {
         )
     }
 
-    fn decode_reply(v: &Verdict) -> Message {
+    fn decode_reply(v: &Verdict6) -> Message {
         let bytes = v.reply.as_ref().expect("a reply").encode().unwrap();
         Message::decode(&mut Decoder::new(&bytes)).unwrap()
     }
@@ -559,7 +559,7 @@ mod tests {
     fn solicit_request_renew_rebind_release_decline() {
         let p = policy(false);
         let sid = p.duid().to_vec();
-        let mut leases = LeaseTable::new();
+        let mut leases = LeaseTable6::new();
         let duid = duid_llt(MAC1);
         let s = src(MAC1);
         // Solicit: an Advertise, held, not persisted.
@@ -575,7 +575,7 @@ mod tests {
         let a = ia_addrs(&adv)[0].0;
         assert_eq!(a, "fd00:77::100".parse::<Ipv6Addr>().unwrap());
         assert!(!v.persist);
-        assert_eq!(leases.get(a).unwrap().state, State::Offered);
+        assert_eq!(leases.get(a).unwrap().state, State6::Offered);
         assert!(
             matches!(adv.opts().get(OptionCode::DomainNameServers), Some(DhcpOption::DomainNameServers(d)) if d.len() == 1)
         );
@@ -605,7 +605,7 @@ mod tests {
         assert_eq!(reply.msg_type(), MessageType::Reply);
         assert_eq!(ia_addrs(&reply), vec![(a, 600)]);
         assert!(v.persist);
-        assert_eq!(leases.get(a).unwrap().state, State::Bound);
+        assert_eq!(leases.get(a).unwrap().state, State6::Bound);
         assert_eq!(leases.get(a).unwrap().expires, 1_800_000_601);
         let events: Vec<_> = v.events.iter().map(|e| (&e.kind, e.addr)).collect();
         assert!(
@@ -650,7 +650,7 @@ mod tests {
             matches!(reply.opts().get(OptionCode::StatusCode), Some(DhcpOption::StatusCode(c)) if c.status == Status::Success)
         );
         assert!(v.persist);
-        assert_eq!(leases.get(a).unwrap().state, State::Released);
+        assert_eq!(leases.get(a).unwrap().state, State6::Released);
         // The same host comes back with another DUID: the same address.
         let v = respond(
             &p,
@@ -667,7 +667,7 @@ mod tests {
             t(502),
         );
         assert!(v.persist && v.reply.is_some());
-        assert_eq!(leases.get(a).unwrap().state, State::Declined);
+        assert_eq!(leases.get(a).unwrap().state, State6::Declined);
         let v = respond(
             &p,
             &mut leases,
@@ -697,7 +697,7 @@ mod tests {
 
     #[test]
     fn rapid_commit_confirm_and_information_request() {
-        let mut leases = LeaseTable::new();
+        let mut leases = LeaseTable6::new();
         let duid = duid_ll(MAC1);
         let s = src(MAC1);
         let mut m = msg(MessageType::Solicit, &duid, None, None);
@@ -712,7 +712,7 @@ mod tests {
         assert!(reply.opts().get(OptionCode::RapidCommit).is_some());
         assert!(v.persist);
         let a = ia_addrs(&reply)[0].0;
-        assert_eq!(leases.get(a).unwrap().state, State::Bound);
+        assert_eq!(leases.get(a).unwrap().state, State6::Bound);
         // Confirm: on link / not on link / nothing to confirm.
         let c = respond(
             &p,
@@ -766,7 +766,7 @@ mod tests {
             for o in extra {
                 m.opts_mut().insert(o);
             }
-            let v = respond(&p, &mut LeaseTable::new(), &request(&m, &s), t(0));
+            let v = respond(&p, &mut LeaseTable6::new(), &request(&m, &s), t(0));
             let reply = decode_reply(&v);
             (
                 url(&reply),
@@ -813,7 +813,7 @@ mod tests {
     #[test]
     fn reservation_holds_across_duids_and_relays() {
         let p = policy(true);
-        let mut leases = LeaseTable::new();
+        let mut leases = LeaseTable6::new();
         let want: Ipv6Addr = "fd00:77::9".parse().unwrap();
         let sid = p.duid().to_vec();
         // Firmware (DUID-LL), iPXE (DUID-LLT), the installer (DUID-UUID) from the host's EUI-64.
@@ -911,7 +911,7 @@ mod tests {
     fn config_is_checked() {
         let base = policy(true).config().clone();
         let mut c = base.clone();
-        c.reservations.push(Reservation {
+        c.reservations.push(Reservation6 {
             mac: MAC1,
             addr: "fd99::1".parse().unwrap(),
             hostname: None,
@@ -921,7 +921,7 @@ mod tests {
             Err(crate::dhcp6::Error::ReservationOutsideSubnets { .. })
         ));
         let mut c = base.clone();
-        c.reservations.push(Reservation {
+        c.reservations.push(Reservation6 {
             mac: RESERVED,
             addr: "fd00:77::10".parse().unwrap(),
             hostname: None,
@@ -931,7 +931,7 @@ mod tests {
             Err(crate::dhcp6::Error::DuplicateReservation { .. })
         ));
         let mut c = base.clone();
-        c.subnets[0].pool = Some(Range {
+        c.subnets[0].pool = Some(Range6 {
             start: "fd00:77::".parse().unwrap(),
             end: "fd00:77::1:0".parse().unwrap(),
         });
@@ -940,13 +940,13 @@ mod tests {
             Err(crate::dhcp6::Error::Config { .. })
         ));
         let mut c = base.clone();
-        c.subnets[0].pool = Some(Range {
+        c.subnets[0].pool = Some(Range6 {
             start: "fd00:77::5".parse().unwrap(),
             end: "fd00:77::4".parse().unwrap(),
         });
         assert!(Policy::new(c).is_err());
         let mut c = base.clone();
-        c.subnets[0].pool = Some(Range {
+        c.subnets[0].pool = Some(Range6 {
             start: "fd00:77::5".parse().unwrap(),
             end: "fd00:79::4".parse().unwrap(),
         });
@@ -963,7 +963,7 @@ mod tests {
 #[cfg(test)]
 mod prop {
     use super::*;
-    use crate::dhcp6::config::{Config, Range, Subnet};
+    use crate::dhcp6::config::{Config, Range6, Subnet6};
     use crate::dhcp6::packet::Request;
 
     proptest::proptest! {
@@ -978,15 +978,15 @@ mod prop {
                 1..12,
             )
         ) {
-            let mut subnet = Subnet::new("fd00:77::".parse().unwrap(), 64);
-            subnet.pool = Some(Range { start: "fd00:77::100".parse().unwrap(), end: "fd00:77::102".parse().unwrap() });
+            let mut subnet = Subnet6::new("fd00:77::".parse().unwrap(), 64);
+            subnet.pool = Some(Range6 { start: "fd00:77::100".parse().unwrap(), end: "fd00:77::102".parse().unwrap() });
             let p = Policy::new(Config {
                 server_addr: "fd00:77::1".parse().unwrap(),
                 server_duid: Some(vec![0, 4, 1, 2, 3]),
                 subnets: vec![subnet],
                 ..Config::default()
             }).unwrap();
-            let mut leases = LeaseTable::new();
+            let mut leases = LeaseTable6::new();
             let src: SocketAddrV6 = "[fe80::5054:ff:fe77:1]:546".parse().unwrap();
             for (kind, tail, relayed) in msgs {
                 let mut b = vec![kind, 1, 2, 3, 0, 1, 0, 10, 0, 3, 0, 1, 0x52, 0x54, 0, 0x77, 0, 1];

@@ -12,8 +12,8 @@ use tokio::net::UdpSocket;
 
 use super::config::{Config, Policy};
 use super::error::Error;
-use super::leases::{LeaseFile, LeaseTable, Leases, unix_secs};
-use super::packet::{MAX_PACKET, Reply, Request};
+use super::leases::{LeaseFile6, LeaseTable6, Leases6, unix_secs};
+use super::packet::{MAX_PACKET, Reply6, Request};
 use super::respond::respond;
 use crate::{Discard, Event, EventSink};
 
@@ -52,8 +52,8 @@ pub fn bind(interface: Option<&str>, port: u16) -> Result<UdpSocket, Error> {
 /// [`Server::new`], then [`serve`](Server::serve).
 pub struct Server {
     policy: Arc<Policy>,
-    leases: Leases,
-    store: Option<LeaseFile>,
+    leases: Leases6,
+    store: Option<LeaseFile6>,
     events: Arc<dyn EventSink>,
 }
 
@@ -72,15 +72,15 @@ impl Server {
     pub fn new(config: Config) -> Result<Server, Error> {
         Ok(Server {
             policy: Arc::new(Policy::new(config)?),
-            leases: Leases::default(),
+            leases: Leases6::default(),
             store: None,
             events: Arc::new(Discard),
         })
     }
 
     /// Persist leases in `file`, loading what it holds now.
-    pub fn with_lease_file(self, file: LeaseFile) -> Result<Server, Error> {
-        let loaded = LeaseTable::from_leases(file.load()?);
+    pub fn with_lease_file(self, file: LeaseFile6) -> Result<Server, Error> {
+        let loaded = LeaseTable6::from_leases(file.load()?);
         {
             let mut table = self.leases.write();
             for lease in loaded.leases() {
@@ -102,7 +102,7 @@ impl Server {
     }
 
     /// The lease table handle: a [`HostLookup`](crate::HostLookup) for the HTTP server.
-    pub fn leases(&self) -> Leases {
+    pub fn leases(&self) -> Leases6 {
         self.leases.clone()
     }
 
@@ -203,7 +203,7 @@ impl Server {
     }
 }
 
-async fn send(sock: &UdpSocket, reply: &Reply) {
+async fn send(sock: &UdpSocket, reply: &Reply6) {
     let Some(bytes) = reply.encode() else {
         tracing::debug!(to = %reply.to, "reply does not encode");
         return;
@@ -218,6 +218,6 @@ struct Batch {
     seen: usize,
     persist: bool,
     /// Replies with whether they wait for the lease file.
-    replies: Vec<(Reply, bool)>,
+    replies: Vec<(Reply6, bool)>,
     events: Vec<Event>,
 }

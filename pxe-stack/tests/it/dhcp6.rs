@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pxe_stack::dhcp6::{
-    Config, LeaseFile, Leases, Range, Reservation, Server, State, Subnet, bind,
+    Config, LeaseFile6, Leases6, Range6, Reservation6, Server, State6, Subnet6, bind,
 };
 use pxe_stack::{HostLookup, Mac, Recorder};
 
@@ -138,7 +138,7 @@ impl Drop for Proc {
 
 /// The server, serving in a thread that entered the server namespace; stopped on drop.
 struct Running {
-    leases: Leases,
+    leases: Leases6,
     events: Recorder,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -178,7 +178,7 @@ impl Running {
                 assert!(!ra, "router advertisements need the ipv6-ra feature");
                 let server = Server::new(config)
                     .unwrap()
-                    .with_lease_file(LeaseFile::new(lease_file))
+                    .with_lease_file(LeaseFile6::new(lease_file))
                     .unwrap()
                     .with_events(std::sync::Arc::new(sink));
                 ready_tx.send(server.leases()).unwrap();
@@ -215,20 +215,20 @@ const CLIENT_MAC: &str = "52:54:00:77:00:09";
 const RESERVED: &str = "fd00:77::9";
 
 fn config(lease_secs: u32) -> Config {
-    let mut local = Subnet::new("fd00:77::".parse().unwrap(), 64);
-    local.pool = Some(Range {
+    let mut local = Subnet6::new("fd00:77::".parse().unwrap(), 64);
+    local.pool = Some(Range6 {
         start: "fd00:77::100".parse().unwrap(),
         end: "fd00:77::1ff".parse().unwrap(),
     });
-    let mut relayed = Subnet::new("fd00:78::".parse().unwrap(), 64);
-    relayed.pool = Some(Range {
+    let mut relayed = Subnet6::new("fd00:78::".parse().unwrap(), 64);
+    relayed.pool = Some(Range6 {
         start: "fd00:78::100".parse().unwrap(),
         end: "fd00:78::1ff".parse().unwrap(),
     });
     Config {
         server_addr: "fd00:77::1".parse().unwrap(),
         subnets: vec![local, relayed],
-        reservations: vec![Reservation {
+        reservations: vec![Reservation6 {
             mac: CLIENT_MAC.parse().unwrap(),
             addr: RESERVED.parse().unwrap(),
             hostname: Some("master-0".into()),
@@ -386,7 +386,7 @@ fn netns_dhclient6_binds_renews_and_releases() {
     assert_eq!(bound[2], "fd00:77::53", "{bound:?}");
     let addr: Ipv6Addr = bound[1].parse().unwrap();
     // On disk before the Reply left; and a host lookup for the HTTP routes.
-    let on_disk = LeaseFile::new(lab.path("leases6.json")).load().unwrap();
+    let on_disk = LeaseFile6::new(lab.path("leases6.json")).load().unwrap();
     assert_eq!(on_disk.len(), 1);
     assert_eq!((on_disk[0].addr, on_disk[0].mac), (addr, mac));
     assert_eq!(server.leases.mac_for(addr.into()), Some(mac));
@@ -398,12 +398,12 @@ fn netns_dhclient6_binds_renews_and_releases() {
     // The table changes before the lease file is written (and then the Reply sent): wait for
     // the file.
     wait_for("the release on disk", || {
-        let on_disk = LeaseFile::new(lab.path("leases6.json")).load().unwrap();
-        on_disk.first().map(|l| l.state) == Some(State::Released)
+        let on_disk = LeaseFile6::new(lab.path("leases6.json")).load().unwrap();
+        on_disk.first().map(|l| l.state) == Some(State6::Released)
     });
     assert_eq!(
         server.leases.read().get(addr).unwrap().state,
-        State::Released
+        State6::Released
     );
     assert_eq!(server.leases.mac_for(addr.into()), None);
     // Events go out after the replies.
