@@ -697,3 +697,118 @@ fn netns_ra_for_dhcp6_read_by_rdisc6() {
     assert_eq!(field("Autonomous address conf."), "No", "{text}");
     assert!(text.contains("fd00:77::/64"), "{text}");
 }
+
+/// The per-host HTTP routes on v6: a client holding a lease from dhclient -6 fetches a route
+/// with curl over IPv6, and the HTTP server names it by MAC through the v6 lease table.
+#[cfg(feature = "http")]
+#[test]
+fn netns_http_route_names_a_dhcp6_client() {
+    use pxe_stack::http::{Config as HttpConfig, Routes, Server as HttpServer};
+    use pxe_stack::route::{RouteRequest, reply};
+    if !have(&["root", "ip", "dhclient", "curl"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let (server_ns, client_ns) = (lab.ns("s"), lab.ns("c"));
+    let (s_if, c_if) = lab.link(&server_ns, &client_ns, 0, Some("52:54:00:77:00:51"));
+    in_ns(
+        &server_ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:77::1/64",
+            "dev",
+            &s_if,
+            "nodad",
+        ],
+    );
+    let server = Running::start(&server_ns, &s_if, config(600), &lab.path("leases6.json"));
+    let mut client = Dhclient::start(&lab, &client_ns, &c_if, "h", "LLT");
+    let addr = client.wait("BOUND6")[1].clone();
+    in_ns(
+        &client_ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{addr}/64"),
+            "dev",
+            &c_if,
+            "nodad",
+        ],
+    );
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let ns = server_ns.clone();
+    let lookup = server.leases.clone();
+    let http = std::thread::spawn(move || {
+        let f = fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("[fd00:77::1]:0")
+                .await
+                .unwrap();
+            ready_tx.send(listener.local_addr().unwrap()).unwrap();
+            let routes = Routes::new().exact("/boot.ipxe", |req: RouteRequest| async move {
+                let mac = req
+                    .mac
+                    .map(|m| m.hexhyp())
+                    .unwrap_or_else(|| "unknown".into());
+                reply::ok("text/plain", format!("#!ipxe\necho {mac}\n"))
+            });
+            HttpServer::new(HttpConfig::default())
+                .with_routes(routes)
+                .with_lookup(std::sync::Arc::new(lookup))
+                .serve(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    struct Stop(
+        Option<tokio::sync::oneshot::Sender<()>>,
+        Option<JoinHandle<()>>,
+    );
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            if let Some(s) = self.0.take() {
+                let _ = s.send(());
+            }
+            if let Some(t) = self.1.take() {
+                let _ = t.join();
+            }
+        }
+    }
+    let _http = Stop(Some(stop), Some(http));
+    let at = ready.recv().expect("the http server started");
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &client_ns,
+            "curl",
+            "-sS",
+            "-g",
+            "--interface",
+            &addr,
+        ])
+        .arg(format!("http://{at}/boot.ipxe"))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(body, "#!ipxe\necho 52-54-00-77-00-51\n");
+}
