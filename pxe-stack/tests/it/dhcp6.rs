@@ -812,3 +812,50 @@ fn netns_http_route_names_a_dhcp6_client() {
     );
     assert_eq!(body, "#!ipxe\necho 52-54-00-77-00-51\n");
 }
+
+/// A pool address (no reservation) stays the host's across a server restart and a new DUID:
+/// the lease file holds it, keyed by MAC.
+#[test]
+fn netns_pool_address_survives_restart_and_new_duid() {
+    if !have(&["root", "ip", "dhclient"]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let (server_ns, client_ns) = (lab.ns("s"), lab.ns("c"));
+    let (s_if, c_if) = lab.link(&server_ns, &client_ns, 0, Some("52:54:00:77:00:61"));
+    in_ns(
+        &server_ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:77::1/64",
+            "dev",
+            &s_if,
+            "nodad",
+        ],
+    );
+    let leases = lab.path("leases6.json");
+    // Another host's lease first, so the pool's first address is taken and "the same address"
+    // is not just "the first address".
+    let other = pxe_stack::dhcp6::Lease6 {
+        addr: "fd00:77::100".parse().unwrap(),
+        mac: "52:54:00:77:00:99".parse().unwrap(),
+        duid: "00030001525400770099".into(),
+        iaid: 1,
+        expires: pxe_stack::dhcp6::unix_secs(std::time::SystemTime::now()) + 600,
+        state: State6::Bound,
+    };
+    LeaseFile6::new(&leases).save(&[other]).unwrap();
+    let server = Running::start(&server_ns, &s_if, config(600), &leases);
+    let mut first = Dhclient::start(&lab, &client_ns, &c_if, "fw", "LL");
+    let addr = first.wait("BOUND6")[1].clone();
+    assert_eq!(addr, "fd00:77::101");
+    drop(first);
+    drop(server);
+    let server = Running::start(&server_ns, &s_if, config(600), &leases);
+    let mut second = Dhclient::start(&lab, &client_ns, &c_if, "os", "LLT");
+    assert_eq!(second.wait("BOUND6")[1], addr);
+    assert_eq!(server.leases.snapshot().len(), 2);
+}
