@@ -16,7 +16,7 @@ use pxe_stack::dhcp6::{
     unix_secs,
 };
 
-fn policy(mode: Mode, rapid_commit: bool) -> Policy {
+fn policy(mode: Mode, rapid_commit: bool, duid_first: bool) -> Policy {
     let mut local = Subnet6::new("fd00:77::".parse().unwrap(), 64);
     local.pool = Some(Range6 {
         start: "fd00:77::100".parse().unwrap(),
@@ -46,6 +46,7 @@ fn policy(mode: Mode, rapid_commit: bool) -> Policy {
             http_boot_url: Some("http://[fd00:77::1]/ipxe.efi".into()),
             ipxe_script_url: Some("http://[fd00:77::1]/ipxe?mac={mac}".into()),
         },
+        duid_first,
     })
     .expect("a valid policy")
 }
@@ -59,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         1 => Mode::ReservationsOnly,
         _ => Mode::Off,
     };
-    let policy = policy(mode, selector & 4 != 0);
+    let policy = policy(mode, selector & 4 != 0, selector & 8 != 0);
     let mut leases = LeaseTable6::new();
     let eui64: SocketAddrV6 = "[fe80::5054:ff:fe77:9]:546".parse().unwrap();
     let plain: SocketAddrV6 = "[fe80::1]:546".parse().unwrap();

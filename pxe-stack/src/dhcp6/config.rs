@@ -136,6 +136,12 @@ pub struct Config {
     /// What to boot.
     #[serde(default)]
     pub boot: BootFiles6,
+    /// Take the client's MAC from its DUID (LL or LLT) before option 79 and the link-local
+    /// address. Off by default: a DUID is made once per host, often from another NIC. For
+    /// load generators such as `perfdhcp -6`, whose simulated clients share one link-local
+    /// address and differ only in their DUIDs.
+    #[serde(default)]
+    pub duid_first: bool,
 }
 
 impl Default for Config {
@@ -150,6 +156,7 @@ impl Default for Config {
             lease_secs: 3600,
             rapid_commit: true,
             boot: BootFiles6::default(),
+            duid_first: false,
         }
     }
 }

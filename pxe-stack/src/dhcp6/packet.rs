@@ -192,6 +192,15 @@ impl Request {
             .map(|m| (m, MacSource::Duid))
     }
 
+    /// The client's MAC with the DUID first ([`Config::duid_first`](super::Config::duid_first)):
+    /// a DUID-LL or DUID-LLT, then option 79, then the EUI-64 link-local address.
+    pub fn mac_duid_first(&self) -> Option<(Mac, MacSource)> {
+        self.client_id()
+            .and_then(duid_mac)
+            .map(|m| (m, MacSource::Duid))
+            .or(self.mac)
+    }
+
     /// The message type.
     pub fn kind(&self) -> MessageType {
         self.message.msg_type()
@@ -503,6 +512,12 @@ mod tests {
         );
         assert_eq!(r.relays[0].interface_id.as_deref(), Some(&b"eth1"[..]));
         assert_eq!(r.link(), Some("fd00:78::1".parse().unwrap()));
+        // DUID first when asked: the DUID-LL's MAC over option 79.
+        let r = Request::decode(&relay, other).unwrap();
+        assert_eq!(
+            r.mac_duid_first(),
+            Some(("52:54:00:77:00:09".parse().unwrap(), MacSource::Duid))
+        );
         // Relayed without 79: the peer address (EUI-64).
         let r = Request::decode(&relay_forward(&solicit(&ll), None, None), other).unwrap();
         assert_eq!(

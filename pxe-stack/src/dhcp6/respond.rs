@@ -84,7 +84,8 @@ fn name(kind: MessageType) -> &'static str {
 
 /// Decides what to answer to `req`, changing `leases` as the answer promises.
 ///
-/// Clients are identified by MAC (see [`Request::mac`]); one without a MAC is not answered.
+/// Clients are identified by MAC (see [`Request::mac`], or [`Request::mac_duid_first`] with
+/// [`Config::duid_first`](super::Config::duid_first)); one without a MAC is not answered.
 /// A host gets, in order: its reservation, the address it already holds (bound, offered or
 /// released, whatever DUID it used then), the next free pool address of its link.
 /// Solicit gets an Advertise (the address held for a minute), or with Rapid Commit
@@ -105,7 +106,12 @@ pub fn respond(
         return out;
     }
     let kind = req.kind();
-    let Some((mac, source)) = req.mac else {
+    let found = if config.duid_first {
+        req.mac_duid_first()
+    } else {
+        req.mac
+    };
+    let Some((mac, source)) = found else {
         tracing::debug!(src = %req.src, kind = name(kind), "no MAC in option 79, link-local or DUID; not answered");
         return out;
     };
@@ -905,6 +911,26 @@ mod tests {
                 .reply
                 .is_none()
         );
+    }
+
+    #[test]
+    fn duid_first_tells_clients_on_one_link_local_apart() {
+        // Two simulated clients (perfdhcp -6) from one EUI-64 link-local, two DUID-LLTs.
+        let a = Mac([0x52, 0x54, 0, 0x55, 0, 1]);
+        let b = Mac([0x52, 0x54, 0, 0x55, 0, 2]);
+        let s = src(MAC1);
+        let mut cfg = policy(true).config().clone();
+        for (duid_first, distinct) in [(false, 1), (true, 2)] {
+            cfg.duid_first = duid_first;
+            let p = Policy::new(cfg.clone()).unwrap();
+            let mut leases = LeaseTable6::new();
+            for mac in [a, b] {
+                let mut m = msg(MessageType::Solicit, &duid_llt(mac), None, None);
+                m.opts_mut().insert(DhcpOption::RapidCommit);
+                respond(&p, &mut leases, &request(&m, &s), t(0));
+            }
+            assert_eq!(leases.len(), distinct, "duid_first {duid_first}");
+        }
     }
 
     #[test]
