@@ -29,6 +29,10 @@ PACKAGES=(
   isc-dhcp-client tftp-hpa atftp curl openssl
   # a real browser for the status page test (headless: --dump-dom, --screenshot)
   chromium
+  # the DHCPv6 relay peer (dhcrelay -6)
+  isc-dhcp-relay
+  # router advertisements read back as a host sees them (rdisc6)
+  ndisc6
   # Ignition itself (ignition-validate, and the fetch stage for ignition-serve tests)
   ignition
   # baselines for the comparison benchmarks

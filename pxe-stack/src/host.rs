@@ -179,9 +179,47 @@ impl HostLookup for NoLookup {
     }
 }
 
+/// Two lookups as one, such as the DHCPv4 and DHCPv6 lease tables of a dual-stack network: an
+/// address is asked of both, a MAC's address comes from the first that knows one.
+impl<A: HostLookup, B: HostLookup> HostLookup for (A, B) {
+    fn mac_for(&self, addr: IpAddr) -> Option<Mac> {
+        self.0.mac_for(addr).or_else(|| self.1.mac_for(addr))
+    }
+    fn addr_for(&self, mac: Mac) -> Option<IpAddr> {
+        self.0.addr_for(mac).or_else(|| self.1.addr_for(mac))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct One(IpAddr, Mac);
+
+    impl HostLookup for One {
+        fn mac_for(&self, addr: IpAddr) -> Option<Mac> {
+            (addr == self.0).then_some(self.1)
+        }
+        fn addr_for(&self, mac: Mac) -> Option<IpAddr> {
+            (mac == self.1).then_some(self.0)
+        }
+    }
+
+    #[test]
+    fn a_pair_of_lookups_asks_both() {
+        let mac = Mac([0x52, 0x54, 0, 0, 0, 1]);
+        let v4 = One("10.0.0.5".parse().unwrap(), mac);
+        let v6 = One("fd00::5".parse().unwrap(), mac);
+        let both = (v4, v6);
+        assert_eq!(both.mac_for("10.0.0.5".parse().unwrap()), Some(mac));
+        assert_eq!(both.mac_for("fd00::5".parse().unwrap()), Some(mac));
+        assert_eq!(both.mac_for("fd00::6".parse().unwrap()), None);
+        assert_eq!(both.addr_for(mac), Some("10.0.0.5".parse().unwrap()));
+        assert_eq!(
+            (NoLookup, both.1).addr_for(mac),
+            Some("fd00::5".parse().unwrap())
+        );
+    }
 
     fn check(input: &str, expected: Option<&str>) {
         let got = input.parse::<Mac>().ok().map(|m| m.to_string());

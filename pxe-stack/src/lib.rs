@@ -21,6 +21,8 @@
 //!
 //! # Feature flags
 //! - `dhcp`: the PXE-aware DHCPv4 server (`dhcp::Server`).
+//! - `dhcp6`: the DHCPv6 server (`dhcp6::Server`): IA_NA, relays, PXE and HTTP boot over IPv6,
+//!   hosts keyed by MAC across DUIDs.
 //! - `ipv6-ra`: a SLAAC-only IPv6 router advertisement server (`ra::Server`) for the DHCP
 //!   server's interface, so iPXE does not wait for IPv6 autoconfiguration.
 //! - `tftp`: the TFTP server (`tftp::Server`): read-only files from a root, from memory or
@@ -49,7 +51,7 @@
 //! ```
 //!
 //! # What it does not do
-//! It does not serve DHCPv6, resolve recursively (the DNS server forwards), or decide what a host should boot: that is the
+//! It does not resolve recursively (the DNS server forwards), or decide what a host should boot: that is the
 //! job of the route handlers the caller plugs in.
 
 mod chain;
@@ -69,6 +71,8 @@ pub use net::Ipv4Net;
 
 #[cfg(feature = "dhcp")]
 pub mod dhcp;
+#[cfg(feature = "dhcp6")]
+pub mod dhcp6;
 #[cfg(any(feature = "tftp", feature = "http"))]
 mod files;
 #[cfg(feature = "http")]

@@ -73,7 +73,7 @@
 //! are [`ra`](crate::ra) (feature `ipv6-ra`).
 //!
 //! # What it does not do
-//! No DHCPv6, no DNS, no ping probe before an offer unless [`Config::ping_probe_ms`] asks for
+//! No DHCPv6 (that is the `dhcp6` module, feature `dhcp6`), no DNS, no ping probe before an offer unless [`Config::ping_probe_ms`] asks for
 //! one (firmware waits for it; declines are handled instead), no ARP injection (replies to
 //! clients without an address are broadcast), no failover between servers, no plain BOOTP
 //! (requests without the DHCP magic cookie).

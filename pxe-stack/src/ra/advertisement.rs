@@ -18,16 +18,38 @@ pub struct Advertisement {
     pub preferred_secs: u32,
     /// The interface's MAC, sent as the source link-layer address option when known.
     pub source_mac: Option<Mac>,
+    /// The managed flag (M): addresses come from DHCPv6 (stateful, the `dhcp6` server).
+    pub managed: bool,
+    /// The other-configuration flag (O): DNS and boot information come from DHCPv6.
+    pub other: bool,
+    /// The prefix's autonomous flag (A): hosts make their own SLAAC address in it.
+    pub autonomous: bool,
 }
 
 impl Advertisement {
-    /// An advertisement of `prefix`/64 with one-hour lifetimes.
+    /// A SLAAC-only advertisement of `prefix`/64 with one-hour lifetimes: autonomous, neither
+    /// managed nor other.
     pub fn new(prefix: Ipv6Addr) -> Self {
         Advertisement {
             prefix,
             valid_secs: 3600,
             preferred_secs: 3600,
             source_mac: None,
+            managed: false,
+            other: false,
+            autonomous: true,
+        }
+    }
+
+    /// An advertisement for a link where the DHCPv6 server hands out addresses: managed and
+    /// other set, the prefix on-link but not autonomous, so firmware waiting for an RA goes
+    /// straight to DHCPv6 and hosts hold only their leased (reservable) address.
+    pub fn for_dhcp6(prefix: Ipv6Addr) -> Self {
+        Advertisement {
+            managed: true,
+            other: true,
+            autonomous: false,
+            ..Self::new(prefix)
         }
     }
 
@@ -39,7 +61,7 @@ impl Advertisement {
             0,
             0,  // checksum
             64, // current hop limit
-            0,  // flags: neither managed nor other configuration
+            u8::from(self.managed) << 7 | u8::from(self.other) << 6,
             0,
             0, // router lifetime 0: not a default router
             0,
@@ -55,8 +77,8 @@ impl Advertisement {
             p.extend([1, 1]);
             p.extend(mac.0);
         }
-        // Prefix information: /64, on-link and autonomous.
-        p.extend([3, 4, 64, 0xc0]);
+        // Prefix information: /64, on-link, autonomous unless DHCPv6 hands out the addresses.
+        p.extend([3, 4, 64, 0x80 | u8::from(self.autonomous) << 6]);
         p.extend(self.valid_secs.to_be_bytes());
         p.extend(self.preferred_secs.to_be_bytes());
         p.extend([0; 4]);
@@ -88,6 +110,14 @@ mod tests {
             &p[40..56],
             &"fd00:126::".parse::<Ipv6Addr>().unwrap().octets()
         );
+        let managed = Advertisement::for_dhcp6("fd00:126::".parse().unwrap()).encode();
+        assert_eq!(managed[5], 0xc0);
+        assert_eq!(&managed[16..20], &[3, 4, 64, 0x80]);
+        let other_only = Advertisement {
+            other: true,
+            ..Advertisement::new("fd00:126::".parse().unwrap())
+        };
+        assert_eq!(other_only.encode()[5], 0x40);
         assert!(is_router_solicitation(&[133, 0, 0, 0, 0, 0, 0, 0]));
         assert!(!is_router_solicitation(&[133, 0, 0]));
         assert!(!is_router_solicitation(&[134, 0, 0, 0, 0, 0, 0, 0]));

@@ -5,6 +5,8 @@
 //! waits about 13 s before it gives up (the reference rig measured it). One RA carrying a
 //! ULA prefix with the autonomous flag, router lifetime 0 (not a default router) and no
 //! managed/other flags lets it finish at once, without DHCPv6 and without routing anything.
+//! Where the `dhcp6` server hands out addresses, [`Advertisement::for_dhcp6`] sets the
+//! managed and other flags and clears the prefix's autonomous flag instead.
 //!
 //! The message is the pure [`Advertisement::encode`]; [`bind`] opens the raw ICMPv6 socket
 //! (`CAP_NET_RAW`) and [`Server`] sends on it, like every other server of this crate:
@@ -20,7 +22,7 @@
 //! ```
 //!
 //! # What it does not do
-//! No DHCPv6, no default route (router lifetime 0), no DNS options, and no prefix other than the
+//! No default route (router lifetime 0), no DNS options, and no prefix other than the
 //! one given.
 
 mod advertisement;

@@ -1,0 +1,379 @@
+//! The v6 lease table (keyed by MAC, like DHCPv4's), its shared handle and its file.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::Error;
+use crate::{HostLookup, Mac};
+
+/// Seconds since the Unix epoch (0 for times before it).
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Where an address stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State6 {
+    /// Advertised and held for the client until `expires`; not persisted.
+    Offered,
+    /// Replied to: the client holds it until `expires`.
+    Bound,
+    /// Given back by the client; kept so the same MAC gets it again.
+    Released,
+    /// Declined by a client (someone else uses it): out of the pool until `expires`.
+    Declined,
+}
+
+/// One address and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease6 {
+    /// The address.
+    pub addr: Ipv6Addr,
+    /// The host (for a declined address, the host that declined it).
+    pub mac: Mac,
+    /// The DUID the host last used, hex (firmware, iPXE and the installer each have their own).
+    pub duid: String,
+    /// The IAID of the IA_NA the address went into.
+    pub iaid: u32,
+    /// When the lease (or advertisement, or quarantine) ends, in seconds since the Unix epoch.
+    pub expires: u64,
+    /// Where the address stands.
+    pub state: State6,
+}
+
+impl Lease6 {
+    /// Whether the lease still holds the address at `now` (seconds since the epoch).
+    pub fn active(&self, now: u64) -> bool {
+        self.expires > now && self.state != State6::Released
+    }
+}
+
+/// Every address the server knows about. Invariant: one entry per address and at most one
+/// non-declined address per MAC, so one host keeps one address across its DUIDs.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseTable6 {
+    by_addr: HashMap<Ipv6Addr, Lease6>,
+    by_mac: HashMap<Mac, Ipv6Addr>,
+    /// Where the last pool search per subnet stopped.
+    pub(crate) cursors: HashMap<usize, u128>,
+}
+
+impl LeaseTable6 {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A table holding `leases` (for example read from the lease file); offers are skipped.
+    pub fn from_leases(leases: impl IntoIterator<Item = Lease6>) -> Self {
+        let mut t = Self::new();
+        for l in leases {
+            if l.state != State6::Offered {
+                t.insert(l);
+            }
+        }
+        t
+    }
+
+    /// The entry for an address.
+    pub fn get(&self, addr: Ipv6Addr) -> Option<&Lease6> {
+        self.by_addr.get(&addr)
+    }
+
+    /// The entry a MAC holds (bound, offered or released).
+    pub fn for_mac(&self, mac: Mac) -> Option<&Lease6> {
+        self.by_mac.get(&mac).and_then(|a| self.by_addr.get(a))
+    }
+
+    /// Every entry, in address order.
+    pub fn leases(&self) -> Vec<Lease6> {
+        let mut v: Vec<Lease6> = self.by_addr.values().cloned().collect();
+        v.sort_by_key(|l| l.addr);
+        v
+    }
+
+    /// The entries worth keeping across a restart (everything but offers), in address order.
+    pub fn persistent(&self) -> Vec<Lease6> {
+        let mut v: Vec<Lease6> = self
+            .by_addr
+            .values()
+            .filter(|l| l.state != State6::Offered)
+            .cloned()
+            .collect();
+        v.sort_by_key(|l| l.addr);
+        v
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.by_addr.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_addr.is_empty()
+    }
+
+    /// Put an entry in, removing whatever the address or the MAC held before.
+    pub fn insert(&mut self, lease: Lease6) {
+        if let Some(old) = self.by_addr.remove(&lease.addr)
+            && self.by_mac.get(&old.mac) == Some(&old.addr)
+        {
+            self.by_mac.remove(&old.mac);
+        }
+        if lease.state != State6::Declined
+            && let Some(prev) = self.by_mac.insert(lease.mac, lease.addr)
+            && prev != lease.addr
+        {
+            self.by_addr.remove(&prev);
+        }
+        self.by_addr.insert(lease.addr, lease);
+    }
+
+    /// Remove the entry for an address.
+    pub fn remove(&mut self, addr: Ipv6Addr) -> Option<Lease6> {
+        let old = self.by_addr.remove(&addr)?;
+        if self.by_mac.get(&old.mac) == Some(&addr) {
+            self.by_mac.remove(&old.mac);
+        }
+        Some(old)
+    }
+
+    /// Whether `mac` may take `addr` at `now`: nobody else holds it (or their hold ran out).
+    pub fn free_for(&self, addr: Ipv6Addr, mac: Mac, now: u64) -> bool {
+        match self.by_addr.get(&addr) {
+            None => true,
+            Some(l) if l.state == State6::Declined => l.expires <= now,
+            Some(l) => l.mac == mac || !l.active(now),
+        }
+    }
+
+    /// Drop offers, bound leases and quarantines that ended before `now`; released entries stay
+    /// (they only remember affinity). Returns whether a persisted entry was removed.
+    pub fn expire(&mut self, now: u64) -> bool {
+        let gone: Vec<(Ipv6Addr, State6)> = self
+            .by_addr
+            .values()
+            .filter(|l| l.state != State6::Released && l.expires <= now)
+            .map(|l| (l.addr, l.state))
+            .collect();
+        let mut persisted = false;
+        for (addr, state) in gone {
+            persisted |= state != State6::Offered;
+            self.remove(addr);
+        }
+        persisted
+    }
+}
+
+/// A shared handle on a v6 lease table: the server writes through it, the HTTP server reads
+/// through [`HostLookup`]. Cloning shares the table.
+#[derive(Debug, Clone, Default)]
+pub struct Leases6(Arc<RwLock<LeaseTable6>>);
+
+impl Leases6 {
+    /// A handle on `table`.
+    pub fn new(table: LeaseTable6) -> Self {
+        Leases6(Arc::new(RwLock::new(table)))
+    }
+
+    /// Read access to the table.
+    pub fn read(&self) -> RwLockReadGuard<'_, LeaseTable6> {
+        // Every method keeps the invariant before returning: a poisoned lock is still usable.
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write access to the table.
+    pub fn write(&self) -> RwLockWriteGuard<'_, LeaseTable6> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of every entry, in address order.
+    pub fn snapshot(&self) -> Vec<Lease6> {
+        self.read().leases()
+    }
+}
+
+impl HostLookup for Leases6 {
+    fn mac_for(&self, addr: IpAddr) -> Option<Mac> {
+        let v6 = match addr {
+            IpAddr::V6(a) => a,
+            IpAddr::V4(_) => return None,
+        };
+        let now = unix_secs(SystemTime::now());
+        self.read()
+            .get(v6)
+            .filter(|l| l.state == State6::Bound && l.active(now))
+            .map(|l| l.mac)
+    }
+
+    fn addr_for(&self, mac: Mac) -> Option<IpAddr> {
+        let now = unix_secs(SystemTime::now());
+        self.read()
+            .for_mac(mac)
+            .filter(|l| l.state == State6::Bound && l.active(now))
+            .map(|l| IpAddr::V6(l.addr))
+    }
+}
+
+const VERSION: u32 = 1;
+
+#[derive(Deserialize)]
+struct OnDisk {
+    version: u32,
+    leases: Vec<Lease6>,
+}
+
+#[derive(Serialize)]
+struct OnDiskRef<'a> {
+    version: u32,
+    leases: &'a [Lease6],
+}
+
+/// Where v6 leases live between runs: the whole table as JSON, replaced atomically (temporary
+/// file, fsync, rename, directory fsync), as for DHCPv4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseFile6 {
+    path: PathBuf,
+}
+
+impl LeaseFile6 {
+    /// A lease file at `path` (created on the first save).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        LeaseFile6 { path: path.into() }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read the leases; a missing file is an empty table.
+    pub fn load(&self) -> Result<Vec<Lease6>, Error> {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::LeaseFile {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let disk: OnDisk = serde_json::from_slice(&bytes).map_err(|e| Error::LeaseFileFormat {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        if disk.version != VERSION {
+            return Err(Error::LeaseFileFormat {
+                path: self.path.clone(),
+                reason: format!("version {} is not {VERSION}", disk.version),
+            });
+        }
+        Ok(disk.leases)
+    }
+
+    /// Replace the file with `leases`, durably.
+    pub fn save(&self, leases: &[Lease6]) -> Result<(), Error> {
+        let err = |source| Error::LeaseFile {
+            path: self.path.clone(),
+            source,
+        };
+        let body = serde_json::to_vec(&OnDiskRef {
+            version: VERSION,
+            leases,
+        })
+        .map_err(|e| err(e.into()))?;
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".tmp");
+        let tmp = dir.join(tmp_name);
+        let mut f = File::create(&tmp).map_err(err)?;
+        f.write_all(&body).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        drop(f);
+        fs::rename(&tmp, &self.path).map_err(err)?;
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(mac: u8, addr: u16, state: State6, expires: u64) -> Lease6 {
+        Lease6 {
+            addr: Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, addr),
+            mac: Mac([0x52, 0x54, 0, 0, 0, mac]),
+            duid: "000300015254000000".into(),
+            iaid: 1,
+            expires,
+            state,
+        }
+    }
+
+    #[test]
+    fn one_address_per_mac_and_host_lookup() {
+        let leases = Leases6::default();
+        let now = unix_secs(SystemTime::now());
+        leases
+            .write()
+            .insert(lease(1, 0x10, State6::Bound, now + 100));
+        leases
+            .write()
+            .insert(lease(1, 0x11, State6::Bound, now + 100));
+        assert_eq!(leases.read().len(), 1);
+        let mac = Mac([0x52, 0x54, 0, 0, 0, 1]);
+        let addr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0x11));
+        assert_eq!(leases.mac_for(addr), Some(mac));
+        assert_eq!(leases.addr_for(mac), Some(addr));
+        assert_eq!(leases.mac_for("10.0.0.1".parse().unwrap()), None);
+        leases
+            .write()
+            .insert(lease(2, 0x12, State6::Offered, now + 100));
+        assert_eq!(
+            leases.mac_for(IpAddr::V6(Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0x12))),
+            None
+        );
+        leases
+            .write()
+            .insert(lease(3, 0x13, State6::Declined, now + 100));
+        assert!(!leases.read().free_for(
+            Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0x13),
+            Mac([0x52, 0x54, 0, 0, 0, 3]),
+            now
+        ));
+        assert!(leases.write().expire(now + 100));
+        assert!(leases.read().is_empty());
+    }
+
+    #[test]
+    fn lease_file_round_trip_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = LeaseFile6::new(dir.path().join("leases6.json"));
+        assert_eq!(file.load().unwrap(), vec![]);
+        let leases = vec![lease(1, 0x10, State6::Bound, 1_900_000_000)];
+        file.save(&leases).unwrap();
+        assert_eq!(file.load().unwrap(), leases);
+        fs::write(file.path(), b"{not json").unwrap();
+        assert!(matches!(file.load(), Err(Error::LeaseFileFormat { .. })));
+        fs::write(file.path(), br#"{"version":9,"leases":[]}"#).unwrap();
+        assert!(matches!(file.load(), Err(Error::LeaseFileFormat { .. })));
+        let bad = LeaseFile6::new(dir.path().join("missing/leases6.json"));
+        assert!(matches!(bad.save(&leases), Err(Error::LeaseFile { .. })));
+    }
+}
