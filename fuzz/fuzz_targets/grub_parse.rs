@@ -1,11 +1,12 @@
 //! GRUB configurations can be read back from a served directory or an operator's file, so the
 //! parser sees untrusted text.
 //!
-//! Run with `cargo +nightly fuzz run grub_parse`; seed the corpus with
-//! `ipxe-script/tests/it/snapshots/it__grub__*.snap`.
-#![no_main]
+//! Run with `cargo +nightly fuzz run grub_parse` (libFuzzer) or `scripts/fuzz.sh grub_parse`
+//! (AFL++, stable); seeded from `fuzz/seeds/grub_parse/` (the GRUB snapshots of
+//! `ipxe-script/tests/it/snapshots/` without their insta header).
+#![cfg_attr(not(feature = "afl"), no_main)]
 
-use libfuzzer_sys::fuzz_target;
+use rhcos_metal_fuzz::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
