@@ -56,6 +56,8 @@
 
 mod chain;
 pub mod dns;
+#[cfg(any(feature = "dhcp", feature = "dhcp6"))]
+mod durable;
 mod events;
 mod host;
 mod net;

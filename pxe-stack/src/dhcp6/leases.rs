@@ -1,8 +1,6 @@
 //! The v6 lease table (keyed by MAC, like DHCPv4's), its shared handle and its file.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::Write;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -260,9 +258,9 @@ impl LeaseFile6 {
 
     /// Read the leases; a missing file is an empty table.
     pub fn load(&self) -> Result<Vec<Lease6>, Error> {
-        let bytes = match fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        let bytes = match crate::durable::read(&self.path) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(Vec::new()),
             Err(source) => {
                 return Err(Error::LeaseFile {
                     path: self.path.clone(),
@@ -294,25 +292,14 @@ impl LeaseFile6 {
             leases,
         })
         .map_err(|e| err(e.into()))?;
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(".tmp");
-        let tmp = dir.join(tmp_name);
-        let mut f = File::create(&tmp).map_err(err)?;
-        f.write_all(&body).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        drop(f);
-        fs::rename(&tmp, &self.path).map_err(err)?;
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(err)?;
-        Ok(())
+        crate::durable::replace(&self.path, &body).map_err(err)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn lease(mac: u8, addr: u16, state: State6, expires: u64) -> Lease6 {
