@@ -301,3 +301,19 @@ proptest! {
         let _ = extract_boot_chain(&bad[..]);
     }
 }
+
+/// The fuzz target's seeds are valid inputs (no tools needed: they are committed bytes).
+#[test]
+fn the_fuzz_seeds_hold_a_chain() {
+    for name in ["gpt512-redhat.raw", "gpt4k-redhat.raw"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds/esp_extract")
+            .join(name);
+        let chain = extract_boot_chain(&std::fs::read(&path).unwrap()[..]).unwrap();
+        assert_eq!(
+            (chain.shim.as_slice(), chain.grub.as_slice()),
+            (&b"MZshim"[..], &b"MZgrub"[..]),
+            "{name}"
+        );
+    }
+}
