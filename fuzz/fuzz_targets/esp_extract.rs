@@ -9,7 +9,14 @@
 use rhcos_images::esp::extract_boot_chain;
 use rhcos_metal_fuzz::fuzz_target;
 
+static HOOK: std::sync::Once = std::sync::Once::new();
+
 fuzz_target!(|data: &[u8]| {
+    // The engines' panic hook aborts at once; the reader catches fatfs's own panics (a known
+    // upstream bug on malformed FATs, a typed error) so put the default hook back. A panic
+    // that escapes `extract_boot_chain` still aborts: both engines wrap each input in
+    // `catch_unwind` and abort on a panic.
+    HOOK.call_once(|| drop(std::panic::take_hook()));
     if let Ok(chain) = extract_boot_chain(data) {
         // What was found came from the input.
         assert!(chain.shim.len() + chain.grub.len() <= data.len() * 2);

@@ -121,7 +121,15 @@ pub struct BootChain {
 /// missing, two vendor directories, or a read error.
 pub fn extract_boot_chain(mut image: impl Read) -> Result<BootChain, EspError> {
     let esp = read_esp(&mut image)?;
-    read_chain(esp)
+    // fatfs 0.3.6 panics on some malformed FAT structures (a cluster number below 2 in a
+    // directory entry or a FAT chain underflows): its panic is this function's typed error.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_chain(esp))).unwrap_or_else(
+        |_| {
+            Err(EspError::NotFat(
+                "its structures are malformed (the FAT reader gave up on them)".into(),
+            ))
+        },
+    )
 }
 
 fn le64(b: &[u8], at: usize) -> u64 {

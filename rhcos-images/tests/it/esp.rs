@@ -317,3 +317,12 @@ fn the_fuzz_seeds_hold_a_chain() {
         );
     }
 }
+
+/// An image the `esp_extract` fuzz target found: its ESP has a directory entry whose cluster
+/// number makes fatfs 0.3.6 underflow (a panic inside the crate); it is a typed error here.
+#[test]
+fn a_fat_that_makes_fatfs_panic_is_a_typed_error() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/esp-fatfs-panic.raw");
+    let e = extract_boot_chain(&std::fs::read(path).unwrap()[..]).unwrap_err();
+    assert!(matches!(e, EspError::NotFat(_)), "{e:?}");
+}
