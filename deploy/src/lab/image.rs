@@ -133,9 +133,12 @@ pub fn generate(cache: &Path, mib: u32, sector_size: u32) -> Result<Image, Error
     let gz = dir.join(format!("{base}.raw.gz"));
     let xz = dir.join(format!("{base}.raw.xz"));
     if !dir.is_dir() {
-        let tmp = cache
-            .join("images")
-            .join(format!(".{}.tmp{}", &key[..16], std::process::id()));
+        let tmp = cache.join("images").join(format!(
+            ".{}.tmp{}-{}",
+            &key[..16],
+            std::process::id(),
+            unique()
+        ));
         let _ = std::fs::remove_dir_all(&tmp);
         mkdir(&tmp)?;
         let made = make(&tmp, base, mib, sector_size);
@@ -187,6 +190,13 @@ fn esp_files_key() -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A number no other call in this process gets: two threads (two lab tests) making the same
+/// image each write their own temporary directory.
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn mke2fs_version() -> String {
