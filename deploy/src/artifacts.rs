@@ -33,12 +33,12 @@ pub struct Artifacts {
     pub image_4k: Option<String>,
     /// The release's signed shim and GRUB, read from its verified metal image, when the plan
     /// says `provisioning.secure_boot.from = "image"`.
-    pub boot_chain: Option<BootChain>,
+    pub boot_chain: Option<ReleaseBootChain>,
 }
 
 /// The release's signed shim and GRUB in the cache, and the image they were read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootChain {
+pub struct ReleaseBootChain {
     /// The shim (a file in the cache, named by its sha256).
     pub shim: PathBuf,
     /// GRUB (likewise).
@@ -190,7 +190,7 @@ pub async fn fetch_artifacts(
 /// The shim and GRUB of the release's metal image (the 512-byte one, else the 4k one; their
 /// ESPs hold the same files), which [`fetch_artifacts`] verified into the cache: read once,
 /// then kept in the cache by sha256 with a record of the image they came from.
-fn release_boot_chain(cache: &Cache, selection: &Selection) -> Result<BootChain, Error> {
+fn release_boot_chain(cache: &Cache, selection: &Selection) -> Result<ReleaseBootChain, Error> {
     let image = selection
         .set
         .image
@@ -209,7 +209,7 @@ fn release_boot_chain(cache: &Cache, selection: &Selection) -> Result<BootChain,
     let missing = || Error::BootChain {
         reason: "the cache lost the extracted shim or GRUB".into(),
     };
-    Ok(BootChain {
+    Ok(ReleaseBootChain {
         shim: provenance.shim(cache).ok_or_else(missing)?,
         grub: provenance.grub(cache).ok_or_else(missing)?,
         provenance,

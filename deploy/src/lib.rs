@@ -93,7 +93,7 @@ mod status;
 mod timeline;
 
 #[cfg(feature = "run")]
-pub use artifacts::{Artifacts, BootChain, Selection, fetch_artifacts, select_artifacts};
+pub use artifacts::{Artifacts, ReleaseBootChain, Selection, fetch_artifacts, select_artifacts};
 #[cfg(feature = "run")]
 pub use bmc::{open_bmc, power_outcome};
 #[cfg(feature = "libvirt")]
