@@ -18,7 +18,7 @@ PACKAGES=(
   # ... and what it runs with inside the lab's initramfs (copied from here with their libraries)
   bash util-linux udev gnupg kmod
   # the lab's CoreOS-shaped images (mkfs, xz) and the disk check (debugfs)
-  e2fsprogs dosfstools xz-utils fdisk gdisk
+  e2fsprogs dosfstools mtools xz-utils fdisk gdisk
   # namespaces, bridges, captures
   iproute2 iptables tcpdump procps
   # libvirt peers and schema validation

@@ -10,7 +10,7 @@ use rhcos_images::{
 };
 
 use crate::error::Error;
-use crate::plan::{InstallFrom, Plan, Role};
+use crate::plan::{InstallFrom, Plan, Role, SecureBoot};
 
 /// Where the deployment gets the files it serves: URL paths under the HTTP root, which is the
 /// image cache. Each artifact is served under its sha256, its signature beside it (`.sig`).
@@ -31,6 +31,20 @@ pub struct Artifacts {
     pub image: Option<String>,
     /// URL path of the metal image for 4Kn disks, when a host needs it.
     pub image_4k: Option<String>,
+    /// The release's signed shim and GRUB, read from its verified metal image, when the plan
+    /// says `provisioning.secure_boot.from = "image"`.
+    pub boot_chain: Option<ReleaseBootChain>,
+}
+
+/// The release's signed shim and GRUB in the cache, and the image they were read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseBootChain {
+    /// The shim (a file in the cache, named by its sha256).
+    pub shim: PathBuf,
+    /// GRUB (likewise).
+    pub grub: PathBuf,
+    /// Where they came from: the image's sha256, the vendor directory and the ESP paths.
+    pub provenance: rhcos_images::esp::CachedBootChain,
 }
 
 impl Artifacts {
@@ -80,6 +94,7 @@ impl Selection {
             rootfs: self.set.rootfs.as_ref().map(path),
             image: self.set.image.as_ref().map(path),
             image_4k: self.image_4k.as_ref().map(path),
+            boot_chain: None,
         }
     }
 }
@@ -111,7 +126,10 @@ async fn select_with(plan: &Plan, fetcher: &Fetcher) -> Result<Selection, Error>
         None => Source::Upstream,
     };
     let options = InstallOptions {
-        want_image: plan.images.install_from == InstallFrom::Download,
+        // The release's shim and GRUB are read from the metal image: then it is fetched (and
+        // verified) even when installs copy the live system.
+        want_image: plan.images.install_from == InstallFrom::Download
+            || plan.provisioning.secure_boot == Some(SecureBoot::FromImage),
         ..InstallOptions::default()
     };
     let arch = &plan.images.arch;
@@ -162,7 +180,40 @@ pub async fn fetch_artifacts(
     for fetched in fetcher.fetch_all(&cache, &requests).await {
         fetched?;
     }
-    Ok(selection.served(cache.root().to_owned()))
+    let mut artifacts = selection.served(cache.root().to_owned());
+    if plan.provisioning.secure_boot == Some(SecureBoot::FromImage) {
+        artifacts.boot_chain = Some(release_boot_chain(&cache, &selection)?);
+    }
+    Ok(artifacts)
+}
+
+/// The shim and GRUB of the release's metal image (the 512-byte one, else the 4k one; their
+/// ESPs hold the same files), which [`fetch_artifacts`] verified into the cache: read once,
+/// then kept in the cache by sha256 with a record of the image they came from.
+fn release_boot_chain(cache: &Cache, selection: &Selection) -> Result<ReleaseBootChain, Error> {
+    let image = selection
+        .set
+        .image
+        .as_ref()
+        .or(selection.image_4k.as_ref())
+        .ok_or_else(|| Error::BootChain {
+            reason: format!(
+                "`provisioning.secure_boot.from = \"image\"`, but {} has no metal image",
+                selection.metadata
+            ),
+        })?;
+    let provenance = rhcos_images::esp::cache_boot_chain(cache, &image.sha256, image.compression())
+        .map_err(|e| Error::BootChain {
+            reason: format!("{}: {e}", image.name),
+        })?;
+    let missing = || Error::BootChain {
+        reason: "the cache lost the extracted shim or GRUB".into(),
+    };
+    Ok(ReleaseBootChain {
+        shim: provenance.shim(cache).ok_or_else(missing)?,
+        grub: provenance.grub(cache).ok_or_else(missing)?,
+        provenance,
+    })
 }
 
 /// Fetch options for the plan: its keyring, or none at all for unsigned images.

@@ -48,6 +48,12 @@ pub enum Error {
     #[cfg(feature = "run")]
     #[error("images")]
     Images(#[from] rhcos_images::Error),
+    /// The release's shim and GRUB could not be read from its metal image.
+    #[error("the release's Secure Boot chain: {reason}")]
+    BootChain {
+        /// What went wrong (the image, and the ESP reader's error).
+        reason: String,
+    },
     /// The plan names neither a stream nor a mirror directory with a `stream.json`.
     #[error("no image metadata: set images.stream, or put stream.json in images.mirror")]
     NoStream,

@@ -29,7 +29,7 @@ use crate::timeline::{Phase, Timeline};
 /// # let artifacts = Artifacts {
 /// #     root: "/var/cache/rhcos-metal".into(),
 /// #     generation: rhcos_deploy::Generation::Live, kernel: "/aa".into(),
-/// #     initramfs: "/bb".into(), rootfs: None, image: Some("/cc".into()), image_4k: None,
+/// #     initramfs: "/bb".into(), rootfs: None, image: Some("/cc".into()), image_4k: None, boot_chain: None,
 /// # };
 /// let layout = Layout::new(&plan, &artifacts);
 /// assert_eq!(layout.url(Layout::REPORT), "http://172.22.0.1:8080/report");

@@ -93,7 +93,7 @@ mod status;
 mod timeline;
 
 #[cfg(feature = "run")]
-pub use artifacts::{Artifacts, Selection, fetch_artifacts, select_artifacts};
+pub use artifacts::{Artifacts, ReleaseBootChain, Selection, fetch_artifacts, select_artifacts};
 #[cfg(feature = "run")]
 pub use bmc::{open_bmc, power_outcome};
 #[cfg(feature = "libvirt")]
@@ -106,8 +106,8 @@ pub use ipxe_script::Generation;
 pub use layout::Layout;
 pub use plan::{
     BmcDriver, BmcSpec, Bootstrap, Cluster, ClusterDns, DnsRecord, Host, IgnitionVia, Images,
-    InstallFrom, Plan, PlanError, Provisioning, Role, SecureBootFiles, StatusConfig, Timeouts,
-    bootstrap_cluster, bootstrap_ignition,
+    InstallFrom, Plan, PlanError, Provisioning, Role, SecureBoot, SecureBootFiles, StatusConfig,
+    Timeouts, bootstrap_cluster, bootstrap_ignition,
 };
 /// The MAC type of [`Host::mac`] and the plan's other MACs, from pxe-stack, so a consumer need
 /// not depend on pxe-stack to name it.

@@ -55,7 +55,7 @@ const MAX_DETAIL: usize = 200;
 /// # let artifacts = Artifacts {
 /// #     root: "/var/cache/rhcos-metal".into(),
 /// #     generation: rhcos_deploy::Generation::Live, kernel: "/aa".into(),
-/// #     initramfs: "/bb".into(), rootfs: None, image: Some("/cc".into()), image_4k: None,
+/// #     initramfs: "/bb".into(), rootfs: None, image: Some("/cc".into()), image_4k: None, boot_chain: None,
 /// # };
 /// let status = Status::new(&plan, &artifacts);
 /// let mac: Mac = "52:54:00:12:60:01".parse()?;
@@ -907,6 +907,7 @@ mod tests {
             rootfs: None,
             image: Some("/img".into()),
             image_4k: None,
+            boot_chain: None,
         }
     }
 

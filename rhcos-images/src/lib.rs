@@ -34,6 +34,10 @@
 //!   artifact's `.sig` is fetched first and checked over the bytes as downloaded in the same
 //!   pass; the cache keeps it as `<sha256>.sig`. Skipping it is an explicit
 //!   `SignaturePolicy::Insecure`.
+//! - `esp::extract_boot_chain` (feature `esp`): the signed shim and GRUB a release ships, read
+//!   from its metal image's `EFI-SYSTEM` partition (GPT + FAT, no mount), and
+//!   `esp::cache_boot_chain` to keep them in the cache under their sha256 with a provenance
+//!   record per image.
 //!
 //! # Example
 //!
@@ -134,6 +138,8 @@
 
 mod cache;
 mod error;
+#[cfg(feature = "esp")]
+pub mod esp;
 #[cfg(feature = "fetch")]
 mod fetch;
 mod install;

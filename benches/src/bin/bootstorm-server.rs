@@ -179,6 +179,7 @@ fn main() -> Result<()> {
         rootfs: Some("/rootfs.img".into()),
         image: Some("/metal.raw.gz".into()),
         image_4k: None,
+        boot_chain: None,
         generation: rhcos_deploy::Generation::Live,
     };
     let events = Arc::new(Counter::default());

@@ -32,8 +32,8 @@ use std::path::{Path, PathBuf};
 
 pub use flow::{DiskCheck, LabReport, REFUSALS};
 pub use image::{
-    BLS_OPTIONS, GptPartition, Image, MIN_IMAGE_MIB, generate as generate_image, layout, read_gpt,
-    sha256_file,
+    BLS_OPTIONS, ESP_VENDOR_DIR, GptPartition, Image, MIN_IMAGE_MIB, generate as generate_image,
+    layout, read_gpt, sha256_file,
 };
 pub use initramfs::{
     COREOS_INSTALLER_VERSION, INIT_SCRIPT, Installer, SERVICE_SCRIPT, SERVICE_SCRIPT_SHA256,
@@ -151,9 +151,12 @@ pub struct LabConfig {
     pub status_port: Option<u16>,
     /// The provisioning HTTP port (8080).
     pub http_port: u16,
-    /// What [`Firmware::UefiSecureBoot`] hosts are served in place of iPXE (default: Debian's
-    /// Microsoft-signed shim and signed network GRUB, see [`SECURE_BOOT_FILES`]).
-    pub secure_boot_files: crate::plan::SecureBootFiles,
+    /// What [`Firmware::UefiSecureBoot`] hosts are served in place of iPXE: Debian's
+    /// Microsoft-signed shim and signed network GRUB ([`SECURE_BOOT_FILES`]) named as files
+    /// (the default), or [`SecureBoot::FromImage`](crate::plan::SecureBoot::FromImage): the
+    /// same two read from the lab image's ESP, where the image generator puts them
+    /// (`EFI/debian/shimx64.efi`, `EFI/debian/grubx64.efi`) as a CoreOS release carries its own.
+    pub secure_boot_chain: crate::plan::SecureBoot,
 }
 
 /// Debian's signed boot chain: `shim-signed` and `grub-efi-amd64-signed` (the lab's kernel,
@@ -206,14 +209,16 @@ impl LabConfig {
             xz_only: false,
             status_port: None,
             http_port: 8080,
-            secure_boot_files: debian_secure_boot_files(),
+            secure_boot_chain: crate::plan::SecureBoot::Files(debian_secure_boot_files()),
         }
     }
 
     /// One UEFI host with Secure Boot enforced (OVMF's Secure Boot build, Microsoft's keys),
-    /// a fixed master role: it installs through shim → GRUB → Debian's signed kernel.
+    /// a fixed master role: it installs through shim → GRUB → Debian's signed kernel, the
+    /// shim and GRUB read from the verified release image's ESP (`from = "image"`).
     pub fn secure_boot(work_dir: PathBuf) -> Self {
         let mut config = LabConfig::two_hosts(work_dir);
+        config.secure_boot_chain = crate::plan::SecureBoot::FromImage;
         config.hosts.truncate(1);
         config.hosts[0].vm.firmware = Firmware::UefiSecureBoot;
         config.hosts[0].vm.sector_size = 512;
@@ -252,7 +257,7 @@ pub struct Lab {
     /// What UEFI hosts chainload.
     pub efi_boot_file: String,
     /// The signed shim and GRUB, when a host boots with Secure Boot.
-    pub secure_boot: Option<crate::plan::SecureBootFiles>,
+    pub secure_boot: Option<crate::plan::SecureBoot>,
     /// The provisioning HTTP port.
     pub http_port: u16,
     /// The lab's own directory.
@@ -310,8 +315,16 @@ impl Lab {
             .hosts
             .iter()
             .any(|h| h.vm.firmware == Firmware::UefiSecureBoot)
-            .then(|| config.secure_boot_files.clone());
-        for f in secure_boot.iter().flat_map(|s| [&s.shim, &s.grub]) {
+            .then(|| config.secure_boot_chain.clone());
+        // Named files are served as they are; from the image, the image generator needs
+        // Debian's to put into its ESP.
+        let debian = debian_secure_boot_files();
+        let needed: Vec<&Path> = match &secure_boot {
+            None => Vec::new(),
+            Some(crate::plan::SecureBoot::Files(f)) => vec![&f.shim, &f.grub],
+            Some(crate::plan::SecureBoot::FromImage) => vec![&debian.shim, &debian.grub],
+        };
+        for f in needed {
             if !f.is_file() {
                 return Err(Error::Missing {
                     what: format!(

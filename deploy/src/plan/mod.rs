@@ -283,9 +283,9 @@ pub struct Provisioning {
     #[serde(default = "default_ipxe_dir")]
     pub ipxe_dir: PathBuf,
     /// The signed boot chain for hosts with `secure_boot = true`: shim and GRUB, served in
-    /// place of iPXE.
+    /// place of iPXE; files the plan names, or the release's own, read from its metal image.
     #[serde(default)]
-    pub secure_boot: Option<SecureBootFiles>,
+    pub secure_boot: Option<SecureBoot>,
     /// Who may read every host's data (`/inventory`, the hardware introspection recorded):
     /// loopback always, plus these addresses (an admin workstation, a monitoring host). A host
     /// may read its own record (`/inventory/<its mac>`) from the address holding its lease.
@@ -299,7 +299,8 @@ pub struct Provisioning {
     pub lease_identity: LeaseIdentity,
 }
 
-/// The signed binaries of the Secure Boot path (shim → GRUB → the release's signed kernel).
+/// Where the signed binaries of the Secure Boot path (shim → GRUB → the release's signed
+/// kernel) come from: files the plan names,
 ///
 /// ```toml
 /// [provisioning.secure_boot]
@@ -307,9 +308,28 @@ pub struct Provisioning {
 /// grub = "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"         # network GRUB
 /// ```
 ///
-/// GRUB's configuration is looked up under its built-in prefix; Debian's network GRUB has
-/// `/grub`, which is where the deployment serves the per-host configurations. GRUB loads the
+/// or the ones the release ships, read from the `EFI-SYSTEM` partition of its verified metal
+/// image (`EFI/<vendor>/shimx64.efi` and `grubx64.efi`: `redhat` for RHCOS, `fedora` for FCOS):
+///
+/// ```toml
+/// [provisioning.secure_boot]
+/// from = "image"
+/// ```
+///
+/// GRUB's configuration is looked up under its built-in prefix (`/grub` for Debian's network
+/// GRUB), which is where the deployment serves the per-host configurations. GRUB loads the
 /// kernel and initramfs over TFTP: Debian's signed network GRUB has no `http` module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SecureBootKeys", into = "SecureBootKeys")]
+pub enum SecureBoot {
+    /// The files the plan names.
+    Files(SecureBootFiles),
+    /// The release's shim and GRUB, from its metal image (fetched and verified like every
+    /// other artifact, then read without mounting; see `rhcos_images::esp`).
+    FromImage,
+}
+
+/// The signed shim and GRUB, as files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecureBootFiles {
@@ -318,6 +338,62 @@ pub struct SecureBootFiles {
     /// The signed network GRUB the shim loads (served beside it as `grubx64.efi`, the name
     /// shim asks for).
     pub grub: PathBuf,
+}
+
+/// The keys of `[provisioning.secure_boot]` as written: `shim` + `grub`, or `from`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecureBootKeys {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shim: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grub: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<BootChainFrom>,
+}
+
+/// `from = "image"`: the only source besides named files, for now (the live ISO would be
+/// another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum BootChainFrom {
+    Image,
+}
+
+impl TryFrom<SecureBootKeys> for SecureBoot {
+    type Error = String;
+
+    fn try_from(k: SecureBootKeys) -> Result<Self, String> {
+        match (k.shim, k.grub, k.from) {
+            (Some(shim), Some(grub), None) => Ok(SecureBoot::Files(SecureBootFiles { shim, grub })),
+            (None, None, Some(BootChainFrom::Image)) => Ok(SecureBoot::FromImage),
+            (_, _, Some(_)) => Err(
+                "`from = \"image\"` reads shim and GRUB from the release: drop `shim` and `grub`"
+                    .into(),
+            ),
+            _ => Err(
+                "needs both `shim` and `grub` (files), or `from = \"image\"` (the release's own)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+impl From<SecureBoot> for SecureBootKeys {
+    fn from(s: SecureBoot) -> Self {
+        match s {
+            SecureBoot::Files(f) => SecureBootKeys {
+                shim: Some(f.shim),
+                grub: Some(f.grub),
+                from: None,
+            },
+            SecureBoot::FromImage => SecureBootKeys {
+                shim: None,
+                grub: None,
+                from: Some(BootChainFrom::Image),
+            },
+        }
+    }
 }
 
 fn default_ipxe_dir() -> PathBuf {
@@ -1358,6 +1434,45 @@ role = "introspect"
             },
             "provisioning.secure_boot",
         );
+        let sb = |table: &'static str| {
+            move |s: &str| {
+                secure(s).replace(
+                    "dhcp_range = [\"172.22.0.100\", \"172.22.0.199\"]",
+                    &format!(
+                        "dhcp_range = [\"172.22.0.100\", \"172.22.0.199\"]\nsecure_boot = {table}"
+                    ),
+                )
+            }
+        };
+        check(sb("{ from = \"image\" }"), "ok");
+        check(
+            sb("{ from = \"image\", shim = \"/a\" }"),
+            "at `provisioning.secure_boot`: `from = \"image\"` reads shim and GRUB from the release",
+        );
+        check(sb("{ from = \"iso\" }"), "provisioning.secure_boot");
+        check(
+            sb("{}"),
+            "at `provisioning.secure_boot`: needs both `shim` and `grub` (files), or `from = \"image\"`",
+        );
+    }
+
+    #[test]
+    fn secure_boot_keys_round_trip() {
+        for s in [
+            SecureBoot::FromImage,
+            SecureBoot::Files(SecureBootFiles {
+                shim: "/s".into(),
+                grub: "/g".into(),
+            }),
+        ] {
+            let text = toml::to_string(&Holder { sb: s.clone() }).unwrap();
+            let back: Holder = toml::from_str(&text).unwrap();
+            assert_eq!(back.sb, s, "{text}");
+        }
+        #[derive(Serialize, Deserialize)]
+        struct Holder {
+            sb: SecureBoot,
+        }
     }
 
     #[test]

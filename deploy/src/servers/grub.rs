@@ -26,6 +26,7 @@ use super::scripts::host_args;
 use super::{Component, Context};
 use crate::error::Error;
 use crate::layout::Layout;
+use crate::plan::SecureBoot;
 
 /// The shim, GRUB and the per-host configurations, read and rendered once at start.
 pub(crate) struct Grub {
@@ -58,11 +59,22 @@ impl Grub {
     /// [`Error::Read`] when the shim or GRUB cannot be read, [`Error::Script`] when a URL or
     /// argument cannot be written into a GRUB configuration.
     pub(crate) fn new(cx: &Context<'_>) -> Result<Option<Self>, Error> {
-        let Some(files) = &cx.plan.provisioning.secure_boot else {
+        let Some(source) = &cx.plan.provisioning.secure_boot else {
             return Ok(None);
         };
         let layout = cx.layout;
         let a = layout.artifacts();
+        let (shim, grub_efi) = match (source, &a.boot_chain) {
+            (SecureBoot::Files(f), _) => (f.shim.as_path(), f.grub.as_path()),
+            (SecureBoot::FromImage, Some(chain)) => (chain.shim.as_path(), chain.grub.as_path()),
+            (SecureBoot::FromImage, None) => {
+                return Err(Error::BootChain {
+                    reason: "the plan takes them from the image, but the artifacts were not \
+                             read from one (fetch them with fetch_artifacts)"
+                        .into(),
+                });
+            }
+        };
         let server = cx.plan.provisioning.address.to_string();
         let tftp = |path: &str| grub::NetFile::new(grub::NetProtocol::Tftp, &server, path);
         let mut configs = HashMap::new();
@@ -83,8 +95,8 @@ impl Grub {
         }
         Ok(Some(Grub {
             inner: Arc::new(Inner {
-                shim: read(&files.shim)?,
-                grub: read(&files.grub)?,
+                shim: read(shim)?,
+                grub: read(grub_efi)?,
                 artifacts,
                 configs,
                 lookup: cx.lookup(),
@@ -180,6 +192,7 @@ mod tests {
             rootfs: Some("/rootfs".into()),
             image: Some("/image".into()),
             image_4k: None,
+            boot_chain: None,
         };
         let layout = Layout::new(plan, &artifacts);
         let cx = Context {
@@ -257,6 +270,7 @@ mod tests {
             rootfs: Some("/rootfs".into()),
             image: Some("/image".into()),
             image_4k: None,
+            boot_chain: None,
         };
         let layout = Layout::new(&plan, &artifacts);
         let cx = Context {

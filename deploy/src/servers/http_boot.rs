@@ -73,6 +73,7 @@ mod tests {
             rootfs: None,
             image: None,
             image_4k: None,
+            boot_chain: None,
         };
         let layout = Layout::new(&plan, &artifacts);
         let cx = Context {

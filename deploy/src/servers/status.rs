@@ -183,6 +183,7 @@ mod tests {
             rootfs: None,
             image: Some("/img".into()),
             image_4k: None,
+            boot_chain: None,
         };
         Status::new(&plan, &artifacts)
     }

@@ -211,6 +211,7 @@ fn netns_host_gets_our_dns_by_dhcp_and_dig_sees_every_record_both_ways() {
         rootfs: Some("/rootfs".into()),
         image: Some("/image".into()),
         image_4k: None,
+        boot_chain: None,
     };
     // The servers run on a thread inside the server namespace, so every socket they open
     // (DHCP's raw options, DNS, HTTP) is there.

@@ -410,6 +410,60 @@ fn lab_disk_check_reads_boot_and_sees_changes_outside_it() {
     }
 }
 
+/// The lab image's ESP carries Debian's signed shim and network GRUB where a release keeps its
+/// own (`EFI/debian/`), and the release reader gets them back out of the compressed images as
+/// deployed: both sector sizes, gzip and xz, cached by sha256 with the image they came from.
+/// Needs e2fsprogs, dosfstools, mtools, xz and Debian's shim-signed and grub-efi-amd64-signed,
+/// not root.
+#[test]
+fn lab_image_esp_holds_the_signed_chain_the_release_reader_extracts() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let (shim, grub) = rhcos_deploy::lab::SECURE_BOOT_FILES;
+    let needs = [
+        "/usr/sbin/mkfs.ext4",
+        "/usr/sbin/mkfs.vfat",
+        "/usr/bin/mcopy",
+        "/usr/bin/xz",
+        shim,
+        grub,
+    ];
+    if let Some(missing) = needs.iter().find(|t| !std::path::Path::new(t).exists()) {
+        assert!(
+            !ci,
+            "CI=true: {missing} is missing (scripts/install-deps.sh)"
+        );
+        eprintln!("skipping: {missing} is missing");
+        return;
+    }
+    use rhcos_deploy::lab::{ESP_VENDOR_DIR, MIN_IMAGE_MIB, generate_image, sha256_file};
+    use rhcos_images::{Cache, Compression, esp::cache_boot_chain};
+    let work = tempfile::tempdir().unwrap();
+    let cache = Cache::open(work.path().join("served")).unwrap();
+    let shim_sha = sha256_file(std::path::Path::new(shim)).unwrap();
+    let grub_sha = sha256_file(std::path::Path::new(grub)).unwrap();
+    for sector_size in [512, 4096] {
+        let image = generate_image(&work.path().join("cache"), MIN_IMAGE_MIB, sector_size)
+            .expect("image generates");
+        for ((file, sha), compression) in
+            [(&image.gz, Compression::Gzip), (&image.xz, Compression::Xz)]
+        {
+            std::fs::copy(file, cache.path_for(sha).unwrap()).unwrap();
+            let chain = cache_boot_chain(&cache, sha, compression).expect("the chain is read");
+            assert_eq!(chain.vendor, "debian");
+            assert_eq!(chain.shim_path, format!("{ESP_VENDOR_DIR}/shimx64.efi"));
+            assert_eq!(chain.grub_path, format!("{ESP_VENDOR_DIR}/grubx64.efi"));
+            assert_eq!(
+                (chain.shim_sha256.as_str(), chain.grub_sha256.as_str()),
+                (shim_sha.as_str(), grub_sha.as_str())
+            );
+            assert_eq!(
+                std::fs::read(chain.shim(&cache).unwrap()).unwrap(),
+                std::fs::read(shim).unwrap()
+            );
+        }
+    }
+}
+
 /// The status page and metrics during and after a lab run, seen from this machine through the
 /// lab's private link: JSON with curl, the page in headless Chromium, metrics parsed by a
 /// Prometheus text-format parser.
@@ -715,7 +769,9 @@ mod status {
 /// UEFI Secure Boot, enforced: OVMF's Secure Boot build with Microsoft's keys enrolled. First
 /// the negative control: with Secure Boot off in the plan, DHCP offers the VM our unsigned iPXE
 /// and the firmware refuses to run it. Then the deployment: DHCP hands the VM Debian's
-/// Microsoft-signed shim over TFTP, shim loads Debian's signed network GRUB beside it, GRUB
+/// Microsoft-signed shim over TFTP, shim loads Debian's signed network GRUB beside it (both
+/// read from the ESP of the verified lab image, `provisioning.secure_boot.from = "image"`, as a
+/// release's own shim and GRUB are), GRUB
 /// fetches the host's configuration from `grub/grub.cfg` and loads Debian's signed kernel
 /// (verified through shim) and the lab's installer initramfs over HTTP, and the real
 /// coreos-installer installs the disk.
@@ -800,4 +856,33 @@ fn root_lab_secure_boot_installs_through_shim_and_grub_and_refuses_unsigned_ipxe
         console.contains("EFI stub: UEFI Secure Boot is enabled."),
         "the kernel booted with Secure Boot on:\n{console}"
     );
+    // The chain the firmware ran came out of the image: the cache records which image it was
+    // read from and keeps Debian's binaries under their sha256.
+    assert_eq!(
+        config.secure_boot_chain,
+        rhcos_deploy::SecureBoot::FromImage
+    );
+    let cache = lab.dir.join("cache");
+    let record = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(".boot-chain.json")
+        })
+        .expect("a boot-chain record in the deployment's cache");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(record.path()).unwrap()).unwrap();
+    eprintln!("boot chain read from the image: {record}");
+    assert_eq!(record["vendor"], "debian");
+    assert_eq!(record["shim_path"], "EFI/debian/shimx64.efi");
+    for (key, file) in [("shim_sha256", shim), ("grub_sha256", grub)] {
+        let sha = rhcos_deploy::lab::sha256_file(std::path::Path::new(file)).unwrap();
+        assert_eq!(record[key], sha.as_str(), "{key} is {file}'s");
+        assert!(
+            cache.join(&sha).is_file(),
+            "{file} is cached under its sha256"
+        );
+    }
 }

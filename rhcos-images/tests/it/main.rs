@@ -67,6 +67,8 @@ fn image(len: usize) -> Vec<u8> {
 }
 
 // One test binary: the area modules live in `tests/it/`.
+#[cfg(feature = "esp")]
+mod esp;
 mod install;
 #[cfg(feature = "signatures")]
 mod signatures;
