@@ -1,5 +1,5 @@
 //! Replacing a small state file so that a crash leaves the old or the new content, never a torn
-//! one: the lease files of the DHCPv4 and DHCPv6 servers.
+//! one: the lease files of the DHCPv4 and DHCPv6 servers, each `{"version": N, "leases": [...]}`.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -30,6 +30,55 @@ pub(crate) fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Why a versioned lease file could not be read.
+pub(crate) enum LoadError {
+    /// Reading it failed.
+    Io(io::Error),
+    /// It is not the JSON this version writes.
+    Format(String),
+}
+
+#[derive(serde::Deserialize)]
+struct OnDisk<T> {
+    version: u32,
+    leases: Vec<T>,
+}
+
+#[derive(serde::Serialize)]
+struct OnDiskRef<'a, T> {
+    version: u32,
+    leases: &'a [T],
+}
+
+/// Reads the leases of a versioned lease file; a missing file is an empty table.
+pub(crate) fn load_leases<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    version: u32,
+) -> Result<Vec<T>, LoadError> {
+    let Some(bytes) = read(path).map_err(LoadError::Io)? else {
+        return Ok(Vec::new());
+    };
+    let disk: OnDisk<T> =
+        serde_json::from_slice(&bytes).map_err(|e| LoadError::Format(e.to_string()))?;
+    if disk.version != version {
+        return Err(LoadError::Format(format!(
+            "version {} is not {version}",
+            disk.version
+        )));
+    }
+    Ok(disk.leases)
+}
+
+/// Replaces a versioned lease file with `leases`, durably ([`replace`]).
+pub(crate) fn save_leases<T: serde::Serialize>(
+    path: &Path,
+    version: u32,
+    leases: &[T],
+) -> io::Result<()> {
+    let body = serde_json::to_vec(&OnDiskRef { version, leases })?;
+    replace(path, &body)
 }
 
 #[cfg(test)]

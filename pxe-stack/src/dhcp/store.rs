@@ -2,18 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::error::Error;
 use super::leases::Lease;
 
 const VERSION: u32 = 1;
-
-#[derive(Serialize, Deserialize)]
-struct OnDisk {
-    version: u32,
-    leases: Vec<Lease>,
-}
 
 /// Where leases live between runs.
 ///
@@ -38,48 +30,27 @@ impl LeaseFile {
 
     /// Read the leases; a missing file is an empty table.
     pub fn load(&self) -> Result<Vec<Lease>, Error> {
-        let bytes = match crate::durable::read(&self.path) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(Error::LeaseFile {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
-        };
-        let disk: OnDisk = serde_json::from_slice(&bytes).map_err(|e| Error::LeaseFileFormat {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
-        if disk.version != VERSION {
-            return Err(Error::LeaseFileFormat {
+        crate::durable::load_leases(&self.path, VERSION).map_err(|e| match e {
+            crate::durable::LoadError::Io(source) => Error::LeaseFile {
                 path: self.path.clone(),
-                reason: format!("version {} is not {VERSION}", disk.version),
-            });
-        }
-        Ok(disk.leases)
+                source,
+            },
+            crate::durable::LoadError::Format(reason) => Error::LeaseFileFormat {
+                path: self.path.clone(),
+                reason,
+            },
+        })
     }
 
     /// Replace the file with `leases`, durably.
     pub fn save(&self, leases: &[Lease]) -> Result<(), Error> {
-        let err = |source| Error::LeaseFile {
-            path: self.path.clone(),
-            source,
-        };
-        let body = serde_json::to_vec(&OnDiskRef {
-            version: VERSION,
-            leases,
+        crate::durable::save_leases(&self.path, VERSION, leases).map_err(|source| {
+            Error::LeaseFile {
+                path: self.path.clone(),
+                source,
+            }
         })
-        .map_err(|e| err(e.into()))?;
-        crate::durable::replace(&self.path, &body).map_err(err)
     }
-}
-
-#[derive(Serialize)]
-struct OnDiskRef<'a> {
-    version: u32,
-    leases: &'a [Lease],
 }
 
 #[cfg(test)]

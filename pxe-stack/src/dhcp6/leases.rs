@@ -226,18 +226,6 @@ impl HostLookup for Leases6 {
 
 const VERSION: u32 = 1;
 
-#[derive(Deserialize)]
-struct OnDisk {
-    version: u32,
-    leases: Vec<Lease6>,
-}
-
-#[derive(Serialize)]
-struct OnDiskRef<'a> {
-    version: u32,
-    leases: &'a [Lease6],
-}
-
 /// Where v6 leases live between runs: the whole table as JSON, replaced atomically (temporary
 /// file, fsync, rename, directory fsync), as for DHCPv4.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,41 +246,26 @@ impl LeaseFile6 {
 
     /// Read the leases; a missing file is an empty table.
     pub fn load(&self) -> Result<Vec<Lease6>, Error> {
-        let bytes = match crate::durable::read(&self.path) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(Error::LeaseFile {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
-        };
-        let disk: OnDisk = serde_json::from_slice(&bytes).map_err(|e| Error::LeaseFileFormat {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
-        if disk.version != VERSION {
-            return Err(Error::LeaseFileFormat {
+        crate::durable::load_leases(&self.path, VERSION).map_err(|e| match e {
+            crate::durable::LoadError::Io(source) => Error::LeaseFile {
                 path: self.path.clone(),
-                reason: format!("version {} is not {VERSION}", disk.version),
-            });
-        }
-        Ok(disk.leases)
+                source,
+            },
+            crate::durable::LoadError::Format(reason) => Error::LeaseFileFormat {
+                path: self.path.clone(),
+                reason,
+            },
+        })
     }
 
     /// Replace the file with `leases`, durably.
     pub fn save(&self, leases: &[Lease6]) -> Result<(), Error> {
-        let err = |source| Error::LeaseFile {
-            path: self.path.clone(),
-            source,
-        };
-        let body = serde_json::to_vec(&OnDiskRef {
-            version: VERSION,
-            leases,
+        crate::durable::save_leases(&self.path, VERSION, leases).map_err(|source| {
+            Error::LeaseFile {
+                path: self.path.clone(),
+                source,
+            }
         })
-        .map_err(|e| err(e.into()))?;
-        crate::durable::replace(&self.path, &body).map_err(err)
     }
 }
 
