@@ -37,6 +37,9 @@ PACKAGES=(
   ignition
   # baselines for the comparison benchmarks
   nginx-light tftpd-hpa kea-admin time
+  # the shared state ([state] backend = "postgres"): a throwaway cluster per test; Kea for the
+  # DHCPv4/DHCPv6 comparisons (memfile) and its PostgreSQL lease backend (kea-admin db-init pgsql)
+  postgresql postgresql-client kea-dhcp4-server kea-dhcp6-server
   # DNS: dig and dnsperf (the server tests and the DNS comparison against dnsmasq)
   bind9-dnsutils dnsperf
 )

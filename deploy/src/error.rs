@@ -61,6 +61,10 @@ pub enum Error {
     #[cfg(feature = "run")]
     #[error("ignition assets")]
     Ignition(#[from] ignition_serve::Error),
+    /// The deciding state (`[state]`) cannot be opened or used.
+    #[cfg(feature = "run")]
+    #[error("state")]
+    State(#[from] crate::state::StateError),
     /// The introspection service could not be set up.
     #[error("introspection")]
     Introspect(#[from] rhcos_introspect::Error),
@@ -72,6 +76,10 @@ pub enum Error {
     #[cfg(feature = "run")]
     #[error("dhcp server")]
     Dhcp(#[from] pxe_stack::dhcp::Error),
+    /// The DHCPv6 server could not start.
+    #[cfg(feature = "run")]
+    #[error("dhcpv6 server")]
+    Dhcp6(#[from] pxe_stack::dhcp6::Error),
     /// The DNS server could not start.
     #[cfg(feature = "run")]
     #[error("dns server")]

@@ -39,6 +39,7 @@ use crate::timeline::{Phase, Timeline};
 #[derive(Debug, Clone)]
 pub struct Layout {
     base: String,
+    base_v6: Option<String>,
     artifacts: Artifacts,
     ipxe_dir: PathBuf,
     state_dir: PathBuf,
@@ -87,8 +88,21 @@ impl Layout {
     /// The layout of `plan`, serving `artifacts`.
     pub fn new(plan: &Plan, artifacts: &Artifacts) -> Self {
         let p = &plan.provisioning;
+        // URLs name the IPv4 address when the network has one, else the IPv6 one.
+        let base_v6 = p
+            .ipv6
+            .as_ref()
+            .filter(|_| p.family.has_ipv6())
+            .map(|v6| format!("http://[{}]:{}", v6.address, p.http_port));
+        let base = match (p.address.filter(|_| p.family.has_ipv4()), &base_v6) {
+            (Some(v4), _) => format!("http://{v4}:{}", p.http_port),
+            (None, Some(v6)) => v6.clone(),
+            // Unreachable for a checked plan: the family check needs one of the two.
+            (None, None) => format!("http://0.0.0.0:{}", p.http_port),
+        };
         Layout {
-            base: format!("http://{}:{}", p.address, p.http_port),
+            base,
+            base_v6,
             artifacts: artifacts.clone(),
             ipxe_dir: p.ipxe_dir.clone(),
             state_dir: plan.images.cache.join("state"),
@@ -96,9 +110,48 @@ impl Layout {
         }
     }
 
-    /// The HTTP base URL hosts use (`http://addr:port`).
+    /// The HTTP base URL hosts use (`http://addr:port`, or `http://[addr]:port` on an IPv6-only
+    /// network).
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The same layout with every URL on the IPv6 address (`http://[addr]:port`), for hosts
+    /// that reach the servers over IPv6; `None` when the network has no IPv6.
+    ///
+    /// ```
+    /// # use rhcos_deploy::{Artifacts, Layout, Plan};
+    /// # let plan = Plan::parse(r#"
+    /// #     [cluster]
+    /// #     name = "ocp"
+    /// #     base_domain = "example.com"
+    /// #     assets = "/srv/ocp"
+    /// #     [images]
+    /// #     stream = "stream.json"
+    /// #     [provisioning]
+    /// #     interface = "eno2"
+    /// #     family = "dual-stack"
+    /// #     address = "172.22.0.1"
+    /// #     [provisioning.ipv6]
+    /// #     address = "fd00:22::1"
+    /// # "#, "plan.toml")?;
+    /// # let artifacts = Artifacts {
+    /// #     root: "/var/cache/rhcos-metal".into(),
+    /// #     generation: rhcos_deploy::Generation::Live, kernel: "/aa".into(),
+    /// #     initramfs: "/bb".into(), rootfs: None, image: Some("/cc".into()), image_4k: None, boot_chain: None,
+    /// # };
+    /// let layout = Layout::new(&plan, &artifacts);
+    /// assert_eq!(layout.url(Layout::REPORT), "http://172.22.0.1:8080/report");
+    /// let v6 = layout.ipv6().unwrap();
+    /// assert_eq!(v6.url(Layout::REPORT), "http://[fd00:22::1]:8080/report");
+    /// # Ok::<(), rhcos_deploy::PlanError>(())
+    /// ```
+    pub fn ipv6(&self) -> Option<Layout> {
+        let base = self.base_v6.clone()?;
+        Some(Layout {
+            base,
+            ..self.clone()
+        })
     }
 
     /// The full URL of a path on the HTTP server.
@@ -149,6 +202,11 @@ impl Layout {
     /// The DHCP lease file.
     pub fn lease_file(&self) -> PathBuf {
         self.state_dir.join("leases.json")
+    }
+
+    /// The DHCPv6 lease file.
+    pub fn lease_file_v6(&self) -> PathBuf {
+        self.state_dir.join("leases6.json")
     }
 
     /// Where the timeline of the last run is written as JSON when it ends.

@@ -11,10 +11,16 @@
 //! - `redfish`: Redfish BMCs in [`open_bmc`] (reqwest with rustls).
 //! - `libvirt`: libvirt domains as BMCs in [`open_bmc`], and [`apply_bootstrap`] /
 //!   [`remove_bootstrap`] for the bootstrap VM (needs libvirt-dev to build).
+//! - `postgres`: `[state] backend = "postgres"`: the inventory, the introspection decisions,
+//!   every server's events (`PgState`, tokio-postgres with rustls) and the DHCPv4 and DHCPv6
+//!   leases (pxe-stack's `PgLeaseStore`) in one PostgreSQL database several servers share.
 //! - `lab`: [`lab`], a throwaway lab of QEMU VMs behind ipmi_sim BMCs on this machine (root only).
 //!
 //! # Key types
 //! - [`Plan`]: the deployment file. Mistakes are reported with the key path that holds them.
+//!   Its provisioning network is IPv4 (the default), IPv6-only or dual-stack ([`NetworkFamily`],
+//!   [`Ipv6Network`]): DHCPv6 with reservations by MAC and managed router advertisements, TFTP
+//!   and HTTP on each address, `ip=dhcp6` for the installer.
 //! - [`Timeline`]: one row per host, built from the DHCP, TFTP, HTTP, Ignition, introspection
 //!   and BMC events, with a plain-text summary table.
 //! - [`run`] (feature `run`): the deployment, given [`Artifacts`] from [`fetch_artifacts`].
@@ -59,6 +65,29 @@
 //!     role = "master"
 //! "#, "plan.toml").unwrap_err();
 //! assert!(bad.to_string().contains("hosts[0].mac"), "{bad}");
+//!
+//! // IPv6 only: no IPv4 address anywhere; hosts are reserved by MAC.
+//! let v6 = Plan::parse(r#"
+//!     [cluster]
+//!     name = "ocp"
+//!     base_domain = "example.com"
+//!     assets = "/srv/ocp"
+//!     [images]
+//!     stream = "stream.json"
+//!     [provisioning]
+//!     interface = "eno2"
+//!     family = "ipv6"
+//!     [provisioning.ipv6]
+//!     address = "fd00:22::1"
+//!     dhcp_range = ["fd00:22::100", "fd00:22::1ff"]
+//!     [[hosts]]
+//!     name = "master-0"
+//!     mac = "52:54:00:12:60:01"
+//!     role = "master"
+//!     ipv6 = "fd00:22::10"
+//! "#, "plan.toml")?;
+//! assert_eq!(v6.provisioning.family, rhcos_deploy::NetworkFamily::Ipv6);
+//! assert_eq!(v6.provisioning.address, None);
 //! # Ok::<(), rhcos_deploy::PlanError>(())
 //! ```
 //!
@@ -89,6 +118,8 @@ mod run;
 #[cfg(feature = "run")]
 mod servers;
 #[cfg(feature = "run")]
+mod state;
+#[cfg(feature = "run")]
 mod status;
 mod timeline;
 
@@ -106,8 +137,9 @@ pub use ipxe_script::Generation;
 pub use layout::Layout;
 pub use plan::{
     BmcDriver, BmcSpec, Bootstrap, Cluster, ClusterDns, DnsRecord, Host, IgnitionVia, Images,
-    InstallFrom, Plan, PlanError, Provisioning, Role, SecureBoot, SecureBootFiles, StatusConfig,
-    Timeouts, bootstrap_cluster, bootstrap_ignition,
+    InstallFrom, Ipv6Network, NetworkFamily, Plan, PlanError, Provisioning, Role, SecureBoot,
+    SecureBootFiles, StateBackend, StateConfig, StatusConfig, Timeouts, bootstrap_cluster,
+    bootstrap_ignition,
 };
 /// The MAC type of [`Host::mac`] and the plan's other MACs, from pxe-stack, so a consumer need
 /// not depend on pxe-stack to name it.
@@ -127,6 +159,10 @@ pub use pxe_stack::{ChainMode, LeaseIdentity};
 pub use run::{RunReport, run, run_with_status};
 #[cfg(feature = "run")]
 pub use servers::{Servers, ipxe_scripts, serve_status, start_servers, start_servers_with_status};
+#[cfg(feature = "postgres")]
+pub use state::PgState;
+#[cfg(feature = "run")]
+pub use state::{FilesState, SharedEvent, StateError, StateStore, open_state};
 #[cfg(feature = "run")]
 pub use status::{BmcState, HostState, HostStatus, LastEvent, PhaseTime, Status, StatusSnapshot};
 pub use timeline::{HostTimeline, Phase, Span, Timeline};

@@ -217,94 +217,101 @@ fn phase_histogram() -> Histogram {
 }
 
 impl Metrics {
-    fn register(registry: &mut Registry) -> Self {
-        let m = Metrics {
-            dhcp: Family::default(),
-            tftp_transfers: Family::default(),
-            tftp_bytes: Counter::default(),
-            http_requests: Family::default(),
-            http_bytes: Family::default(),
-            phases: Family::new_with_constructor(phase_histogram),
-            bmc: Family::default(),
-            reports: Family::default(),
-            ignition: Family::default(),
-            introspections: Family::default(),
-            downloads: Family::default(),
-            download_retries: Family::default(),
-            verification_failures: Family::default(),
-            hosts: Family::default(),
-            dns: Family::default(),
-        };
-        let r = registry;
-        r.register(
-            "dhcp_messages",
-            "DHCP messages by type (discover, offer, request, ack, ...) and decision (received, address-only, boot-file, ipxe-script, refused)",
-            m.dhcp.clone(),
-        );
-        r.register(
-            "tftp_transfers",
-            "TFTP transfers by how they ended",
-            m.tftp_transfers.clone(),
-        );
-        r.register("tftp_bytes", "Bytes sent over TFTP", m.tftp_bytes.clone());
-        r.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            m.http_requests.clone(),
-        );
-        r.register(
-            "http_bytes",
-            "HTTP response bytes served, by route",
-            m.http_bytes.clone(),
-        );
-        r.register(
-            "phase_duration_seconds",
-            "How long each phase of a host's install took, observed when the host installs or fails",
-            m.phases.clone(),
-        );
-        r.register(
-            "bmc_calls",
-            "BMC actions by step and outcome (verified, not-verifiable, lied, refused, unreachable, failed)",
-            m.bmc.clone(),
-        );
-        r.register(
-            "install_reports",
-            "Installer reports by stage",
-            m.reports.clone(),
-        );
-        r.register(
-            "ignition_configs",
-            "Ignition configs served, by role",
-            m.ignition.clone(),
-        );
-        r.register(
-            "introspections",
-            "Hardware inventories posted, by the role decided",
-            m.introspections.clone(),
-        );
-        r.register(
-            "downloads",
-            "Artifacts fetched into the cache, by outcome (downloaded, cached, failed)",
-            m.downloads.clone(),
-        );
-        r.register(
-            "download_retries",
-            "Artifact download attempts retried or restarted, by reason",
-            m.download_retries.clone(),
-        );
-        r.register(
-            "verification_failures",
-            "Artifacts refused by verification, by kind (hash, signature, size)",
-            m.verification_failures.clone(),
-        );
-        r.register("hosts", "Hosts by state", m.hosts.clone());
-        r.register(
-            "dns_questions",
-            "Distinct DNS questions (client, name, type) by outcome (answered, nx-domain, refused, forwarded, busy); the DNS server reports a repeated question once",
-            m.dns.clone(),
-        );
-        m
+    fn register(r: &mut Registry) -> Self {
+        Metrics {
+            dhcp: registered(
+                r,
+                "dhcp_messages",
+                "DHCP messages by type (discover, offer, request, ack, ...) and decision (received, address-only, boot-file, ipxe-script, refused)",
+                Default::default(),
+            ),
+            tftp_transfers: registered(
+                r,
+                "tftp_transfers",
+                "TFTP transfers by how they ended",
+                Default::default(),
+            ),
+            tftp_bytes: registered(r, "tftp_bytes", "Bytes sent over TFTP", Default::default()),
+            http_requests: registered(
+                r,
+                "http_requests",
+                "HTTP requests by route and status",
+                Default::default(),
+            ),
+            http_bytes: registered(
+                r,
+                "http_bytes",
+                "HTTP response bytes served, by route",
+                Default::default(),
+            ),
+            phases: registered(
+                r,
+                "phase_duration_seconds",
+                "How long each phase of a host's install took, observed when the host installs or fails",
+                Family::new_with_constructor(phase_histogram),
+            ),
+            bmc: registered(
+                r,
+                "bmc_calls",
+                "BMC actions by step and outcome (verified, not-verifiable, lied, refused, unreachable, failed)",
+                Default::default(),
+            ),
+            reports: registered(
+                r,
+                "install_reports",
+                "Installer reports by stage",
+                Default::default(),
+            ),
+            ignition: registered(
+                r,
+                "ignition_configs",
+                "Ignition configs served, by role",
+                Default::default(),
+            ),
+            introspections: registered(
+                r,
+                "introspections",
+                "Hardware inventories posted, by the role decided",
+                Default::default(),
+            ),
+            downloads: registered(
+                r,
+                "downloads",
+                "Artifacts fetched into the cache, by outcome (downloaded, cached, failed)",
+                Default::default(),
+            ),
+            download_retries: registered(
+                r,
+                "download_retries",
+                "Artifact download attempts retried or restarted, by reason",
+                Default::default(),
+            ),
+            verification_failures: registered(
+                r,
+                "verification_failures",
+                "Artifacts refused by verification, by kind (hash, signature, size)",
+                Default::default(),
+            ),
+            hosts: registered(r, "hosts", "Hosts by state", Default::default()),
+            dns: registered(
+                r,
+                "dns_questions",
+                "Distinct DNS questions (client, name, type) by outcome (answered, nx-domain, refused, forwarded, busy); the DNS server reports a repeated question once",
+                Default::default(),
+            ),
+        }
     }
+}
+
+/// `metric`, registered under `name` (the registry keeps a handle to the same series).
+fn registered<M: prometheus_client::registry::Metric + Clone>(
+    r: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    r.register(name, help, metric.clone());
+    metric
 }
 
 fn unix_ms(t: SystemTime) -> u64 {

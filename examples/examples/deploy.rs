@@ -86,11 +86,10 @@ async fn deploy(args: Args) -> Result<bool> {
         }
     };
     println!(
-        "serving {} host(s) on {} ({}:{}); Ctrl-C stops",
+        "serving {} host(s) on {} ({}); Ctrl-C stops",
         plan.hosts.len(),
         plan.provisioning.interface,
-        plan.provisioning.address,
-        plan.provisioning.http_port
+        rhcos_deploy::Layout::new(&plan, &artifacts).base_url(),
     );
     if plan.status.enabled {
         let layout = rhcos_deploy::Layout::new(&plan, &artifacts);
@@ -170,10 +169,11 @@ async fn dry_run(plan: &Plan) -> Result<()> {
         "  metadata         {} ({} {})",
         selection.metadata, selection.set.era, selection.set.release
     );
-    let base = format!(
-        "http://{}:{}",
-        plan.provisioning.address, plan.provisioning.http_port
-    );
+    let base = match (p.address, &p.ipv6) {
+        (Some(v4), _) => format!("http://{v4}:{}", p.http_port),
+        (None, Some(v6)) => format!("http://[{}]:{}", v6.address, p.http_port),
+        (None, None) => format!("http://?:{}", p.http_port),
+    };
     for a in selection.artifacts() {
         let size = a
             .size
@@ -186,34 +186,53 @@ async fn dry_run(plan: &Plan) -> Result<()> {
             println!("      signature  {}", a.signature_url());
         }
     }
-    println!(
-        "provisioning on {} ({}/{})",
-        p.interface, p.address, p.prefix
-    );
-    let pool = p
-        .dhcp_range
-        .map_or("reservations only".to_owned(), |(a, b)| {
-            format!("pool {a}..{b}")
-        });
-    let chain = match p.chain {
-        rhcos_deploy::ChainMode::Trust => "iPXE clients get the script URL at once",
-        rhcos_deploy::ChainMode::Stateful => "BIOS clients chainload undionly.kpxe first",
-    };
-    println!("  dhcp             :67 on {}, {pool}; {chain}", p.interface);
-    println!(
-        "  tftp             {}:69 (iPXE binaries from {})",
-        p.address,
-        p.ipxe_dir.display()
-    );
-    let base = format!("http://{}:{}", p.address, p.http_port);
-    println!("  http             {base}");
-    if let Some(prefix) = p.ipv6_ra_prefix {
-        println!("  router adverts   {prefix}/64");
+    println!("provisioning on {} ({})", p.interface, p.family.name());
+    if let Some(address) = p.address {
+        println!("  ipv4             {address}/{}", p.prefix);
+        let pool = p
+            .dhcp_range
+            .map_or("reservations only".to_owned(), |(a, b)| {
+                format!("pool {a}..{b}")
+            });
+        let chain = match p.chain {
+            rhcos_deploy::ChainMode::Trust => "iPXE clients get the script URL at once",
+            rhcos_deploy::ChainMode::Stateful => "BIOS clients chainload undionly.kpxe first",
+        };
+        println!("  dhcp             :67 on {}, {pool}; {chain}", p.interface);
+        println!(
+            "  tftp             {address}:69 (iPXE binaries from {})",
+            p.ipxe_dir.display()
+        );
+        println!("  http             http://{address}:{}", p.http_port);
+        if let Some(prefix) = p.ipv6_ra_prefix {
+            println!("  router adverts   {prefix}/64");
+        }
+    }
+    if let Some(v6) = &p.ipv6 {
+        println!("  ipv6             {}/{}", v6.address, v6.prefix);
+        let pool = v6
+            .dhcp_range
+            .map_or("reservations only".to_owned(), |(a, b)| {
+                format!("pool {a}..{b}")
+            });
+        println!("  dhcpv6           :547 on {}, {pool}", p.interface);
+        println!(
+            "  router adverts   {}/{} managed, other",
+            v6.network(),
+            v6.prefix
+        );
+        println!("  tftp             [{}]:69", v6.address);
+        println!("  http             http://[{}]:{}", v6.address, p.http_port);
     }
     println!("hosts (install limit {}s)", plan.timeouts.install_secs);
     for h in &plan.hosts {
         let role = h.role.asset().unwrap_or("introspect");
-        let address = h.address.map_or("pool".to_owned(), |a| a.to_string());
+        let address = match (h.address, h.ipv6) {
+            (Some(a), Some(b)) => format!("{a} {b}"),
+            (Some(a), None) => a.to_string(),
+            (None, Some(b)) => b.to_string(),
+            (None, None) => "pool".to_owned(),
+        };
         let bmc = h
             .bmc
             .as_ref()

@@ -1,12 +1,16 @@
 //! The lab: throwaway VMs PXE-booted and installed through rhcos-metal's own stack.
 //!
 //! `cargo run --release --example lab` (as root) installs the Debian packages it needs, builds
-//! coreos-installer once (cached), builds a network namespace with QEMU VMs behind ipmi_sim
-//! BMCs (one BIOS with a fixed role, one UEFI with a 4Kn disk that is introspected), deploys
+//! coreos-installer once (cached), builds two network namespaces (the hosts' provisioning
+//! segment and the provisioning server's side) with QEMU VMs behind ipmi_sim BMCs (one BIOS with a fixed role, one UEFI with a 4Kn disk that is introspected), deploys
 //! them with the same code as a real deployment, where the real coreos-installer writes every
 //! disk, checks every disk from the host, prints the timeline and removes everything again,
 //! also on failure or Ctrl-C. `--secure-boot` runs one UEFI VM with Secure Boot enforced
-//! instead, installed through shim → GRUB → the signed kernel.
+//! instead, installed through shim → GRUB → the signed kernel. `--ipv6` runs one UEFI VM on an
+//! IPv6-only network (OVMF's PXE over IPv6, DHCPv6, TFTP and HTTP on IPv6, the installer on
+//! `dhclient -6`; no IPv4 address in the hosts' namespace, the status page on the server's
+//! management side); `--dual-stack` the `--vms` hosts
+//! on a dual-stack network.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +45,12 @@ struct Args {
     /// through Debian's signed shim, signed network GRUB and signed kernel (`--vms` ignored).
     #[arg(long)]
     secure_boot: bool,
+    /// IPv6 only: one UEFI VM, no IPv4 address in the hosts' namespace (`--vms` ignored).
+    #[arg(long, conflicts_with_all = ["secure_boot", "dual_stack"])]
+    ipv6: bool,
+    /// Dual-stack: DHCPv4 and DHCPv6 for every host, UEFI hosts booting over IPv6.
+    #[arg(long, conflicts_with = "secure_boot")]
+    dual_stack: bool,
     /// Where the lab's files go.
     #[arg(long, default_value = "/var/tmp/rhcos-metal-lab")]
     work_dir: PathBuf,
@@ -54,7 +64,18 @@ fn config(args: &Args) -> LabConfig {
         config.status_port = (args.status_port != 0).then_some(args.status_port);
         return config;
     }
+    if args.ipv6 {
+        let mut config = LabConfig::ipv6_only(args.work_dir.clone());
+        config.image_mib = args.image_mib;
+        config.keep_files = args.keep;
+        config.status_port = (args.status_port != 0).then_some(args.status_port);
+        config.accel = if args.kvm { Accel::Kvm } else { Accel::Tcg };
+        return config;
+    }
     let mut config = LabConfig::two_hosts(args.work_dir.clone());
+    if args.dual_stack {
+        config.family = rhcos_deploy::NetworkFamily::DualStack;
+    }
     let template = config.hosts.clone();
     config.hosts = (0..args.vms)
         .map(|i| {
@@ -97,9 +118,10 @@ fn main() -> Result<ExitCode> {
     ensure_packages()?;
     let config = config(&args);
     println!(
-        "building the lab: {} VM(s), {} MiB image, namespace {}",
+        "building the lab: {} VM(s), {} MiB image, namespaces {}-hosts and {}-server",
         config.hosts.len(),
         config.image_mib,
+        config.netns,
         config.netns
     );
     // Ctrl-C or SIGTERM while the lab is being built waits for the build, then removes it.

@@ -39,6 +39,7 @@ fn policy(mode: Mode, rapid_commit: bool, duid_first: bool) -> Policy {
             hostname: None,
         }],
         dns: vec!["fd00:77::53".parse().unwrap()],
+        domain_search: vec!["ocp.example.com".into()],
         lease_secs: 600,
         rapid_commit,
         boot: BootFiles6 {
@@ -46,6 +47,7 @@ fn policy(mode: Mode, rapid_commit: bool, duid_first: bool) -> Policy {
             efi_arm64: Some("ipxe-arm64.efi".into()),
             http_boot_url: Some("http://[fd00:77::1]/ipxe.efi".into()),
             ipxe_script_url: Some("http://[fd00:77::1]/ipxe?mac={mac}".into()),
+            hosts: Vec::new(),
         },
         duid_first,
     })

@@ -163,8 +163,9 @@ impl TokenKey {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Access {
-    /// Only the address holding the host's DHCP lease ([`HostLookup::addr_for`] of the MAC
-    /// equals the request's source address). For flat provisioning networks. A host some
+    /// Only an address holding the host's DHCP lease (the request's source address is the
+    /// MAC's: [`HostLookup::mac_for`], or [`HostLookup::addr_for`] of the MAC; a dual-stack
+    /// host holds one of each family). For flat provisioning networks. A host some
     /// group selects that holds no lease yet is answered 503 with `Retry-After` (Ignition and
     /// coreos-installer retry a 5xx, and give up on a 4xx); any other refusal is 403.
     Lease,
@@ -327,11 +328,15 @@ impl Route {
             tracing::info!(%peer, "ignition request from an unidentified host");
             return reply::error(StatusCode::FORBIDDEN, "host not identified");
         };
+        // The requester holds the host's lease: asked by address, so a dual-stack host (a
+        // lease of each family, one MAC) is recognised over either.
         let lease_ok = || {
-            self.inner
-                .lookup
-                .addr_for(mac)
-                .is_some_and(|a| a.to_canonical() == peer)
+            self.inner.lookup.mac_for(peer) == Some(mac)
+                || self
+                    .inner
+                    .lookup
+                    .addr_for(mac)
+                    .is_some_and(|a| a.to_canonical() == peer)
         };
         let token_ok = |key: &TokenKey| token.as_deref().is_some_and(|t| key.verify(&claimed, t));
         let allowed = match &opts.access {

@@ -196,6 +196,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A shared inventory store (a database several servers use) cannot be reached or refused
+    /// the write: nothing was decided or stored, the host should retry.
+    #[error("the shared inventory store is unavailable, nothing was decided: {message}")]
+    Unavailable {
+        /// The store's description (never a password).
+        message: String,
+    },
     /// A stored record could not be decoded.
     #[error("corrupt inventory record {path}: {message}")]
     Corrupt {
@@ -221,7 +228,7 @@ impl Error {
             Error::NoUsableMac { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::LeaseMismatch { .. } | Error::NoLease { .. } => StatusCode::FORBIDDEN,
             Error::NoRole { .. } | Error::NoDisk { .. } => StatusCode::CONFLICT,
-            Error::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NotReady { .. } | Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::UnknownRole { .. }
             | Error::Config { .. }
             | Error::Io { .. }

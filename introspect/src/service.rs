@@ -170,10 +170,23 @@ impl Introspector {
     fn records(&self) -> MutexGuard<'_, BTreeMap<Mac, Record>> {
         // A poisoned lock only means another request panicked mid-way; records are replaced
         // whole, so the map is still consistent.
-        self.inner
+        let mut records = self
+            .inner
             .records
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.inner.store.shared() {
+            // Other servers decide too: read what they decided. Decisions never change once
+            // made, so when the store is unreachable this server's copy still answers for the
+            // hosts it knows; new decisions wait for the store (see `Store::decide`).
+            match self.inner.store.load() {
+                Ok(all) => *records = all.into_iter().map(|r| (r.mac, r)).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared inventory store unreachable: answering from decisions already read");
+                }
+            }
+        }
+        records
     }
 
     /// Handles one post: parse, identify, decide (or remember), render, persist, in that order.
@@ -200,7 +213,7 @@ impl Introspector {
         let parsed = parse(body)?;
         let hw = &parsed.hardware;
         let id = identity::identify(hw)?;
-        let (primary, mut warnings) =
+        let (primary, warnings) =
             identity::check_lease(self.inner.settings.lease_check, &id, addr, lease)?;
         let summary = Summary {
             cores: rules::cores(hw),
@@ -216,8 +229,74 @@ impl Introspector {
             }),
         };
 
-        // Decisions depend on what is recorded (counts), so decide and record under one lock.
+        // Decisions depend on what is recorded (counts), so decide and record under one lock
+        // (and, for a shared store, inside its transaction).
         let mut records = self.records();
+        let mut outcome = None;
+        let mut decide = |stored: &BTreeMap<Mac, Record>| -> Result<Record, Error> {
+            let (record, created) =
+                self.decide(stored, &parsed, &id, primary, &warnings, &summary, now)?;
+            let facts = HostFacts {
+                mac: record.mac,
+                macs: record.macs.clone(),
+                uuid: record.uuid.clone(),
+                serial: record.serial.clone(),
+                addr,
+                role: record.role.clone(),
+                hostname: record.hostname.clone(),
+                install_dev: record.install_dev.clone(),
+            };
+            outcome = Some((self.inner.source.config_for(&facts)?, created));
+            Ok(record)
+        };
+        let record = if self.inner.store.shared() {
+            self.inner.store.decide(&mut |stored: &[Record]| {
+                let stored = stored.iter().map(|r| (r.mac, r.clone())).collect();
+                decide(&stored)
+            })?
+        } else {
+            let record = decide(&records)?;
+            self.inner.store.save(&record)?;
+            record
+        };
+        let Some((config, created)) = outcome else {
+            return Err(Error::Unavailable {
+                message: "the store saved a record without deciding it".into(),
+            });
+        };
+        records.insert(record.mac, record.clone());
+        drop(records);
+        self.inner.events.emit(Event::now(
+            Some(record.mac),
+            Some(addr),
+            EventKind::Introspected {
+                role: record.role.clone(),
+                install_dev: Some(record.install_dev.clone()),
+            },
+        ));
+        Ok(Accepted {
+            record,
+            config,
+            created,
+        })
+    }
+
+    /// The record a post makes: the stored one updated, or a new decision from the rules and
+    /// what is stored (role counts, taken hostnames). `Ok((record, created))`.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        records: &BTreeMap<Mac, Record>,
+        parsed: &crate::parse::Parsed,
+        id: &identity::Identity,
+        primary: Mac,
+        warnings: &[Warning],
+        summary: &Summary,
+        now: SystemTime,
+    ) -> Result<(Record, bool), Error> {
+        let hw = &parsed.hardware;
+        let mut warnings = warnings.to_vec();
+        let summary = summary.clone();
         let existing = records
             .values()
             .find(|r| id.macs.iter().any(|m| r.macs.contains(m)) || r.mac == primary)
@@ -241,7 +320,7 @@ impl Introspector {
                 r.warnings = warnings;
                 r.last_seen = unix(now);
                 r.posts += 1;
-                r.hardware = parsed.raw;
+                r.hardware = parsed.raw.clone();
                 r
             }
             None => {
@@ -249,7 +328,7 @@ impl Introspector {
                 for r in records.values() {
                     *assigned.entry(r.role.clone()).or_default() += 1;
                 }
-                let d = rules::decide(&self.inner.settings.rules, hw, &id, primary, &assigned)?;
+                let d = rules::decide(&self.inner.settings.rules, hw, id, primary, &assigned)?;
                 // The lowest free number, so a deleted record's name is reused, never doubled.
                 let taken: std::collections::BTreeSet<&str> =
                     records.values().map(|r| r.hostname.as_str()).collect();
@@ -274,37 +353,11 @@ impl Introspector {
                     first_seen: unix(now),
                     last_seen: unix(now),
                     posts: 1,
-                    hardware: parsed.raw,
+                    hardware: parsed.raw.clone(),
                 }
             }
         };
-        let facts = HostFacts {
-            mac: record.mac,
-            macs: record.macs.clone(),
-            uuid: record.uuid.clone(),
-            serial: record.serial.clone(),
-            addr,
-            role: record.role.clone(),
-            hostname: record.hostname.clone(),
-            install_dev: record.install_dev.clone(),
-        };
-        let config = self.inner.source.config_for(&facts)?;
-        self.inner.store.save(&record)?;
-        records.insert(record.mac, record.clone());
-        drop(records);
-        self.inner.events.emit(Event::now(
-            Some(record.mac),
-            Some(addr),
-            EventKind::Introspected {
-                role: record.role.clone(),
-                install_dev: Some(record.install_dev.clone()),
-            },
-        ));
-        Ok(Accepted {
-            record,
-            config,
-            created,
-        })
+        Ok((record, created))
     }
 
     /// The body limit from the settings: mount the handler with at least this limit on the

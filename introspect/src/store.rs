@@ -85,6 +85,31 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`Error::Io`].
     fn save(&self, record: &Record) -> Result<(), Error>;
+
+    /// Whether other processes write this store too (one database several servers share).
+    /// The [`Introspector`](crate::Introspector) then reads the store on every lookup instead
+    /// of trusting its own copy, and makes new decisions only inside [`Store::decide`].
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Runs `decide` on every stored record and saves the record it returns, as one step no
+    /// other writer can interleave with (a transaction under a lock, for a shared store).
+    /// Nothing is saved when `decide` fails. The default loads, decides and saves: enough for a
+    /// store only this process writes, under the introspector's own lock.
+    ///
+    /// # Errors
+    /// What `decide` returns; [`Error::Unavailable`] when a shared store cannot be reached;
+    /// the errors of [`Store::load`] and [`Store::save`].
+    fn decide(
+        &self,
+        decide: &mut dyn FnMut(&[Record]) -> Result<Record, Error>,
+    ) -> Result<Record, Error> {
+        let records = self.load()?;
+        let record = decide(&records)?;
+        self.save(&record)?;
+        Ok(record)
+    }
 }
 
 /// A store that forgets everything on drop: for tests and throwaway labs.

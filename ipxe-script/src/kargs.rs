@@ -219,8 +219,12 @@ impl fmt::Display for KernelArgs {
 pub enum Ip {
     /// `ip=dhcp` on every interface.
     Dhcp,
-    /// `ip=dhcp6`.
+    /// `ip=dhcp6`: DHCPv6 only, for an IPv6-only network.
     Dhcp6,
+    /// `ip=dhcp,dhcp6`: DHCPv4 and DHCPv6 on every interface, for a dual-stack network
+    /// (NetworkManager's initrd generator reads the comma-separated list; CoreOS's initramfs
+    /// treats it as plain DHCP when deciding whether to keep the network configuration).
+    DhcpAndDhcp6,
     /// `ip=<interface>:dhcp`.
     DhcpOn {
         /// The interface, such as `ens3`.
@@ -261,6 +265,7 @@ impl Ip {
         Ok(match self {
             Ip::Dhcp => "dhcp".to_owned(),
             Ip::Dhcp6 => "dhcp6".to_owned(),
+            Ip::DhcpAndDhcp6 => "dhcp,dhcp6".to_owned(),
             Ip::DhcpOn { interface } => {
                 check_name("ip", interface)?;
                 format!("{interface}:dhcp")
@@ -842,6 +847,35 @@ mod tests {
                 coreos.inst.save_partlabel=data*,keep coreos.inst.save_partindex=5,6- \
                 coreos.inst.skip_reboot=yes quiet",
             ),
+        );
+    }
+
+    #[test]
+    fn ipv6_networks_and_bracketed_urls() {
+        // An IPv6-only network: DHCPv6 in the initramfs, URLs with bracketed addresses.
+        let v6 = |network| CoreosArgs {
+            network: Some(network),
+            ..CoreosArgs::live_install(
+                "http://[fd00:22::1]:8080/rootfs.img",
+                "/dev/sda",
+                "http://[fd00:22::1]:8080/ignition?mac=52-54-00-12-60-01",
+            )
+        };
+        check(
+            v6(Ip::Dhcp6),
+            Ok("ip=dhcp6 rd.neednet=1 \
+                coreos.live.rootfs_url=http://[fd00:22::1]:8080/rootfs.img \
+                coreos.inst.install_dev=/dev/sda \
+                coreos.inst.ignition_url=http://[fd00:22::1]:8080/ignition?mac=52-54-00-12-60-01"),
+        );
+        // Dual-stack: both DHCPs, as one `ip=` (NetworkManager's initrd generator).
+        let args = v6(Ip::DhcpAndDhcp6).build().unwrap();
+        assert_eq!(args.get("ip"), Some(Some("dhcp,dhcp6")));
+        assert_eq!(args.get("rd.neednet"), Some(Some("1")));
+        // The command line parses back to the same arguments.
+        assert_eq!(
+            KernelArgs::parse(&args.to_string()).unwrap().to_string(),
+            args.to_string()
         );
     }
 

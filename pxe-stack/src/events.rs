@@ -4,12 +4,12 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::host::Mac;
 
 /// Something that happened to one host, stamped when it happened.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// When it happened.
     pub at: SystemTime,
@@ -34,7 +34,7 @@ impl Event {
 }
 
 /// The DHCP message types that appear on a timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum DhcpStep {
     /// The client looked for servers.
@@ -56,7 +56,7 @@ pub enum DhcpStep {
 }
 
 /// The transfer protocol of a file event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Protocol {
     /// TFTP (the first boot file).
     Tftp,
@@ -65,7 +65,7 @@ pub enum Protocol {
 }
 
 /// The stages an installer reports about itself (`?stage=` on the report URL).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum InstallStage {
@@ -112,7 +112,7 @@ impl std::str::FromStr for InstallStage {
 pub struct UnknownStage(pub String);
 
 /// The power and boot-device actions a deployment takes on a host's BMC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum PowerStep {
@@ -125,7 +125,7 @@ pub enum PowerStep {
 }
 
 /// What a BMC did with a power or boot-device action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum PowerOutcome {
@@ -185,7 +185,7 @@ impl PowerStep {
 }
 
 /// How a file transfer ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum TransferStatus {
@@ -219,7 +219,7 @@ impl TransferStatus {
 }
 
 /// How the DNS server dealt with a query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum DnsOutcome {
@@ -250,7 +250,7 @@ impl DnsOutcome {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum EventKind {
     /// A DHCP exchange step.

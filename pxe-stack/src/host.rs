@@ -1,7 +1,7 @@
 //! Host identity shared by every server: the MAC address and the lease lookup.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -164,6 +164,16 @@ pub trait HostLookup: Send + Sync {
     fn mac_for(&self, addr: IpAddr) -> Option<Mac>;
     /// The address currently leased to `mac`, if any.
     fn addr_for(&self, mac: Mac) -> Option<IpAddr>;
+
+    /// The IPv6 address currently leased to `mac`, if any: for a lookup that knows both
+    /// families (a dual-stack pair), the one [`addr_for`](HostLookup::addr_for) may not
+    /// return. By default, `addr_for` when it is an IPv6 address.
+    fn addr6_for(&self, mac: Mac) -> Option<Ipv6Addr> {
+        match self.addr_for(mac) {
+            Some(IpAddr::V6(a)) => Some(a),
+            _ => None,
+        }
+    }
 }
 
 /// A lookup that knows no host: for setups without a DHCP server of ours.
@@ -187,6 +197,9 @@ impl<A: HostLookup, B: HostLookup> HostLookup for (A, B) {
     }
     fn addr_for(&self, mac: Mac) -> Option<IpAddr> {
         self.0.addr_for(mac).or_else(|| self.1.addr_for(mac))
+    }
+    fn addr6_for(&self, mac: Mac) -> Option<Ipv6Addr> {
+        self.0.addr6_for(mac).or_else(|| self.1.addr6_for(mac))
     }
 }
 
@@ -215,6 +228,9 @@ mod tests {
         assert_eq!(both.mac_for("fd00::5".parse().unwrap()), Some(mac));
         assert_eq!(both.mac_for("fd00::6".parse().unwrap()), None);
         assert_eq!(both.addr_for(mac), Some("10.0.0.5".parse().unwrap()));
+        // The IPv6 address of a dual-stack host, though addr_for gives the IPv4 one.
+        assert_eq!(both.addr6_for(mac), Some("fd00::5".parse().unwrap()));
+        assert_eq!(both.0.addr6_for(mac), None);
         assert_eq!(
             (NoLookup, both.1).addr_for(mac),
             Some("fd00::5".parse().unwrap())

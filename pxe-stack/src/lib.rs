@@ -62,6 +62,8 @@ mod events;
 mod host;
 mod net;
 pub mod route;
+#[cfg(any(feature = "dhcp", feature = "dhcp6"))]
+pub mod store;
 
 pub use chain::ChainMode;
 pub use events::{
@@ -79,6 +81,8 @@ pub mod dhcp6;
 mod files;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "postgres")]
+pub mod pg;
 #[cfg(feature = "ipv6-ra")]
 pub mod ra;
 #[cfg(feature = "tftp")]

@@ -293,15 +293,25 @@ fn find<'a, T: fatfs::ReadWriteSeek>(
     Ok(None)
 }
 
+/// A file's bytes. A file cannot be larger than its file system: one that claims to be has a
+/// cluster chain that loops back on itself, and reading it would repeat the same clusters up to
+/// its claimed size (a few bytes of image turned into up to [`MAX_FILE_BYTES`] of output).
 fn read_file<T: fatfs::ReadWriteSeek>(
     e: &fatfs::DirEntry<'_, T>,
     path: &str,
+    fs_bytes: u64,
 ) -> Result<Vec<u8>, EspError> {
     if e.len() > MAX_FILE_BYTES {
         return Err(EspError::FileTooLarge {
             path: path.into(),
             max: MAX_FILE_BYTES,
         });
+    }
+    if e.len() > fs_bytes {
+        return Err(EspError::NotFat(format!(
+            "{path} claims {} bytes in a {fs_bytes}-byte file system",
+            e.len()
+        )));
     }
     let mut buf = Vec::new();
     e.to_file()
@@ -312,6 +322,7 @@ fn read_file<T: fatfs::ReadWriteSeek>(
 }
 
 fn read_chain(esp: Vec<u8>) -> Result<BootChain, EspError> {
+    let fs_bytes = esp.len() as u64;
     let fs = fatfs::FileSystem::new(Cursor::new(esp), fatfs::FsOptions::new())
         .map_err(|e| EspError::NotFat(e.to_string()))?;
     let root = fs.root_dir();
@@ -322,7 +333,8 @@ fn read_chain(esp: Vec<u8>) -> Result<BootChain, EspError> {
     let fallback_shim = match find(&efi, "BOOT", true)? {
         Some(boot) => find(&boot.to_dir(), "BOOTX64.EFI", false)?
             .map(|e| {
-                read_file(&e, "EFI/BOOT/BOOTX64.EFI").map(|b| ("BOOT/BOOTX64.EFI".to_owned(), b))
+                read_file(&e, "EFI/BOOT/BOOTX64.EFI", fs_bytes)
+                    .map(|b| ("BOOT/BOOTX64.EFI".to_owned(), b))
             })
             .transpose()?,
         None => None,
@@ -343,7 +355,7 @@ fn read_chain(esp: Vec<u8>) -> Result<BootChain, EspError> {
         let (shim_path, shim) = match (shim, &fallback_shim) {
             (Some(s), _) => {
                 let path = format!("EFI/{vendor}/{}", s.file_name());
-                let bytes = read_file(&s, &path)?;
+                let bytes = read_file(&s, &path, fs_bytes)?;
                 (path, bytes)
             }
             (None, Some((path, bytes))) => (format!("EFI/{path}"), bytes.clone()),
@@ -353,7 +365,7 @@ fn read_chain(esp: Vec<u8>) -> Result<BootChain, EspError> {
             return Err(EspError::TwoVendors(first.vendor.clone(), vendor));
         }
         let grub_path = format!("EFI/{vendor}/{}", grub.file_name());
-        let grub = read_file(&grub, &grub_path)?;
+        let grub = read_file(&grub, &grub_path, fs_bytes)?;
         found = Some(BootChain {
             vendor,
             shim_path,

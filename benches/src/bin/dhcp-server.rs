@@ -1,42 +1,34 @@
-//! A stand-alone `pxe_stack::dhcp` server for the perfdhcp comparison (`benches/dhcp/run.sh`).
+//! A stand-alone `pxe_stack::dhcp` server for the perfdhcp comparisons (`benches/dhcp/run.sh`,
+//! `benches/dhcp-pg/run.sh`).
 //!
 //! ```text
-//! dhcp-server --iface IF --server-ip IP --prefix LEN --range START END [--lease-file PATH]
-//!             [--lease-secs N]
+//! dhcp-server --iface IF --server-ip IP --prefix LEN --range START END [--lease-secs N]
+//!             [--lease-file PATH | --lease-db URL [--server-name NAME]]
 //! ```
-//! Runs until killed. With `--lease-file`, every ACK is on disk (fsync) before it is sent.
+//! Runs until killed. With `--lease-file`, every ACK is on disk (fsync) before it is sent. With
+//! `--lease-db`, every ACK is committed in PostgreSQL first (pxe-stack's `PgLeaseStore`), and
+//! several servers given the same database share the leases; the password, if the database
+//! asks for one, comes from `PGPASSWORD`, never from the command line. `--server-name` names
+//! this server in the database (default: its address).
 
-use std::net::Ipv4Addr;
+use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use pxe_stack::dhcp::{Config, LeaseFile, Range, Server, Subnet, bind};
+use anyhow::Context;
+use benches::DhcpServerArgs;
+use pxe_stack::dhcp::{Config, LeaseFile, PgLeaseStore, PgOptions, Range, Server, Subnet, bind};
 
 fn main() -> anyhow::Result<()> {
-    let mut iface = None;
-    let mut server_ip: Option<Ipv4Addr> = None;
-    let mut prefix = 24u8;
-    let mut range = None;
-    let mut lease_file = None;
-    let mut lease_secs = 3600u32;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().with_context(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--iface" => iface = Some(val()?),
-            "--server-ip" => server_ip = Some(val()?.parse()?),
-            "--prefix" => prefix = val()?.parse()?,
-            "--range" => {
-                let start: Ipv4Addr = val()?.parse()?;
-                let end: Ipv4Addr = val()?.parse()?;
-                range = Some(Range { start, end });
-            }
-            "--lease-file" => lease_file = Some(val()?),
-            "--lease-secs" => lease_secs = val()?.parse()?,
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    let server_ip = server_ip.context("--server-ip is required")?;
-    let range = range.context("--range is required")?;
+    let DhcpServerArgs {
+        iface,
+        server: server_ip,
+        prefix,
+        range: (start, end),
+        lease_file,
+        lease_db,
+        server_name,
+        lease_secs,
+    } = DhcpServerArgs::from_env("--server-ip", 24)?;
+    let range = Range { start, end };
     let net = pxe_stack::Ipv4Net::new(server_ip, prefix);
     let mut subnet = Subnet::new(net.network(), prefix);
     subnet.pool = Some(range);
@@ -54,6 +46,17 @@ fn main() -> anyhow::Result<()> {
         let mut server = Server::new(config)?;
         if let Some(path) = lease_file {
             server = server.with_lease_file(LeaseFile::new(path))?;
+        }
+        if let Some(url) = lease_db {
+            let store = PgLeaseStore::connect(PgOptions {
+                url,
+                password: std::env::var("PGPASSWORD").ok(),
+                ca_file: None,
+                server: server_name.unwrap_or_else(|| server_ip.to_string()),
+            })
+            .await
+            .context("--lease-db")?;
+            server = server.with_lease_store(Arc::new(store)).await?;
         }
         println!("ready");
         server.serve(socket, std::future::pending()).await?;

@@ -51,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         let value = Value::Host(HostAddr {
             mac,
             reserved: Some(addr),
+            reserved6: None,
         });
         entries.push(Entry::new(format!("host-{i}"), value));
     }

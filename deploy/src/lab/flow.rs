@@ -63,9 +63,12 @@ impl LabReport {
 
 impl Lab {
     /// The deployment plan for this lab: its hosts behind their ipmi_sim BMCs, its generated
-    /// image source, its assets, and servers bound inside its namespace.
+    /// image source, its assets, and servers bound to [`Lab::interface`] in the provisioning
+    /// server's namespace.
     pub fn plan(&self) -> Plan {
         let net = u32::from(self.server_ip) & 0xffff_ff00;
+        let net6 = u128::from(self.server_ip6) & !0xffff_ffff_ffff_ffff;
+        let (v4, v6) = (self.family.has_ipv4(), self.family.has_ipv6());
         Plan {
             cluster: Cluster {
                 name: "lab".into(),
@@ -82,14 +85,27 @@ impl Lab {
                 install_from: crate::plan::InstallFrom::Download,
             },
             provisioning: Provisioning {
-                interface: self.bridge.clone(),
-                address: self.server_ip,
+                interface: self.interface.clone(),
+                family: self.family,
+                address: v4.then_some(self.server_ip),
+                ipv6: v6.then(|| crate::plan::Ipv6Network {
+                    address: self.server_ip6,
+                    prefix: 64,
+                    dhcp_range: Some((
+                        std::net::Ipv6Addr::from(net6 | 0x100),
+                        std::net::Ipv6Addr::from(net6 | 0x1ff),
+                    )),
+                    dns: Vec::new(),
+                    lease_secs: 3600,
+                }),
                 prefix: 24,
-                dhcp_range: Some((Ipv4Addr::from(net | 100), Ipv4Addr::from(net | 199))),
+                dhcp_range: v4.then(|| (Ipv4Addr::from(net | 100), Ipv4Addr::from(net | 199))),
                 router: None,
                 dns: Vec::new(),
                 http_port: self.http_port,
-                ipv6_ra_prefix: Some(std::net::Ipv6Addr::new(0xfd00, 0x126, 0, 0, 0, 0, 0, 0)),
+                // An IPv6 network's advertisements announce its own prefix.
+                ipv6_ra_prefix: (!v6)
+                    .then(|| std::net::Ipv6Addr::new(0xfd00, 0x126, 0, 0, 0, 0, 0, 0)),
                 chain: self.chain,
                 efi_boot_file: self.efi_boot_file.clone(),
                 ipxe_dir: self.ipxe_dir.clone(),
@@ -120,7 +136,14 @@ impl Lab {
                         None => Role::Introspect,
                     },
                     // Fixed hosts get reservations; introspected ones come from the pool.
-                    address: role.as_ref().map(|_| Ipv4Addr::from(net | (10 + i as u32))),
+                    address: role
+                        .as_ref()
+                        .filter(|_| v4)
+                        .map(|_| Ipv4Addr::from(net | (10 + i as u32))),
+                    ipv6: role
+                        .as_ref()
+                        .filter(|_| v6)
+                        .map(|_| std::net::Ipv6Addr::from(net6 | (0x10 + i as u128))),
                     install_dev: "/dev/vda".into(),
                     // A fixed host's 4Kn disk is in the plan; an introspected host's sector
                     // size comes from its inventory, as on real hardware.
@@ -147,6 +170,8 @@ impl Lab {
                 enabled: self.status_addr.is_some(),
                 bind: self.status_addr,
             },
+            // One server, its own files.
+            state: crate::plan::StateConfig::default(),
         }
     }
 
@@ -165,16 +190,17 @@ impl Lab {
     /// Deploys the lab's hosts and checks every disk. `observe` sees the timeline as it changes;
     /// `shutdown` (Ctrl-C) stops the deployment early.
     ///
-    /// The deployment runs on its own tokio runtime whose threads all live in the lab's
-    /// namespace, as the provisioning server of an isolated network would: every socket the
-    /// servers open, including the TFTP server's per-transfer sockets, is on the lab bridge,
-    /// and the BMCs are reached on the namespace's loopback.
+    /// The deployment runs on its own tokio runtime whose threads all live in the provisioning
+    /// server's namespace, as the provisioning server of an isolated network would: every
+    /// socket the servers open, including the TFTP server's per-transfer sockets, is on its
+    /// end of the link to the hosts' bridge ([`Lab::interface`]), and the BMCs are reached on
+    /// that namespace's loopback, its management side.
     pub fn deploy(
         &self,
         observe: impl FnMut(&Timeline) + Send,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<LabReport, Error> {
-        self.netns().enter(|| {
+        self.server_netns().enter(|| {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -197,7 +223,7 @@ impl Lab {
         wait: std::time::Duration,
     ) -> Result<(String, bool), Error> {
         let vm = &self.vms[index];
-        self.netns().enter(|| {
+        self.server_netns().enter(|| {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -313,17 +339,62 @@ impl Lab {
             .iter()
             .find_map(|l| l.strip_prefix("LIVE: dhcp bound ip="))
             .map(str::to_owned);
+        let ip6 = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("LIVE: dhcp6 bound ip6="))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned);
         check.result = self
-            .check_dns(vm, ip.as_deref(), &check.dns)
+            .check_dhcp6(vm, ip6.as_deref())
+            .and_then(|()| self.check_dns(vm, ip.as_deref(), &check.dns))
             .and_then(|()| self.check_disk_contents(vm, fixed, image, &mut check));
         check
     }
 
+    /// On a network with IPv6, the installer took an address from DHCPv6 (with `dhclient -6`)
+    /// inside the plan's prefix: the host's reservation when it has one (the reservation is
+    /// keyed by MAC, while firmware, iPXE and dhclient each send a DUID of their own).
+    fn check_dhcp6(&self, vm: &Vm, ip6: Option<&str>) -> Result<(), String> {
+        if !self.family.has_ipv6() {
+            return Ok(());
+        }
+        let ip6: std::net::Ipv6Addr = ip6
+            .ok_or("the installer never reported a DHCPv6 address")?
+            .parse()
+            .map_err(|e| format!("the installer's DHCPv6 address: {e}"))?;
+        let plan = self.plan();
+        let net = plan.provisioning.ipv6.as_ref().ok_or("no IPv6 network")?;
+        if !net.contains(ip6) {
+            return Err(format!("DHCPv6 address {ip6} outside {}/64", net.network()));
+        }
+        let host = plan.hosts.iter().find(|h| h.mac == vm.spec.mac);
+        if let Some(want) = host.and_then(|h| h.ipv6)
+            && want != ip6
+        {
+            return Err(format!(
+                "the installer got {ip6} over DHCPv6, not its reservation {want}"
+            ));
+        }
+        Ok(())
+    }
+
     /// The installer resolved `api-int` to the API VIP, its own address to its own name and
-    /// that name back to its address, through the resolver DHCP handed it.
+    /// that name back to its address, through the resolver DHCP handed it. IPv6-only: `api-int`
+    /// through the resolver DHCPv6 named (option 23), over IPv6, when it was asked.
     fn check_dns(&self, vm: &Vm, ip: Option<&str>, dns: &[String]) -> Result<(), String> {
-        let ip = ip.ok_or("the installer never reported its DHCP address")?;
         let zone = self.zone();
+        if !self.family.has_ipv4() {
+            // DHCPv6 names the resolver (option 23) and the zone (option 24): the installer
+            // resolves api-int through our DNS over IPv6.
+            let w = format!("api-int.{zone} -> {}", self.api_vip());
+            return match dns.contains(&w) {
+                true => Ok(()),
+                false => Err(format!(
+                    "the installer did not resolve `{w}` through the cluster DNS: {dns:?}"
+                )),
+            };
+        }
+        let ip = ip.ok_or("the installer never reported its DHCP address")?;
         let own = format!("{}.{zone}", vm.spec.name);
         let want = [
             format!("api-int.{zone} -> {}", self.api_vip()),

@@ -12,8 +12,9 @@
 //!   cache ([`coreos_installer`]).
 //! - `/usr/libexec/coreos-installer-service` is [`SERVICE_SCRIPT`], byte for byte the crate's
 //!   `scripts/coreos-installer-service` (see `coreos-installer-service.NOTICE`).
-//! - bash, lsblk, blkid, udevadm (also as systemd-udevd), gpg and every shared library they
-//!   load (found with `ldd`, plus the dynamic loader) are copied from this Debian machine.
+//! - bash, lsblk, blkid, udevadm (also as systemd-udevd), gpg, ISC dhclient (the DHCPv6
+//!   client for `ip=dhcp6`, with a `-sf` hook writing the address and resolvers) and every
+//!   shared library they load (found with `ldd`, plus the dynamic loader) are copied from this Debian machine.
 //! - busybox provides everything else (`sh`, `wget`, `udhcpc`, `nslookup`, `insmod`,
 //!   `poweroff`, `rm`).
 
@@ -38,6 +39,9 @@ pub const SERVICE_SCRIPT_SHA256: &str =
 /// The live initramfs's /init (see the module docs).
 pub const INIT_SCRIPT: &str = include_str!("live-init.sh");
 const UDHCPC_SCRIPT: &str = include_str!("udhcpc.script");
+const DHCLIENT6_SCRIPT: &str = include_str!("dhclient6.script");
+/// dhclient's configuration: the DHCPv6 resolvers and search domains (options 23 and 24).
+const DHCLIENT_CONF: &str = "also request dhcp6.name-servers, dhcp6.domain-search;\n";
 
 /// Kernel modules the installer loads (their dependencies are resolved with modprobe).
 /// Debian builds virtio, e1000, the ATA drivers and ext4 (which coreos-installer mounts to
@@ -55,7 +59,16 @@ pub(crate) const MODULES: &[&str] = &[
 /// Programs copied from this machine into the initramfs's /usr/bin, with their libraries.
 /// coreos-installer calls lsblk, blkid, udevadm and gpg; the service script is bash; gpg 2.2
 /// starts gpg-agent even to import the public keys it verifies with.
-const PROGRAMS: &[&str] = &["bash", "lsblk", "blkid", "udevadm", "gpg", "gpg-agent"];
+/// ISC dhclient is the DHCPv6 client (`ip=dhcp6`): busybox here has no udhcpc6.
+const PROGRAMS: &[&str] = &[
+    "bash",
+    "lsblk",
+    "blkid",
+    "udevadm",
+    "gpg",
+    "gpg-agent",
+    "dhclient",
+];
 
 /// The udev rules the installer needs: device nodes, and the by-label/by-partlabel links and
 /// filesystem properties that lsblk reads from udev's database.
@@ -245,6 +258,13 @@ pub(crate) fn build(dir: &Path, cache: &Path) -> Result<Installer, Error> {
     cpio.file("bin/busybox", 0o100755, &read(busybox)?);
     cpio.file("init", 0o100755, INIT_SCRIPT.as_bytes());
     cpio.file("etc/udhcpc.script", 0o100755, UDHCPC_SCRIPT.as_bytes());
+    cpio.file(
+        "etc/dhclient6.script",
+        0o100755,
+        DHCLIENT6_SCRIPT.as_bytes(),
+    );
+    cpio.dir("etc/dhcp");
+    cpio.file("etc/dhcp/dhclient.conf", 0o100644, DHCLIENT_CONF.as_bytes());
     // udev resolves the groups its rules name; the rest of the system has only root.
     cpio.file("etc/passwd", 0o100644, b"root:x:0:0:root:/root:/bin/sh\n");
     cpio.file(

@@ -51,9 +51,12 @@ for m in $(cat /etc/modules.order); do
     insmod "/lib/modules/$m.ko" 2>/dev/null
 done
 
-DEV="" IGN="" INTRO="" ROOTFS="" INSTALL_CONFIG=""
+DEV="" IGN="" INTRO="" ROOTFS="" INSTALL_CONFIG="" IPMODE=dhcp
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
+        # dracut's ip= as rhcos-deploy writes it: none (DHCPv4), ip=dhcp6, ip=dhcp,dhcp6.
+        ip=dhcp | ip=dhcp6 | ip=dhcp,dhcp6 | ip=dhcp6,dhcp) IPMODE="${arg#ip=}" ;;
+        ip=*) fail "unsupported ${arg} (the lab's installer takes ip=dhcp, dhcp6 or dhcp,dhcp6)" ;;
         coreos.inst.install_dev=*) DEV="${arg#*=}" ;;
         rhcos_metal.install_config=*) INSTALL_CONFIG="${arg#*=}" ;;
         coreos.inst.ignition_url=*) IGN="${arg#*=}" ;;
@@ -91,10 +94,39 @@ log "nic $NIC mac=$MAC disk /dev/$DEV $(($(cat /sys/block/$DEV/size) / 2048)) Mi
 
 ip link set lo up
 ip link set "$NIC" up
-udhcpc -i "$NIC" -f -q -n -t 20 -T 1 -s /etc/udhcpc.script >/tmp/udhcpc.log 2>&1 ||
-    fail "dhcp failed: $(cat /tmp/udhcpc.log)"
-IP=$(cat /tmp/ip)
-log "dhcp bound ip=$IP"
+: >/etc/resolv.conf
+IP="" IP6=""
+case "$IPMODE" in *dhcp6*) V6=1 ;; *) V6="" ;; esac
+case ",$IPMODE," in *,dhcp,*) V4=1 ;; *) V4="" ;; esac
+if [ -n "$V4" ]; then
+    udhcpc -i "$NIC" -f -q -n -t 20 -T 1 -s /etc/udhcpc.script >/tmp/udhcpc.log 2>&1 ||
+        fail "dhcp failed: $(cat /tmp/udhcpc.log)"
+    IP=$(cat /tmp/ip)
+    log "dhcp bound ip=$IP"
+fi
+if [ -n "$V6" ]; then
+    # ISC dhclient -6 (stateful, IA_NA) once the link-local address has passed duplicate
+    # address detection; it backgrounds itself once bound and keeps renewing.
+    i=0
+    until ip -6 addr show dev "$NIC" | grep -q "inet6 fe80" &&
+        ! ip -6 addr show dev "$NIC" | grep -q tentative; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && fail "no link-local IPv6 address on $NIC"
+        sleep 0.1
+    done
+    mkdir -p /var/lib/dhcp
+    dhclient -6 -1 -v -cf /etc/dhcp/dhclient.conf -sf /etc/dhclient6.script \
+        -lf /tmp/dhclient6.leases -pf /run/dhclient6.pid "$NIC" >/tmp/dhclient6.log 2>&1 ||
+        fail "dhcpv6 failed: $(tail -n 5 /tmp/dhclient6.log)"
+    IP6=$(cat /tmp/ip6)
+    i=0
+    while ip -6 addr show dev "$NIC" | grep -q tentative; do
+        i=$((i + 1))
+        [ $i -gt 50 ] && break
+        sleep 0.1
+    done
+    log "dhcp6 bound ip6=$IP6 ($(grep -c '^nameserver' /etc/resolv.conf) resolvers)"
+fi
 
 # The names a node needs from the cluster DNS, asked (busybox nslookup) of the resolver DHCP
 # handed out: api-int, this host's own address and the name that comes back. Each answer is
@@ -113,12 +145,14 @@ dns() {
     log "dns $2 -> $answer"
     DNS_SEEN="$DNS_SEEN $2=$(echo "$answer" | tr ' ' ',')"
 }
-log "dns resolver $(grep '^nameserver' /etc/resolv.conf 2>/dev/null | cut -d' ' -f2 | tr '\n' ' ')(dhcp option 6)"
-DOMAIN=$(sed -n 's/^search //p' /etc/resolv.conf 2>/dev/null)
+log "dns resolver $(grep '^nameserver' /etc/resolv.conf 2>/dev/null | cut -d' ' -f2 | tr '\n' ' ')(dhcp option 6 / dhcpv6 option 23)"
+DOMAIN=$(sed -n 's/^search //p' /etc/resolv.conf 2>/dev/null | head -n 1)
 [ -n "$DOMAIN" ] && dns a "api-int.$DOMAIN"
-dns ptr "$IP"
-OWN=$(resolve ptr "$IP")
-[ "$OWN" != - ] && dns a "${OWN%% *}"
+if [ -n "$IP" ]; then
+    dns ptr "$IP"
+    OWN=$(resolve ptr "$IP")
+    [ "$OWN" != - ] && dns a "${OWN%% *}"
+fi
 
 if [ -n "$ROOTFS" ]; then
     # The live initramfs fetches its root filesystem before anything else.

@@ -1,8 +1,23 @@
 //! A throwaway lab on this machine: bare-metal servers as QEMU VMs behind ipmi_sim BMCs, on a
 //! bridge inside a network namespace of their own, installed by the real `coreos-installer`.
 //!
+//! The lab is wired as a rack is, in two network namespaces ([`Lab::hosts_netns`],
+//! [`Lab::server_netns`]):
+//! - the hosts' namespace is the provisioning segment: the bridge (the switch), a tap per VM
+//!   (the hosts' NICs) and the QEMU processes. It has no address of its own, not even
+//!   loopback's `127.0.0.1`, so an IPv6-only lab is IPv6-only there with nothing excepted.
+//! - the provisioning server's namespace holds what runs on the provisioning server: the
+//!   deployment's servers (DHCP, DHCPv6, RA, TFTP, HTTP, DNS, the status page) and, on its
+//!   management side, the hosts' ipmi_sim BMCs. Its end of a veth pair whose other end is a
+//!   port of the bridge ([`Lab::interface`], `prov0`) carries the provisioning addresses and
+//!   is the plan's `provisioning.interface`; the BMCs listen on its loopback, the stand-in for
+//!   the rack's management network. ipmi_sim only binds IPv4 (and ipmitool does not reach it
+//!   on `::1`), so the management side stays IPv4 whatever the provisioning segment's family,
+//!   as a real rack's BMC network often is. The operator's link from this machine (the
+//!   status page, [`LabConfig::status_port`]) attaches here too.
+//!
 //! [`Lab::build`] creates everything; dropping the [`Lab`] removes it all again (VMs, BMCs,
-//! namespace, files), on success, on error and on Ctrl-C alike. The lab knows nothing about the
+//! both namespaces, files), on success, on error and on Ctrl-C alike. The lab knows nothing about the
 //! deployment: it hands out a [`crate::Plan`]-shaped description of its hosts and checks their disks
 //! afterwards, and the same deployment code as on real hardware runs in between.
 //!
@@ -27,7 +42,7 @@ mod netns;
 mod sys;
 mod vm;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 pub use flow::{DiskCheck, LabReport, REFUSALS};
@@ -124,12 +139,20 @@ pub struct LabConfig {
     pub work_dir: PathBuf,
     /// What outlives a run: the coreos-installer build and the generated images.
     pub cache_dir: PathBuf,
-    /// The namespace name (unique per run).
+    /// The namespaces' name prefix (unique per run): the hosts' namespace is `<netns>-hosts`,
+    /// the provisioning server's `<netns>-server`.
     pub netns: String,
-    /// The provisioning server's address on the lab bridge.
+    /// The provisioning server's address on the lab's segment.
     pub server_ip: Ipv4Addr,
     /// The bridge's prefix length.
     pub prefix: u8,
+    /// The lab network's address family: IPv4 (the default), IPv6 only (the provisioning
+    /// segment without an IPv4 address, UEFI hosts booting through OVMF's PXE over IPv6, the
+    /// installer on DHCPv6) or dual-stack.
+    pub family: crate::plan::NetworkFamily,
+    /// The provisioning server's IPv6 address on the lab's segment (a /64), when the family
+    /// has IPv6.
+    pub server_ip6: Ipv6Addr,
     /// QEMU's accelerator.
     pub accel: Accel,
     /// Keep the files after teardown (for debugging).
@@ -147,7 +170,7 @@ pub struct LabConfig {
     /// installer gets xz; otherwise the gzip images are listed too and preferred, as on RHCOS.
     pub xz_only: bool,
     /// Serve the status page and metrics on this port, on a private link from this machine into
-    /// the lab's namespace ([`Lab::status_url`]); off by default.
+    /// the provisioning server's namespace ([`Lab::status_url`]); off by default.
     pub status_port: Option<u16>,
     /// The provisioning HTTP port (8080).
     pub http_port: u16,
@@ -201,6 +224,8 @@ impl LabConfig {
             netns: format!("rmlab{pid}"),
             server_ip: Ipv4Addr::new(192, 168, 126, 1),
             prefix: 24,
+            family: crate::plan::NetworkFamily::Ipv4,
+            server_ip6: Ipv6Addr::new(0xfd00, 0x126, 0, 0, 0, 0, 0, 1),
             accel: Accel::Tcg,
             keep_files: false,
             chain: crate::ChainMode::Trust,
@@ -223,6 +248,26 @@ impl LabConfig {
         config.hosts[0].vm.firmware = Firmware::UefiSecureBoot;
         config.hosts[0].vm.sector_size = 512;
         config.hosts[0].role = Some("master".into());
+        config
+    }
+
+    /// One UEFI host with a fixed master role on an IPv6-only network: OVMF's own PXE over
+    /// IPv6 (its IPv4 PXE switched off) fetches iPXE over TFTP, iPXE takes DHCPv6 and its
+    /// per-host script over HTTP, and the installer configures its NIC with `dhclient -6`.
+    pub fn ipv6_only(work_dir: PathBuf) -> Self {
+        let mut config = LabConfig::two_hosts(work_dir);
+        config.family = crate::plan::NetworkFamily::Ipv6;
+        config.hosts.remove(0);
+        config.hosts[0].vm.sector_size = 512;
+        config.hosts[0].role = Some("master".into());
+        config
+    }
+
+    /// The default two hosts (a BIOS host with a fixed role, an introspected UEFI host) on a
+    /// dual-stack network: DHCPv4 and DHCPv6 for both, the UEFI host booting over IPv6.
+    pub fn dual_stack(work_dir: PathBuf) -> Self {
+        let mut config = LabConfig::two_hosts(work_dir);
+        config.family = crate::plan::NetworkFamily::DualStack;
         config
     }
 }
@@ -248,10 +293,18 @@ pub struct Lab {
     pub assets: PathBuf,
     /// A directory with the iPXE binaries (undionly.kpxe, snponly.efi, ipxe.efi).
     pub ipxe_dir: PathBuf,
-    /// The provisioning address on the bridge.
+    /// The provisioning address on [`Lab::interface`] (unused on an IPv6-only lab).
     pub server_ip: Ipv4Addr,
-    /// The bridge's name inside the namespace.
+    /// The provisioning IPv6 address on [`Lab::interface`] (unused on an IPv4 lab).
+    pub server_ip6: Ipv6Addr,
+    /// The lab network's address family.
+    pub family: crate::plan::NetworkFamily,
+    /// The bridge's name inside the hosts' namespace.
     pub bridge: String,
+    /// The provisioning server's interface on the segment (its end of the veth pair whose
+    /// other end is a port of [`Lab::bridge`]), inside the server's namespace: the plan's
+    /// `provisioning.interface`.
+    pub interface: String,
     /// How BIOS hosts chain into iPXE.
     pub chain: crate::ChainMode,
     /// What UEFI hosts chainload.
@@ -262,12 +315,14 @@ pub struct Lab {
     pub http_port: u16,
     /// The lab's own directory.
     pub dir: PathBuf,
-    /// Where the status page is served (the namespace's end of the link from this machine),
-    /// when [`LabConfig::status_port`] asks for it.
+    /// Where the status page is served (the server namespace's end of the link from this
+    /// machine), when [`LabConfig::status_port`] asks for it.
     pub status_addr: Option<std::net::SocketAddr>,
     keep_files: bool,
-    // Declared last: dropped after the VMs, so no QEMU outlives its tap.
-    netns: Netns,
+    // Declared last: dropped after the VMs, so no QEMU outlives its tap and no BMC its
+    // namespace.
+    hosts_netns: Netns,
+    server_netns: Netns,
 }
 
 impl Lab {
@@ -335,23 +390,45 @@ impl Lab {
             }
         }
 
-        let netns = Netns::create(&config.netns)?;
-        let bridge = "br0".to_owned();
-        netns.add_bridge(&bridge, config.server_ip, config.prefix)?;
+        // Both are dropped (deleted, with whatever runs inside) if anything below fails.
+        let server_netns = Netns::create(&format!("{}-server", config.netns))?;
+        let hosts_netns = Netns::create(&format!("{}-hosts", config.netns))?;
+        hosts_netns.remove_ipv4_loopback()?;
+        let (bridge, interface) = ("br0".to_owned(), "prov0".to_owned());
+        let family = config.family;
+        hosts_netns.add_bridge(&bridge)?;
+        hosts_netns.add_bridge_link(
+            &bridge,
+            "server0",
+            &server_netns,
+            &interface,
+            family
+                .has_ipv4()
+                .then_some((config.server_ip, config.prefix)),
+            family.has_ipv6().then_some((config.server_ip6, 64)),
+        )?;
         let status_addr = match config.status_port {
-            Some(port) => Some(host_link(&netns, port)?),
+            Some(port) => Some(host_link(&server_netns, port)?),
             None => None,
         };
         let mut vms = Vec::new();
         for (i, host) in config.hosts.iter().enumerate() {
             let tap = format!("tap{i}");
-            netns.add_tap(&tap, &bridge)?;
+            hosts_netns.add_tap(&tap, &bridge)?;
             let mut spec = host.vm.clone();
             if spec.disk_mib == 0 {
                 spec.disk_mib = config.image_mib + 16;
             }
             let vm_dir = dir.join(&spec.name);
-            vms.push(Vm::create(spec, vm_dir, netns.name(), &tap, config.accel)?);
+            vms.push(Vm::create(
+                spec,
+                vm_dir,
+                hosts_netns.name(),
+                server_netns.name(),
+                &tap,
+                config.accel,
+                family,
+            )?);
         }
         Ok(Lab {
             vms,
@@ -364,7 +441,10 @@ impl Lab {
             assets,
             ipxe_dir,
             server_ip: config.server_ip,
+            server_ip6: config.server_ip6,
+            family,
             bridge,
+            interface,
             chain: config.chain,
             efi_boot_file: config.efi_boot_file.clone(),
             secure_boot,
@@ -372,7 +452,8 @@ impl Lab {
             dir,
             status_addr,
             keep_files: config.keep_files,
-            netns,
+            hosts_netns,
+            server_netns,
         })
     }
 
@@ -381,9 +462,16 @@ impl Lab {
         self.status_addr.map(|a| format!("http://{a}/"))
     }
 
-    /// The lab's network namespace.
-    pub fn netns(&self) -> &Netns {
-        &self.netns
+    /// The hosts' namespace: the provisioning segment's bridge, the VMs' taps and their QEMU
+    /// processes; no address of its own (no IPv4 at all).
+    pub fn hosts_netns(&self) -> &Netns {
+        &self.hosts_netns
+    }
+
+    /// The provisioning server's namespace: the deployment's servers on [`Lab::interface`],
+    /// the BMCs on its loopback (the management side) and the operator's link.
+    pub fn server_netns(&self) -> &Netns {
+        &self.server_netns
     }
 
     /// The image a VM gets: the one formatted for its disk's sector size.

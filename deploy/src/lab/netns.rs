@@ -1,7 +1,8 @@
-//! A network namespace with a bridge and tap devices: the lab's isolated provisioning network.
+//! Network namespaces for the lab: the hosts' provisioning segment (a bridge and a tap per VM)
+//! and the provisioning server's side, plugged into that bridge by a veth pair.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use nix::sched::{CloneFlags, setns};
@@ -44,8 +45,11 @@ impl Netns {
         run("ip", full)
     }
 
-    /// Adds a bridge with an address (`br0`, `192.168.126.1`, `24`) and brings it up.
-    pub fn add_bridge(&self, bridge: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), Error> {
+    /// Adds a bridge with no address of its own (the segment's switch: the hosts' namespace
+    /// has no provisioning address) and brings it up. Multicast snooping is off, so the bridge
+    /// floods DHCPv6, RA and neighbour discovery to every port as a plain switch would, whatever
+    /// MLD reports it has seen.
+    pub fn add_bridge(&self, bridge: &str) -> Result<(), Error> {
         self.ip(&[
             "link",
             "add",
@@ -54,15 +58,96 @@ impl Netns {
             "bridge",
             "forward_delay",
             "0",
+            "mcast_snooping",
+            "0",
         ])?;
-        self.ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", bridge])?;
         self.ip(&["link", "set", bridge, "up"])?;
         Ok(())
     }
 
+    /// Plugs namespace `other` into `bridge` of this one with a veth pair: `port` here,
+    /// enslaved to the bridge, and `other_if` in `other`, which carries the addresses
+    /// (`192.168.126.1/24` and/or `fd00:126::1/64`). An IPv6-only link gets no IPv4 address;
+    /// its IPv6 addresses, the link-local one included, skip duplicate address detection (the
+    /// segment is ours), so servers can bind and send router advertisements at once.
+    pub fn add_bridge_link(
+        &self,
+        bridge: &str,
+        port: &str,
+        other: &Netns,
+        other_if: &str,
+        addr: Option<(Ipv4Addr, u8)>,
+        addr6: Option<(Ipv6Addr, u8)>,
+    ) -> Result<(), Error> {
+        self.ip(&[
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            other_if,
+            "netns",
+            &other.name,
+        ])?;
+        self.ip(&["link", "set", port, "master", bridge])?;
+        self.ip(&["link", "set", port, "up"])?;
+        run(
+            "ip",
+            [
+                "netns",
+                "exec",
+                &other.name,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{other_if}.accept_dad=0"),
+            ],
+        )?;
+        if let Some((addr, prefix)) = addr {
+            other.ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", other_if])?;
+        }
+        if let Some((addr, prefix)) = addr6 {
+            other.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{addr}/{prefix}"),
+                "dev",
+                other_if,
+                "nodad",
+            ])?;
+        }
+        other.ip(&["link", "set", other_if, "up"])?;
+        Ok(())
+    }
+
+    /// Removes loopback's `127.0.0.1/8`; loopback stays up with `::1`. What is left has no
+    /// IPv4 address at all ([`Netns::ipv4_addresses`] is empty).
+    pub fn remove_ipv4_loopback(&self) -> Result<(), Error> {
+        self.ip(&["addr", "del", "127.0.0.1/8", "dev", "lo"])?;
+        Ok(())
+    }
+
+    /// The IPv4 addresses configured anywhere in the namespace (`ip -4 -o addr`, as
+    /// `addr/prefix (dev)`), loopback's `127.0.0.1` included: the lab's hosts' namespace has
+    /// none at all (see [`Netns::remove_ipv4_loopback`]).
+    pub fn ipv4_addresses(&self) -> Result<Vec<String>, Error> {
+        let out = self.ip(&["-4", "-o", "addr", "show"])?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace().skip_while(|w| *w != "inet");
+                w.nth(1)
+                    .map(|a| format!("{a} ({})", l.split_whitespace().nth(1).unwrap_or("?")))
+            })
+            .collect())
+    }
+
     /// Adds a veth pair from this machine's namespace (`host_if`, `host_addr`) into this one
     /// (`ns_if`, `ns_addr`), both in a /30: a private link for the operator's side only (the
-    /// status page), never bridged to the hosts. Deleting the namespace deletes the pair.
+    /// status page), never bridged to the hosts. The lab adds it to the provisioning server's
+    /// namespace, its management side. Deleting the namespace deletes the pair.
     pub fn add_host_link(
         &self,
         host_if: &str,

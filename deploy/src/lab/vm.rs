@@ -84,11 +84,12 @@ pub struct VmSpec {
 pub struct Vm {
     /// The spec it was made from.
     pub spec: VmSpec,
-    /// Where the BMC listens (IPMI over LAN, UDP), on the loopback of the lab's namespace.
+    /// Where the BMC listens (IPMI over LAN, UDP), on the loopback of the provisioning
+    /// server's namespace (the lab's management network).
     pub bmc: SocketAddr,
     /// The VM's directory: disk, serial log, BMC state.
     pub dir: PathBuf,
-    netns: String,
+    bmc_netns: String,
     bmc_process: Child,
 }
 
@@ -99,12 +100,16 @@ pub const BMC_PASSWORD: &str = "password";
 
 impl Vm {
     /// Creates the VM's disk and start script and starts its BMC. The VM is powered off.
+    /// QEMU runs in `hosts_netns` (where `tap` is), the BMC in `bmc_netns` (its management
+    /// network).
     pub fn create(
         spec: VmSpec,
         dir: PathBuf,
-        netns: &str,
+        hosts_netns: &str,
+        bmc_netns: &str,
         tap: &str,
         accel: Accel,
+        family: crate::plan::NetworkFamily,
     ) -> Result<Self, Error> {
         for p in ["qemu-system-x86_64", "ipmi_sim", "ipmitool"] {
             if !have(p) {
@@ -140,10 +145,17 @@ impl Vm {
                 path: vars_template.into(),
                 source,
             })?;
+            // OVMF's PXE runs over one family: IPv4 on an IPv4 lab, else IPv6 only, so a host
+            // never waits out the other family's DHCP timeout first.
+            let (v4, v6) = match family.has_ipv6() {
+                false => ("y", "n"),
+                true => ("n", "y"),
+            };
             firmware_args = format!(
                 "{machine} -drive if=pflash,format=raw,readonly=on,file={code} \
                  -drive if=pflash,format=raw,file={vars} \
-                 -fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n",
+                 -fw_cfg name=opt/org.tianocore/IPv4PXESupport,string={v4} \
+                 -fw_cfg name=opt/org.tianocore/IPv6PXESupport,string={v6}",
                 vars = vars.display()
             );
             // No option ROM: OVMF's own PXE client runs, as on a real UEFI server.
@@ -158,7 +170,7 @@ impl Vm {
             "#!/bin/sh\n\
              # Starts this VM; $1 is the BMC's boot device (pxe boots the NIC first).\n\
              if [ \"$1\" = pxe ]; then net=1; disk=2; else net=2; disk=1; fi\n\
-             exec ip netns exec {netns} qemu-system-x86_64 -name {name} -accel {accel} \
+             exec ip netns exec {hosts_netns} qemu-system-x86_64 -name {name} -accel {accel} \
              -m {mem} -smp 1 -display none -vga none -nodefaults {firmware_args} \
              -fw_cfg name=etc/sercon-port,file={d}/sercon \
              -serial file:{d}/serial.log -pidfile {d}/qemu.pid -daemonize \
@@ -200,9 +212,9 @@ impl Vm {
             path: dir.join("bmc.log"),
             source,
         })?;
-        // The BMC listens on the namespace's loopback: the lab's management network.
+        // The BMC listens on the server namespace's loopback: the lab's management network.
         let bmc_process = Command::new("ip")
-            .args(["netns", "exec", netns, "ipmi_sim", "-c"])
+            .args(["netns", "exec", bmc_netns, "ipmi_sim", "-c"])
             .arg(dir.join("lan.conf"))
             .arg("-f")
             .arg(dir.join("bmc.emu"))
@@ -224,7 +236,7 @@ impl Vm {
             spec,
             bmc: SocketAddr::from(([127, 0, 0, 1], port)),
             dir,
-            netns: netns.to_owned(),
+            bmc_netns: bmc_netns.to_owned(),
             bmc_process,
         };
         vm.wait_for_bmc()?;
@@ -239,7 +251,7 @@ impl Vm {
                 [
                     "netns",
                     "exec",
-                    &self.netns,
+                    &self.bmc_netns,
                     "ipmitool",
                     "-I",
                     "lanplus",

@@ -9,8 +9,12 @@ use pxe_stack::{ChainMode, Ipv4Net, LeaseIdentity, Mac};
 use serde::{Deserialize, Serialize};
 
 mod bootstrap;
+mod ipv6;
+mod state;
 
 pub use bootstrap::{bootstrap_cluster, bootstrap_ignition};
+pub use ipv6::{Ipv6Network, NetworkFamily};
+pub use state::{StateBackend, StateConfig};
 
 /// A whole deployment, as read from its TOML file.
 ///
@@ -65,6 +69,10 @@ pub struct Plan {
     /// The live status page and Prometheus metrics (`[status]`); off by default.
     #[serde(default)]
     pub status: StatusConfig,
+    /// Where the deciding state lives (`[state]`): this server's files (the default) or one
+    /// PostgreSQL database shared by several servers.
+    #[serde(default)]
+    pub state: StateConfig,
 }
 
 /// The cluster DNS server: authoritative for `<cluster.name>.<cluster.base_domain>` and the
@@ -248,9 +256,18 @@ fn default_cache() -> PathBuf {
 pub struct Provisioning {
     /// The interface DHCP binds to.
     pub interface: String,
-    /// The servers' address on that interface.
-    pub address: Ipv4Addr,
-    /// The subnet's prefix length.
+    /// Which IP versions the network runs: `ipv4` (default), `ipv6` or `dual-stack`.
+    #[serde(default)]
+    pub family: NetworkFamily,
+    /// The servers' IPv4 address on that interface; needed unless `family = "ipv6"`, which
+    /// takes none.
+    #[serde(default)]
+    pub address: Option<Ipv4Addr>,
+    /// The IPv6 network (`[provisioning.ipv6]`): needed for `family = "ipv6"` and
+    /// `"dual-stack"`.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Network>,
+    /// The IPv4 subnet's prefix length.
     #[serde(default = "default_prefix")]
     pub prefix: u8,
     /// The dynamic pool (first, last); reservations for the hosts are added on top.
@@ -267,6 +284,7 @@ pub struct Provisioning {
     pub http_port: u16,
     /// Send SLAAC-only IPv6 router advertisements for this ULA /64 prefix (`fd00:126::`) on the
     /// interface. iPXE otherwise waits about 13 s for IPv6 autoconfiguration on every boot.
+    /// IPv4 networks only: an IPv6 network's advertisements announce `provisioning.ipv6`.
     #[serde(default)]
     pub ipv6_ra_prefix: Option<std::net::Ipv6Addr>,
     /// How BIOS clients that look like iPXE are treated: `trust` (default) hands them the
@@ -515,9 +533,13 @@ pub struct Host {
     pub mac: Mac,
     /// Its role, or introspection.
     pub role: Role,
-    /// A reserved address; otherwise one comes from the pool.
+    /// A reserved IPv4 address; otherwise one comes from the pool.
     #[serde(default)]
     pub address: Option<Ipv4Addr>,
+    /// A reserved IPv6 address (DHCPv6, by MAC); otherwise one comes from
+    /// `provisioning.ipv6.dhcp_range`.
+    #[serde(default)]
+    pub ipv6: Option<std::net::Ipv6Addr>,
     /// The install disk.
     #[serde(default = "default_install_dev")]
     pub install_dev: String,
@@ -792,6 +814,9 @@ impl Plan {
             path,
             message,
         };
+        if let Err((key, message)) = self.state.check() {
+            return Err(invalid(format!("state.{key}"), message));
+        }
         if self.images.stream.is_none() && self.images.mirror.is_none() {
             return Err(invalid(
                 "images".into(),
@@ -816,7 +841,10 @@ impl Plan {
                 ));
             }
         }
-        if self.provisioning.prefix == 0 || self.provisioning.prefix > 30 {
+        ipv6::check(self).map_err(|(path, message)| invalid(path, message))?;
+        if self.provisioning.address.is_some()
+            && (self.provisioning.prefix == 0 || self.provisioning.prefix > 30)
+        {
             return Err(invalid(
                 "provisioning.prefix".into(),
                 format!(
@@ -839,8 +867,8 @@ impl Plan {
                     format!("{} is used twice", h.mac),
                 ));
             }
-            if let Some(a) = h.address {
-                if a == self.provisioning.address {
+            if let (Some(a), Some(own)) = (h.address, self.provisioning.address) {
+                if a == own {
                     return Err(invalid(
                         format!("hosts[{i}].address"),
                         format!("{a} is the servers' own address (provisioning.address)"),
@@ -855,10 +883,7 @@ impl Plan {
                 if !self.in_subnet(a) {
                     return Err(invalid(
                         format!("hosts[{i}].address"),
-                        format!(
-                            "{a} is outside {}/{}",
-                            self.provisioning.address, self.provisioning.prefix
-                        ),
+                        format!("{a} is outside {own}/{}", self.provisioning.prefix),
                     ));
                 }
             }
@@ -903,14 +928,17 @@ impl Plan {
         if p.http_port == 0 {
             return Err(("provisioning.http_port".into(), "0 is not a port".into()));
         }
+        // None for v6-only plans, whose IPv4 keys the family check refused.
         let net = self.subnet();
-        if let Some(which) = net.special(p.address) {
+        if let (Some(net), Some(own)) = (net, p.address)
+            && let Some(which) = net.special(own)
+        {
             return Err((
                 "provisioning.address".into(),
-                format!("{} is the {which} address of {net}", p.address),
+                format!("{own} is the {which} address of {net}"),
             ));
         }
-        if let Some(r) = p.router
+        if let (Some(net), Some(r)) = (net, p.router)
             && (!net.contains(r) || net.special(r).is_some() || r.is_unspecified())
         {
             return Err((
@@ -943,7 +971,7 @@ impl Plan {
                     format!("{:?} is not a device path under /dev/", h.install_dev),
                 ));
             }
-            if let Some(a) = h.address {
+            if let (Some(net), Some(a)) = (net, h.address) {
                 if let Some(which) = net.special(a) {
                     return Err((
                         format!("hosts[{i}].address"),
@@ -971,7 +999,7 @@ impl Plan {
                 ));
             }
         }
-        if let Some((first, last)) = p.dhcp_range {
+        if let (Some(net), Some(own), Some((first, last))) = (net, p.address, p.dhcp_range) {
             for a in [first, last] {
                 if let Some(which) = net.special(a) {
                     return Err((
@@ -980,13 +1008,10 @@ impl Plan {
                     ));
                 }
             }
-            if (first..=last).contains(&p.address) {
+            if (first..=last).contains(&own) {
                 return Err((
                     "provisioning.dhcp_range".into(),
-                    format!(
-                        "{first}..{last} holds the server's own address {}",
-                        p.address
-                    ),
+                    format!("{first}..{last} holds the server's own address {own}"),
                 ));
             }
         }
@@ -995,13 +1020,28 @@ impl Plan {
 
     /// Whether the plan runs its DNS server.
     pub fn dns_enabled(&self) -> bool {
-        self.dns.enabled.unwrap_or(self.provisioning.dns.is_empty())
+        let p = &self.provisioning;
+        let others = !p.dns.is_empty() || p.ipv6.as_ref().is_some_and(|v6| !v6.dns.is_empty());
+        self.dns.enabled.unwrap_or(!others)
+    }
+
+    /// The DNS servers DHCPv6 hands out (option 23): `provisioning.ipv6.dns`, else ours on the
+    /// IPv6 address.
+    pub fn dns_servers6(&self) -> Vec<std::net::Ipv6Addr> {
+        match &self.provisioning.ipv6 {
+            Some(v6) if v6.dns.is_empty() && self.dns_enabled() => vec![v6.address],
+            Some(v6) => v6.dns.clone(),
+            None => Vec::new(),
+        }
     }
 
     /// The DNS servers DHCP hands out (option 6): `provisioning.dns`, else ours.
     pub fn dns_servers(&self) -> Vec<Ipv4Addr> {
-        if self.provisioning.dns.is_empty() && self.dns_enabled() {
-            vec![self.provisioning.address]
+        if let Some(own) = self.provisioning.address
+            && self.provisioning.dns.is_empty()
+            && self.dns_enabled()
+        {
+            vec![own]
         } else {
             self.provisioning.dns.clone()
         }
@@ -1018,6 +1058,13 @@ impl Plan {
         if !self.dns_enabled() {
             return Ok(None);
         }
+        let p = &self.provisioning;
+        let own: Vec<IpAddr> = p
+            .address
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(p.ipv6.as_ref().map(|v6| IpAddr::V6(v6.address)))
+            .collect();
         let invalid = |path: String, message: String| PlanError::Invalid {
             file: file.to_owned(),
             path,
@@ -1036,7 +1083,7 @@ impl Plan {
         }
         // Forwarding to ourselves would loop every query until the forward limit.
         for (i, u) in d.upstream.iter().enumerate() {
-            if *u == IpAddr::V4(self.provisioning.address) || u.is_unspecified() {
+            if own.contains(u) || u.is_unspecified() {
                 return Err(invalid(
                     format!("dns.upstream[{i}]"),
                     format!("{u} is this DNS server itself; name another resolver"),
@@ -1050,6 +1097,7 @@ impl Plan {
             Value::HostA(HostAddr {
                 mac: h.mac,
                 reserved: h.address,
+                reserved6: h.ipv6,
             })
         };
         let masters: Vec<(usize, &Host)> = self
@@ -1122,6 +1170,7 @@ impl Plan {
             let value = Value::Host(HostAddr {
                 mac: b.mac,
                 reserved: Some(b.address),
+                reserved6: None,
             });
             entries.push((Entry::new(name, value), "bootstrap".into(), false));
         }
@@ -1129,6 +1178,7 @@ impl Plan {
             let value = Value::Host(HostAddr {
                 mac: h.mac,
                 reserved: h.address,
+                reserved6: h.ipv6,
             });
             entries.push((
                 Entry::new(h.name.clone(), value),
@@ -1152,7 +1202,9 @@ impl Plan {
                 true,
             ));
         }
-        let mut subnets = vec![(self.provisioning.address, self.provisioning.prefix)];
+        // Forwarding is for clients in the IPv4 subnets only (IPv6 clients get the zone).
+        let mut subnets: Vec<(Ipv4Addr, u8)> =
+            p.address.map(|a| (a, p.prefix)).into_iter().collect();
         if let Some(b) = &self.bootstrap {
             subnets.push((b.network_address, b.network_prefix));
         }
@@ -1189,14 +1241,16 @@ impl Plan {
         }
     }
 
-    /// The provisioning subnet.
-    pub fn subnet(&self) -> Ipv4Net {
-        Ipv4Net::new(self.provisioning.address, self.provisioning.prefix)
+    /// The IPv4 provisioning subnet; `None` when the network is IPv6 only.
+    pub fn subnet(&self) -> Option<Ipv4Net> {
+        self.provisioning
+            .address
+            .map(|a| Ipv4Net::new(a, self.provisioning.prefix))
     }
 
-    /// Whether `addr` is inside the provisioning subnet.
+    /// Whether `addr` is inside the IPv4 provisioning subnet.
     pub fn in_subnet(&self, addr: Ipv4Addr) -> bool {
-        self.subnet().contains(addr)
+        self.subnet().is_some_and(|n| n.contains(addr))
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use pxe_stack::EventSink;
 use pxe_stack::dhcp::{self, Leases};
 
+use super::leases::LeaseStores;
 use super::{Component, Service};
 use crate::error::Error;
 use crate::layout::Layout;
@@ -18,26 +19,28 @@ pub(crate) struct Dhcp {
 }
 
 impl Dhcp {
-    pub(crate) fn new(
+    /// `Ok(None)` when the network has no IPv4 (`provisioning.family = "ipv6"`).
+    ///
+    /// Leases live in `stores`, as the plan's `[state]` says (see [`LeaseStores`]).
+    pub(crate) async fn new(
         plan: &Plan,
         layout: &Layout,
+        stores: &LeaseStores,
         events: Arc<dyn EventSink>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Option<Self>, Error> {
         let p = &plan.provisioning;
+        let Some(config) = config(plan, layout) else {
+            return Ok(None);
+        };
         let socket = dhcp::bind(Some(&p.interface), 67)?;
-        std::fs::create_dir_all(layout.state_dir()).map_err(|source| Error::StateDir {
-            path: layout.state_dir().to_owned(),
-            source,
-        })?;
-        let server = dhcp::Server::new(config(plan, layout))?
-            .with_lease_file(dhcp::LeaseFile::new(layout.lease_file()))?
-            .with_events(events);
+        let server = stores.attach_v4(dhcp::Server::new(config)?).await?;
+        let server = server.with_events(events);
         let leases = server.leases();
-        Ok(Dhcp {
+        Ok(Some(Dhcp {
             server,
             socket,
             leases,
-        })
+        }))
     }
 
     /// The lease table, shared with every other server.
@@ -46,10 +49,14 @@ impl Dhcp {
     }
 }
 
-/// The plan as a DHCP configuration.
-fn config(plan: &Plan, layout: &Layout) -> dhcp::Config {
+/// The plan as a DHCP configuration; `None` without IPv4.
+fn config(plan: &Plan, layout: &Layout) -> Option<dhcp::Config> {
     let p = &plan.provisioning;
-    let mut subnet = dhcp::Subnet::new(p.address, p.prefix);
+    let address = p.address.filter(|_| p.family.has_ipv4())?;
+    // The network address, not ours: the shared lease table keys rows by subnet, and every
+    // server of the site must name it alike.
+    let network = pxe_stack::Ipv4Net::new(address, p.prefix).network();
+    let mut subnet = dhcp::Subnet::new(network, p.prefix);
     subnet.router = p.router;
     // Option 6: the plan's own servers, else ours when it runs.
     subnet.dns = plan.dns_servers();
@@ -59,12 +66,12 @@ fn config(plan: &Plan, layout: &Layout) -> dhcp::Config {
     ));
     subnet.pool = p.dhcp_range.map(|(start, end)| dhcp::Range { start, end });
     let mut config = dhcp::Config {
-        server_ip: p.address,
+        server_ip: address,
         subnets: vec![subnet],
         lease_identity: p.lease_identity,
         ..Default::default()
     };
-    config.boot.next_server = Some(p.address);
+    config.boot.next_server = Some(address);
     config.boot.bios = Some(Layout::BIOS_BOOT_FILE.into());
     config.boot.efi_x64 = Some(layout.efi_boot_file().into());
     config.boot.http_boot_url = Some(layout.url(&layout.efi_boot_path()));
@@ -92,7 +99,7 @@ fn config(plan: &Plan, layout: &Layout) -> dhcp::Config {
             })
         })
         .collect();
-    config
+    Some(config)
 }
 
 impl Component for Dhcp {
@@ -101,5 +108,45 @@ impl Component for Dhcp {
         Some(Service::new("dhcp", move |stop| {
             Box::pin(async move { Ok(server.serve(socket, stop.wait()).await?) })
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Artifacts, Generation};
+
+    #[test]
+    fn the_subnet_is_named_by_its_network_address_on_every_server() {
+        let subnets = ["172.22.0.1", "172.22.0.2"].map(|address| {
+            let plan = Plan::parse(
+                &format!(
+                    "[cluster]\nname = \"ocp\"\nbase_domain = \"example.com\"\nassets = \"/srv/ocp\"\n\
+                     [images]\nstream = \"stream.json\"\n\
+                     [provisioning]\ninterface = \"eno2\"\naddress = \"{address}\"\n\
+                     dhcp_range = [\"172.22.0.100\", \"172.22.0.199\"]\n"
+                ),
+                "plan.toml",
+            )
+            .unwrap();
+            let artifacts = Artifacts {
+                root: "/var/cache/rhcos-metal".into(),
+                generation: Generation::Live,
+                kernel: "/k".into(),
+                initramfs: "/i".into(),
+                rootfs: None,
+                image: None,
+                image_4k: None,
+                boot_chain: None,
+            };
+            let c = config(&plan, &Layout::new(&plan, &artifacts)).unwrap();
+            assert_eq!(c.server_ip.to_string(), address);
+            let subnet = (c.subnets[0].network, c.subnets[0].prefix_len);
+            // The pxe-stack server accepts it as it stands.
+            dhcp::Policy::new(c).unwrap();
+            subnet
+        });
+        // Two servers of one site: one subnet, the key of the shared lease table.
+        assert_eq!(subnets, [("172.22.0.0".parse().unwrap(), 24); 2]);
     }
 }

@@ -75,7 +75,13 @@ impl Grub {
                 });
             }
         };
-        let server = cx.plan.provisioning.address.to_string();
+        // Secure Boot hosts boot over IPv4 (the plan refuses them on a v6-only network).
+        let p = &cx.plan.provisioning;
+        let server = match (p.address, &p.ipv6) {
+            (Some(v4), _) => v4.to_string(),
+            (None, Some(v6)) => format!("[{}]", v6.address),
+            (None, None) => String::new(),
+        };
         let tftp = |path: &str| grub::NetFile::new(grub::NetProtocol::Tftp, &server, path);
         let mut configs = HashMap::new();
         for host in cx.plan.hosts.iter().filter(|h| h.secure_boot) {
@@ -200,6 +206,8 @@ mod tests {
             layout: &layout,
             events: Arc::new(pxe_stack::Discard),
             leases: lookup,
+            state: crate::state::for_tests(&layout),
+            leases6: None,
         };
         Grub::new(&cx).unwrap().expect("the plan has secure_boot")
     }
@@ -278,6 +286,8 @@ mod tests {
             layout: &layout,
             events: Arc::new(pxe_stack::Discard),
             leases: pxe_stack::dhcp::Leases::new(Default::default()),
+            state: crate::state::for_tests(&layout),
+            leases6: None,
         };
         assert!(matches!(Grub::new(&cx), Err(Error::Read { .. })));
     }

@@ -81,6 +81,8 @@ mod tests {
             layout: &layout,
             events: Arc::new(pxe_stack::Discard),
             leases: pxe_stack::dhcp::Leases::new(pxe_stack::dhcp::LeaseTable::new()),
+            state: crate::state::for_tests(&layout),
+            leases6: None,
         };
         let routes = HttpBoot::new(&cx).routes(Routes::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -41,15 +41,21 @@ struct AdminOnly {
 /// Whether `peer` may see `path` under `/inventory` (see [`AdminOnly`]); `holder` is the MAC
 /// whose lease `peer` holds.
 fn inventory_allowed(admin: &[IpAddr], peer: IpAddr, holder: Option<Mac>, path: &str) -> bool {
-    let peer = peer.to_canonical();
-    if peer.is_loopback() || admin.iter().any(|a| a.to_canonical() == peer) {
-        return true;
-    }
     let own = path
         .strip_prefix(Layout::INVENTORY)
         .and_then(|rest| rest.strip_prefix('/'))
         .and_then(|m| m.parse::<Mac>().ok());
-    own.is_some() && own == holder
+    host_or_admin(admin, peer, holder, own)
+}
+
+/// Whether `peer` may read what belongs to host `asked`: loopback and the plan's admin
+/// addresses may read any host's, the address holding `asked`'s lease (`holder`) its own.
+fn host_or_admin(admin: &[IpAddr], peer: IpAddr, holder: Option<Mac>, asked: Option<Mac>) -> bool {
+    let peer = peer.to_canonical();
+    if peer.is_loopback() || admin.iter().any(|a| a.to_canonical() == peer) {
+        return true;
+    }
+    asked.is_some() && asked == holder
 }
 
 impl Handler for AdminOnly {
@@ -146,7 +152,7 @@ impl Ignition {
             .events(cx.events.clone())
             .build(
                 rhcos_introspect::IgnitionConfigs::from_route(route.clone()),
-                rhcos_introspect::FileStore::new(cx.layout.inventory_dir())?,
+                crate::state::Inventory(cx.state.clone()),
             )?;
         let a = cx.layout.artifacts();
         let install = Arc::new(InstallConfigs {
@@ -177,9 +183,11 @@ impl Ignition {
 impl Component for Ignition {
     fn routes(&self, routes: Routes) -> Routes {
         let (install, introspector) = (self.install.clone(), self.introspector.clone());
+        let admin = self.admin.clone();
         routes
             .exact(Layout::INSTALL_CONFIG, move |req: RouteRequest| {
                 let (install, introspector) = (install.clone(), introspector.clone());
+                let admin = admin.clone();
                 async move {
                     let mac = match Params::of(&req.request) {
                         Ok(params) => requested_mac(&params, &req),
@@ -188,6 +196,11 @@ impl Component for Ignition {
                     let Some(mac) = mac else {
                         return reply::error(StatusCode::BAD_REQUEST, "need mac");
                     };
+                    // The chosen disk is the host's own business, as its inventory is.
+                    if !host_or_admin(&admin, req.peer.ip(), req.mac, Some(mac)) {
+                        tracing::warn!(peer = %req.peer, mac = %mac, "install config refused: not the host's lease nor an admin address");
+                        return reply::error(StatusCode::FORBIDDEN, "the host itself or admin addresses only");
+                    }
                     match install.render(&introspector, mac) {
                         Ok(yaml) => reply::ok("application/yaml", yaml),
                         Err((StatusCode::SERVICE_UNAVAILABLE, why)) => {
@@ -303,6 +316,8 @@ mod tests {
             layout,
             events: Arc::new(pxe_stack::Discard),
             leases: leases.clone(),
+            state: crate::state::for_tests(layout),
+            leases6: None,
         };
         let routes = Ignition::new(&cx)
             .unwrap()
@@ -436,7 +451,7 @@ mod tests {
     /// `/inventory` from real peers on a provisioning network (a namespace the test creates,
     /// curl as the client): an address that is neither loopback nor in `admin_allow` gets 403,
     /// also for another host's record; the admin address and loopback get the listing; the
-    /// host holding a lease reads its own record.
+    /// host holding a lease reads its own record. `/install-config?mac=` likewise.
     #[test]
     fn netns_inventory_refuses_other_addresses() {
         use std::io::BufRead;
@@ -527,5 +542,12 @@ mod tests {
         assert_ne!(status("10.99.0.2", own), "403");
         assert_eq!(status("10.99.0.3", "/inventory"), "200");
         assert_eq!(status("127.0.0.1", "/inventory"), "200");
+        // The install config (the disk introspection chose) follows the same rule.
+        let own = "/install-config?mac=52-54-00-12-60-01";
+        let other = "/install-config?mac=52-54-00-12-60-02";
+        assert_eq!(status("10.99.0.4", own), "403");
+        assert_eq!(status("10.99.0.2", other), "403");
+        assert_ne!(status("10.99.0.2", own), "403");
+        assert_ne!(status("10.99.0.3", other), "403");
     }
 }

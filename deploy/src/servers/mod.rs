@@ -2,7 +2,7 @@
 //!
 //! Each component is built from the plan and the shared [`Context`], adds its HTTP routes and
 //! may run one server until the one shutdown signal. Adding a server is adding a file here and
-//! one line in [`start_servers`].
+//! one line in the assembly.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,14 +16,17 @@ use crate::artifacts::Artifacts;
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::plan::Plan;
+use crate::state::StateStore;
 use crate::status::Status;
 
 mod dhcp;
+mod dhcp6;
 mod dns;
 mod grub;
 mod http;
 mod http_boot;
 mod ignition;
+mod leases;
 mod ra;
 mod report;
 mod scripts;
@@ -42,14 +45,23 @@ pub(crate) struct Context<'a> {
     pub(crate) layout: &'a Layout,
     /// Where every server's events go.
     pub(crate) events: Arc<dyn EventSink>,
-    /// The DHCP lease table: the host behind an address.
+    /// The DHCP lease table: the host behind an IPv4 address (empty on an IPv6-only network).
     pub(crate) leases: pxe_stack::dhcp::Leases,
+    /// The deciding state (`[state]`): the inventory and the shared event log.
+    pub(crate) state: Arc<dyn StateStore>,
+    /// The DHCPv6 lease table, when the network has IPv6.
+    pub(crate) leases6: Option<pxe_stack::dhcp6::Leases6>,
 }
 
 impl Context<'_> {
-    /// The lease table as the servers' host lookup.
+    /// The lease tables as the servers' host lookup: an IPv4 client's MAC from the DHCPv4
+    /// leases, an IPv6 client's from the DHCPv6 ones, so per-host routes and the lease-bound
+    /// Ignition rule work the same over both.
     pub(crate) fn lookup(&self) -> Arc<dyn HostLookup> {
-        Arc::new(self.leases.clone())
+        match &self.leases6 {
+            Some(v6) => Arc::new((self.leases.clone(), v6.clone())),
+            None => Arc::new(self.leases.clone()),
+        }
     }
 }
 
@@ -155,26 +167,35 @@ async fn assemble(
     status: Option<Status>,
 ) -> Result<Servers, Error> {
     let layout = Layout::new(plan, artifacts);
+    let state = crate::state::open_state(plan, layout.inventory_dir()).await?;
     let fanout = Fanout::new(events);
-    // DHCP first: its lease table is every other server's idea of who a host is.
-    let dhcp = dhcp::Dhcp::new(plan, &layout, Arc::new(fanout.clone()))?;
+    // DHCP first: its lease tables are every other server's idea of who a host is.
+    let stores = leases::LeaseStores::open(plan, &layout).await?;
+    let dhcp = dhcp::Dhcp::new(plan, &layout, &stores, Arc::new(fanout.clone())).await?;
+    let dhcp6 = dhcp6::Dhcp6::new(plan, &layout, &stores, Arc::new(fanout.clone())).await?;
     let cx = Context {
         plan,
         layout: &layout,
         events: Arc::new(fanout.clone()),
-        leases: dhcp.leases(),
+        state: state.clone(),
+        leases: dhcp.as_ref().map_or_else(
+            || pxe_stack::dhcp::Leases::new(pxe_stack::dhcp::LeaseTable::new()),
+            dhcp::Dhcp::leases,
+        ),
+        leases6: dhcp6.as_ref().map(dhcp6::Dhcp6::leases),
     };
     let ignition = ignition::Ignition::new(&cx)?;
     let introspector = ignition.introspector();
 
     let mut components: Vec<Box<dyn Component>> = vec![
-        Box::new(dhcp),
         Box::new(http_boot::HttpBoot::new(&cx)),
         Box::new(scripts::Scripts::new(&cx)?),
         Box::new(signatures::Signatures::new(&cx)),
         Box::new(report::Report::new(&cx)),
         Box::new(ignition),
     ];
+    components.extend(dhcp.map(boxed));
+    components.extend(dhcp6.map(boxed));
     if let Some(status) = &status {
         components.push(Box::new(status::StatusPage::new(&cx, status.clone())?));
     }
@@ -191,9 +212,18 @@ async fn assemble(
     for c in &components {
         fanout.extend(c.consumer());
     }
+    // Last: the state's event log (the shared timeline with `postgres`).
+    fanout.extend(Some(state.clone() as Arc<dyn EventSink>));
 
-    let mut servers = Servers::spawn(components, cx.leases, layout, introspector, status);
+    let mut servers = Servers::spawn(
+        components,
+        (cx.leases, cx.leases6),
+        layout,
+        introspector,
+        status,
+    );
     servers.events = Arc::new(fanout);
+    servers.state = Some(state);
     Ok(servers)
 }
 
@@ -207,6 +237,19 @@ pub(crate) fn requested_mac(
         .get("mac")
         .and_then(|m| m.parse::<Mac>().ok())
         .or(req.mac)
+}
+
+/// The servers' addresses on the provisioning network: IPv4, IPv6 or both, as the plan's
+/// family says. TFTP and HTTP listen on each.
+pub(crate) fn addresses(plan: &Plan) -> Vec<std::net::IpAddr> {
+    let p = &plan.provisioning;
+    let v4 = p.address.filter(|_| p.family.has_ipv4()).map(Into::into);
+    let v6 = p
+        .ipv6
+        .as_ref()
+        .filter(|_| p.family.has_ipv6())
+        .map(|v6| v6.address.into());
+    v4.into_iter().chain(v6).collect()
 }
 
 fn boxed(c: impl Component + 'static) -> Box<dyn Component> {
@@ -251,14 +294,17 @@ impl EventSink for Fanout {
 pub struct Servers {
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// The DHCP lease table.
+    /// The DHCP lease table (empty on an IPv6-only network).
     pub leases: pxe_stack::dhcp::Leases,
+    /// The DHCPv6 lease table, when the network has IPv6.
+    pub leases6: Option<pxe_stack::dhcp6::Leases6>,
     /// The HTTP base URL hosts use (`http://addr:port`).
     pub base_url: String,
     layout: Layout,
     introspector: rhcos_introspect::Introspector,
     events: Arc<dyn EventSink>,
     status: Option<Status>,
+    state: Option<Arc<dyn StateStore>>,
 }
 
 impl std::fmt::Debug for Servers {
@@ -273,7 +319,7 @@ impl std::fmt::Debug for Servers {
 impl Servers {
     fn spawn(
         components: Vec<Box<dyn Component>>,
-        leases: pxe_stack::dhcp::Leases,
+        (leases, leases6): (pxe_stack::dhcp::Leases, Option<pxe_stack::dhcp6::Leases6>),
         layout: Layout,
         introspector: rhcos_introspect::Introspector,
         status: Option<Status>,
@@ -296,11 +342,22 @@ impl Servers {
             stop,
             tasks,
             leases,
+            leases6,
             base_url: layout.base_url().to_owned(),
             layout,
             introspector,
             events: Arc::new(pxe_stack::Discard),
             status,
+            state: None,
+        }
+    }
+
+    /// The lease tables as one host lookup: DHCPv4's, then DHCPv6's (what every server names
+    /// hosts by).
+    pub fn lookup(&self) -> Arc<dyn HostLookup> {
+        match &self.leases6 {
+            Some(v6) => Arc::new((self.leases.clone(), v6.clone())),
+            None => Arc::new(self.leases.clone()),
         }
     }
 
@@ -327,6 +384,12 @@ impl Servers {
     /// gave one ([`start_servers_with_status`]).
     pub fn status(&self) -> Option<&Status> {
         self.status.as_ref()
+    }
+
+    /// The deciding state the plan's `[state]` names: the inventory and the event log (with
+    /// `postgres`, every server's events: the shared timeline).
+    pub fn state(&self) -> Option<Arc<dyn StateStore>> {
+        self.state.clone()
     }
 
     /// The install disk introspection chose for a host.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use ipxe_script::{ChainScript, CoreosArgs, Generation, HostScript, KernelArgs, Word};
+use ipxe_script::{ChainScript, CoreosArgs, Generation, HostScript, Ip, KernelArgs, Word};
 use pxe_stack::Mac;
 use pxe_stack::http::Routes;
 use pxe_stack::route::{Params, RouteRequest, reply};
@@ -13,7 +13,7 @@ use pxe_stack::route::{Params, RouteRequest, reply};
 use super::{Component, Context, requested_mac};
 use crate::error::Error;
 use crate::layout::Layout;
-use crate::plan::{Host, Plan, Role};
+use crate::plan::{Host, NetworkFamily, Plan, Role};
 
 /// The per-host iPXE scripts: `/ipxe?mac=..` answers with the kernel, initramfs and arguments
 /// for that host; unknown hosts get a 404 (iPXE's retry loop reports it on the console).
@@ -52,6 +52,7 @@ pub(crate) fn host_args(plan: &Plan, layout: &Layout, host: &Host) -> Result<Ker
         insecure: plan.images.installer_insecure(),
         consoles: vec!["ttyS0,115200".into()],
         extra: vec![format!("rhcos_metal.report={}", layout.url(Layout::REPORT))],
+        network: installer_network(plan),
         ..Default::default()
     };
     match host.role {
@@ -75,44 +76,182 @@ pub(crate) fn host_args(plan: &Plan, layout: &Layout, host: &Host) -> Result<Ker
     Ok(args.build()?)
 }
 
-/// The boot script and the per-host scripts, rendered once at start.
-pub(crate) struct Scripts {
+/// How the installer's initramfs brings the network up (dracut's `ip=`, read by
+/// NetworkManager's initrd generator): nothing on an IPv4 network (the default, DHCPv4),
+/// `ip=dhcp6` on an IPv6-only one, `ip=dhcp,dhcp6` on a dual-stack one (both, as OpenShift's
+/// assisted installer and CoreOS's initramfs teardown expect).
+pub(crate) fn installer_network(plan: &Plan) -> Option<Ip> {
+    match plan.provisioning.family {
+        NetworkFamily::Ipv4 => None,
+        NetworkFamily::Ipv6 => Some(Ip::Dhcp6),
+        NetworkFamily::DualStack => Some(Ip::DhcpAndDhcp6),
+    }
+}
+
+/// One address family's boot script and per-host scripts.
+struct FamilyScripts {
     chain: Bytes,
-    hosts: Arc<HashMap<Mac, Bytes>>,
+    hosts: HashMap<Mac, Bytes>,
+}
+
+impl FamilyScripts {
+    fn new(plan: &Plan, layout: &Layout) -> Result<Self, Error> {
+        let chain = ChainScript::per_host(&layout.url(Layout::HOST_SCRIPT))?
+            .script()?
+            .render();
+        Ok(FamilyScripts {
+            chain: Bytes::from(chain),
+            hosts: ipxe_scripts(plan, layout)?,
+        })
+    }
+}
+
+/// The boot script and the per-host scripts, rendered once at start. On a dual-stack network
+/// a client asking over IPv6 gets URLs on the IPv6 address, one asking over IPv4 the IPv4 ones:
+/// each stays on the family it booted on.
+pub(crate) struct Scripts {
+    main: Arc<FamilyScripts>,
+    v6: Option<Arc<FamilyScripts>>,
 }
 
 impl Scripts {
     pub(crate) fn new(cx: &Context<'_>) -> Result<Self, Error> {
-        let chain = ChainScript::per_host(&cx.layout.url(Layout::HOST_SCRIPT))?
-            .script()?
-            .render();
+        let v6 = match cx.layout.ipv6() {
+            Some(v6) if v6.base_url() != cx.layout.base_url() => {
+                Some(Arc::new(FamilyScripts::new(cx.plan, &v6)?))
+            }
+            _ => None,
+        };
         Ok(Scripts {
-            chain: Bytes::from(chain),
-            hosts: Arc::new(ipxe_scripts(cx.plan, cx.layout)?),
+            main: Arc::new(FamilyScripts::new(cx.plan, cx.layout)?),
+            v6,
         })
+    }
+}
+
+/// The scripts for a client at `req.peer`.
+fn for_peer(scripts: &Scripts, req: &RouteRequest) -> Arc<FamilyScripts> {
+    match (&scripts.v6, req.peer.ip().to_canonical()) {
+        (Some(v6), std::net::IpAddr::V6(_)) => v6.clone(),
+        _ => scripts.main.clone(),
     }
 }
 
 impl Component for Scripts {
     fn routes(&self, routes: Routes) -> Routes {
-        let chain = self.chain.clone();
-        let hosts = self.hosts.clone();
+        let scripts = Arc::new(Scripts {
+            main: self.main.clone(),
+            v6: self.v6.clone(),
+        });
+        let chain = scripts.clone();
         routes
-            .exact(Layout::BOOT_SCRIPT, move |_req: RouteRequest| {
-                let chain = chain.clone();
+            .exact(Layout::BOOT_SCRIPT, move |req: RouteRequest| {
+                let chain = for_peer(&chain, &req).chain.clone();
                 async move { reply::ok("text/plain; charset=utf-8", chain) }
             })
             .exact(Layout::HOST_SCRIPT, move |req: RouteRequest| {
-                let hosts = hosts.clone();
+                let family = for_peer(&scripts, &req);
                 async move {
                     let Ok(params) = Params::of(&req.request) else {
                         return reply::error(StatusCode::BAD_REQUEST, "unreadable query");
                     };
-                    match requested_mac(&params, &req).and_then(|m| hosts.get(&m).cloned()) {
+                    match requested_mac(&params, &req).and_then(|m| family.hosts.get(&m).cloned()) {
                         Some(s) => reply::ok("text/plain; charset=utf-8", s),
                         None => reply::error(StatusCode::NOT_FOUND, "no script for this host"),
                     }
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Artifacts;
+
+    fn plan(family: &str) -> Plan {
+        let (v4, host_v4) = match family {
+            "ipv6" => ("", ""),
+            _ => ("address = \"172.22.0.1\"\n", "address = \"172.22.0.10\"\n"),
+        };
+        let v6 = match family {
+            "ipv4" => "",
+            _ => "[provisioning.ipv6]\naddress = \"fd00:22::1\"\n",
+        };
+        let v6_host = match family {
+            "ipv4" => "",
+            _ => "ipv6 = \"fd00:22::10\"\n",
+        };
+        Plan::parse(
+            &format!(
+                "[cluster]\nname = \"ocp\"\nbase_domain = \"example.com\"\nassets = \"/srv/ocp\"\n\
+                 [images]\nstream = \"stream.json\"\n\
+                 [provisioning]\ninterface = \"eno2\"\nfamily = \"{family}\"\n{v4}{v6}\
+                 [[hosts]]\nname = \"master-0\"\nmac = \"52:54:00:12:60:01\"\nrole = \"master\"\n\
+                 {host_v4}{v6_host}"
+            ),
+            "plan.toml",
+        )
+        .unwrap()
+    }
+
+    fn layout(plan: &Plan) -> Layout {
+        Layout::new(
+            plan,
+            &Artifacts {
+                root: "/var/cache/rhcos-metal".into(),
+                generation: Generation::Live,
+                kernel: "/k".into(),
+                initramfs: "/i".into(),
+                rootfs: Some("/r".into()),
+                image: Some("/m".into()),
+                image_4k: None,
+                boot_chain: None,
+            },
+        )
+    }
+
+    /// The installer's `ip=` follows the family, and every URL brackets an IPv6 address.
+    #[test]
+    fn kernel_arguments_by_address_family() {
+        let p = plan("ipv4");
+        let args = host_args(&p, &layout(&p), &p.hosts[0]).unwrap();
+        assert_eq!(
+            args.get("ip"),
+            None,
+            "IPv4 plans are unchanged: DHCPv4 by default"
+        );
+        assert_eq!(args.get("rd.neednet"), None);
+
+        let p = plan("ipv6");
+        let args = host_args(&p, &layout(&p), &p.hosts[0]).unwrap();
+        assert_eq!(args.get("ip"), Some(Some("dhcp6")));
+        assert_eq!(args.get("rd.neednet"), Some(Some("1")));
+        assert_eq!(
+            args.get("coreos.inst.ignition_url"),
+            Some(Some(
+                "http://[fd00:22::1]:8080/ignition?mac=52-54-00-12-60-01"
+            ))
+        );
+        assert_eq!(
+            args.get("coreos.live.rootfs_url"),
+            Some(Some("http://[fd00:22::1]:8080/r"))
+        );
+
+        let p = plan("dual-stack");
+        let l = layout(&p);
+        let over_v4 = host_args(&p, &l, &p.hosts[0]).unwrap();
+        let over_v6 = host_args(&p, &l.ipv6().unwrap(), &p.hosts[0]).unwrap();
+        for args in [&over_v4, &over_v6] {
+            assert_eq!(args.get("ip"), Some(Some("dhcp,dhcp6")));
+        }
+        assert_eq!(
+            over_v4.get("coreos.inst.image_url"),
+            Some(Some("http://172.22.0.1:8080/m"))
+        );
+        assert_eq!(
+            over_v6.get("coreos.inst.image_url"),
+            Some(Some("http://[fd00:22::1]:8080/m"))
+        );
     }
 }

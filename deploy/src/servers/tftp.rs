@@ -1,5 +1,5 @@
 //! TFTP: the iPXE binaries (and what components add, such as the Secure Boot files), for
-//! firmware that cannot speak HTTP.
+//! firmware that cannot speak HTTP, on each provisioning address (IPv4, IPv6 or both).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,10 +10,10 @@ use super::{Component, Context, Service};
 use crate::error::Error;
 use crate::layout::Layout;
 
-/// The TFTP server on the provisioning address, serving the iPXE directory.
+/// The TFTP server on the provisioning addresses, serving the iPXE directory: one socket per
+/// address family.
 pub(crate) struct Tftp {
-    server: tftp::Server,
-    socket: std::net::UdpSocket,
+    servers: Vec<(tftp::Server, std::net::UdpSocket)>,
 }
 
 impl Tftp {
@@ -22,12 +22,6 @@ impl Tftp {
         cx: &Context<'_>,
         generators: Vec<Arc<dyn tftp::Generate>>,
     ) -> Result<Self, Error> {
-        let addr = SocketAddr::from((cx.plan.provisioning.address, 69));
-        let socket = std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind {
-            what: "tftp",
-            addr: addr.to_string(),
-            source,
-        })?;
         let mut config = tftp::Config::default();
         config.root = Some(cx.layout.ipxe_dir().to_owned());
         if !generators.is_empty() {
@@ -37,24 +31,42 @@ impl Tftp {
                 },
             ));
         }
-        // A finished undionly.kpxe transfer tells DHCP that the host's next DISCOVER comes
-        // from iPXE (the stateful chain).
-        let server = tftp::Server::new(config)
-            .with_lookup(cx.lookup())
-            .with_events(Arc::new(dhcp::MarkChained::new(
-                cx.leases.clone(),
-                Layout::BIOS_BOOT_FILE,
-                cx.events.clone(),
-            )));
-        Ok(Tftp { server, socket })
+        let servers = super::addresses(cx.plan)
+            .into_iter()
+            .map(|ip| {
+                let addr = SocketAddr::new(ip, 69);
+                let socket = std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind {
+                    what: "tftp",
+                    addr: addr.to_string(),
+                    source,
+                })?;
+                // A finished undionly.kpxe transfer tells DHCP that the host's next DISCOVER
+                // comes from iPXE (the stateful chain; BIOS, so IPv4 only).
+                let server = tftp::Server::new(config.clone())
+                    .with_lookup(cx.lookup())
+                    .with_events(Arc::new(dhcp::MarkChained::new(
+                        cx.leases.clone(),
+                        Layout::BIOS_BOOT_FILE,
+                        cx.events.clone(),
+                    )));
+                Ok((server, socket))
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Tftp { servers })
     }
 }
 
 impl Component for Tftp {
     fn service(self: Box<Self>) -> Option<Service> {
-        let Tftp { server, socket } = *self;
+        let Tftp { servers } = *self;
         Some(Service::new("tftp", move |stop| {
-            Box::pin(async move { Ok(server.serve(socket, stop.wait()).await?) })
+            Box::pin(async move {
+                let serving = servers
+                    .into_iter()
+                    .map(|(server, socket)| server.serve(socket, stop.clone().wait()));
+                futures_util::future::try_join_all(serving).await?;
+                Ok(())
+            })
         }))
     }
 }

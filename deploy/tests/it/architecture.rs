@@ -152,12 +152,13 @@ fn no_new_public_type_name_means_two_things() {
 }
 
 /// `deploy`'s modules in dependency order: each may import only those before it.
-const DEPLOY_ORDER: [&str; 12] = [
+const DEPLOY_ORDER: [&str; 13] = [
     "plan",
     "error",
     "timeline",
     "artifacts",
     "layout",
+    "state",
     "bmc",
     "bootstrap",
     "status",

@@ -13,7 +13,7 @@ use rhcos_deploy::{Artifacts, Generation, Plan, Timeline, start_servers};
 const MASTER_MAC: &str = "52:54:00:12:60:01";
 const WORKER_MAC: &str = "52:54:00:12:60:02";
 
-fn have(needs: &[&str]) -> bool {
+pub(crate) fn have(needs: &[&str]) -> bool {
     let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
         s.lines()
             .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
@@ -38,7 +38,7 @@ fn have(needs: &[&str]) -> bool {
     false
 }
 
-fn run(cmd: &[&str]) -> String {
+pub(crate) fn run(cmd: &[&str]) -> String {
     let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
     assert!(
         out.status.success(),

@@ -62,7 +62,7 @@ fn nix_is_root() -> bool {
 fn ipmitool(lab: &Lab, vm: usize, args: &[&str]) -> String {
     let port = lab.vms[vm].bmc.port().to_string();
     let mut cmd = std::process::Command::new("ip");
-    cmd.args(["netns", "exec", lab.netns().name(), "ipmitool"])
+    cmd.args(["netns", "exec", lab.server_netns().name(), "ipmitool"])
         .args(["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", &port])
         .args(["-U", BMC_USER, "-P", BMC_PASSWORD])
         .args(args);
@@ -85,6 +85,14 @@ fn root_lab_boots_firmware_into_ipxe_and_tears_down() {
         let lab = Lab::build(&config).expect("lab builds");
         assert!(lab.installer.initramfs.exists());
         assert!(lab.stream.exists());
+        // A rack's layout: the hosts' segment has no address of its own, the provisioning
+        // server's end of it carries the provisioning address, the BMCs its loopback.
+        assert_eq!(lab.hosts_netns().name(), format!("{netns_name}-hosts"));
+        assert_eq!(lab.server_netns().name(), format!("{netns_name}-server"));
+        let v4 = lab.hosts_netns().ipv4_addresses().expect("ip -4 addr");
+        assert!(v4.is_empty(), "the hosts' namespace has no IPv4: {v4:?}");
+        let v4 = lab.server_netns().ipv4_addresses().expect("ip -4 addr");
+        assert_eq!(v4, ["127.0.0.1/8 (lo)", "192.168.126.1/24 (prov0)"]);
         assert!(ipmitool(&lab, 0, &["chassis", "power", "status"]).contains("off"));
         ipmitool(&lab, 0, &["chassis", "bootdev", "pxe"]);
         ipmitool(&lab, 0, &["chassis", "power", "on"]);
@@ -885,4 +893,98 @@ fn root_lab_secure_boot_installs_through_shim_and_grub_and_refuses_unsigned_ipxe
             "{file} is cached under its sha256"
         );
     }
+}
+
+/// Issue 23's lab: an IPv6-only provisioning segment (no IPv4 address anywhere in the hosts'
+/// namespace, loopback included: the BMCs are on the provisioning server's management side,
+/// its own namespace), a UEFI VM whose OVMF boots over IPv6 (its IPv4 PXE off): DHCPv6 hands it `tftp://[addr]/snponly.efi`, iPXE takes DHCPv6 again and its
+/// per-host script over HTTP on IPv6, and the live installer (`ip=dhcp6`, ISC dhclient -6)
+/// runs the real coreos-installer against our HTTP server over IPv6. The host keeps its
+/// reservation by MAC although OVMF, iPXE and dhclient each send their own DUID.
+#[test]
+fn root_lab_ipv6_only_uefi_installs_over_dhcpv6_tftp_http() {
+    if !prerequisites() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let base = lab_config("6", work.path());
+    let mut config = LabConfig::ipv6_only(base.work_dir.clone());
+    config.netns = base.netns;
+    config.keep_files = base.keep_files;
+    let lab = Lab::build(&config).expect("lab builds");
+    let v4 = lab.hosts_netns().ipv4_addresses().expect("ip -4 addr");
+    assert!(
+        v4.is_empty(),
+        "no IPv4 address in the hosts' namespace: {v4:?}"
+    );
+    // The provisioning server's end of the segment is IPv6-only too; its IPv4 is loopback's,
+    // where the BMCs listen.
+    let v4 = lab.server_netns().ipv4_addresses().expect("ip -4 addr");
+    assert_eq!(v4, ["127.0.0.1/8 (lo)"], "the server's IPv4 is loopback's");
+    let report = lab
+        .deploy(|_| {}, std::future::pending())
+        .expect("deployment runs");
+    print_report(&report);
+    assert!(
+        report.success(),
+        "the IPv6-only host installed and checked out"
+    );
+    assert_installed_by_coreos_installer(&report);
+    let console = lab.vms[0].serial_log();
+    assert!(
+        console.contains("LIVE: dhcp6 bound ip6=fd00:126::10"),
+        "the installer took its reservation over DHCPv6"
+    );
+    assert!(
+        !console.contains("LIVE: dhcp bound ip="),
+        "no DHCPv4 in the installer"
+    );
+    // OVMF's own PXE ran over IPv6 and handed over to the iPXE it fetched over TFTP, which
+    // configured itself by DHCPv6 and fetched its script and the installer over HTTP on IPv6.
+    assert!(console.contains("Start PXE over IPv6"), "{console}");
+    assert!(!console.contains("PXE over IPv4"), "{console}");
+    assert!(
+        console.contains("Filename: http://[fd00:126::1]:8080/ipxe?mac=52-54-00-7e-60-02"),
+        "{console}"
+    );
+    assert!(console.contains("net0: fd00:126::10/64"), "{console}");
+    let v4 = lab.hosts_netns().ipv4_addresses().expect("ip -4 addr");
+    assert!(
+        v4.is_empty(),
+        "still no IPv4 address in the hosts' namespace after the run: {v4:?}"
+    );
+}
+
+/// The default two hosts on a dual-stack network: the BIOS host's iPXE ROM on DHCPv4, the
+/// introspected UEFI host's OVMF over IPv6, both installers with `ip=dhcp,dhcp6` (udhcpc and
+/// dhclient -6), each holding a DHCPv4 and a DHCPv6 address.
+#[test]
+fn root_lab_dual_stack_installs() {
+    if !prerequisites() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let base = lab_config("ds", work.path());
+    let mut config = LabConfig::dual_stack(base.work_dir.clone());
+    config.netns = base.netns;
+    config.keep_files = base.keep_files;
+    let lab = Lab::build(&config).expect("lab builds");
+    let report = lab
+        .deploy(|_| {}, std::future::pending())
+        .expect("deployment runs");
+    print_report(&report);
+    assert!(report.success(), "both hosts installed and checked out");
+    assert_installed_by_coreos_installer(&report);
+    for vm in &lab.vms {
+        let console = vm.serial_log();
+        assert!(console.contains("LIVE: dhcp bound ip="), "{}", vm.spec.name);
+        assert!(
+            console.contains("LIVE: dhcp6 bound ip6="),
+            "{}",
+            vm.spec.name
+        );
+    }
+    // The UEFI host's OVMF booted over IPv6 (its IPv4 PXE off), the BIOS host's iPXE ROM over
+    // DHCPv4.
+    assert!(lab.vms[1].serial_log().contains("Start PXE over IPv6"));
 }

@@ -69,6 +69,7 @@ fn host(bmc: BmcSpec) -> Host {
         mac: "52:54:00:12:60:01".parse().unwrap(),
         role: Role::Master,
         address: None,
+        ipv6: None,
         install_dev: "/dev/sda".into(),
         sector_size: None,
         bmc: Some(bmc),

@@ -788,6 +788,43 @@ fn serves_the_hosts_config_only_to_its_lease() {
     assert_eq!(call(&route, req).status(), StatusCode::OK);
 }
 
+/// A dual-stack host holds a lease of each family (the DHCPv4 and DHCPv6 tables as one
+/// lookup): its config goes to either of its addresses, and to no other.
+#[test]
+fn a_dual_stack_host_is_served_over_either_of_its_leases() {
+    let v6 = Arc::new(Leases(Mutex::new(vec![(
+        M0.parse().unwrap(),
+        "fd00:22::10".parse().unwrap(),
+    )])));
+    let both: Arc<dyn HostLookup> = Arc::new((LeasesRef(leases()), LeasesRef(v6)));
+    let route = Route::new(
+        cluster_store(),
+        both,
+        Arc::new(Recorder::new()),
+        Options::default(),
+    );
+    let mut over_v6 = request("/ignition?mac=52-54-00-00-00-10", [0, 0, 0, 0]);
+    over_v6.peer = "[fd00:22::10]:4000".parse().unwrap();
+    assert_eq!(call(&route, over_v6).status(), StatusCode::OK);
+    let over_v4 = request("/ignition?mac=52-54-00-00-00-10", [192, 168, 111, 20]);
+    assert_eq!(call(&route, over_v4).status(), StatusCode::OK);
+    let mut stranger = request("/ignition?mac=52-54-00-00-00-10", [0, 0, 0, 0]);
+    stranger.peer = "[fd00:22::77]:4000".parse().unwrap();
+    assert_eq!(call(&route, stranger).status(), StatusCode::FORBIDDEN);
+}
+
+/// An `Arc<Leases>` as a lookup of its own (a pair takes lookups by value).
+struct LeasesRef(Arc<Leases>);
+
+impl HostLookup for LeasesRef {
+    fn mac_for(&self, addr: IpAddr) -> Option<Mac> {
+        self.0.mac_for(addr)
+    }
+    fn addr_for(&self, mac: Mac) -> Option<IpAddr> {
+        self.0.addr_for(mac)
+    }
+}
+
 /// A host of the plan that asks before it holds a lease gets 503 with `Retry-After` (Ignition
 /// and coreos-installer retry 5xx; a 4xx is final); an address that is not the host's, while
 /// someone holds its lease, still gets 403; an unknown MAC with no lease too.

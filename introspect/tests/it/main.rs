@@ -394,6 +394,114 @@ fn concurrent_posts_respect_the_master_count() {
     assert_eq!(roles.iter().filter(|r| *r == "worker").count(), 9);
 }
 
+// ---- a store several servers share -------------------------------------------------------
+
+/// What a database gives several servers: one set of records, decisions made one at a time
+/// under one lock; `up` false is the database gone.
+#[derive(Clone, Default)]
+struct Shared {
+    records: Arc<std::sync::Mutex<std::collections::BTreeMap<Mac, rhcos_introspect::Record>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Shared {
+    fn check(&self) -> Result<(), Error> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Unavailable {
+                message: "connection refused".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store for Shared {
+    fn load(&self) -> Result<Vec<rhcos_introspect::Record>, Error> {
+        self.check()?;
+        Ok(self.records.lock().unwrap().values().cloned().collect())
+    }
+
+    fn save(&self, record: &rhcos_introspect::Record) -> Result<(), Error> {
+        self.check()?;
+        self.records
+            .lock()
+            .unwrap()
+            .insert(record.mac, record.clone());
+        Ok(())
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn decide(
+        &self,
+        decide: &mut dyn FnMut(
+            &[rhcos_introspect::Record],
+        ) -> Result<rhcos_introspect::Record, Error>,
+    ) -> Result<rhcos_introspect::Record, Error> {
+        self.check()?;
+        let mut records = self.records.lock().unwrap();
+        let all: Vec<_> = records.values().cloned().collect();
+        let record = decide(&all)?;
+        records.insert(record.mac, record.clone());
+        Ok(record)
+    }
+}
+
+#[test]
+fn two_services_on_one_shared_store_decide_once_and_refuse_without_it() {
+    let store = Shared::default();
+    let settings = no_lease();
+    let a = Introspector::builder(settings.clone())
+        .build(configs(), store.clone())
+        .unwrap();
+    let b = Introspector::builder(settings)
+        .build(configs(), store.clone())
+        .unwrap();
+    // Posts spread over both services at once: still three masters, no hostname twice.
+    let threads: Vec<_> = (1..=12u8)
+        .map(|n| {
+            let svc = if n % 2 == 0 { a.clone() } else { b.clone() };
+            std::thread::spawn(move || {
+                svc.introspect(
+                    &small_host(n, 100),
+                    addr(n),
+                    Some(mac(n)),
+                    SystemTime::now(),
+                )
+                .unwrap()
+                .record
+            })
+        })
+        .collect();
+    let records: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(records.iter().filter(|r| r.role == "master").count(), 3);
+    let names: std::collections::BTreeSet<_> = records.iter().map(|r| &r.hostname).collect();
+    assert_eq!(names.len(), 12);
+    // What one decided, the other answers.
+    for n in 1..=12u8 {
+        assert_eq!(a.record(mac(n)), b.record(mac(n)));
+    }
+    assert_eq!(a.list(), b.list());
+    // The store goes away: a new host is refused (503), a known one still answered.
+    store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = a
+        .introspect(
+            &small_host(13, 100),
+            addr(13),
+            Some(mac(13)),
+            SystemTime::now(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+    assert_eq!(err.status(), 503);
+    assert!(err.to_string().contains("nothing was decided"), "{err}");
+    assert_eq!(b.install_dev(mac(1)), Some(records[0].install_dev.clone()));
+    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(b.record(mac(13)).is_none());
+}
+
 // ---- the HTTP handler --------------------------------------------------------------------
 
 struct Leases(HashMap<IpAddr, Mac>);

@@ -98,6 +98,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A lease store (such as the shared PostgreSQL one) cannot be reached, refused the
+    /// credentials or TLS, or failed a statement. New leases are not ACKed until it is back.
+    #[error("lease store {store}: {message}")]
+    LeaseStore {
+        /// The store (`postgres at postgresql://...`, never with a password).
+        store: String,
+        /// What failed, with its causes.
+        message: String,
+    },
     /// Receiving or sending on the socket failed.
     #[error("dhcp socket i/o: {0}")]
     Io(#[from] std::io::Error),

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::{Change, ChangeLog, StoredLease};
 use crate::{HostLookup, Mac};
 
 /// Where an address stands.
@@ -99,6 +100,22 @@ pub struct LeaseTable {
     probed: HashMap<Ipv4Addr, Mac>,
     /// Where the last pool search per subnet stopped, so searches do not rescan from the start.
     pub(crate) cursors: HashMap<usize, u32>,
+    /// Persisted entries changed since the last [`take_changes`](LeaseTable::take_changes),
+    /// for a store that keeps leases one by one (such as the shared PostgreSQL one).
+    changed: ChangeLog<Lease>,
+    /// Pool searches start at a point hashed from the client instead of at the shared cursor
+    /// (see [`set_hashed_start`](LeaseTable::set_hashed_start)).
+    pub(crate) hashed_start: bool,
+}
+
+impl StoredLease for Lease {
+    type Addr = Ipv4Addr;
+    fn addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+    fn persisted(&self) -> bool {
+        self.state != State::Offered
+    }
 }
 
 impl LeaseTable {
@@ -170,8 +187,68 @@ impl LeaseTable {
         self.by_addr.is_empty()
     }
 
+    /// Note that the entry at `addr` is about to change (before it does).
+    fn touch(&mut self, addr: Ipv4Addr) {
+        self.changed.touch(addr, self.by_addr.get(&addr));
+    }
+
+    /// The persisted entries changed since the last call, in address order; entries that
+    /// changed back to what they were are left out. Offers are never changes.
+    pub fn take_changes(&mut self) -> Vec<Change<Lease>> {
+        let by_addr = &self.by_addr;
+        self.changed.take(|a| by_addr.get(&a).cloned())
+    }
+
+    /// Put changes back (a store could not take them), to be taken again with the next ones.
+    /// A change already pending again keeps its older `before`.
+    pub fn restore_changes(&mut self, changes: Vec<Change<Lease>>) {
+        self.changed.restore(changes);
+    }
+
+    /// Whether the entry at `addr` changed since the last [`take_changes`](Self::take_changes).
+    pub fn is_changed(&self, addr: Ipv4Addr) -> bool {
+        self.changed.contains(addr)
+    }
+
+    /// Start pool searches at a point hashed from the client (its MAC or client identifier)
+    /// rather than where the last search stopped. Servers that share one lease store then
+    /// offer a client the same address independently, instead of each offering its next free
+    /// one to whoever asks first, which would make their ACKs collide.
+    pub fn set_hashed_start(&mut self, on: bool) {
+        self.hashed_start = on;
+    }
+
+    /// Take in an entry the shared store holds (another server's, or the store's answer to a
+    /// conflict): it replaces what this table held at that address and for that client, and
+    /// is not a change of this server's to store.
+    pub fn absorb(&mut self, lease: Lease) {
+        let addr = lease.addr;
+        let prev = (lease.state != State::Declined)
+            .then(|| self.by_key.get(&lease.key()).copied())
+            .flatten();
+        self.insert(lease);
+        self.changed.forget(addr);
+        if let Some(p) = prev {
+            self.changed.forget(p);
+        }
+    }
+
+    /// Drop the entry at `addr` as a store refused it: it was never stored, so its removal is
+    /// not a change to store either.
+    pub fn discard(&mut self, addr: Ipv4Addr) {
+        self.remove(addr);
+        self.changed.forget(addr);
+    }
+
     /// Put an entry in, removing whatever the address or the MAC held before.
     pub fn insert(&mut self, lease: Lease) {
+        self.touch(lease.addr);
+        if lease.state != State::Declined
+            && let Some(&prev) = self.by_key.get(&lease.key())
+            && prev != lease.addr
+        {
+            self.touch(prev);
+        }
         if lease.state == State::Declined
             || self
                 .probed
@@ -198,6 +275,9 @@ impl LeaseTable {
 
     /// Remove the entry for an address.
     pub fn remove(&mut self, addr: Ipv4Addr) -> Option<Lease> {
+        if self.by_addr.contains_key(&addr) {
+            self.touch(addr);
+        }
         self.probed.remove(&addr);
         let old = self.by_addr.remove(&addr)?;
         let key = old.key();
@@ -397,5 +477,50 @@ mod tests {
         assert!(leases.write().expire(now));
         assert_eq!(leases.snapshot().len(), 2);
         assert_eq!(leases.read().persistent().len(), 1);
+    }
+
+    #[test]
+    fn changes_are_what_a_store_must_write() {
+        let mut t = LeaseTable::new();
+        t.insert(lease(1, 10, State::Offered, 100));
+        assert_eq!(t.take_changes(), vec![], "offers are not changes");
+        t.insert(lease(1, 10, State::Bound, 100));
+        let c = t.take_changes();
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (c[0].before.clone(), c[0].after.clone()),
+            (None, Some(lease(1, 10, State::Bound, 100)))
+        );
+        // The client moves: its old address is a removal, its new one a put.
+        t.insert(lease(1, 11, State::Bound, 100));
+        let c = t.take_changes();
+        assert_eq!(
+            c.iter()
+                .map(|c| (c.addr.octets()[3], c.after.is_some()))
+                .collect::<Vec<_>>(),
+            vec![(10, false), (11, true)]
+        );
+        // Changed and changed back: nothing to write.
+        t.insert(lease(1, 11, State::Released, 100));
+        t.insert(lease(1, 11, State::Bound, 100));
+        assert_eq!(t.take_changes(), vec![]);
+        // A failed commit puts changes back, keeping the older `before`.
+        t.insert(lease(1, 11, State::Bound, 200));
+        let failed = t.take_changes();
+        t.insert(lease(1, 11, State::Bound, 300));
+        t.restore_changes(failed);
+        let c = t.take_changes();
+        assert_eq!(c[0].before.as_ref().unwrap().expires, 100);
+        assert_eq!(c[0].after.as_ref().unwrap().expires, 300);
+        assert!(!t.is_changed(Ipv4Addr::new(10, 0, 0, 11)));
+        // What another server stored is taken in, not written back.
+        t.absorb(lease(2, 12, State::Bound, 100));
+        t.absorb(lease(1, 13, State::Bound, 100));
+        assert_eq!(t.take_changes(), vec![]);
+        assert_eq!(
+            t.for_mac(Mac([0x52, 0x54, 0, 0, 0, 1])).unwrap().addr,
+            Ipv4Addr::new(10, 0, 0, 13)
+        );
+        assert!(t.get(Ipv4Addr::new(10, 0, 0, 11)).is_none());
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! The decision core is [`respond`]: a request, the [`LeaseTable`] and the time in; an
 //! [`Verdict`] (reply, events, whether to persist) out. [`Server`] wraps it on tokio: it binds one
-//! interface, batches datagrams, writes the [`LeaseFile`] before any ACK leaves, and emits
+//! interface, batches datagrams, commits the batch's leases to its [`LeaseStore`] (the
+//! [`LeaseFile`] by default; `PgLeaseStore`, feature `postgres`, for several servers on one
+//! PostgreSQL database) before any ACK leaves, and emits
 //! [`EventKind::Dhcp`](crate::EventKind::Dhcp) events per MAC.
 //!
 //! Boot selection: BIOS PXE (arch 0) gets [`BootFiles::bios`], x86-64 UEFI (7, 9) [`BootFiles::efi_x64`],
@@ -75,7 +77,8 @@
 //! # What it does not do
 //! No DHCPv6 (that is the `dhcp6` module, feature `dhcp6`), no DNS, no ping probe before an offer unless [`Config::ping_probe_ms`] asks for
 //! one (firmware waits for it; declines are handled instead), no ARP injection (replies to
-//! clients without an address are broadcast), no failover between servers, no plain BOOTP
+//! clients without an address are broadcast), no failover protocol between servers (several
+//! servers share a PostgreSQL lease store instead), no plain BOOTP
 //! (requests without the DHCP magic cookie).
 
 mod chain;
@@ -83,11 +86,14 @@ mod config;
 mod error;
 mod leases;
 mod packet;
+#[cfg(feature = "postgres")]
+mod pg;
 mod probe;
 mod respond;
 mod server;
 mod store;
 
+pub use crate::store::{Change, Commit, RefusedBinding, StoreFuture, StoredLease};
 pub use chain::MarkChained;
 pub use config::{
     BootFiles, Config, HostBootFiles, MAX_POOL, Mode, Policy, Range, RawOption, Reservation, Subnet,
@@ -95,6 +101,8 @@ pub use config::{
 pub use error::Error;
 pub use leases::{Lease, LeaseTable, Leases, State, unix_secs};
 pub use packet::{Client, MAX_PACKET, Malformed, Request};
+#[cfg(feature = "postgres")]
+pub use pg::{PgLeaseStore, PgOptions};
 pub use respond::{CLIENT_PORT, PROXY_PORT, Reply, SERVER_PORT, Verdict, probed, respond};
 pub use server::{Server, bind};
-pub use store::LeaseFile;
+pub use store::{LeaseFile, LeaseStore};

@@ -682,6 +682,14 @@ fn client_key(policy: &Policy, req: &Request) -> Key {
     Key::Mac(req.mac)
 }
 
+/// The hash a shared store's pool search starts from (see [`crate::store::client_hash`]).
+fn client_hash(key: &Key) -> u32 {
+    crate::store::client_hash(match key {
+        Key::Mac(mac) => &mac.0,
+        Key::ClientId(id) => id.as_bytes(),
+    })
+}
+
 /// Pick the address for the client `key` in subnet `idx`: its reservation, else (dynamic modes) its
 /// current address, the requested one, the next free one in the pool, or (with `reclaim`, for
 /// DISCOVERs) the oldest offer held for another client when the pool is exhausted.
@@ -732,7 +740,11 @@ fn allocate(
         return Some(a);
     }
     let size = end - start + 1;
-    let cursor = leases.cursors.get(&idx).copied().unwrap_or(0) % size;
+    let cursor = if leases.hashed_start {
+        client_hash(key) % size
+    } else {
+        leases.cursors.get(&idx).copied().unwrap_or(0) % size
+    };
     // First addresses nobody ever held, then ones whose holder let them lapse.
     for fresh_only in [true, false] {
         for i in 0..size {

@@ -13,17 +13,27 @@ use tokio::task::JoinSet;
 
 use super::config::{Config, Policy};
 use super::error::Error;
+use super::leases::Lease;
 use super::leases::{LeaseTable, Leases, unix_secs};
 use super::packet::{MAX_PACKET, Request};
 use super::probe::Prober;
 use super::respond::{PROXY_PORT, Reply, SERVER_PORT, probed, respond};
-use super::store::LeaseFile;
+use super::store::{LeaseFile, LeaseStore};
+use crate::store::Commit;
+use crate::store::RefusedBinding;
+
+/// The DHCPv4 server's lease store, whatever it is.
+type Store = dyn LeaseStore<Lease, Error = Error>;
+
+use crate::store::Keeper;
 use crate::{Discard, EventSink};
 
 /// Datagrams handled per batch before the lease file is written and the replies sent.
 const BATCH: usize = 256;
 /// How often expired leases are swept out.
 const SWEEP: Duration = Duration::from_secs(30);
+/// How often a server sharing its lease store takes in what the other servers bound.
+const REFRESH: Duration = Duration::from_secs(5);
 /// Ping probes per DISCOVER before the server gives up on it (the client retries). Addresses
 /// that answer cost one round trip each; the first silent one ends the search.
 const MAX_PROBES: usize = 8;
@@ -69,7 +79,7 @@ pub struct Server {
     policy: Arc<Policy>,
     proxy_socket: Option<UdpSocket>,
     leases: Leases,
-    store: Option<LeaseFile>,
+    store: Option<Keeper<Lease, Error>>,
     events: Arc<dyn EventSink>,
 }
 
@@ -89,7 +99,7 @@ struct Running {
     socket: Arc<UdpSocket>,
     proxy_socket: Option<UdpSocket>,
     leases: Leases,
-    store: Option<LeaseFile>,
+    store: Option<Keeper<Lease, Error>>,
     events: Arc<dyn EventSink>,
     prober: Option<Arc<Prober>>,
     /// The interface the socket is bound to (`*` for none), for the per-exchange log.
@@ -121,9 +131,33 @@ impl Server {
             table.insert(lease);
         }
         let snapshot = table.persistent();
+        table.take_changes();
         drop(table);
         file.save(&snapshot)?;
-        self.store = Some(file);
+        self.store = Some(Keeper::new(Arc::new(file), "ACKs of new leases"));
+        Ok(self)
+    }
+
+    /// Keep leases in `store`, loading what it holds now; for a [shared](LeaseStore::shared)
+    /// store, pool searches start at an address hashed from the client from then on.
+    ///
+    /// # Errors
+    /// What [`LeaseStore::load`] returns: a store that cannot be read at startup is an error
+    /// here, not a server that ACKs nothing.
+    pub async fn with_lease_store(
+        mut self,
+        store: Arc<dyn LeaseStore<Lease, Error = Error>>,
+    ) -> Result<Server, Error> {
+        let loaded = store.load().await?;
+        let mut table = self.leases.write();
+        for lease in loaded {
+            if lease.state != super::leases::State::Offered {
+                table.absorb(lease);
+            }
+        }
+        table.set_hashed_start(store.shared());
+        drop(table);
+        self.store = Some(Keeper::new(store, "ACKs of new leases"));
         Ok(self)
     }
 
@@ -211,6 +245,9 @@ impl Running {
         let mut pbuf = vec![0u8; MAX_PACKET + 1];
         let mut sweep = tokio::time::interval(SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shared = self.store.as_ref().is_some_and(|k| k.store.shared());
+        let mut refresh = tokio::time::interval(REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Probes run as tasks of their own, so a DISCOVER waiting for its echo reply holds up
         // nobody else; dropping the set at shutdown aborts them, with the receive task.
         let mut probes = JoinSet::new();
@@ -230,6 +267,9 @@ impl Running {
                 }
                 _ = sweep.tick() => {
                     batch.persist = self.leases.write().expire(unix_secs(SystemTime::now()));
+                }
+                _ = refresh.tick(), if shared => {
+                    self.refresh().await;
                 }
             }
             // Whatever queued up meanwhile joins this batch: one lease-file write covers it.
@@ -265,10 +305,39 @@ impl Running {
             while probes.try_join_next().is_some() {}
         }
         if let Some(store) = &self.store {
-            let snapshot = self.leases.read().persistent();
-            store.save(&snapshot)?;
+            let commit = self.commit_of(store.store.as_ref());
+            if !commit.changes.is_empty() || commit.snapshot.is_some() {
+                store.commit(commit).await?;
+            }
         }
         Ok(())
+    }
+
+    /// The changes since the last commit (and the whole table, for a store that wants it).
+    fn commit_of(&self, store: &Store) -> Commit<Lease> {
+        let mut table = self.leases.write();
+        Commit {
+            changes: table.take_changes(),
+            snapshot: store.wants_snapshot().then(|| table.persistent()),
+            subnets: self
+                .policy
+                .config()
+                .subnets
+                .iter()
+                .map(|s| (std::net::IpAddr::V4(s.network), s.prefix_len))
+                .collect(),
+            now: unix_secs(SystemTime::now()),
+        }
+    }
+
+    /// Takes in what the other servers sharing the store bound since the last refresh.
+    async fn refresh(&self) {
+        let Some(store) = &self.store else { return };
+        let leases = store.refresh().await;
+        let mut table = self.leases.write();
+        for lease in leases {
+            table.absorb(lease);
+        }
     }
 
     fn take(&self, r: io::Result<(usize, SocketAddr)>, buf: &[u8], port: u16, batch: &mut Batch) {
@@ -301,7 +370,8 @@ impl Running {
         batch.persist |= out.persist;
         batch.events.extend(out.events);
         if let Some(reply) = out.reply {
-            batch.replies.push((port, reply, out.persist));
+            let req = out.persist.then(|| req.clone());
+            batch.replies.push((port, reply, req));
         }
         if let Some(addr) = out.probe {
             batch.probes.push((req, addr));
@@ -323,31 +393,109 @@ impl Running {
     async fn finish(&self, batch: Batch) {
         let Batch {
             persist,
-            replies,
+            mut replies,
             events,
             ..
         } = batch;
         // OFFERs and NAKs promise nothing that must survive a restart: send them first.
-        for (port, reply, _) in replies.iter().filter(|r| !r.2) {
+        for (port, reply, _) in replies.iter().filter(|r| r.2.is_none()) {
             self.send(*port, reply).await;
         }
+        replies.retain(|r| r.2.is_some());
         if persist && let Some(store) = &self.store {
-            let snapshot = self.leases.read().persistent();
-            let store = store.clone();
-            let saved = tokio::task::spawn_blocking(move || store.save(&snapshot)).await;
-            if !matches!(saved, Ok(Ok(()))) {
-                // An ACK for a lease that is not on disk could be handed out twice after a
-                // restart: send nothing; the clients retry.
-                tracing::error!(result = ?saved, "cannot persist leases; replies withheld");
-                return;
+            let commit = self.commit_of(store.store.as_ref());
+            let changes = commit.changes.clone();
+            match store.commit(commit).await {
+                Ok(refused) => {
+                    if !refused.is_empty() {
+                        self.decide_again(refused, &mut replies);
+                    }
+                }
+                Err(_) => {
+                    // An ACK for a lease that is not stored could be handed out twice (after a
+                    // restart, or by another server): send none, the clients retry; only
+                    // renewals of leases the store confirmed go out, when it allows that.
+                    let renewals = store.store.renews_while_down();
+                    // A renewal is a client in RENEWING or REBINDING state: it uses the address
+                    // (ciaddr), so no server can have moved it meanwhile. A REQUEST for an
+                    // address this server once bound is not one: the client may have been
+                    // bound elsewhere since, and the store may have given the address away.
+                    let confirmed = |reply: &Reply, req: &Option<Request>| {
+                        let addr = reply.message.yiaddr();
+                        let Some(req) = req.as_ref() else {
+                            return false;
+                        };
+                        let mac = req.mac;
+                        req.message.ciaddr() == addr
+                            && changes.iter().any(|c| {
+                                c.addr == addr
+                                    && c.before.as_ref().is_some_and(|l| {
+                                        l.state == super::leases::State::Bound
+                                            && l.mac == mac
+                                            && l.expires > unix_secs(SystemTime::now())
+                                    })
+                            })
+                    };
+                    self.leases.write().restore_changes(changes.clone());
+                    replies.retain(|(_, reply, req)| renewals && confirmed(reply, req));
+                    tracing::debug!(
+                        sent = replies.len(),
+                        "renewals ACKed without the lease store"
+                    );
+                    for (port, reply, _) in &replies {
+                        self.send(*port, reply).await;
+                    }
+                    // The batch's events describe ACKs that were not sent: they are dropped.
+                    return;
+                }
             }
         }
-        for (port, reply, _) in replies.iter().filter(|r| r.2) {
+        for (port, reply, _) in &replies {
             self.send(*port, reply).await;
         }
         for e in events {
             self.events.emit(e);
         }
+    }
+
+    /// The store refused some bindings: another server's client holds those addresses. Take
+    /// its entries in and decide those requests again (a NAK now, or nothing); an answer that
+    /// would bind something new again waits for the client's retry.
+    fn decide_again(
+        &self,
+        refused: Vec<RefusedBinding<Lease>>,
+        replies: &mut Vec<(u16, Reply, Option<Request>)>,
+    ) {
+        let taken: std::collections::HashSet<Ipv4Addr> = refused.iter().map(|r| r.addr).collect();
+        let mut table = self.leases.write();
+        for r in refused {
+            // What this server put at the address is not stored: it goes, and the store's
+            // row in the way comes in.
+            table.discard(r.addr);
+            if let Some(holder) = r.holder {
+                tracing::info!(addr = %r.addr, holder = %holder.mac, at = %holder.addr, "lease store: address already bound by another server");
+                table.absorb(holder);
+            }
+        }
+        let now = SystemTime::now();
+        replies.retain_mut(|(_, reply, req)| {
+            if !taken.contains(&reply.message.yiaddr()) {
+                return true;
+            }
+            let Some(request) = req.take() else {
+                return true;
+            };
+            let out = respond(&self.policy, &mut table, &request, now);
+            log_exchange(&self.iface, &request, &out);
+            match out.reply {
+                Some(again) if !out.persist => {
+                    *reply = again;
+                    true
+                }
+                // Nothing to say, or another binding: the client retries.
+                _ => false,
+            }
+        });
     }
 
     async fn send(&self, port: u16, reply: &Reply) {
@@ -473,8 +621,9 @@ impl ProbeJob {
 struct Batch {
     seen: usize,
     persist: bool,
-    /// Replies with the port they answer and whether they wait for the lease file.
-    replies: Vec<(u16, Reply, bool)>,
+    /// Replies with the port they answer and, for those that wait for the lease store (ACKs),
+    /// the request, to decide again if the store refuses the binding.
+    replies: Vec<(u16, Reply, Option<Request>)>,
     events: Vec<crate::Event>,
     /// DISCOVERs whose offer waits for a ping probe of this address.
     probes: Vec<(Request, Ipv4Addr)>,

@@ -94,6 +94,26 @@ pub struct BootFiles6 {
     /// in `hexhyp` form.
     #[serde(default)]
     pub ipxe_script_url: Option<String>,
+    /// Per-host boot files for x86-64 UEFI, chosen before [`BootFiles6::efi_x64`] and
+    /// [`BootFiles6::http_boot_url`] (as DHCPv4's `BootFiles::hosts`): a Secure Boot host gets
+    /// the signed shim instead of iPXE.
+    #[serde(default)]
+    pub hosts: Vec<HostBootFiles6>,
+}
+
+/// What one host boots instead of the shared x86-64 UEFI files (its iPXE and ARM64 answers
+/// stay the shared ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostBootFiles6 {
+    /// The host.
+    pub mac: Mac,
+    /// The TFTP path for its x86-64 UEFI PXE firmware (architectures 7 and 9), such as
+    /// `shimx64.efi`.
+    #[serde(default)]
+    pub efi_x64: Option<String>,
+    /// The URL for its UEFI HTTP boot firmware (class `HTTPClient`).
+    #[serde(default)]
+    pub http_boot_url: Option<String>,
 }
 
 impl Default for BootFiles6 {
@@ -103,6 +123,7 @@ impl Default for BootFiles6 {
             efi_arm64: None,
             http_boot_url: None,
             ipxe_script_url: None,
+            hosts: Vec::new(),
         }
     }
 }
@@ -128,6 +149,9 @@ pub struct Config {
     /// DNS servers (option 23).
     #[serde(default)]
     pub dns: Vec<Ipv6Addr>,
+    /// DNS search domains (option 24, RFC 3646), e.g. the cluster's zone.
+    #[serde(default)]
+    pub domain_search: Vec<String>,
     /// The valid lifetime of an address, in seconds (the preferred lifetime is the same; T1 is
     /// half, T2 four fifths).
     pub lease_secs: u32,
@@ -153,6 +177,7 @@ impl Default for Config {
             subnets: Vec::new(),
             reservations: Vec::new(),
             dns: Vec::new(),
+            domain_search: Vec::new(),
             lease_secs: 3600,
             rapid_commit: true,
             boot: BootFiles6::default(),
@@ -166,6 +191,7 @@ impl Default for Config {
 pub struct Policy {
     config: Config,
     duid: Vec<u8>,
+    search: Vec<dhcproto::Name>,
 }
 
 impl Policy {
@@ -175,6 +201,17 @@ impl Policy {
         let bad = |reason: String| Err(Error::Config { reason });
         if config.lease_secs == 0 {
             return bad("lease_secs must be above 0".into());
+        }
+        let mut search = Vec::with_capacity(config.domain_search.len());
+        for d in &config.domain_search {
+            match dhcproto::Name::from_utf8(d) {
+                Ok(mut name) if !d.is_empty() => {
+                    name.set_fqdn(true);
+                    search.push(name);
+                }
+                Ok(_) => return bad("an empty search domain".into()),
+                Err(e) => return bad(format!("search domain {d:?}: {e}")),
+            }
         }
         for s in &config.subnets {
             if s.prefix_len > 128 {
@@ -228,12 +265,21 @@ impl Policy {
                 d
             }
         };
-        Ok(Policy { config, duid })
+        Ok(Policy {
+            config,
+            duid,
+            search,
+        })
     }
 
     /// The checked configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The search domains (option 24), parsed and fully qualified.
+    pub(crate) fn search(&self) -> &[dhcproto::Name] {
+        &self.search
     }
 
     /// The server's DUID (option 2).

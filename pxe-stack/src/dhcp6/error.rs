@@ -62,6 +62,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A lease store (such as the shared PostgreSQL one) cannot be reached or failed a
+    /// statement. No new lease is confirmed until it is back.
+    #[error("lease store {store}: {message}")]
+    LeaseStore {
+        /// The store (never with a password).
+        store: String,
+        /// What failed, with its causes.
+        message: String,
+    },
     /// Receiving or sending on the socket failed.
     #[error("dhcpv6 socket i/o: {0}")]
     Io(#[from] std::io::Error),

@@ -9,6 +9,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::error::Error;
+use crate::durable::{JournaledFile, LoadError};
+use crate::store::{ChangeLog, LeaseStore, StoreFuture, StoredLease};
 use crate::{HostLookup, Mac};
 
 /// Seconds since the Unix epoch (0 for times before it).
@@ -64,6 +66,23 @@ pub struct LeaseTable6 {
     by_mac: HashMap<Mac, Ipv6Addr>,
     /// Where the last pool search per subnet stopped.
     pub(crate) cursors: HashMap<usize, u128>,
+    /// Persisted entries changed since the last [`take_changes`](LeaseTable6::take_changes).
+    changed: ChangeLog<Lease6>,
+    /// Pool searches start at an address hashed from the MAC (servers sharing a store).
+    pub(crate) hashed_start: bool,
+}
+
+/// One persisted v6 entry that changed (see [`LeaseTable6::take_changes`]).
+pub type Change6 = crate::store::Change<Lease6>;
+
+impl StoredLease for Lease6 {
+    type Addr = Ipv6Addr;
+    fn addr(&self) -> Ipv6Addr {
+        self.addr
+    }
+    fn persisted(&self) -> bool {
+        self.state != State6::Offered
+    }
 }
 
 impl LeaseTable6 {
@@ -122,8 +141,54 @@ impl LeaseTable6 {
         self.by_addr.is_empty()
     }
 
+    /// The persisted entries changed since the last call, in address order (see
+    /// [`LeaseTable::take_changes`](crate::dhcp::LeaseTable::take_changes)).
+    pub fn take_changes(&mut self) -> Vec<Change6> {
+        let by_addr = &self.by_addr;
+        self.changed.take(|a| by_addr.get(&a).cloned())
+    }
+
+    /// Put changes back (a store could not take them).
+    pub fn restore_changes(&mut self, changes: Vec<Change6>) {
+        self.changed.restore(changes);
+    }
+
+    /// Start pool searches at an address hashed from the MAC (see
+    /// [`LeaseTable::set_hashed_start`](crate::dhcp::LeaseTable::set_hashed_start)).
+    pub fn set_hashed_start(&mut self, on: bool) {
+        self.hashed_start = on;
+    }
+
+    /// Take in an entry the shared store holds; it is not a change of this server's.
+    pub fn absorb(&mut self, lease: Lease6) {
+        let addr = lease.addr;
+        let prev = (lease.state != State6::Declined)
+            .then(|| self.by_mac.get(&lease.mac).copied())
+            .flatten();
+        self.insert(lease);
+        self.changed.forget(addr);
+        if let Some(p) = prev {
+            self.changed.forget(p);
+        }
+    }
+
+    /// Drop the entry at `addr` as a store refused it: it was never stored, so its removal is
+    /// not a change to store either.
+    pub fn discard(&mut self, addr: Ipv6Addr) {
+        self.remove(addr);
+        self.changed.forget(addr);
+    }
+
     /// Put an entry in, removing whatever the address or the MAC held before.
     pub fn insert(&mut self, lease: Lease6) {
+        self.changed
+            .touch(lease.addr, self.by_addr.get(&lease.addr));
+        if lease.state != State6::Declined
+            && let Some(&prev) = self.by_mac.get(&lease.mac)
+            && prev != lease.addr
+        {
+            self.changed.touch(prev, self.by_addr.get(&prev));
+        }
         if let Some(old) = self.by_addr.remove(&lease.addr)
             && self.by_mac.get(&old.mac) == Some(&old.addr)
         {
@@ -140,6 +205,9 @@ impl LeaseTable6 {
 
     /// Remove the entry for an address.
     pub fn remove(&mut self, addr: Ipv6Addr) -> Option<Lease6> {
+        if self.by_addr.contains_key(&addr) {
+            self.changed.touch(addr, self.by_addr.get(&addr));
+        }
         let old = self.by_addr.remove(&addr)?;
         if self.by_mac.get(&old.mac) == Some(&addr) {
             self.by_mac.remove(&old.mac);
@@ -227,45 +295,99 @@ impl HostLookup for Leases6 {
 const VERSION: u32 = 1;
 
 /// Where v6 leases live between runs: the whole table as JSON, replaced atomically (temporary
-/// file, fsync, rename, directory fsync), as for DHCPv4.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// file, fsync, rename, directory fsync), and a journal of the changes since, as for DHCPv4
+/// (see [`LeaseFile`](crate::dhcp::LeaseFile)).
+#[derive(Debug, Clone)]
 pub struct LeaseFile6 {
-    path: PathBuf,
+    file: JournaledFile,
 }
+
+impl PartialEq for LeaseFile6 {
+    fn eq(&self, other: &Self) -> bool {
+        self.file.path == other.file.path
+    }
+}
+
+impl Eq for LeaseFile6 {}
 
 impl LeaseFile6 {
     /// A lease file at `path` (created on the first save).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        LeaseFile6 { path: path.into() }
+        LeaseFile6 {
+            file: JournaledFile::new(path.into(), VERSION),
+        }
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.file.path
     }
 
-    /// Read the leases; a missing file is an empty table.
+    /// Read the leases (the table, and the journal replayed over it); a missing file is an
+    /// empty table.
     pub fn load(&self) -> Result<Vec<Lease6>, Error> {
-        crate::durable::load_leases(&self.path, VERSION).map_err(|e| match e {
-            crate::durable::LoadError::Io(source) => Error::LeaseFile {
-                path: self.path.clone(),
-                source,
-            },
-            crate::durable::LoadError::Format(reason) => Error::LeaseFileFormat {
-                path: self.path.clone(),
+        self.file.load().map_err(|e| self.load_error(e))
+    }
+
+    /// Replace the file with `leases`, durably, emptying its journal.
+    pub fn save(&self, leases: &[Lease6]) -> Result<(), Error> {
+        self.file.save(leases).map_err(|e| self.io_error(e))
+    }
+
+    /// Append `changes` to the journal (`<file>.journal`), durably.
+    pub fn append(&self, changes: &[Change6]) -> Result<(), Error> {
+        self.file.append(changes).map_err(|e| self.io_error(e))
+    }
+
+    fn io_error(&self, source: std::io::Error) -> Error {
+        Error::LeaseFile {
+            path: self.file.path.clone(),
+            source,
+        }
+    }
+
+    fn load_error(&self, e: LoadError) -> Error {
+        match e {
+            LoadError::Io(source) => self.io_error(source),
+            LoadError::Format(reason) => Error::LeaseFileFormat {
+                path: self.file.path.clone(),
                 reason,
             },
+        }
+    }
+}
+
+impl LeaseStore<Lease6> for LeaseFile6 {
+    type Error = Error;
+
+    fn load(&self) -> StoreFuture<'_, Vec<Lease6>, Error> {
+        Box::pin(async {
+            self.file
+                .load_blocking()
+                .await
+                .map_err(|e| self.load_error(e))
         })
     }
 
-    /// Replace the file with `leases`, durably.
-    pub fn save(&self, leases: &[Lease6]) -> Result<(), Error> {
-        crate::durable::save_leases(&self.path, VERSION, leases).map_err(|source| {
-            Error::LeaseFile {
-                path: self.path.clone(),
-                source,
-            }
+    fn commit(
+        &self,
+        commit: crate::store::Commit<Lease6>,
+    ) -> StoreFuture<'_, Vec<crate::store::RefusedBinding<Lease6>>, Error> {
+        Box::pin(async {
+            self.file
+                .commit(commit)
+                .await
+                .map_err(|e| self.io_error(e))?;
+            Ok(Vec::new())
         })
+    }
+
+    fn wants_snapshot(&self) -> bool {
+        self.file.wants_snapshot()
+    }
+
+    fn describe(&self) -> String {
+        format!("lease file {}", self.file.path.display())
     }
 }
 

@@ -23,7 +23,9 @@
 //! Boot (option 59, OPT_BOOTFILE_URL): iPXE (user class `iPXE`) gets
 //! [`BootFiles6::ipxe_script_url`]; UEFI HTTP boot (vendor class `HTTPClient`, or
 //! architecture 16/19) gets [`BootFiles6::http_boot_url`] with its vendor class echoed; UEFI PXE
-//! (architecture 7, 9 or 11) gets `tftp://[server_addr]/<efi binary>`.
+//! (architecture 7, 9 or 11) gets `tftp://[server_addr]/<efi binary>`. A host listed in
+//! [`BootFiles6::hosts`] (a Secure Boot host: the signed shim) gets its own x86-64 UEFI file
+//! and HTTP boot URL first.
 //!
 //! # Example
 //! ```
@@ -68,9 +70,11 @@ mod packet;
 mod respond;
 mod server;
 
-pub use config::{BootFiles6, Config, MAX_POOL, Mode, Policy, Range6, Reservation6, Subnet6};
+pub use config::{
+    BootFiles6, Config, HostBootFiles6, MAX_POOL, Mode, Policy, Range6, Reservation6, Subnet6,
+};
 pub use error::Error;
-pub use leases::{Lease6, LeaseFile6, LeaseTable6, Leases6, State6, unix_secs};
+pub use leases::{Change6, Lease6, LeaseFile6, LeaseTable6, Leases6, State6, unix_secs};
 pub use packet::{
     CLIENT_PORT, Hop, MAX_HOPS, MAX_PACKET, MacSource, Malformed6, Reply6, Request, SERVER_PORT,
     bootfile_params, bootfile_url, check_options, duid_mac, eui64_mac, user_class, vendor_class,

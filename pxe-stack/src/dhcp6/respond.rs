@@ -43,8 +43,11 @@ fn boot_file(policy: &Policy, req: &Request, mac: Mac) -> Option<String> {
         Some(DhcpOption::ClientArchType(a)) => a.iter().map(|a| a.0).collect(),
         _ => Vec::new(),
     };
+    let host = boot.hosts.iter().find(|h| h.mac == mac);
     if http_client(req) || archs.iter().any(|a| matches!(a, 16 | 19)) {
-        return boot.http_boot_url.clone();
+        return host
+            .and_then(|h| h.http_boot_url.clone())
+            .or_else(|| boot.http_boot_url.clone());
     }
     let server = policy.config().server_addr;
     let tftp = |path: &Option<String>| {
@@ -52,7 +55,10 @@ fn boot_file(policy: &Policy, req: &Request, mac: Mac) -> Option<String> {
             .map(|p| format!("tftp://[{server}]/{}", p.trim_start_matches('/')))
     };
     match archs.first()? {
-        7 | 9 => tftp(&boot.efi_x64),
+        7 | 9 => tftp(
+            host.and_then(|h| h.efi_x64.as_ref().map(|_| &h.efi_x64))
+                .unwrap_or(&boot.efi_x64),
+        ),
         11 => tftp(&boot.efi_arm64),
         _ => None,
     }
@@ -311,6 +317,11 @@ pub fn respond(
             .opts_mut()
             .insert(DhcpOption::DomainNameServers(config.dns.clone()));
     }
+    if !policy.search().is_empty() {
+        reply
+            .opts_mut()
+            .insert(DhcpOption::DomainSearchList(policy.search().to_vec()));
+    }
     let sends_boot = !matches!(kind, MessageType::Release | MessageType::Decline);
     if sends_boot && let Some(url) = &boot {
         reply.opts_mut().insert(bootfile_url(url));
@@ -413,7 +424,11 @@ fn choose(
     let pool = subnet.pool?;
     let (start, end) = (u128::from(pool.start), u128::from(pool.end));
     let size = end - start + 1;
-    let cursor = leases.cursors.get(&idx).copied().unwrap_or(0) % size;
+    let cursor = if leases.hashed_start {
+        u128::from(crate::store::client_hash(&mac.0)) % size
+    } else {
+        leases.cursors.get(&idx).copied().unwrap_or(0) % size
+    };
     for i in 0..size {
         let off = (cursor + i) % size;
         let a = Ipv6Addr::from(start + off);
@@ -428,7 +443,7 @@ fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dhcp6::config::{BootFiles6, Config, Range6, Reservation6, Subnet6};
+    use crate::dhcp6::config::{BootFiles6, Config, HostBootFiles6, Range6, Reservation6, Subnet6};
     use crate::dhcp6::packet::user_class;
     use dhcproto::v6::{Architecture, VendorClass};
     use dhcproto::{Decodable, Decoder, Encodable, Encoder};
@@ -456,6 +471,7 @@ mod tests {
                 hostname: Some("master-0".into()),
             }],
             dns: vec!["fd00:77::53".parse().unwrap()],
+            domain_search: vec!["ocp.example.com".into()],
             lease_secs: 600,
             rapid_commit: rapid,
             boot: BootFiles6 {
@@ -463,6 +479,7 @@ mod tests {
                 efi_arm64: Some("ipxe-arm64.efi".into()),
                 http_boot_url: Some("http://[fd00:77::1]/ipxe.efi".into()),
                 ipxe_script_url: Some("http://[fd00:77::1]/ipxe/{mac}".into()),
+                hosts: Vec::new(),
             },
             ..Config::default()
         })
@@ -584,6 +601,7 @@ mod tests {
         assert_eq!(leases.get(a).unwrap().state, State6::Offered);
         assert!(
             matches!(adv.opts().get(OptionCode::DomainNameServers), Some(DhcpOption::DomainNameServers(d)) if d.len() == 1)
+                && matches!(adv.opts().get(OptionCode::DomainSearchList), Some(DhcpOption::DomainSearchList(d)) if d.len() == 1 && d[0].to_utf8() == "ocp.example.com.")
         );
         // A Solicit carrying a server id is not answered.
         let bad = msg(MessageType::Solicit, &duid, Some(&sid), None);
@@ -813,6 +831,45 @@ mod tests {
         assert_eq!(
             boot(vec![arch(7), ipxe]).0.as_deref(),
             Some("http://[fd00:77::1]/ipxe/52-54-00-77-00-01")
+        );
+    }
+
+    /// A host with its own x86-64 UEFI files (a Secure Boot host: the signed shim) gets them
+    /// over TFTP and HTTP boot; its iPXE and every other host keep the shared ones.
+    #[test]
+    fn per_host_boot_files_come_first() {
+        let mut config = policy(false).config().clone();
+        config.boot.hosts.push(HostBootFiles6 {
+            mac: MAC1,
+            efi_x64: Some("shimx64.efi".into()),
+            http_boot_url: Some("http://[fd00:77::1]/shimx64.efi".into()),
+        });
+        let p = Policy::new(config).unwrap();
+        let boot = |mac: Mac, extra: Vec<DhcpOption>| {
+            let mut m = msg(MessageType::Solicit, &duid_ll(mac), None, None);
+            for o in extra {
+                m.opts_mut().insert(o);
+            }
+            let v = respond(&p, &mut LeaseTable6::new(), &request(&m, &src(mac)), t(0));
+            url(&decode_reply(&v))
+        };
+        let arch = |a: u16| DhcpOption::ClientArchType(vec![Architecture(a)]);
+        assert_eq!(
+            boot(MAC1, vec![arch(7)]).as_deref(),
+            Some("tftp://[fd00:77::1]/shimx64.efi")
+        );
+        assert_eq!(
+            boot(MAC1, vec![arch(16)]).as_deref(),
+            Some("http://[fd00:77::1]/shimx64.efi")
+        );
+        let ipxe = user_class(&[b"iPXE".to_vec()]).unwrap();
+        assert_eq!(
+            boot(MAC1, vec![arch(7), ipxe]).as_deref(),
+            Some("http://[fd00:77::1]/ipxe/52-54-00-77-00-01")
+        );
+        assert_eq!(
+            boot(RESERVED, vec![arch(7)]).as_deref(),
+            Some("tftp://[fd00:77::1]/ipxe.efi")
         );
     }
 

@@ -12,15 +12,22 @@ use tokio::net::UdpSocket;
 
 use super::config::{Config, Policy};
 use super::error::Error;
-use super::leases::{LeaseFile6, LeaseTable6, Leases6, unix_secs};
+use super::leases::{Lease6, LeaseFile6, LeaseTable6, Leases6, State6, unix_secs};
 use super::packet::{MAX_PACKET, Reply6, Request};
 use super::respond::respond;
+use crate::store::Keeper;
+use crate::store::{Commit, LeaseStore};
 use crate::{Discard, Event, EventSink};
+
+/// The DHCPv6 server's lease store, whatever it is.
+type Store = dyn LeaseStore<Lease6, Error = Error>;
 
 /// Datagrams handled per batch before the lease file is written and the replies sent.
 const BATCH: usize = 256;
 /// How often expired leases are swept out.
 const SWEEP: Duration = Duration::from_secs(30);
+/// How often a server sharing its lease store takes in what the other servers bound.
+const REFRESH: Duration = Duration::from_secs(5);
 /// All_DHCP_Relay_Agents_and_Servers.
 pub const ALL_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
 
@@ -53,7 +60,7 @@ pub fn bind(interface: Option<&str>, port: u16) -> Result<UdpSocket, Error> {
 pub struct Server {
     policy: Arc<Policy>,
     leases: Leases6,
-    store: Option<LeaseFile6>,
+    store: Option<Keeper<Lease6, Error>>,
     events: Arc<dyn EventSink>,
 }
 
@@ -86,9 +93,38 @@ impl Server {
             for lease in loaded.leases() {
                 table.insert(lease);
             }
+            table.take_changes();
+            // Rewritten at once: the journal starts empty, and a file that cannot be written
+            // fails here, at startup.
+            file.save(&table.persistent())?;
         }
         Ok(Server {
-            store: Some(file),
+            store: Some(Keeper::new(Arc::new(file), "bindings of new leases")),
+            ..self
+        })
+    }
+
+    /// Keep leases in `store`, loading what it holds now; for a shared store, pool searches
+    /// start at an address hashed from the MAC from then on.
+    ///
+    /// # Errors
+    /// What [`LeaseStore::load`] returns.
+    pub async fn with_lease_store(
+        self,
+        store: Arc<dyn LeaseStore<Lease6, Error = Error>>,
+    ) -> Result<Server, Error> {
+        let loaded = store.load().await?;
+        {
+            let mut table = self.leases.write();
+            for lease in loaded {
+                if lease.state != State6::Offered {
+                    table.absorb(lease);
+                }
+            }
+            table.set_hashed_start(store.shared());
+        }
+        Ok(Server {
+            store: Some(Keeper::new(store, "bindings of new leases")),
             ..self
         })
     }
@@ -117,6 +153,9 @@ impl Server {
         let mut buf = vec![0u8; MAX_PACKET + 1];
         let mut sweep = tokio::time::interval(SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shared = self.store.as_ref().is_some_and(|k| k.store.shared());
+        let mut refresh = tokio::time::interval(REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut batch = Batch::default();
             tokio::select! {
@@ -125,6 +164,7 @@ impl Server {
                 _ = sweep.tick() => {
                     batch.persist = self.leases.write().expire(unix_secs(SystemTime::now()));
                 }
+                _ = refresh.tick(), if shared => self.refresh().await,
             }
             while batch.seen < BATCH {
                 match socket.try_recv_from(&mut buf) {
@@ -139,9 +179,39 @@ impl Server {
             self.finish(&socket, batch).await;
         }
         if let Some(store) = &self.store {
-            store.save(&self.leases.read().persistent())?;
+            let commit = self.commit_of(store.store.as_ref());
+            if !commit.changes.is_empty() || commit.snapshot.is_some() {
+                store.commit(commit).await?;
+            }
         }
         Ok(())
+    }
+
+    /// The changes since the last commit (and the whole table, for a store that wants it).
+    fn commit_of(&self, store: &Store) -> Commit<Lease6> {
+        let mut table = self.leases.write();
+        Commit {
+            changes: table.take_changes(),
+            snapshot: store.wants_snapshot().then(|| table.persistent()),
+            subnets: self
+                .policy
+                .config()
+                .subnets
+                .iter()
+                .map(|s| (std::net::IpAddr::V6(s.prefix), s.prefix_len))
+                .collect(),
+            now: unix_secs(SystemTime::now()),
+        }
+    }
+
+    /// Takes in what the other servers sharing the store bound since the last refresh.
+    async fn refresh(&self) {
+        let Some(store) = &self.store else { return };
+        let leases = store.refresh().await;
+        let mut table = self.leases.write();
+        for lease in leases {
+            table.absorb(lease);
+        }
     }
 
     fn take(&self, r: io::Result<(usize, SocketAddr)>, buf: &[u8], batch: &mut Batch) {
@@ -172,34 +242,130 @@ impl Server {
         batch.persist |= out.persist;
         batch.events.extend(out.events);
         if let Some(reply) = out.reply {
-            batch.replies.push((reply, out.persist));
+            let req = out.persist.then(|| req.clone());
+            batch.replies.push((reply, req));
         }
     }
 
     async fn finish(&self, socket: &UdpSocket, batch: Batch) {
+        let Batch {
+            persist,
+            mut replies,
+            events,
+            ..
+        } = batch;
         // Advertisements and answers that bind nothing promise nothing: send them first.
-        for (reply, _) in batch.replies.iter().filter(|r| !r.1) {
+        for (reply, _) in replies.iter().filter(|r| r.1.is_none()) {
             send(socket, reply).await;
         }
-        if batch.persist
-            && let Some(store) = &self.store
-        {
-            let snapshot = self.leases.read().persistent();
-            let store = store.clone();
-            let saved = tokio::task::spawn_blocking(move || store.save(&snapshot)).await;
-            if !matches!(saved, Ok(Ok(()))) {
-                // A Reply for a lease that is not on disk could be handed out twice after a
-                // restart: send nothing; the clients retry.
-                tracing::error!(result = ?saved, "cannot persist dhcpv6 leases; replies withheld");
-                return;
+        replies.retain(|r| r.1.is_some());
+        if persist && let Some(store) = &self.store {
+            let commit = self.commit_of(store.store.as_ref());
+            let changes = commit.changes.clone();
+            match store.commit(commit).await {
+                Ok(refused) => {
+                    if !refused.is_empty() {
+                        self.decide_again(refused, &changes, &mut replies);
+                    }
+                }
+                Err(_) => {
+                    // A Reply for a lease that is not stored could be handed out twice: send
+                    // none, the clients retry; only renewals of leases the store confirmed go
+                    // out, when it allows that.
+                    let now = unix_secs(SystemTime::now());
+                    // A renewal is a Renew or Rebind: the host uses the address, so no server
+                    // can have moved it meanwhile. A Request is not one, even for an address
+                    // this server once bound: the host may have been bound elsewhere since.
+                    let renewal = |req: &Option<Request>| {
+                        let Some(r) = req.as_ref() else {
+                            return false;
+                        };
+                        if !matches!(
+                            r.message.msg_type(),
+                            dhcproto::v6::MessageType::Renew | dhcproto::v6::MessageType::Rebind
+                        ) {
+                            return false;
+                        }
+                        let Some((mac, _)) = r.mac else {
+                            return false;
+                        };
+                        let mine: Vec<_> = changes
+                            .iter()
+                            .filter(|c| c.after.as_ref().is_some_and(|l| l.mac == mac))
+                            .collect();
+                        !mine.is_empty()
+                            && mine.iter().all(|c| {
+                                c.before.as_ref().is_some_and(|b| {
+                                    b.state == State6::Bound && b.mac == mac && b.expires > now
+                                })
+                            })
+                    };
+                    let renewals = store.store.renews_while_down();
+                    self.leases.write().restore_changes(changes.clone());
+                    replies.retain(|(_, req)| renewals && renewal(req));
+                    for (reply, _) in &replies {
+                        send(socket, reply).await;
+                    }
+                    // The batch's events describe replies that were not sent: dropped.
+                    return;
+                }
             }
         }
-        for (reply, _) in batch.replies.iter().filter(|r| r.1) {
+        for (reply, _) in &replies {
             send(socket, reply).await;
         }
-        for e in batch.events {
+        for e in events {
             self.events.emit(e);
         }
+    }
+
+    /// The store refused some bindings: another server's host holds those addresses. Take its
+    /// entries in and decide again the requests of the hosts whose bindings were refused; an
+    /// answer that would bind something again waits for the client's retry.
+    fn decide_again(
+        &self,
+        refused: Vec<crate::store::RefusedBinding<Lease6>>,
+        changes: &[crate::store::Change<Lease6>],
+        replies: &mut Vec<(Reply6, Option<Request>)>,
+    ) {
+        let losers: std::collections::HashSet<crate::Mac> = refused
+            .iter()
+            .filter_map(|r| {
+                changes
+                    .iter()
+                    .find(|c| c.addr == r.addr)
+                    .and_then(|c| c.after.as_ref())
+                    .map(|l| l.mac)
+            })
+            .collect();
+        let mut table = self.leases.write();
+        for r in refused {
+            // What this server put at the address is not stored: it goes, and the store's
+            // row in the way comes in.
+            table.discard(r.addr);
+            if let Some(holder) = r.holder {
+                tracing::info!(addr = %r.addr, holder = %holder.mac, at = %holder.addr, "dhcpv6 lease store: address already bound by another server");
+                table.absorb(holder);
+            }
+        }
+        let now = SystemTime::now();
+        replies.retain_mut(|(reply, req)| {
+            let Some(request) = req.as_ref() else {
+                return true;
+            };
+            if !request.mac.is_some_and(|(m, _)| losers.contains(&m)) {
+                return true;
+            }
+            let out = respond(&self.policy, &mut table, request, now);
+            match out.reply {
+                Some(again) if !out.persist => {
+                    *reply = again;
+                    *req = None;
+                    true
+                }
+                _ => false,
+            }
+        });
     }
 }
 
@@ -217,7 +383,8 @@ async fn send(sock: &UdpSocket, reply: &Reply6) {
 struct Batch {
     seen: usize,
     persist: bool,
-    /// Replies with whether they wait for the lease file.
-    replies: Vec<(Reply6, bool)>,
+    /// Replies and, for those that wait for the lease store, their request (to decide again
+    /// if the store refuses the binding).
+    replies: Vec<(Reply6, Option<Request>)>,
     events: Vec<Event>,
 }

@@ -3,7 +3,8 @@
 //! The pure core is [`Zone`]: [`Config`] entries checked once (names inside the zone, no
 //! collisions), then [`Zone::answer`] decides each query from the name, the type, the client's
 //! address and a [`HostLookup`](crate::HostLookup) (the DHCP lease table), so host records follow leases without
-//! being rebuilt. Names outside the zone and its reverse zones are [`Decision::Forward`]ed for
+//! being rebuilt. Host records answer A from the host's IPv4 reservation or lease and AAAA
+//! from its IPv6 reservation or DHCPv6 lease ([`HostLookup::addr6_for`](crate::HostLookup::addr6_for)). Names outside the zone and its reverse zones are [`Decision::Forward`]ed for
 //! clients inside [`Config::subnets`] when there are upstream resolvers, and refused otherwise:
 //! the server is never an open resolver.
 //!
@@ -37,7 +38,8 @@
 //! ```
 //!
 //! # What it does not do
-//! No DNSSEC, zone transfers, dynamic updates or AAAA records; no NS records (the SOA names
+//! No DNSSEC, zone transfers or dynamic updates; AAAA only for host records (no fixed AAAA
+//! entries) and no `ip6.arpa` reverse zone; no NS records (the SOA names
 //! the zone apex); forwarding caches nothing. It asks upstream over UDP, and over TCP again
 //! when the UDP answer is truncated (TC), so a TCP client gets every record.
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Message, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, CNAME, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::NetError;
@@ -612,6 +612,7 @@ fn record(r: Resolved, name: impl Fn(&str) -> Name) -> Record {
     let owner = name(&r.name);
     let data = match r.data {
         Rdata::A(a) => RData::A(A(a)),
+        Rdata::Aaaa(a) => RData::AAAA(AAAA(a)),
         Rdata::Cname(t) => RData::CNAME(CNAME(name(&t))),
         Rdata::Ptr(t) => RData::PTR(PTR(name(&t))),
         Rdata::Txt(t) => RData::TXT(TXT::new(vec![t])),

@@ -1,7 +1,7 @@
 //! The zone: entries checked once, answers decided per query without I/O.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +70,9 @@ pub struct HostAddr {
     pub mac: Mac,
     /// Its reserved address, if it has one.
     pub reserved: Option<Ipv4Addr>,
+    /// Its reserved IPv6 address (a DHCPv6 reservation), if it has one.
+    #[serde(default)]
+    pub reserved6: Option<Ipv6Addr>,
 }
 
 impl HostAddr {
@@ -78,6 +81,11 @@ impl HostAddr {
             Some(IpAddr::V4(a)) => Some(a),
             _ => None,
         })
+    }
+
+    /// The AAAA data: the v6 reservation, else the host's DHCPv6 lease now.
+    fn resolve6(&self, lookup: &dyn HostLookup) -> Option<Ipv6Addr> {
+        self.reserved6.or_else(|| lookup.addr6_for(self.mac))
     }
 }
 
@@ -172,7 +180,7 @@ pub enum Qtype {
     Ptr,
     /// Text.
     Txt,
-    /// IPv6 address (the zone has none).
+    /// IPv6 address (hosts' DHCPv6 reservations and leases).
     Aaaa,
     /// Service.
     Srv,
@@ -204,6 +212,8 @@ impl From<u16> for Qtype {
 pub enum Rdata {
     /// An address.
     A(Ipv4Addr),
+    /// An IPv6 address (a host's DHCPv6 reservation or lease).
+    Aaaa(Ipv6Addr),
     /// An alias.
     Cname(String),
     /// A service location.
@@ -566,9 +576,17 @@ impl Zone {
                     (Value::A(a), Qtype::A | Qtype::Any) => {
                         records.push(self.rr(&owner, Rdata::A(*a)))
                     }
-                    (Value::HostA(h) | Value::Host(h), Qtype::A | Qtype::Any) => {
-                        if let Some(a) = h.resolve(lookup) {
-                            let rr = self.rr(&owner, Rdata::A(a));
+                    (Value::HostA(h) | Value::Host(h), Qtype::A | Qtype::Aaaa | Qtype::Any) => {
+                        let v4 = matches!(qtype, Qtype::A | Qtype::Any)
+                            .then(|| h.resolve(lookup))
+                            .flatten()
+                            .map(Rdata::A);
+                        let v6 = matches!(qtype, Qtype::Aaaa | Qtype::Any)
+                            .then(|| h.resolve6(lookup))
+                            .flatten()
+                            .map(Rdata::Aaaa);
+                        for data in v4.into_iter().chain(v6) {
+                            let rr = self.rr(&owner, data);
                             // Two targets on one address (a master that is also the bootstrap
                             // in a lab) make one record, not two.
                             if !records.contains(&rr) {
@@ -721,6 +739,7 @@ mod tests {
         let host = |n, reserved| HostAddr {
             mac: mac(n),
             reserved,
+            reserved6: None,
         };
         vec![
             Entry::new("master-0", Value::Host(host(1, Some(ip(10))))),
@@ -780,6 +799,7 @@ mod tests {
                 for r in &records {
                     let d = match &r.data {
                         Rdata::A(a) => format!("a={a}"),
+                        Rdata::Aaaa(a) => format!("aaaa={a}"),
                         Rdata::Cname(t) => format!("cname={t}"),
                         Rdata::Ptr(t) => format!("ptr={t}"),
                         Rdata::Txt(t) => format!("txt={t}"),
@@ -797,6 +817,68 @@ mod tests {
             }
         };
         assert_eq!(got, expected, "{q} {qtype:?}");
+    }
+
+    /// AAAA records follow a host's DHCPv6 reservation, else its v6 lease (the second of a
+    /// dual-stack pair of lookups), while A keeps following the v4 one.
+    #[test]
+    fn aaaa_follows_the_v6_reservation_and_lease() {
+        let v6 = |n: u16| Ipv6Addr::new(0xfd00, 0x22, 0, 0, 0, 0, 0, n);
+        let host = |n, reserved, reserved6| HostAddr {
+            mac: mac(n),
+            reserved,
+            reserved6,
+        };
+        let z = Zone::new(&Config {
+            origin: "ocp.example.com".into(),
+            subnets: vec![(Ipv4Addr::new(172, 22, 0, 0), 24)],
+            entries: vec![
+                Entry::new(
+                    "master-0",
+                    Value::Host(host(1, Some(ip(10)), Some(v6(0x10)))),
+                ),
+                Entry::new("worker-0", Value::Host(host(2, None, None))),
+                Entry::new("api", Value::HostA(host(1, Some(ip(10)), Some(v6(0x10))))),
+            ],
+            ..Config::default()
+        })
+        .unwrap();
+        /// A v6 lease table with one host.
+        struct V6Lease(Mac, Ipv6Addr);
+        impl HostLookup for V6Lease {
+            fn mac_for(&self, addr: IpAddr) -> Option<Mac> {
+                (addr == IpAddr::V6(self.1)).then_some(self.0)
+            }
+            fn addr_for(&self, mac: Mac) -> Option<IpAddr> {
+                (mac == self.0).then_some(IpAddr::V6(self.1))
+            }
+        }
+        let v4 = OneLease(Mutex::new(Some((mac(2), ip(100)))));
+        let both = (v4, V6Lease(mac(2), v6(0x100)));
+        let c = |q, t, e: &str| check(&z, &both, INSIDE, q, t, e);
+        c(
+            "master-0.ocp.example.com",
+            Qtype::Aaaa,
+            "NOERROR master-0.ocp.example.com:aaaa=fd00:22::10",
+        );
+        c(
+            "api.ocp.example.com",
+            Qtype::Any,
+            "NOERROR api.ocp.example.com:a=172.22.0.10 api.ocp.example.com:aaaa=fd00:22::10",
+        );
+        c(
+            "worker-0.ocp.example.com",
+            Qtype::Aaaa,
+            "NOERROR worker-0.ocp.example.com:aaaa=fd00:22::100",
+        );
+        c(
+            "worker-0.ocp.example.com",
+            Qtype::A,
+            "NOERROR worker-0.ocp.example.com:a=172.22.0.100",
+        );
+        // No v6 lease: no data (NOERROR with the SOA), the name still exists.
+        let c = |q, t, e: &str| check(&z, &NoLookup, INSIDE, q, t, e);
+        c("worker-0.ocp.example.com", Qtype::Aaaa, "NOERROR");
     }
 
     #[test]
@@ -983,6 +1065,7 @@ mod tests {
             Value::Host(HostAddr {
                 mac: mac(n),
                 reserved: None,
+                reserved6: None,
             })
         };
         refused(
@@ -1028,6 +1111,7 @@ mod tests {
                 Value::Host(HostAddr {
                     mac: mac(9),
                     reserved: None,
+                    reserved6: None,
                 }),
             ),
             "wildcard",
@@ -1036,6 +1120,7 @@ mod tests {
         let dup = Value::Host(HostAddr {
             mac: mac(9),
             reserved: Some(ip(10)),
+            reserved6: None,
         });
         refused(
             Entry::new("twin", dup),

@@ -11,7 +11,7 @@ use rustix::io::Errno;
 
 /// Why a requested path was refused before touching the file system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub(crate) enum RefusedBinding {
     /// Empty, or only separators and `.`.
     Empty,
     /// Starts at the file-system root (`/x`, `\x`). A `:` means nothing special: on Unix
@@ -41,23 +41,23 @@ pub(crate) fn canonical_root(root: &Path) -> std::io::Result<PathBuf> {
 ///
 /// `.` and empty components are dropped. Backslashes count as separators (some PXE ROMs send
 /// DOS-style names), so `..\x` is refused too.
-pub(crate) fn confine(request: &str) -> Result<String, Refusal> {
+pub(crate) fn confine(request: &str) -> Result<String, RefusedBinding> {
     if request.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return Err(Refusal::BadByte);
+        return Err(RefusedBinding::BadByte);
     }
     if request.starts_with('/') || request.starts_with('\\') {
-        return Err(Refusal::Absolute);
+        return Err(RefusedBinding::Absolute);
     }
     let mut parts = Vec::new();
     for part in request.split(['/', '\\']) {
         match part {
             "" | "." => {}
-            ".." => return Err(Refusal::Parent),
+            ".." => return Err(RefusedBinding::Parent),
             p => parts.push(p),
         }
     }
     if parts.is_empty() {
-        return Err(Refusal::Empty);
+        return Err(RefusedBinding::Empty);
     }
     Ok(parts.join("/"))
 }
@@ -190,7 +190,7 @@ fn errno_to(e: Errno, other: Unservable) -> Unservable {
 mod tests {
     use super::*;
 
-    fn check(input: &str, expected: Result<&str, Refusal>) {
+    fn check(input: &str, expected: Result<&str, RefusedBinding>) {
         assert_eq!(
             confine(input).as_deref().map_err(|e| *e),
             expected,
@@ -204,20 +204,20 @@ mod tests {
         check("./efi//snponly.efi", Ok("efi/snponly.efi"));
         check("efi\\grubx64.efi", Ok("efi/grubx64.efi"));
         check("a/./b/", Ok("a/b"));
-        check("/etc/passwd", Err(Refusal::Absolute));
-        check("\\boot.ini", Err(Refusal::Absolute));
+        check("/etc/passwd", Err(RefusedBinding::Absolute));
+        check("\\boot.ini", Err(RefusedBinding::Absolute));
         check("C:boot", Ok("C:boot"));
         check("e:x.txt", Ok("e:x.txt"));
         check("a:b.txt", Ok("a:b.txt"));
         check("C:\\boot.ini", Ok("C:/boot.ini"));
-        check("../etc/passwd", Err(Refusal::Parent));
-        check("a/../../x", Err(Refusal::Parent));
-        check("a\\..\\x", Err(Refusal::Parent));
-        check("..", Err(Refusal::Parent));
-        check("", Err(Refusal::Empty));
-        check("./", Err(Refusal::Empty));
-        check("a\0b", Err(Refusal::BadByte));
-        check("a\nb", Err(Refusal::BadByte));
+        check("../etc/passwd", Err(RefusedBinding::Parent));
+        check("a/../../x", Err(RefusedBinding::Parent));
+        check("a\\..\\x", Err(RefusedBinding::Parent));
+        check("..", Err(RefusedBinding::Parent));
+        check("", Err(RefusedBinding::Empty));
+        check("./", Err(RefusedBinding::Empty));
+        check("a\0b", Err(RefusedBinding::BadByte));
+        check("a\nb", Err(RefusedBinding::BadByte));
         check("...", Ok("..."));
         check("..a", Ok("..a"));
     }

@@ -573,6 +573,14 @@ fn netns_dhclient_gets_lease() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    // dhclient writes its lease file after the script returns: wait for it before the kill.
+    let lease_file_text = || fs::read_to_string(&lease_file).unwrap_or_default();
+    for _ in 0..100 {
+        if lease_file_text().contains("fixed-address") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     drop(client);
     assert_eq!(env["new_ip_address"], "10.77.0.9");
     assert_eq!(env["new_host_name"], "master-0");
@@ -582,7 +590,7 @@ fn netns_dhclient_gets_lease() {
     assert_eq!(env["new_dhcp_lease_time"], "600");
     assert_eq!(env["new_subnet_mask"], "255.255.255.0");
     assert_eq!(env["new_interface_mtu"], "1400");
-    let lease = fs::read_to_string(&lease_file).unwrap();
+    let lease = lease_file_text();
     assert!(lease.contains("fixed-address 10.77.0.9;"), "{lease}");
 }
 

@@ -1,5 +1,11 @@
 //! The DHCPv6 server against ISC dhclient -6, directly and through ISC dhcrelay -6, inside
-//! network namespaces the tests create.
+//! network namespaces the tests create. Every client message type is sent by dhclient -6, on
+//! the server's link and through the relay (Relay-Forward/Relay-Reply): Solicit, Request,
+//! Renew, Release (`-r`), Rebind (its server replaced by one with another DUID, so its Renews
+//! go unanswered past T2), Decline (its script exits 3 for BOUND6, dhclient's sign of a failed
+//! duplicate address detection), Confirm (dhclient started again on the lease file of a killed
+//! run), Information-request (`-S`) and Solicit with Rapid Commit. The server's own log is
+//! captured per server (a subscriber scoped to its thread), so tests read which message it saw.
 //!
 //! Topology: `client` — veth — `server` for direct exchanges; `client` — veth — `relay` —
 //! veth — `server` for relayed ones (the client's link is `fd00:78::/64`, the server's
@@ -136,10 +142,24 @@ impl Drop for Proc {
     }
 }
 
+/// Where a test server keeps its leases.
+enum Store {
+    File(PathBuf),
+    /// A PostgreSQL database several servers share (`PgLeaseStore`), and this server's name.
+    #[cfg(feature = "postgres")]
+    Pg {
+        url: String,
+        name: String,
+    },
+}
+
 /// The server, serving in a thread that entered the server namespace; stopped on drop.
 struct Running {
     leases: Leases6,
     events: Recorder,
+    /// The server's own log (info lines in dnsmasq's words, `DHCPREBIND ...`), captured by a
+    /// subscriber scoped to its thread.
+    log: LogBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -152,12 +172,25 @@ impl Running {
     /// As [`Running::start`]; with `ra`, router advertisements for DHCPv6 (managed and other
     /// set) beside it, once a second.
     fn start_with(ns: &str, iface: &str, config: Config, lease_file: &Path, ra: bool) -> Running {
+        Self::start_store(ns, iface, config, Store::File(lease_file.to_owned()), ra)
+    }
+
+    /// As [`Running::start_with`], with leases in `store`.
+    fn start_store(ns: &str, iface: &str, config: Config, store: Store, ra: bool) -> Running {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready) = std::sync::mpsc::channel();
-        let (ns, iface, lease_file) = (ns.to_owned(), iface.to_owned(), lease_file.to_owned());
+        let (ns, iface) = (ns.to_owned(), iface.to_owned());
         let events = Recorder::new();
         let sink = events.clone();
+        let log = LogBuf::default();
+        let writer = log.clone();
         let thread = std::thread::spawn(move || {
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("pxe_stack=info"))
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            let _log = tracing::subscriber::set_default(subscriber);
             let f = fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
             nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -176,11 +209,27 @@ impl Running {
                 }
                 #[cfg(not(feature = "ipv6-ra"))]
                 assert!(!ra, "router advertisements need the ipv6-ra feature");
-                let server = Server::new(config)
-                    .unwrap()
-                    .with_lease_file(LeaseFile6::new(lease_file))
-                    .unwrap()
-                    .with_events(std::sync::Arc::new(sink));
+                let server = Server::new(config).unwrap();
+                let server = match store {
+                    Store::File(path) => server.with_lease_file(LeaseFile6::new(path)).unwrap(),
+                    #[cfg(feature = "postgres")]
+                    Store::Pg { url, name } => {
+                        let store =
+                            pxe_stack::dhcp::PgLeaseStore::connect(pxe_stack::dhcp::PgOptions {
+                                url,
+                                password: None,
+                                ca_file: None,
+                                server: name,
+                            })
+                            .await
+                            .unwrap();
+                        server
+                            .with_lease_store(std::sync::Arc::new(store))
+                            .await
+                            .unwrap()
+                    }
+                };
+                let server = server.with_events(std::sync::Arc::new(sink));
                 ready_tx.send(server.leases()).unwrap();
                 server
                     .serve(socket, async move {
@@ -194,14 +243,58 @@ impl Running {
         Running {
             leases,
             events,
+            log,
             stop: Some(stop),
             thread: Some(thread),
         }
+    }
+
+    /// The server's log so far.
+    fn log(&self) -> String {
+        String::from_utf8_lossy(&self.log.0.lock().unwrap()).into_owned()
+    }
+
+    /// Waits for a line of the server's log holding every one of `words`, after the first
+    /// line holding `after` (when given); returns that line.
+    fn wait_log(&self, after: Option<&str>, words: &[&str]) -> String {
+        let mut found = None;
+        wait_for(&format!("{words:?} in the server log"), || {
+            let log = self.log();
+            let mut lines = log.lines();
+            if let Some(a) = after
+                && !lines.any(|l| l.contains(a))
+            {
+                return false;
+            }
+            found = lines
+                .find(|l| words.iter().all(|w| l.contains(w)))
+                .map(str::to_owned);
+            found.is_some()
+        });
+        found.unwrap()
+    }
+}
+
+/// A log sink shared between the server's thread and the test.
+#[derive(Clone, Default)]
+struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("the server's log:\n{}", self.log());
+        }
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -260,6 +353,20 @@ impl Dhclient {
         duid_type: &str,
         conf: &str,
     ) -> Dhclient {
+        Self::start_script(lab, ns, iface, name, duid_type, conf, "")
+    }
+
+    /// As [`Dhclient::start_with`], the script running `tail` (shell) after logging its line
+    /// and before it exits 0.
+    fn start_script(
+        lab: &Lab,
+        ns: &str,
+        iface: &str,
+        name: &str,
+        duid_type: &str,
+        conf: &str,
+        tail: &str,
+    ) -> Dhclient {
         let cf = lab.path(&format!("{name}.conf"));
         fs::write(&cf, conf).unwrap();
         let log = lab.path(&format!("{name}.log"));
@@ -267,7 +374,7 @@ impl Dhclient {
         fs::write(
             &script,
             format!(
-                "#!/bin/sh\necho \"$reason $new_ip6_address $new_dhcp6_name_servers\" >> {}\nexit 0\n",
+                "#!/bin/sh\necho \"$reason $new_ip6_address $new_dhcp6_name_servers\" >> {}\n{tail}\nexit 0\n",
                 log.display()
             ),
         )
@@ -302,22 +409,38 @@ impl Dhclient {
 
     /// Waits for a script line with `reason`; returns its fields.
     fn wait(&mut self, reason: &str) -> Vec<String> {
+        self.wait_nth(reason, 0)
+    }
+
+    /// Waits for the script line with `reason` after `n` others with it; returns its fields.
+    fn wait_nth(&mut self, reason: &str, n: usize) -> Vec<String> {
         let start = Instant::now();
         loop {
             let text = fs::read_to_string(&self.log).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.split(' ').next() == Some(reason)) {
+            if let Some(line) = text
+                .lines()
+                .filter(|l| l.split(' ').next() == Some(reason))
+                .nth(n)
+            {
                 return line.split(' ').map(str::to_owned).collect();
             }
             if let Some(status) = self.proc.0.try_wait().unwrap() {
                 let err = fs::read_to_string(&self.err).unwrap_or_default();
-                panic!("dhclient exited ({status}) before {reason}; script saw:\n{text}\n{err}");
+                panic!(
+                    "dhclient exited ({status}) before {reason} #{n}; script saw:\n{text}\n{err}"
+                );
             }
-            assert!(
-                start.elapsed() < HANG,
-                "no {reason} from dhclient; script saw:\n{text}"
-            );
+            if start.elapsed() > HANG {
+                let err = fs::read_to_string(&self.err).unwrap_or_default();
+                panic!("no {reason} #{n} from dhclient; script saw:\n{text}\n{err}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Every line its script wrote so far.
+    fn script(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// `dhclient -6 -r`: stops the running client (pid file) and sends a Release.
@@ -457,104 +580,286 @@ fn netns_reservation_holds_across_dhclient_duid_types() {
     assert_eq!(server.leases.snapshot().len(), 1);
 }
 
+/// The two links a client can be on: the server's own (`fd00:77::/64`), or its own
+/// (`fd00:78::/64`) behind ISC dhcrelay -6, which is stopped on drop.
+struct Net {
+    server_ns: String,
+    server_if: String,
+    client_ns: String,
+    client_if: String,
+    /// The client's MAC (its link-local address is the EUI-64 of it).
+    mac: Mac,
+    /// The client link's first pool address.
+    first: Ipv6Addr,
+    /// The second.
+    second: Ipv6Addr,
+    /// What the server's log lines about this client hold: `via <relay>` when relayed.
+    via: &'static str,
+    _relay: Option<Proc>,
+}
+
+impl Net {
+    /// `client` — veth — `server`, the client with `mac`.
+    fn direct(lab: &mut Lab, mac: &str) -> Net {
+        let (server_ns, client_ns) = (lab.ns("s"), lab.ns("c"));
+        let (server_if, client_if) = lab.link(&server_ns, &client_ns, 0, Some(mac));
+        addr(&server_ns, "fd00:77::1/64", &server_if);
+        Net {
+            server_ns,
+            server_if,
+            client_ns,
+            client_if,
+            mac: mac.parse().unwrap(),
+            first: "fd00:77::100".parse().unwrap(),
+            second: "fd00:77::101".parse().unwrap(),
+            via: "",
+            _relay: None,
+        }
+    }
+
+    /// `client` — veth — `relay` — veth — `server`, dhcrelay -6 running in `relay`.
+    fn relayed(lab: &mut Lab, mac: &str) -> Net {
+        let (server_ns, relay_ns, client_ns) = (lab.ns("s"), lab.ns("r"), lab.ns("c"));
+        let (server_if, up_if) = lab.link(&server_ns, &relay_ns, 0, None);
+        let (down_if, client_if) = lab.link(&relay_ns, &client_ns, 1, Some(mac));
+        addr(&server_ns, "fd00:77::1/64", &server_if);
+        addr(&relay_ns, "fd00:77::2/64", &up_if);
+        addr(&relay_ns, "fd00:78::1/64", &down_if);
+        // -I: the relay adds an Interface-ID, which the Relay-Reply must echo for it to deliver.
+        let relay = Command::new("ip")
+            .args([
+                "netns", "exec", &relay_ns, "dhcrelay", "-6", "-d", "-I", "-pf",
+            ])
+            .arg(lab.path("dhcrelay.pid"))
+            .arg("-l")
+            .arg(&down_if)
+            .arg("-u")
+            .arg(format!("fd00:77::1%{up_if}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Net {
+            server_ns,
+            server_if,
+            client_ns,
+            client_if,
+            mac: mac.parse().unwrap(),
+            first: "fd00:78::100".parse().unwrap(),
+            second: "fd00:78::101".parse().unwrap(),
+            via: "via fd00:77::2",
+            _relay: Some(Proc(relay)),
+        }
+    }
+
+    /// `direct` or `relayed`.
+    fn new(lab: &mut Lab, relayed: bool, mac: &str) -> Net {
+        if relayed {
+            Net::relayed(lab, mac)
+        } else {
+            Net::direct(lab, mac)
+        }
+    }
+}
+
+/// Adds `cidr` to `iface` in `ns`, without DAD.
+fn addr(ns: &str, cidr: &str, iface: &str) {
+    in_ns(
+        ns,
+        &["ip", "-6", "addr", "add", cidr, "dev", iface, "nodad"],
+    );
+}
+
 #[test]
 fn netns_dhclient6_through_dhcrelay() {
     if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
         return;
     }
     let mut lab = Lab::new();
-    let (server_ns, relay_ns, client_ns) = (lab.ns("s"), lab.ns("r"), lab.ns("c"));
-    let (s_if, up_if) = lab.link(&server_ns, &relay_ns, 0, None);
-    let (down_if, c_if) = lab.link(&relay_ns, &client_ns, 1, Some("52:54:00:78:00:05"));
-    in_ns(
-        &server_ns,
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            "fd00:77::1/64",
-            "dev",
-            &s_if,
-            "nodad",
-        ],
+    let net = Net::relayed(&mut lab, "52:54:00:78:00:05");
+    let server = Running::start(
+        &net.server_ns,
+        &net.server_if,
+        config(600),
+        &lab.path("leases6.json"),
     );
-    in_ns(
-        &relay_ns,
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            "fd00:77::2/64",
-            "dev",
-            &up_if,
-            "nodad",
-        ],
-    );
-    in_ns(
-        &relay_ns,
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            "fd00:78::1/64",
-            "dev",
-            &down_if,
-            "nodad",
-        ],
-    );
-    let server = Running::start(&server_ns, &s_if, config(600), &lab.path("leases6.json"));
-    // -I: the relay adds an Interface-ID, which the Relay-Reply must echo for it to deliver.
-    let relay = Command::new("ip")
-        .args([
-            "netns", "exec", &relay_ns, "dhcrelay", "-6", "-d", "-I", "-pf",
-        ])
-        .arg(lab.path("dhcrelay.pid"))
-        .arg("-l")
-        .arg(&down_if)
-        .arg("-u")
-        .arg(format!("fd00:77::1%{up_if}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _relay = Proc(relay);
-    let mut client = Dhclient::start(&lab, &client_ns, &c_if, "c", "LLT");
+    let mut client = Dhclient::start(&lab, &net.client_ns, &net.client_if, "c", "LLT");
     let bound = client.wait("BOUND6");
     // The relayed link's pool, the host named by its EUI-64 link-local (the relay's peer).
     assert_eq!(bound[1], "fd00:78::100", "{bound:?}");
-    let mac: Mac = "52:54:00:78:00:05".parse().unwrap();
-    assert_eq!(
-        server.leases.addr_for(mac),
-        Some("fd00:78::100".parse::<Ipv6Addr>().unwrap().into())
-    );
+    assert_eq!(server.leases.addr_for(net.mac), Some(net.first.into()));
 }
 
+/// Renew and Release through dhcrelay -6 (`netns_dhclient6_binds_renews_and_releases` does
+/// them on the server's link).
 #[test]
-fn netns_dhclient6_information_request() {
-    if !have(&["root", "ip", "dhclient"]) {
+fn netns_dhclient6_renews_and_releases_through_dhcrelay() {
+    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
         return;
     }
     let mut lab = Lab::new();
-    let (server_ns, client_ns) = (lab.ns("s"), lab.ns("c"));
-    let (s_if, c_if) = lab.link(&server_ns, &client_ns, 0, Some("52:54:00:77:00:31"));
-    in_ns(
-        &server_ns,
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            "fd00:77::1/64",
-            "dev",
-            &s_if,
-            "nodad",
-        ],
+    let net = Net::relayed(&mut lab, "52:54:00:78:00:15");
+    let leases = lab.path("leases6.json");
+    // Six seconds: T1 three, so dhclient renews during the test.
+    let server = Running::start(&net.server_ns, &net.server_if, config(6), &leases);
+    let mut client = Dhclient::start(&lab, &net.client_ns, &net.client_if, "c", "LL");
+    let (addr, mac) = (net.first.to_string(), net.mac.to_string());
+    assert_eq!(client.wait("BOUND6")[1], addr);
+    assert_eq!(client.wait("RENEW6")[1], addr);
+    server.wait_log(None, &["DHCPRENEW", net.via, &mac]);
+    server.wait_log(Some("DHCPRENEW"), &["DHCPREPLY", net.via, &addr, &mac]);
+    client.release(&lab, &net.client_ns, &net.client_if, "c");
+    server.wait_log(None, &["DHCPRELEASE", net.via, &mac]);
+    wait_for("the release on disk", || {
+        let on_disk = LeaseFile6::new(&leases).load().unwrap();
+        on_disk.first().map(|l| (l.addr, l.state)) == Some((net.first, State6::Released))
+    });
+    assert_eq!(server.leases.mac_for(net.first.into()), None);
+}
+
+/// Rebind: dhclient -6 bound by one server; a server with another DUID takes over its lease
+/// file. dhclient's Renews (from T1) name the first server, so the new one ignores them (RFC
+/// 8415 16.6); at T2 dhclient sends a Rebind, which names no server, and the new server
+/// answers it with the same address.
+fn rebinds(relayed: bool, mac: &str) {
+    let mut lab = Lab::new();
+    let net = Net::new(&mut lab, relayed, mac);
+    let leases = lab.path("leases6.json");
+    // Forty seconds: T1 20, T2 32, and the servers change places long before T1. dhclient
+    // 4.4 waits for its first Renew's retransmission timeout (IRT 10 s, RFC 8415 7.6) before it
+    // rebinds even past T2, so the lease must outlast T1 + 11 s (with T1 5 s and a 10 s lease
+    // the address expires as the Rebind leaves, and the Reply comes too late).
+    let first = Running::start(&net.server_ns, &net.server_if, config(40), &leases);
+    let mut client = Dhclient::start(&lab, &net.client_ns, &net.client_if, "c", "LL");
+    let (addr, mac) = (net.first.to_string(), net.mac.to_string());
+    assert_eq!(client.wait("BOUND6")[1], addr);
+    drop(first);
+    let mut config = config(40);
+    // A DUID-UUID (type 4) other than the one made of the server's address.
+    let mut duid = vec![0, 4];
+    duid.extend(b"another server!!");
+    config.server_duid = Some(duid);
+    let second = Running::start(&net.server_ns, &net.server_if, config, &leases);
+
+    let rebound = client.wait("REBIND6");
+    assert_eq!(rebound[1], addr, "{rebound:?}");
+    let script = client.script();
+    assert!(
+        !script
+            .lines()
+            .take_while(|l| !l.starts_with("REBIND6"))
+            .any(|l| l.starts_with("RENEW6")),
+        "a Renew was answered:\n{script}"
     );
-    let server = Running::start(&server_ns, &s_if, config(600), &lab.path("leases6.json"));
-    // -S: stateless, an Information-request: the DNS servers, no address, no lease.
+    // The new server saw the Renew and did not answer it, then answered the Rebind.
+    second.wait_log(None, &["DHCPRENEW", net.via, &mac]);
+    second.wait_log(None, &["DHCPREBIND", net.via, &mac]);
+    second.wait_log(Some("DHCPREBIND"), &["DHCPREPLY", net.via, &addr, &mac]);
+    let log = second.log();
+    assert!(
+        !log.lines()
+            .skip_while(|l| !l.contains("DHCPRENEW"))
+            .take_while(|l| !l.contains("DHCPREBIND"))
+            .any(|l| l.contains("DHCPREPLY")),
+        "the new server answered a Renew naming the old one:\n{log}"
+    );
+    let lease = second.leases.read().get(net.first).cloned().unwrap();
+    assert_eq!((lease.mac, lease.state), (net.mac, State6::Bound));
+    assert_eq!(second.leases.snapshot().len(), 1);
+}
+
+#[test]
+fn netns_dhclient6_rebinds_with_another_server() {
+    if !have(&["root", "ip", "dhclient"]) {
+        return;
+    }
+    rebinds(false, "52:54:00:77:00:71");
+}
+
+#[test]
+fn netns_dhclient6_rebinds_with_another_server_through_dhcrelay() {
+    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
+        return;
+    }
+    rebinds(true, "52:54:00:78:00:71");
+}
+
+/// Decline: the client's script exits 3 for the first BOUND6, which ISC dhclient 4.4 takes as
+/// a failed duplicate address detection (`start_bound` in dhc6.c): it sends a Decline for the
+/// address, then solicits again. The server quarantines the address, on disk too, and gives
+/// the host the next one.
+fn declines(relayed: bool, mac: &str) {
+    let mut lab = Lab::new();
+    let net = Net::new(&mut lab, relayed, mac);
+    let leases = lab.path("leases6.json");
+    let server = Running::start(&net.server_ns, &net.server_if, config(600), &leases);
+    let once = lab.path("declined-once");
+    let tail = format!(
+        "if [ \"$reason\" = BOUND6 ] && [ ! -e {0} ]; then touch {0}; exit 3; fi",
+        once.display()
+    );
+    let mut client =
+        Dhclient::start_script(&lab, &net.client_ns, &net.client_if, "c", "LL", "", &tail);
+    let (first, mac) = (net.first.to_string(), net.mac.to_string());
+    assert_eq!(client.wait("BOUND6")[1], first);
+    let again = client.wait_nth("BOUND6", 1);
+    assert_eq!(again[1], net.second.to_string(), "{again:?}");
+
+    server.wait_log(None, &["DHCPDECLINE", net.via, &mac]);
+    server.wait_log(None, &["DHCPDECLINE", &first, &mac, "quarantined"]);
+    {
+        let table = server.leases.read();
+        let declined = table.get(net.first).cloned().unwrap();
+        assert_eq!((declined.mac, declined.state), (net.mac, State6::Declined));
+        let bound = table.for_mac(net.mac).cloned().unwrap();
+        assert_eq!((bound.addr, bound.state), (net.second, State6::Bound));
+    }
+    // The Reply binding the second address left after the file held both.
+    let on_disk = LeaseFile6::new(&leases).load().unwrap();
+    let states: Vec<_> = on_disk.iter().map(|l| (l.addr, l.state)).collect();
+    assert_eq!(
+        states,
+        [(net.first, State6::Declined), (net.second, State6::Bound)]
+    );
+    wait_for("the decline event", || {
+        server.events.events().iter().any(|e| {
+            matches!(
+                e.kind,
+                pxe_stack::EventKind::Dhcp {
+                    step: pxe_stack::DhcpStep::Decline,
+                    ..
+                }
+            ) && e.mac == Some(net.mac)
+        })
+    });
+}
+
+#[test]
+fn netns_dhclient6_declines_an_address() {
+    if !have(&["root", "ip", "dhclient"]) {
+        return;
+    }
+    declines(false, "52:54:00:77:00:81");
+}
+
+#[test]
+fn netns_dhclient6_declines_an_address_through_dhcrelay() {
+    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
+        return;
+    }
+    declines(true, "52:54:00:78:00:81");
+}
+
+/// Information-request (`dhclient -6 -S`): the DNS servers, no address, no lease.
+fn information_request(relayed: bool, mac: &str) {
+    let mut lab = Lab::new();
+    let net = Net::new(&mut lab, relayed, mac);
+    let server = Running::start(
+        &net.server_ns,
+        &net.server_if,
+        config(600),
+        &lab.path("leases6.json"),
+    );
     let log = lab.path("info.log");
     let script = lab.path("info.sh");
     fs::write(
@@ -571,14 +876,22 @@ fn netns_dhclient6_information_request() {
     }
     let child = Command::new("ip")
         .args([
-            "netns", "exec", &client_ns, "dhclient", "-6", "-S", "-1", "-d", "-sf",
+            "netns",
+            "exec",
+            &net.client_ns,
+            "dhclient",
+            "-6",
+            "-S",
+            "-1",
+            "-d",
+            "-sf",
         ])
         .arg(&script)
         .arg("-lf")
         .arg(lab.path("info.leases"))
         .arg("-pf")
         .arg(lab.path("info.pid"))
-        .arg(&c_if)
+        .arg(&net.client_if)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -592,7 +905,12 @@ fn netns_dhclient6_information_request() {
     });
     let text = fs::read_to_string(&log).unwrap();
     assert!(!text.contains("fd00:77::1"), "an address in {text}");
+    assert!(!text.contains("fd00:78::1"), "an address in {text}");
     assert!(server.leases.snapshot().is_empty());
+    server.wait_log(
+        None,
+        &["DHCPINFORMATION-REQUEST", net.via, &net.mac.to_string()],
+    );
     wait_for("the inform event", || {
         server.events.events().iter().any(|e| {
             matches!(
@@ -601,39 +919,43 @@ fn netns_dhclient6_information_request() {
                     step: pxe_stack::DhcpStep::Inform,
                     ..
                 }
-            )
+            ) && e.mac == Some(net.mac)
         })
     });
 }
 
 #[test]
-fn netns_dhclient6_rapid_commit() {
+fn netns_dhclient6_information_request() {
     if !have(&["root", "ip", "dhclient"]) {
         return;
     }
+    information_request(false, "52:54:00:77:00:31");
+}
+
+#[test]
+fn netns_dhclient6_information_request_through_dhcrelay() {
+    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
+        return;
+    }
+    information_request(true, "52:54:00:78:00:31");
+}
+
+/// Rapid Commit: two messages, Solicit with Rapid Commit and a Reply; no Advertise, no
+/// Request.
+fn rapid_commit(relayed: bool, mac: &str) {
     let mut lab = Lab::new();
-    let (server_ns, client_ns) = (lab.ns("s"), lab.ns("c"));
-    let (s_if, c_if) = lab.link(&server_ns, &client_ns, 0, Some("52:54:00:77:00:41"));
-    in_ns(
-        &server_ns,
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            "fd00:77::1/64",
-            "dev",
-            &s_if,
-            "nodad",
-        ],
+    let net = Net::new(&mut lab, relayed, mac);
+    let server = Running::start(
+        &net.server_ns,
+        &net.server_if,
+        config(600),
+        &lab.path("leases6.json"),
     );
-    let server = Running::start(&server_ns, &s_if, config(600), &lab.path("leases6.json"));
     let conf = "send dhcp6.rapid-commit;\n";
-    let mut client = Dhclient::start_with(&lab, &client_ns, &c_if, "rc", "LL", conf);
+    let mut client = Dhclient::start_with(&lab, &net.client_ns, &net.client_if, "rc", "LL", conf);
     let bound = client.wait("BOUND6");
-    assert_eq!(bound[1], "fd00:77::100", "{bound:?}");
-    // Two messages: Solicit with Rapid Commit, Reply. No Advertise, no Request. (Events go
-    // out after the reply: wait for the second.)
+    assert_eq!(bound[1], net.first.to_string(), "{bound:?}");
+    // Events go out after the reply: wait for the second.
     wait_for("the events", || server.events.events().len() >= 2);
     let steps: Vec<pxe_stack::DhcpStep> = server
         .events
@@ -649,6 +971,76 @@ fn netns_dhclient6_rapid_commit() {
         [pxe_stack::DhcpStep::Discover, pxe_stack::DhcpStep::Ack],
         "{steps:?}"
     );
+    let mac = net.mac.to_string();
+    server.wait_log(None, &["DHCPSOLICIT", net.via, &mac]);
+    server.wait_log(
+        Some("DHCPSOLICIT"),
+        &["DHCPREPLY", net.via, &net.first.to_string(), &mac],
+    );
+}
+
+#[test]
+fn netns_dhclient6_rapid_commit() {
+    if !have(&["root", "ip", "dhclient"]) {
+        return;
+    }
+    rapid_commit(false, "52:54:00:77:00:41");
+}
+
+#[test]
+fn netns_dhclient6_rapid_commit_through_dhcrelay() {
+    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
+        return;
+    }
+    rapid_commit(true, "52:54:00:78:00:41");
+}
+
+/// Confirm: dhclient -6 started again with the lease file of a run that was killed (no
+/// Release) confirms its address (RFC 8415 18.2.3) instead of soliciting; the server says
+/// the address is on the client's link and dhclient keeps it.
+fn confirms(relayed: bool, mac: &str) {
+    let mut lab = Lab::new();
+    let net = Net::new(&mut lab, relayed, mac);
+    let server = Running::start(
+        &net.server_ns,
+        &net.server_if,
+        config(600),
+        &lab.path("leases6.json"),
+    );
+    let addr = net.first.to_string();
+    let mut first = Dhclient::start(&lab, &net.client_ns, &net.client_if, "c", "LL");
+    assert_eq!(first.wait("BOUND6")[1], addr);
+    drop(first);
+    // The same name: the same lease file, and the script log goes on.
+    let mut again = Dhclient::start(&lab, &net.client_ns, &net.client_if, "c", "LL");
+    assert_eq!(again.wait_nth("BOUND6", 1)[1], addr);
+    let mac = net.mac.to_string();
+    server.wait_log(None, &["DHCPCONFIRM", net.via, &mac]);
+    server.wait_log(Some("DHCPCONFIRM"), &["DHCPREPLY", net.via, &mac]);
+    let log = server.log();
+    assert!(
+        !log.lines()
+            .skip_while(|l| !l.contains("DHCPCONFIRM"))
+            .any(|l| l.contains("DHCPSOLICIT") || l.contains("DHCPREQUEST")),
+        "dhclient solicited again:\n{log}"
+    );
+    assert_eq!(server.leases.addr_for(net.mac), Some(net.first.into()));
+}
+
+#[test]
+fn netns_dhclient6_confirms_its_address() {
+    if !have(&["root", "ip", "dhclient"]) {
+        return;
+    }
+    confirms(false, "52:54:00:77:00:91");
+}
+
+#[test]
+fn netns_dhclient6_confirms_its_address_through_dhcrelay() {
+    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
+        return;
+    }
+    confirms(true, "52:54:00:78:00:91");
 }
 
 /// The router advertisement for a DHCPv6 link, as a host reads it (rdisc6): managed and other
@@ -858,4 +1250,89 @@ fn netns_pool_address_survives_restart_and_new_duid() {
     let mut second = Dhclient::start(&lab, &client_ns, &c_if, "os", "LLT");
     assert_eq!(second.wait("BOUND6")[1], addr);
     assert_eq!(server.leases.snapshot().len(), 2);
+}
+
+/// Two DHCPv6 servers on one link share a real PostgreSQL (`PgLeaseStore`): dhclient -6 is
+/// bound through them, its lease is in the database, and after server A is gone, dhclient -6
+/// with another DUID type gets the same address from server B.
+#[cfg(feature = "postgres")]
+#[test]
+fn netns_dhclient6_two_servers_share_one_database() {
+    if !have(&["root", "ip", "dhclient", "psql"]) || !crate::dhcp_pg::have_postgres() {
+        return;
+    }
+    let pg = crate::dhcp_pg::Postgres::start();
+    let mut lab = Lab::new();
+    let (a_ns, b_ns, hub, client_ns) = (lab.ns("a"), lab.ns("b"), lab.ns("h"), lab.ns("c"));
+    in_ns(
+        &hub,
+        &["ip", "link", "add", "name", "br0", "type", "bridge"],
+    );
+    in_ns(&hub, &["ip", "link", "set", "br0", "up"]);
+    let mac = "52:54:00:77:00:42";
+    let (a_if, ha) = lab.link(&a_ns, &hub, 1, None);
+    let (b_if, hb) = lab.link(&b_ns, &hub, 2, None);
+    let (hc, c_if) = lab.link(&hub, &client_ns, 3, Some(mac));
+    for port in [&ha, &hb, &hc] {
+        in_ns(&hub, &["ip", "link", "set", port, "master", "br0"]);
+    }
+    let mut servers = Vec::new();
+    for (ns, iface, addr, name) in [
+        (&a_ns, &a_if, "fd00:77::1", "a"),
+        (&b_ns, &b_if, "fd00:77::3", "b"),
+    ] {
+        in_ns(
+            ns,
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{addr}/64"),
+                "dev",
+                iface,
+                "nodad",
+            ],
+        );
+        let mut c = config(600);
+        c.server_addr = addr.parse().unwrap();
+        let store = Store::Pg {
+            url: pg.url(),
+            name: name.into(),
+        };
+        servers.push(Running::start_store(ns, iface, c, store, false));
+    }
+    let mut first = Dhclient::start(&lab, &client_ns, &c_if, "first", "LL");
+    let bound = first.wait("BOUND6");
+    drop(first);
+    let addr = bound[1].clone();
+    assert!(addr.starts_with("fd00:77::1"), "a pool address: {bound:?}");
+    assert_eq!(
+        pg.psql("SELECT mac || ' ' || host(address) || ' ' || state FROM dhcp6_lease")
+            .trim(),
+        format!("{mac} {addr} bound")
+    );
+    // A goes away; B answers a new DUID of the same host with the same address.
+    drop(servers.remove(0));
+    let mut second = Dhclient::start(&lab, &client_ns, &c_if, "second", "LLT");
+    let again = second.wait("BOUND6");
+    drop(second);
+    assert_eq!(again[1], addr, "{again:?}");
+    let b = &servers[0];
+    let lease = b
+        .leases
+        .read()
+        .for_mac(mac.parse().unwrap())
+        .cloned()
+        .unwrap();
+    assert_eq!(lease.addr.to_string(), addr);
+    assert!(
+        lease.duid.starts_with("0001"),
+        "B bound the LLT DUID: {lease:?}"
+    );
+    assert_eq!(
+        pg.psql("SELECT mac || ' ' || host(address) || ' ' || server FROM dhcp6_lease")
+            .trim(),
+        format!("{mac} {addr} b")
+    );
 }

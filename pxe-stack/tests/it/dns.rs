@@ -163,6 +163,7 @@ fn cluster(upstream: Vec<SocketAddr>) -> Config {
     let host = |n, last: Option<u8>| HostAddr {
         mac: mac(n),
         reserved: last.map(|l| Ipv4Addr::new(172, 22, 0, l)),
+        reserved6: None,
     };
     Config {
         origin: "ocp.example.com".into(),

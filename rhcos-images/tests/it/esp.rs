@@ -326,3 +326,17 @@ fn a_fat_that_makes_fatfs_panic_is_a_typed_error() {
     let e = extract_boot_chain(&std::fs::read(path).unwrap()[..]).unwrap_err();
     assert!(matches!(e, EspError::NotFat(_)), "{e:?}");
 }
+
+/// An image the `esp_extract` fuzz target found: a binary whose directory entry claims more
+/// bytes than its whole file system, its cluster chain looping, so reading it repeated the same
+/// clusters into more output than the image holds. It is a typed error now.
+#[test]
+fn a_file_larger_than_its_file_system_is_a_typed_error() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/esp-looping-cluster-chain.raw");
+    let image = std::fs::read(path).unwrap();
+    match extract_boot_chain(&image[..]) {
+        Err(EspError::NotFat(why)) => assert!(why.contains("claims"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
