@@ -16,8 +16,10 @@
 # every server answers it by unicast; perfdhcp -6 sends to ff02::1:2 from its link-local address
 # (its simulated clients differ only in their DUID-LLT, so ours runs with duid_first).
 # Every server starts fresh (empty lease file) for every measurement. Lease persistence:
-#   ours:    the whole table (temp file, fsync, rename, directory fsync) once per batch of
-#            received datagrams, before any ACK/Reply of that batch is sent;
+#   ours:    the batch's lease changes appended to the lease file's journal and fdatasync'd
+#            once per batch of received datagrams, before any ACK/Reply of that batch is sent
+#            (the whole table is rewritten, temp file + fsync + rename, when the journal
+#            outgrows it);
 #   dnsmasq: rewrites its lease file and fsyncs it after lease changes, before the reply;
 #   Kea:     memfile persist=true appends one CSV line per lease before the reply and flushes it
 #            to the kernel (write), without fsync; lfc-interval 0 (no lease file cleanup).

@@ -48,6 +48,22 @@ pub struct ReleaseBootChain {
 }
 
 impl Artifacts {
+    /// A live-era release under `root` with only a kernel (`/k`) and an initramfs (`/i`): the
+    /// unit tests' artifacts, which they extend with struct update syntax.
+    #[cfg(test)]
+    pub(crate) fn for_tests(root: impl Into<PathBuf>) -> Artifacts {
+        Artifacts {
+            root: root.into(),
+            generation: Generation::Live,
+            kernel: "/k".into(),
+            initramfs: "/i".into(),
+            rootfs: None,
+            image: None,
+            image_4k: None,
+            boot_chain: None,
+        }
+    }
+
     /// The metal image for a disk with this logical sector size.
     pub fn image_for(&self, sector_size: u32) -> Option<&str> {
         match sector_size {

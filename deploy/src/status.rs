@@ -907,15 +907,8 @@ mod tests {
 
     fn artifacts() -> Artifacts {
         Artifacts {
-            root: "/var/cache/rhcos-metal".into(),
-            generation: crate::Generation::Live,
-            kernel: "/k".into(),
-            initramfs: "/i".into(),
-            rootfs: None,
             image: Some("/img".into()),
-            image_4k: None,
-            boot_chain: None,
-        }
+            ..Artifacts::for_tests("/var/cache/rhcos-metal")        }
     }
 
     fn mac(i: usize) -> Mac {

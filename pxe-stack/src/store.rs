@@ -188,6 +188,36 @@ pub(crate) fn client_hash(bytes: &[u8]) -> u32 {
     h ^ (h >> 16)
 }
 
+/// The lease table behind a server's shared handle, as a [`Keeper`] drives it: each call takes
+/// the table's lock once.
+pub(crate) trait Ledger<L: StoredLease> {
+    /// The changes since the last call and, when `whole`, every persisted entry, taken together.
+    fn take_changes(&self, whole: bool) -> (Vec<Change<L>>, Option<Vec<L>>);
+    /// Put changes back (the store could not take them).
+    fn restore_changes(&self, changes: Vec<Change<L>>);
+    /// Take in entries the shared store holds (they are not this server's changes).
+    fn absorb_all(&self, leases: Vec<L>);
+}
+
+/// How a batch's commit went.
+pub(crate) enum Committed<L: StoredLease> {
+    /// Stored, except the bindings the store refused.
+    Stored {
+        /// The refused bindings, with what holds them.
+        refused: Vec<RefusedBinding<L>>,
+        /// What the commit held.
+        changes: Vec<Change<L>>,
+    },
+    /// The store failed: the changes are pending again in the table.
+    Down {
+        /// What the commit held (to tell renewals of leases the store confirmed).
+        changes: Vec<Change<L>>,
+        /// Whether the store lets such renewals be confirmed meanwhile
+        /// ([`LeaseStore::renews_while_down`]).
+        renewals: bool,
+    },
+}
+
 /// A server's hold on its store: the store, and whether its last commit failed, so an outage
 /// is logged once when it starts and once when it ends (not once per batch).
 #[derive(Debug)]
@@ -226,12 +256,64 @@ impl<L: StoredLease, E: std::error::Error + Send + Sync + 'static> Keeper<L, E> 
         result
     }
 
-    /// [`LeaseStore::refresh`]; a failure yields nothing (the next refresh catches up).
-    pub(crate) async fn refresh(&self) -> Vec<L> {
-        self.store.refresh().await.unwrap_or_else(|e| {
-            tracing::debug!(store = %self.store.describe(), error = %e, "lease store refresh failed");
-            Vec::new()
-        })
+    /// Takes in what the other servers sharing the store bound since the last refresh; a failure
+    /// takes in nothing (the next refresh catches up).
+    pub(crate) async fn refresh(&self, table: &impl Ledger<L>) {
+        match self.store.refresh().await {
+            Ok(leases) => table.absorb_all(leases),
+            Err(e) => {
+                tracing::debug!(store = %self.store.describe(), error = %e, "lease store refresh failed");
+            }
+        }
+    }
+
+    fn commit_of(&self, table: &impl Ledger<L>, subnets: Vec<(IpAddr, u8)>, now: u64) -> Commit<L> {
+        let (changes, snapshot) = table.take_changes(self.store.wants_snapshot());
+        Commit {
+            changes,
+            snapshot,
+            subnets,
+            now,
+        }
+    }
+
+    /// Commits what `table` changed since its last commit, before the replies that depend on
+    /// it go out; on failure the changes stay pending in the table.
+    pub(crate) async fn commit_changes(
+        &self,
+        table: &impl Ledger<L>,
+        subnets: Vec<(IpAddr, u8)>,
+        now: u64,
+    ) -> Committed<L> {
+        let commit = self.commit_of(table, subnets, now);
+        let changes = commit.changes.clone();
+        match self.commit(commit).await {
+            Ok(refused) => Committed::Stored { refused, changes },
+            Err(_) => {
+                table.restore_changes(changes.clone());
+                Committed::Down {
+                    changes,
+                    renewals: self.store.renews_while_down(),
+                }
+            }
+        }
+    }
+
+    /// Commits whatever is still pending (at shutdown).
+    ///
+    /// # Errors
+    /// The store's, when it cannot take the changes.
+    pub(crate) async fn flush(
+        &self,
+        table: &impl Ledger<L>,
+        subnets: Vec<(IpAddr, u8)>,
+        now: u64,
+    ) -> Result<(), E> {
+        let commit = self.commit_of(table, subnets, now);
+        if !commit.changes.is_empty() || commit.snapshot.is_some() {
+            self.commit(commit).await?;
+        }
+        Ok(())
     }
 }
 

@@ -129,16 +129,7 @@ mod tests {
                 "plan.toml",
             )
             .unwrap();
-            let artifacts = Artifacts {
-                root: "/var/cache/rhcos-metal".into(),
-                generation: Generation::Live,
-                kernel: "/k".into(),
-                initramfs: "/i".into(),
-                rootfs: None,
-                image: None,
-                image_4k: None,
-                boot_chain: None,
-            };
+            let artifacts = Artifacts::for_tests("/var/cache/rhcos-metal");
             let c = config(&plan, &Layout::new(&plan, &artifacts)).unwrap();
             assert_eq!(c.server_ip.to_string(), address);
             let subnet = (c.subnets[0].network, c.subnets[0].prefix_len);

@@ -147,16 +147,7 @@ mod tests {
     }
 
     fn artifacts() -> Artifacts {
-        Artifacts {
-            root: "/var/cache/rhcos-metal".into(),
-            generation: Generation::Live,
-            kernel: "/k".into(),
-            initramfs: "/i".into(),
-            rootfs: None,
-            image: None,
-            image_4k: None,
-            boot_chain: None,
-        }
+        Artifacts::for_tests("/var/cache/rhcos-metal")
     }
 
     #[test]

@@ -65,16 +65,7 @@ mod tests {
             "plan.toml",
         )
         .unwrap();
-        let artifacts = Artifacts {
-            root: dir.path().to_owned(),
-            generation: Generation::Live,
-            kernel: "/k".into(),
-            initramfs: "/i".into(),
-            rootfs: None,
-            image: None,
-            image_4k: None,
-            boot_chain: None,
-        };
+        let artifacts = Artifacts::for_tests(dir.path().to_owned());
         let layout = Layout::new(&plan, &artifacts);
         let cx = Context {
             plan: &plan,

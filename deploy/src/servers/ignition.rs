@@ -289,16 +289,7 @@ mod tests {
             "plan.toml",
         )
         .unwrap();
-        let artifacts = Artifacts {
-            root: dir.to_owned(),
-            generation: Generation::Live,
-            kernel: "/k".into(),
-            initramfs: "/i".into(),
-            rootfs: None,
-            image: None,
-            image_4k: None,
-            boot_chain: None,
-        };
+        let artifacts = Artifacts::for_tests(dir.to_owned());
         let layout = Layout::new(&plan, &artifacts);
         (plan, layout)
     }

@@ -199,15 +199,9 @@ mod tests {
         Layout::new(
             plan,
             &Artifacts {
-                root: "/var/cache/rhcos-metal".into(),
-                generation: Generation::Live,
-                kernel: "/k".into(),
-                initramfs: "/i".into(),
                 rootfs: Some("/r".into()),
                 image: Some("/m".into()),
-                image_4k: None,
-                boot_chain: None,
-            },
+                ..Artifacts::for_tests("/var/cache/rhcos-metal")            },
         )
     }
 

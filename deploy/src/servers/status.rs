@@ -176,15 +176,8 @@ mod tests {
         )
         .unwrap();
         let artifacts = crate::artifacts::Artifacts {
-            root: "/nonexistent".into(),
-            generation: crate::Generation::Live,
-            kernel: "/k".into(),
-            initramfs: "/i".into(),
-            rootfs: None,
             image: Some("/img".into()),
-            image_4k: None,
-            boot_chain: None,
-        };
+            ..crate::artifacts::Artifacts::for_tests("/nonexistent")        };
         Status::new(&plan, &artifacts)
     }
 

@@ -349,6 +349,24 @@ impl LeaseTable {
 #[derive(Debug, Clone, Default)]
 pub struct Leases(Arc<RwLock<LeaseTable>>);
 
+impl crate::store::Ledger<Lease> for Leases {
+    fn take_changes(&self, whole: bool) -> (Vec<Change<Lease>>, Option<Vec<Lease>>) {
+        let mut table = self.write();
+        (table.take_changes(), whole.then(|| table.persistent()))
+    }
+
+    fn restore_changes(&self, changes: Vec<Change<Lease>>) {
+        self.write().restore_changes(changes);
+    }
+
+    fn absorb_all(&self, leases: Vec<Lease>) {
+        let mut table = self.write();
+        for lease in leases {
+            table.absorb(lease);
+        }
+    }
+}
+
 impl Leases {
     /// A handle on `table`.
     pub fn new(table: LeaseTable) -> Self {

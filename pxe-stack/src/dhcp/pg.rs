@@ -6,19 +6,20 @@
 //! memory and may race; the database's constraints make a second binding of an address
 //! impossible, and the function hands back the row that won so the losing server NAKs.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
 use super::error::Error;
 use super::leases::{Lease, State};
 use crate::pg::{MakeRustls, chain};
-use crate::store::{Change, Commit, StoreFuture};
-use crate::store::{LeaseStore, RefusedBinding};
+use crate::Mac;
+use crate::store::{Commit, LeaseStore, RefusedBinding, StoreFuture, StoredLease};
 
 /// The migrations, in order: (name, SQL), recorded in `pxe_stack_migrations`.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -236,113 +237,246 @@ impl PgLeaseStore {
         result
     }
 
-    /// The rows of `table` (columns `columns`, then `version`) with a version above `seen`,
-    /// written by other servers (or by anyone, for `all`, which is a load: `seen` starts over),
-    /// each mapped by `lease`; `seen` moves to the highest version taken.
-    async fn rows_since<L>(
-        &self,
-        table: &str,
-        columns: &str,
-        seen: &AtomicI64,
-        all: bool,
-        lease: impl Fn(&Row) -> Result<L, Error>,
-    ) -> Result<Vec<L>, Error> {
+    /// The `L` rows with a version above the last one taken, written by other servers (or by
+    /// anyone, for `all`, which is a load: the count starts over); the last version taken
+    /// moves to the highest of them.
+    async fn rows_since<L: PgRow>(&self, all: bool) -> Result<Vec<L>, Error> {
+        let seen = L::seen(self);
         let since = if all { 0 } else { seen.load(Ordering::Relaxed) };
         let server = self.server.clone();
         let sql = format!(
-            "SELECT {columns}, version FROM {table}
+            "SELECT address, mac, {}, state, expires, version FROM {}
               WHERE version > $1 AND ($2 OR server <> $3)
-              ORDER BY version"
+              ORDER BY version",
+            L::OWN_COLUMNS,
+            L::TABLE,
         );
         let rows = self
             .with_client(async move |c| c.query(&sql, &[&since, &all, &server]).await)
             .await?;
-        let version = columns.split(',').count();
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            seen.fetch_max(row.get::<_, i64>(version), Ordering::Relaxed);
-            out.push(lease(row)?);
+            seen.fetch_max(row.get::<_, i64>(6), Ordering::Relaxed);
+            out.push(self.lease_of(row, 0)?);
         }
         Ok(out)
     }
 
-    /// [`rows_since`](Self::rows_since) of `dhcp4_lease`.
-    async fn rows4_since(&self, all: bool) -> Result<Vec<Lease>, Error> {
-        let columns = "address, mac, client_id, hostname, state, expires";
-        self.rows_since("dhcp4_lease", columns, &self.seen, all, |r| {
-            self.lease_of(r, 0)
-        })
-        .await
-    }
-
-    /// The lease in `row`, whose columns start at `at` in the order address, mac, client_id,
-    /// hostname, state, expires.
-    fn lease_of(&self, row: &Row, at: usize) -> Result<Lease, Error> {
-        let bad = |what: &str| self.error(format!("a dhcp4_lease row has {what}"));
-        let IpAddr::V4(addr) = row.get::<_, IpAddr>(at) else {
-            return Err(bad("an IPv6 address"));
-        };
+    /// The lease in `row`, whose columns start at `at` in the order address, mac, the
+    /// family's own two, state, expires.
+    fn lease_of<L: PgRow>(&self, row: &Row, at: usize) -> Result<L, Error> {
+        let bad = |what: &str| self.error(format!("a {} row has {what}", L::TABLE));
+        let addr = L::addr_of(row.get(at)).ok_or_else(|| bad("an address of the other family"))?;
         let mac: String = row.get(at + 1);
         let state: String = row.get(at + 4);
         let expires: i64 = row.get(at + 5);
-        Ok(Lease {
-            addr,
+        let common = Common {
             mac: mac.parse().map_err(|_| bad("an invalid MAC"))?,
-            client_id: row.get(at + 2),
-            hostname: row.get(at + 3),
             state: match state.as_str() {
-                "bound" => State::Bound,
-                "released" => State::Released,
-                "declined" => State::Declined,
+                "bound" => Stored::Bound,
+                "released" => Stored::Released,
+                "declined" => Stored::Declined,
                 _ => return Err(bad("an unknown state")),
             },
             expires: u64::try_from(expires).unwrap_or(0),
-        })
+        };
+        L::from_row(addr, common, row, at + 2).map_err(bad)
+    }
+
+    /// One `<family>_commit` call for `commit`: what it refused, with the rows in the way.
+    async fn commit_rows<L: PgRow>(
+        &self,
+        commit: Commit<L>,
+    ) -> Result<Vec<RefusedBinding<L>>, Error> {
+        // A removal sends the entry it removes (its address and key), marked not `put`.
+        let rows: Vec<(bool, &L)> = commit
+            .changes
+            .iter()
+            .filter_map(|c| match (&c.after, &c.before) {
+                (Some(after), _) => Some((true, after)),
+                (None, Some(before)) => Some((false, before)),
+                (None, None) => None,
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let subnet: Vec<String> = rows
+            .iter()
+            .map(|(_, l)| subnet_of(l.ip(), &commit.subnets))
+            .collect();
+        let address: Vec<IpAddr> = rows.iter().map(|(_, l)| l.ip()).collect();
+        let put: Vec<bool> = rows.iter().map(|(put, _)| *put).collect();
+        let mac: Vec<String> = rows.iter().map(|(_, l)| l.mac().to_string()).collect();
+        let key: Vec<Option<String>> = rows.iter().map(|(_, l)| l.client_key()).collect();
+        let leases: Vec<&L> = rows.iter().map(|(_, l)| *l).collect();
+        let [own1, own2] = L::own_columns(&leases);
+        let state: Vec<&str> = rows.iter().map(|(_, l)| l.stored_state().name()).collect();
+        let expires: Vec<i64> = rows
+            .iter()
+            .map(|(_, l)| i64::try_from(l.expires()).unwrap_or(i64::MAX))
+            .collect();
+        let server = self.server.clone();
+        let now = i64::try_from(commit.now).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT refused, h_address, h_mac, h_{}, h_{}, h_state, h_expires
+               FROM {}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            L::OWN[0],
+            L::OWN[1],
+            L::COMMIT,
+        );
+        let refused = self
+            .with_client(async move |c| {
+                c.query(
+                    &sql,
+                    &[
+                        &server, &now, &subnet, &address, &put, &mac, &key, &*own1, &*own2,
+                        &state, &expires,
+                    ],
+                )
+                .await
+            })
+            .await?;
+        refused
+            .iter()
+            .map(|r| {
+                let addr = L::addr_of(r.get(0)).ok_or_else(|| {
+                    self.error(format!("{} refused an address of the other family", L::COMMIT))
+                })?;
+                let holder = r.get::<_, Option<IpAddr>>(1).map(|_| self.lease_of(r, 1));
+                Ok(RefusedBinding {
+                    addr,
+                    holder: holder.transpose()?,
+                })
+            })
+            .collect()
     }
 }
 
-/// The column arrays of one `dhcp4_commit` call.
-#[derive(Default)]
-struct Columns {
-    subnet: Vec<String>,
-    address: Vec<IpAddr>,
-    put: Vec<bool>,
-    mac: Vec<String>,
-    key: Vec<Option<String>>,
-    client_id: Vec<Option<String>>,
-    hostname: Vec<Option<String>>,
-    state: Vec<String>,
-    expires: Vec<i64>,
+/// A persisted entry's state, as the tables spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    Bound,
+    Released,
+    Declined,
 }
 
-impl Columns {
-    fn of(changes: &[Change<Lease>], subnets: &[(IpAddr, u8)]) -> Columns {
-        let mut c = Columns::default();
-        for change in changes {
-            let (put, lease) = match (&change.after, &change.before) {
-                (Some(after), _) => (true, after),
-                (None, Some(before)) => (false, before),
-                (None, None) => continue,
-            };
-            c.subnet.push(subnet_of(IpAddr::V4(lease.addr), subnets));
-            c.address.push(IpAddr::V4(lease.addr));
-            c.put.push(put);
-            c.mac.push(lease.mac.to_string());
-            c.key.push(client_key(lease));
-            c.client_id.push(lease.client_id.clone());
-            c.hostname.push(lease.hostname.clone());
-            c.state.push(
-                match lease.state {
-                    State::Bound | State::Offered => "bound",
-                    State::Released => "released",
-                    State::Declined => "declined",
-                }
-                .to_owned(),
-            );
-            c.expires
-                .push(i64::try_from(lease.expires).unwrap_or(i64::MAX));
+impl Stored {
+    fn name(self) -> &'static str {
+        match self {
+            Stored::Bound => "bound",
+            Stored::Released => "released",
+            Stored::Declined => "declined",
         }
-        c
+    }
+}
+
+/// The columns both families' rows share, read from a row.
+struct Common {
+    mac: Mac,
+    state: Stored,
+    expires: u64,
+}
+
+/// A lease as a row of its family's table. Both tables have the address, the MAC, the client
+/// key, the state and the end time, and two columns of their own (DHCPv4: the client identifier
+/// and hostname; DHCPv6: the DUID and IAID), which every query puts between the MAC and the
+/// state; the commit functions take and hand back their columns in that order too.
+trait PgRow: StoredLease + Sized {
+    /// The table.
+    const TABLE: &'static str;
+    /// The commit function.
+    const COMMIT: &'static str;
+    /// The family's own two columns.
+    const OWN: [&'static str; 2];
+    /// [`OWN`](Self::OWN), comma separated.
+    const OWN_COLUMNS: &'static str;
+    /// The last version this server took in from the table.
+    fn seen(store: &PgLeaseStore) -> &AtomicI64;
+    /// The address, if it is of this family.
+    fn addr_of(ip: IpAddr) -> Option<Self::Addr>;
+    /// The address.
+    fn ip(&self) -> IpAddr;
+    /// The host.
+    fn mac(&self) -> Mac;
+    /// Who holds the lease, as the table's unique client key (`mac:..`, or `id:..` for a v4
+    /// client identifier); `None` for a declined address (it is nobody's lease).
+    fn client_key(&self) -> Option<String>;
+    /// The state to store (an offer is never stored; counted as bound if it were).
+    fn stored_state(&self) -> Stored;
+    /// The end time.
+    fn expires(&self) -> u64;
+    /// The family's own two column arrays for `leases`.
+    fn own_columns(leases: &[&Self]) -> [Box<dyn ToSql + Sync + Send>; 2];
+    /// The lease from its address, the shared columns, and its own two at `at` in `row`.
+    fn from_row(addr: Self::Addr, common: Common, row: &Row, at: usize)
+    -> Result<Self, &'static str>;
+}
+
+impl PgRow for Lease {
+    const TABLE: &'static str = "dhcp4_lease";
+    const COMMIT: &'static str = "dhcp4_commit";
+    const OWN: [&'static str; 2] = ["client_id", "hostname"];
+    const OWN_COLUMNS: &'static str = "client_id, hostname";
+
+    fn seen(store: &PgLeaseStore) -> &AtomicI64 {
+        &store.seen
+    }
+
+    fn addr_of(ip: IpAddr) -> Option<Ipv4Addr> {
+        match ip {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    fn ip(&self) -> IpAddr {
+        IpAddr::V4(self.addr)
+    }
+
+    fn mac(&self) -> Mac {
+        self.mac
+    }
+
+    fn client_key(&self) -> Option<String> {
+        match (&self.state, &self.client_id) {
+            (State::Declined, _) => None,
+            (_, Some(id)) => Some(format!("id:{id}")),
+            (_, None) => Some(format!("mac:{}", self.mac)),
+        }
+    }
+
+    fn stored_state(&self) -> Stored {
+        match self.state {
+            State::Bound | State::Offered => Stored::Bound,
+            State::Released => Stored::Released,
+            State::Declined => Stored::Declined,
+        }
+    }
+
+    fn expires(&self) -> u64 {
+        self.expires
+    }
+
+    fn own_columns(leases: &[&Lease]) -> [Box<dyn ToSql + Sync + Send>; 2] {
+        let client_id: Vec<Option<String>> = leases.iter().map(|l| l.client_id.clone()).collect();
+        let hostname: Vec<Option<String>> = leases.iter().map(|l| l.hostname.clone()).collect();
+        [Box::new(client_id), Box::new(hostname)]
+    }
+
+    fn from_row(addr: Ipv4Addr, c: Common, row: &Row, at: usize) -> Result<Lease, &'static str> {
+        Ok(Lease {
+            addr,
+            mac: c.mac,
+            client_id: row.get(at),
+            hostname: row.get(at + 1),
+            state: match c.state {
+                Stored::Bound => State::Bound,
+                Stored::Released => State::Released,
+                Stored::Declined => State::Declined,
+            },
+            expires: c.expires,
+        })
     }
 }
 
@@ -418,71 +552,19 @@ fn subnet_of(addr: IpAddr, subnets: &[(IpAddr, u8)]) -> String {
         )
 }
 
-/// Who holds the lease, as the table's unique client key: `mac:..`, `id:..`, or nothing for a
-/// declined address (it is nobody's lease).
-fn client_key(lease: &Lease) -> Option<String> {
-    match (&lease.state, &lease.client_id) {
-        (State::Declined, _) => None,
-        (_, Some(id)) => Some(format!("id:{id}")),
-        (_, None) => Some(format!("mac:{}", lease.mac)),
-    }
-}
-
 impl LeaseStore<Lease> for PgLeaseStore {
     type Error = Error;
 
     fn load(&self) -> StoreFuture<'_, Vec<Lease>, Error> {
-        Box::pin(self.rows4_since(true))
+        Box::pin(self.rows_since(true))
     }
 
     fn commit(&self, commit: Commit<Lease>) -> StoreFuture<'_, Vec<RefusedBinding<Lease>>, Error> {
-        Box::pin(async move {
-            let cols = Columns::of(&commit.changes, &commit.subnets);
-            if cols.address.is_empty() {
-                return Ok(Vec::new());
-            }
-            let server = self.server.clone();
-            let now = i64::try_from(commit.now).unwrap_or(i64::MAX);
-            let rows = self
-                .with_client(async move |c| {
-                    c.query(
-                        "SELECT refused, h_address, h_mac, h_client_id, h_hostname, h_state,
-                                h_expires
-                           FROM dhcp4_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                        &[
-                            &server,
-                            &now,
-                            &cols.subnet,
-                            &cols.address,
-                            &cols.put,
-                            &cols.mac,
-                            &cols.key,
-                            &cols.client_id,
-                            &cols.hostname,
-                            &cols.state,
-                            &cols.expires,
-                        ],
-                    )
-                    .await
-                })
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let IpAddr::V4(addr) = r.get::<_, IpAddr>(0) else {
-                        return Err(self.error("dhcp4_commit refused an IPv6 address".into()));
-                    };
-                    let holder = r.get::<_, Option<IpAddr>>(1).map(|_| self.lease_of(r, 1));
-                    Ok(RefusedBinding {
-                        addr,
-                        holder: holder.transpose()?,
-                    })
-                })
-                .collect()
-        })
+        Box::pin(self.commit_rows(commit))
     }
 
     fn refresh(&self) -> StoreFuture<'_, Vec<Lease>, Error> {
-        Box::pin(self.rows4_since(false))
+        Box::pin(self.rows_since(false))
     }
 
     fn shared(&self) -> bool {
@@ -553,22 +635,25 @@ mod tests {
             state: State::Bound,
             client_id: None,
         };
-        assert_eq!(client_key(&lease).as_deref(), Some("mac:52:54:00:00:00:01"));
+        assert_eq!(lease.client_key().as_deref(), Some("mac:52:54:00:00:00:01"));
         lease.client_id = Some("ff:01".into());
-        assert_eq!(client_key(&lease).as_deref(), Some("id:ff:01"));
+        assert_eq!(lease.client_key().as_deref(), Some("id:ff:01"));
         lease.state = State::Declined;
-        assert_eq!(client_key(&lease), None);
+        assert_eq!(lease.client_key(), None);
     }
 }
 
 /// The DHCPv6 half: `dhcp6_lease` and `dhcp6_commit`, with the same rules.
 #[cfg(feature = "dhcp6")]
 mod v6 {
-    use std::net::IpAddr;
+    use std::net::{IpAddr, Ipv6Addr};
+    use std::sync::atomic::AtomicI64;
 
     use tokio_postgres::Row;
+    use tokio_postgres::types::ToSql;
 
-    use super::{Error, PgLeaseStore, subnet_of};
+    use super::{Common, Error, PgLeaseStore, PgRow, Stored};
+    use crate::Mac;
     use crate::dhcp6::{Lease6, State6};
     use crate::store::{Commit, LeaseStore, RefusedBinding, StoreFuture};
 
@@ -584,107 +669,72 @@ mod v6 {
         }
     }
 
-    impl PgLeaseStore {
-        /// The lease in `row`, whose columns start at `at` in the order address, mac, duid,
-        /// iaid, state, expires.
-        fn lease6_of(&self, row: &Row, at: usize) -> Result<Lease6, Error> {
-            let bad = |what: &str| self.error(format!("a dhcp6_lease row has {what}"));
-            let IpAddr::V6(addr) = row.get::<_, IpAddr>(at) else {
-                return Err(bad("an IPv4 address"));
-            };
-            let mac: String = row.get(at + 1);
-            let state: String = row.get(at + 4);
-            let iaid: i64 = row.get(at + 3);
-            let expires: i64 = row.get(at + 5);
+    impl PgRow for Lease6 {
+        const TABLE: &'static str = "dhcp6_lease";
+        const COMMIT: &'static str = "dhcp6_commit";
+        const OWN: [&'static str; 2] = ["duid", "iaid"];
+        const OWN_COLUMNS: &'static str = "duid, iaid";
+
+        fn seen(store: &PgLeaseStore) -> &AtomicI64 {
+            &store.seen6
+        }
+
+        fn addr_of(ip: IpAddr) -> Option<Ipv6Addr> {
+            match ip {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => None,
+            }
+        }
+
+        fn ip(&self) -> IpAddr {
+            IpAddr::V6(self.addr)
+        }
+
+        fn mac(&self) -> Mac {
+            self.mac
+        }
+
+        fn client_key(&self) -> Option<String> {
+            (self.state != State6::Declined).then(|| format!("mac:{}", self.mac))
+        }
+
+        fn stored_state(&self) -> Stored {
+            match self.state {
+                State6::Bound | State6::Offered => Stored::Bound,
+                State6::Released => Stored::Released,
+                State6::Declined => Stored::Declined,
+            }
+        }
+
+        fn expires(&self) -> u64 {
+            self.expires
+        }
+
+        fn own_columns(leases: &[&Lease6]) -> [Box<dyn ToSql + Sync + Send>; 2] {
+            let duid: Vec<String> = leases.iter().map(|l| l.duid.clone()).collect();
+            let iaid: Vec<i64> = leases.iter().map(|l| i64::from(l.iaid)).collect();
+            [Box::new(duid), Box::new(iaid)]
+        }
+
+        fn from_row(
+            addr: Ipv6Addr,
+            c: Common,
+            row: &Row,
+            at: usize,
+        ) -> Result<Lease6, &'static str> {
+            let iaid: i64 = row.get(at + 1);
             Ok(Lease6 {
                 addr,
-                mac: mac.parse().map_err(|_| bad("an invalid MAC"))?,
-                duid: row.get(at + 2),
-                iaid: u32::try_from(iaid).map_err(|_| bad("an IAID out of range"))?,
-                state: match state.as_str() {
-                    "bound" => State6::Bound,
-                    "released" => State6::Released,
-                    "declined" => State6::Declined,
-                    _ => return Err(bad("an unknown state")),
+                mac: c.mac,
+                duid: row.get(at),
+                iaid: u32::try_from(iaid).map_err(|_| "an IAID out of range")?,
+                state: match c.state {
+                    Stored::Bound => State6::Bound,
+                    Stored::Released => State6::Released,
+                    Stored::Declined => State6::Declined,
                 },
-                expires: u64::try_from(expires).unwrap_or(0),
+                expires: c.expires,
             })
-        }
-
-        async fn rows6_since(&self, all: bool) -> Result<Vec<Lease6>, Error> {
-            let columns = "address, mac, duid, iaid, state, expires";
-            self.rows_since("dhcp6_lease", columns, &self.seen6, all, |r| {
-                self.lease6_of(r, 0)
-            })
-            .await
-        }
-
-        async fn commit6(
-            &self,
-            commit: Commit<Lease6>,
-        ) -> Result<Vec<RefusedBinding<Lease6>>, Error> {
-            let mut link = Vec::new();
-            let mut address = Vec::new();
-            let mut put = Vec::new();
-            let mut mac = Vec::new();
-            let mut key: Vec<Option<String>> = Vec::new();
-            let mut duid = Vec::new();
-            let mut iaid: Vec<i64> = Vec::new();
-            let mut state = Vec::new();
-            let mut expires: Vec<i64> = Vec::new();
-            for change in &commit.changes {
-                let (is_put, lease) = match (&change.after, &change.before) {
-                    (Some(after), _) => (true, after),
-                    (None, Some(before)) => (false, before),
-                    (None, None) => continue,
-                };
-                link.push(subnet_of(IpAddr::V6(lease.addr), &commit.subnets));
-                address.push(IpAddr::V6(lease.addr));
-                put.push(is_put);
-                mac.push(lease.mac.to_string());
-                key.push((lease.state != State6::Declined).then(|| format!("mac:{}", lease.mac)));
-                duid.push(lease.duid.clone());
-                iaid.push(i64::from(lease.iaid));
-                state.push(
-                    match lease.state {
-                        State6::Bound | State6::Offered => "bound",
-                        State6::Released => "released",
-                        State6::Declined => "declined",
-                    }
-                    .to_owned(),
-                );
-                expires.push(i64::try_from(lease.expires).unwrap_or(i64::MAX));
-            }
-            if address.is_empty() {
-                return Ok(Vec::new());
-            }
-            let server = self.server.clone();
-            let now = i64::try_from(commit.now).unwrap_or(i64::MAX);
-            let rows = self
-                .with_client(async move |c| {
-                    c.query(
-                        "SELECT refused, h_address, h_mac, h_duid, h_iaid, h_state, h_expires
-                           FROM dhcp6_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                        &[
-                            &server, &now, &link, &address, &put, &mac, &key, &duid, &iaid, &state,
-                            &expires,
-                        ],
-                    )
-                    .await
-                })
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let IpAddr::V6(addr) = r.get::<_, IpAddr>(0) else {
-                        return Err(self.error("dhcp6_commit refused an IPv4 address".into()));
-                    };
-                    let holder = r.get::<_, Option<IpAddr>>(1).map(|_| self.lease6_of(r, 1));
-                    Ok(RefusedBinding {
-                        addr,
-                        holder: holder.transpose()?,
-                    })
-                })
-                .collect()
         }
     }
 
@@ -692,18 +742,18 @@ mod v6 {
         type Error = crate::dhcp6::Error;
 
         fn load(&self) -> StoreFuture<'_, Vec<Lease6>, Self::Error> {
-            Box::pin(async { self.rows6_since(true).await.map_err(to6) })
+            Box::pin(async { self.rows_since(true).await.map_err(to6) })
         }
 
         fn commit(
             &self,
             commit: Commit<Lease6>,
         ) -> StoreFuture<'_, Vec<RefusedBinding<Lease6>>, Self::Error> {
-            Box::pin(async { self.commit6(commit).await.map_err(to6) })
+            Box::pin(async { self.commit_rows(commit).await.map_err(to6) })
         }
 
         fn refresh(&self) -> StoreFuture<'_, Vec<Lease6>, Self::Error> {
-            Box::pin(async { self.rows6_since(false).await.map_err(to6) })
+            Box::pin(async { self.rows_since(false).await.map_err(to6) })
         }
 
         fn shared(&self) -> bool {

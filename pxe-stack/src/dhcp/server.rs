@@ -19,13 +19,7 @@ use super::packet::{MAX_PACKET, Request};
 use super::probe::Prober;
 use super::respond::{PROXY_PORT, Reply, SERVER_PORT, probed, respond};
 use super::store::{LeaseFile, LeaseStore};
-use crate::store::Commit;
-use crate::store::RefusedBinding;
-
-/// The DHCPv4 server's lease store, whatever it is.
-type Store = dyn LeaseStore<Lease, Error = Error>;
-
-use crate::store::Keeper;
+use crate::store::{Committed, Keeper, RefusedBinding};
 use crate::{Discard, EventSink};
 
 /// Datagrams handled per batch before the lease file is written and the replies sent.
@@ -269,7 +263,9 @@ impl Running {
                     batch.persist = self.leases.write().expire(unix_secs(SystemTime::now()));
                 }
                 _ = refresh.tick(), if shared => {
-                    self.refresh().await;
+                    if let Some(store) = &self.store {
+                        store.refresh(&self.leases).await;
+                    }
                 }
             }
             // Whatever queued up meanwhile joins this batch: one lease-file write covers it.
@@ -305,39 +301,20 @@ impl Running {
             while probes.try_join_next().is_some() {}
         }
         if let Some(store) = &self.store {
-            let commit = self.commit_of(store.store.as_ref());
-            if !commit.changes.is_empty() || commit.snapshot.is_some() {
-                store.commit(commit).await?;
-            }
+            store
+                .flush(&self.leases, self.subnets(), unix_secs(SystemTime::now()))
+                .await?;
         }
         Ok(())
     }
 
-    /// The changes since the last commit (and the whole table, for a store that wants it).
-    fn commit_of(&self, store: &Store) -> Commit<Lease> {
-        let mut table = self.leases.write();
-        Commit {
-            changes: table.take_changes(),
-            snapshot: store.wants_snapshot().then(|| table.persistent()),
-            subnets: self
-                .policy
-                .config()
-                .subnets
-                .iter()
-                .map(|s| (std::net::IpAddr::V4(s.network), s.prefix_len))
-                .collect(),
-            now: unix_secs(SystemTime::now()),
-        }
-    }
-
-    /// Takes in what the other servers sharing the store bound since the last refresh.
-    async fn refresh(&self) {
-        let Some(store) = &self.store else { return };
-        let leases = store.refresh().await;
-        let mut table = self.leases.write();
-        for lease in leases {
-            table.absorb(lease);
-        }
+    /// The server's subnets, for the store to keep addresses unique per subnet.
+    fn subnets(&self) -> Vec<(std::net::IpAddr, u8)> {
+        let subnets = &self.policy.config().subnets;
+        subnets
+            .iter()
+            .map(|s| (std::net::IpAddr::V4(s.network), s.prefix_len))
+            .collect()
     }
 
     fn take(&self, r: io::Result<(usize, SocketAddr)>, buf: &[u8], port: u16, batch: &mut Batch) {
@@ -403,19 +380,17 @@ impl Running {
         }
         replies.retain(|r| r.2.is_some());
         if persist && let Some(store) = &self.store {
-            let commit = self.commit_of(store.store.as_ref());
-            let changes = commit.changes.clone();
-            match store.commit(commit).await {
-                Ok(refused) => {
+            let now = unix_secs(SystemTime::now());
+            match store.commit_changes(&self.leases, self.subnets(), now).await {
+                Committed::Stored { refused, .. } => {
                     if !refused.is_empty() {
                         self.decide_again(refused, &mut replies);
                     }
                 }
-                Err(_) => {
+                Committed::Down { changes, renewals } => {
                     // An ACK for a lease that is not stored could be handed out twice (after a
                     // restart, or by another server): send none, the clients retry; only
                     // renewals of leases the store confirmed go out, when it allows that.
-                    let renewals = store.store.renews_while_down();
                     // A renewal is a client in RENEWING or REBINDING state: it uses the address
                     // (ciaddr), so no server can have moved it meanwhile. A REQUEST for an
                     // address this server once bound is not one: the client may have been
@@ -432,11 +407,10 @@ impl Running {
                                     && c.before.as_ref().is_some_and(|l| {
                                         l.state == super::leases::State::Bound
                                             && l.mac == mac
-                                            && l.expires > unix_secs(SystemTime::now())
+                                            && l.expires > now
                                     })
                             })
                     };
-                    self.leases.write().restore_changes(changes.clone());
                     replies.retain(|(_, reply, req)| renewals && confirmed(reply, req));
                     tracing::debug!(
                         sent = replies.len(),

@@ -247,6 +247,24 @@ impl LeaseTable6 {
 #[derive(Debug, Clone, Default)]
 pub struct Leases6(Arc<RwLock<LeaseTable6>>);
 
+impl crate::store::Ledger<Lease6> for Leases6 {
+    fn take_changes(&self, whole: bool) -> (Vec<Change6>, Option<Vec<Lease6>>) {
+        let mut table = self.write();
+        (table.take_changes(), whole.then(|| table.persistent()))
+    }
+
+    fn restore_changes(&self, changes: Vec<Change6>) {
+        self.write().restore_changes(changes);
+    }
+
+    fn absorb_all(&self, leases: Vec<Lease6>) {
+        let mut table = self.write();
+        for lease in leases {
+            table.absorb(lease);
+        }
+    }
+}
+
 impl Leases6 {
     /// A handle on `table`.
     pub fn new(table: LeaseTable6) -> Self {

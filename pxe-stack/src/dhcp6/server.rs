@@ -15,12 +15,8 @@ use super::error::Error;
 use super::leases::{Lease6, LeaseFile6, LeaseTable6, Leases6, State6, unix_secs};
 use super::packet::{MAX_PACKET, Reply6, Request};
 use super::respond::respond;
-use crate::store::Keeper;
-use crate::store::{Commit, LeaseStore};
+use crate::store::{Committed, Keeper, LeaseStore};
 use crate::{Discard, Event, EventSink};
-
-/// The DHCPv6 server's lease store, whatever it is.
-type Store = dyn LeaseStore<Lease6, Error = Error>;
 
 /// Datagrams handled per batch before the lease file is written and the replies sent.
 const BATCH: usize = 256;
@@ -164,7 +160,11 @@ impl Server {
                 _ = sweep.tick() => {
                     batch.persist = self.leases.write().expire(unix_secs(SystemTime::now()));
                 }
-                _ = refresh.tick(), if shared => self.refresh().await,
+                _ = refresh.tick(), if shared => {
+                    if let Some(store) = &self.store {
+                        store.refresh(&self.leases).await;
+                    }
+                }
             }
             while batch.seen < BATCH {
                 match socket.try_recv_from(&mut buf) {
@@ -179,39 +179,20 @@ impl Server {
             self.finish(&socket, batch).await;
         }
         if let Some(store) = &self.store {
-            let commit = self.commit_of(store.store.as_ref());
-            if !commit.changes.is_empty() || commit.snapshot.is_some() {
-                store.commit(commit).await?;
-            }
+            store
+                .flush(&self.leases, self.subnets(), unix_secs(SystemTime::now()))
+                .await?;
         }
         Ok(())
     }
 
-    /// The changes since the last commit (and the whole table, for a store that wants it).
-    fn commit_of(&self, store: &Store) -> Commit<Lease6> {
-        let mut table = self.leases.write();
-        Commit {
-            changes: table.take_changes(),
-            snapshot: store.wants_snapshot().then(|| table.persistent()),
-            subnets: self
-                .policy
-                .config()
-                .subnets
-                .iter()
-                .map(|s| (std::net::IpAddr::V6(s.prefix), s.prefix_len))
-                .collect(),
-            now: unix_secs(SystemTime::now()),
-        }
-    }
-
-    /// Takes in what the other servers sharing the store bound since the last refresh.
-    async fn refresh(&self) {
-        let Some(store) = &self.store else { return };
-        let leases = store.refresh().await;
-        let mut table = self.leases.write();
-        for lease in leases {
-            table.absorb(lease);
-        }
+    /// The server's links, for the store to keep addresses unique per link.
+    fn subnets(&self) -> Vec<(std::net::IpAddr, u8)> {
+        let subnets = &self.policy.config().subnets;
+        subnets
+            .iter()
+            .map(|s| (std::net::IpAddr::V6(s.prefix), s.prefix_len))
+            .collect()
     }
 
     fn take(&self, r: io::Result<(usize, SocketAddr)>, buf: &[u8], batch: &mut Batch) {
@@ -260,19 +241,17 @@ impl Server {
         }
         replies.retain(|r| r.1.is_some());
         if persist && let Some(store) = &self.store {
-            let commit = self.commit_of(store.store.as_ref());
-            let changes = commit.changes.clone();
-            match store.commit(commit).await {
-                Ok(refused) => {
+            let now = unix_secs(SystemTime::now());
+            match store.commit_changes(&self.leases, self.subnets(), now).await {
+                Committed::Stored { refused, changes } => {
                     if !refused.is_empty() {
                         self.decide_again(refused, &changes, &mut replies);
                     }
                 }
-                Err(_) => {
+                Committed::Down { changes, renewals } => {
                     // A Reply for a lease that is not stored could be handed out twice: send
                     // none, the clients retry; only renewals of leases the store confirmed go
                     // out, when it allows that.
-                    let now = unix_secs(SystemTime::now());
                     // A renewal is a Renew or Rebind: the host uses the address, so no server
                     // can have moved it meanwhile. A Request is not one, even for an address
                     // this server once bound: the host may have been bound elsewhere since.
@@ -300,8 +279,6 @@ impl Server {
                                 })
                             })
                     };
-                    let renewals = store.store.renews_while_down();
-                    self.leases.write().restore_changes(changes.clone());
                     replies.retain(|(_, req)| renewals && renewal(req));
                     for (reply, _) in &replies {
                         send(socket, reply).await;

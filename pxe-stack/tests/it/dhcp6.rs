@@ -169,6 +169,13 @@ impl Running {
         Self::start_with(ns, iface, config, lease_file, false)
     }
 
+    /// The usual server of a flow test: on `net`'s server link, ten-minute leases, the lease
+    /// file in `lab`.
+    fn on(net: &Net, lab: &Lab) -> Running {
+        let leases = lab.path("leases6.json");
+        Self::start(&net.server_ns, &net.server_if, config(600), &leases)
+    }
+
     /// As [`Running::start`]; with `ra`, router advertisements for DHCPv6 (managed and other
     /// set) beside it, once a second.
     fn start_with(ns: &str, iface: &str, config: Config, lease_file: &Path, ra: bool) -> Running {
@@ -250,6 +257,16 @@ impl Running {
     }
 
     /// The server's log so far.
+    /// Waits for the event of `step` for `mac` (events go out after the replies).
+    fn wait_for_step(&self, step: pxe_stack::DhcpStep, mac: Mac) {
+        wait_for(&format!("the {step:?} event"), || {
+            self.events.events().iter().any(|e| {
+                matches!(e.kind, pxe_stack::EventKind::Dhcp { step: s, .. } if s == step)
+                    && e.mac == Some(mac)
+            })
+        });
+    }
+
     fn log(&self) -> String {
         String::from_utf8_lossy(&self.log.0.lock().unwrap()).into_owned()
     }
@@ -530,17 +547,7 @@ fn netns_dhclient6_binds_renews_and_releases() {
     );
     assert_eq!(server.leases.mac_for(addr.into()), None);
     // Events go out after the replies.
-    wait_for("the release event", || {
-        server.events.events().iter().any(|e| {
-            matches!(
-                e.kind,
-                pxe_stack::EventKind::Dhcp {
-                    step: pxe_stack::DhcpStep::Release,
-                    ..
-                }
-            ) && e.mac == Some(mac)
-        })
-    });
+    server.wait_for_step(pxe_stack::DhcpStep::Release, mac);
 }
 
 #[test]
@@ -677,12 +684,7 @@ fn netns_dhclient6_through_dhcrelay() {
     }
     let mut lab = Lab::new();
     let net = Net::relayed(&mut lab, "52:54:00:78:00:05");
-    let server = Running::start(
-        &net.server_ns,
-        &net.server_if,
-        config(600),
-        &lab.path("leases6.json"),
-    );
+    let server = Running::on(&net, &lab);
     let mut client = Dhclient::start(&lab, &net.client_ns, &net.client_if, "c", "LLT");
     let bound = client.wait("BOUND6");
     // The relayed link's pool, the host named by its EUI-64 link-local (the relay's peer).
@@ -715,6 +717,28 @@ fn netns_dhclient6_renews_and_releases_through_dhcrelay() {
         on_disk.first().map(|l| (l.addr, l.state)) == Some((net.first, State6::Released))
     });
     assert_eq!(server.leases.mac_for(net.first.into()), None);
+}
+
+/// Two tests of one flow: `$direct` on the server's link, `$relayed` through dhcrelay -6; the
+/// host's MAC ends in `$n` (52:54:00:77:00:$n direct, 52:54:00:78:00:$n relayed).
+macro_rules! direct_and_relayed {
+    ($flow:ident, $direct:ident, $relayed:ident, $n:literal) => {
+        #[test]
+        fn $direct() {
+            if !have(&["root", "ip", "dhclient"]) {
+                return;
+            }
+            $flow(false, concat!("52:54:00:77:00:", $n));
+        }
+
+        #[test]
+        fn $relayed() {
+            if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
+                return;
+            }
+            $flow(true, concat!("52:54:00:78:00:", $n));
+        }
+    };
 }
 
 /// Rebind: dhclient -6 bound by one server; a server with another DUID takes over its lease
@@ -768,21 +792,7 @@ fn rebinds(relayed: bool, mac: &str) {
     assert_eq!(second.leases.snapshot().len(), 1);
 }
 
-#[test]
-fn netns_dhclient6_rebinds_with_another_server() {
-    if !have(&["root", "ip", "dhclient"]) {
-        return;
-    }
-    rebinds(false, "52:54:00:77:00:71");
-}
-
-#[test]
-fn netns_dhclient6_rebinds_with_another_server_through_dhcrelay() {
-    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
-        return;
-    }
-    rebinds(true, "52:54:00:78:00:71");
-}
+direct_and_relayed!(rebinds, netns_dhclient6_rebinds_with_another_server, netns_dhclient6_rebinds_with_another_server_through_dhcrelay, "71");
 
 /// Decline: the client's script exits 3 for the first BOUND6, which ISC dhclient 4.4 takes as
 /// a failed duplicate address detection (`start_bound` in dhc6.c): it sends a Decline for the
@@ -821,45 +831,16 @@ fn declines(relayed: bool, mac: &str) {
         states,
         [(net.first, State6::Declined), (net.second, State6::Bound)]
     );
-    wait_for("the decline event", || {
-        server.events.events().iter().any(|e| {
-            matches!(
-                e.kind,
-                pxe_stack::EventKind::Dhcp {
-                    step: pxe_stack::DhcpStep::Decline,
-                    ..
-                }
-            ) && e.mac == Some(net.mac)
-        })
-    });
+    server.wait_for_step(pxe_stack::DhcpStep::Decline, net.mac);
 }
 
-#[test]
-fn netns_dhclient6_declines_an_address() {
-    if !have(&["root", "ip", "dhclient"]) {
-        return;
-    }
-    declines(false, "52:54:00:77:00:81");
-}
-
-#[test]
-fn netns_dhclient6_declines_an_address_through_dhcrelay() {
-    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
-        return;
-    }
-    declines(true, "52:54:00:78:00:81");
-}
+direct_and_relayed!(declines, netns_dhclient6_declines_an_address, netns_dhclient6_declines_an_address_through_dhcrelay, "81");
 
 /// Information-request (`dhclient -6 -S`): the DNS servers, no address, no lease.
 fn information_request(relayed: bool, mac: &str) {
     let mut lab = Lab::new();
     let net = Net::new(&mut lab, relayed, mac);
-    let server = Running::start(
-        &net.server_ns,
-        &net.server_if,
-        config(600),
-        &lab.path("leases6.json"),
-    );
+    let server = Running::on(&net, &lab);
     let log = lab.path("info.log");
     let script = lab.path("info.sh");
     fs::write(
@@ -911,46 +892,17 @@ fn information_request(relayed: bool, mac: &str) {
         None,
         &["DHCPINFORMATION-REQUEST", net.via, &net.mac.to_string()],
     );
-    wait_for("the inform event", || {
-        server.events.events().iter().any(|e| {
-            matches!(
-                e.kind,
-                pxe_stack::EventKind::Dhcp {
-                    step: pxe_stack::DhcpStep::Inform,
-                    ..
-                }
-            ) && e.mac == Some(net.mac)
-        })
-    });
+    server.wait_for_step(pxe_stack::DhcpStep::Inform, net.mac);
 }
 
-#[test]
-fn netns_dhclient6_information_request() {
-    if !have(&["root", "ip", "dhclient"]) {
-        return;
-    }
-    information_request(false, "52:54:00:77:00:31");
-}
-
-#[test]
-fn netns_dhclient6_information_request_through_dhcrelay() {
-    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
-        return;
-    }
-    information_request(true, "52:54:00:78:00:31");
-}
+direct_and_relayed!(information_request, netns_dhclient6_information_request, netns_dhclient6_information_request_through_dhcrelay, "31");
 
 /// Rapid Commit: two messages, Solicit with Rapid Commit and a Reply; no Advertise, no
 /// Request.
 fn rapid_commit(relayed: bool, mac: &str) {
     let mut lab = Lab::new();
     let net = Net::new(&mut lab, relayed, mac);
-    let server = Running::start(
-        &net.server_ns,
-        &net.server_if,
-        config(600),
-        &lab.path("leases6.json"),
-    );
+    let server = Running::on(&net, &lab);
     let conf = "send dhcp6.rapid-commit;\n";
     let mut client = Dhclient::start_with(&lab, &net.client_ns, &net.client_if, "rc", "LL", conf);
     let bound = client.wait("BOUND6");
@@ -979,21 +931,7 @@ fn rapid_commit(relayed: bool, mac: &str) {
     );
 }
 
-#[test]
-fn netns_dhclient6_rapid_commit() {
-    if !have(&["root", "ip", "dhclient"]) {
-        return;
-    }
-    rapid_commit(false, "52:54:00:77:00:41");
-}
-
-#[test]
-fn netns_dhclient6_rapid_commit_through_dhcrelay() {
-    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
-        return;
-    }
-    rapid_commit(true, "52:54:00:78:00:41");
-}
+direct_and_relayed!(rapid_commit, netns_dhclient6_rapid_commit, netns_dhclient6_rapid_commit_through_dhcrelay, "41");
 
 /// Confirm: dhclient -6 started again with the lease file of a run that was killed (no
 /// Release) confirms its address (RFC 8415 18.2.3) instead of soliciting; the server says
@@ -1001,12 +939,7 @@ fn netns_dhclient6_rapid_commit_through_dhcrelay() {
 fn confirms(relayed: bool, mac: &str) {
     let mut lab = Lab::new();
     let net = Net::new(&mut lab, relayed, mac);
-    let server = Running::start(
-        &net.server_ns,
-        &net.server_if,
-        config(600),
-        &lab.path("leases6.json"),
-    );
+    let server = Running::on(&net, &lab);
     let addr = net.first.to_string();
     let mut first = Dhclient::start(&lab, &net.client_ns, &net.client_if, "c", "LL");
     assert_eq!(first.wait("BOUND6")[1], addr);
@@ -1027,21 +960,7 @@ fn confirms(relayed: bool, mac: &str) {
     assert_eq!(server.leases.addr_for(net.mac), Some(net.first.into()));
 }
 
-#[test]
-fn netns_dhclient6_confirms_its_address() {
-    if !have(&["root", "ip", "dhclient"]) {
-        return;
-    }
-    confirms(false, "52:54:00:77:00:91");
-}
-
-#[test]
-fn netns_dhclient6_confirms_its_address_through_dhcrelay() {
-    if !have(&["root", "ip", "dhclient", "dhcrelay"]) {
-        return;
-    }
-    confirms(true, "52:54:00:78:00:91");
-}
+direct_and_relayed!(confirms, netns_dhclient6_confirms_its_address, netns_dhclient6_confirms_its_address_through_dhcrelay, "91");
 
 /// The router advertisement for a DHCPv6 link, as a host reads it (rdisc6): managed and other
 /// set, the prefix on-link and not autonomous.
