@@ -908,7 +908,8 @@ mod tests {
     fn artifacts() -> Artifacts {
         Artifacts {
             image: Some("/img".into()),
-            ..Artifacts::for_tests("/var/cache/rhcos-metal")        }
+            ..Artifacts::for_tests("/var/cache/rhcos-metal")
+        }
     }
 
     fn mac(i: usize) -> Mac {

@@ -511,18 +511,66 @@ role = "worker"
         }
         // (what the plan says, what it says instead, the error)
         for (from, to, error) in [
-            ("address = \"fd00:22::1\"", "address = \"fd00:22::1\"\nprefix = 80", "at `provisioning.ipv6.prefix`: 80 is not 64"),
-            ("address = \"fd00:22::1\"", "address = \"172.22.0.1\"", "at `provisioning.ipv6.address`"),
-            ("\"fd00:22::1ff\"", "\"fd00:23::1ff\"", "at `provisioning.ipv6.dhcp_range`: fd00:22::100..fd00:23::1ff is not a range inside fd00:22::/64"),
-            ("\"fd00:22::1ff\"", "\"fd00:22::2:0\"", "at `provisioning.ipv6.dhcp_range`: fd00:22::100..fd00:22::2:0 holds more than 65536"),
-            ("\"fd00:22::100\"", "\"fd00:22::0:1\"", "at `provisioning.ipv6.dhcp_range`: fd00:22::1..fd00:22::1ff holds the server's own address"),
-            ("ipv6 = \"fd00:22::10\"", "ipv6 = \"fd00:99::10\"", "at `hosts[0].ipv6`: fd00:99::10 is outside fd00:22::/64"),
-            ("ipv6 = \"fd00:22::10\"", "ipv6 = \"fd00:22::1\"", "at `hosts[0].ipv6`: fd00:22::1 is the servers' own address"),
-            ("ipv6 = \"fd00:22::10\"", "ipv6 = \"fd00:22::150\"", "at `hosts[0].ipv6`: fd00:22::150 is inside dhcp_range"),
-            ("role = \"worker\"", "role = \"worker\"\nipv6 = \"fd00:22::10\"", "at `hosts[1].ipv6`: fd00:22::10 is used twice"),
-            ("ipv6 = \"fd00:22::10\"", "ipv6 = \"fd00:22:x::10\"", "at `hosts[0].ipv6`"),
-            ("address = \"fd00:22::1\"", "address = \"fd00:22::1\"\nlease_secs = 0", "at `provisioning.ipv6.lease_secs`"),
-            ("address = \"fd00:22::1\"", "address = \"fd00:22::1\"\npool = []", "pool"),
+            (
+                "address = \"fd00:22::1\"",
+                "address = \"fd00:22::1\"\nprefix = 80",
+                "at `provisioning.ipv6.prefix`: 80 is not 64",
+            ),
+            (
+                "address = \"fd00:22::1\"",
+                "address = \"172.22.0.1\"",
+                "at `provisioning.ipv6.address`",
+            ),
+            (
+                "\"fd00:22::1ff\"",
+                "\"fd00:23::1ff\"",
+                "at `provisioning.ipv6.dhcp_range`: fd00:22::100..fd00:23::1ff is not a range inside fd00:22::/64",
+            ),
+            (
+                "\"fd00:22::1ff\"",
+                "\"fd00:22::2:0\"",
+                "at `provisioning.ipv6.dhcp_range`: fd00:22::100..fd00:22::2:0 holds more than 65536",
+            ),
+            (
+                "\"fd00:22::100\"",
+                "\"fd00:22::0:1\"",
+                "at `provisioning.ipv6.dhcp_range`: fd00:22::1..fd00:22::1ff holds the server's own address",
+            ),
+            (
+                "ipv6 = \"fd00:22::10\"",
+                "ipv6 = \"fd00:99::10\"",
+                "at `hosts[0].ipv6`: fd00:99::10 is outside fd00:22::/64",
+            ),
+            (
+                "ipv6 = \"fd00:22::10\"",
+                "ipv6 = \"fd00:22::1\"",
+                "at `hosts[0].ipv6`: fd00:22::1 is the servers' own address",
+            ),
+            (
+                "ipv6 = \"fd00:22::10\"",
+                "ipv6 = \"fd00:22::150\"",
+                "at `hosts[0].ipv6`: fd00:22::150 is inside dhcp_range",
+            ),
+            (
+                "role = \"worker\"",
+                "role = \"worker\"\nipv6 = \"fd00:22::10\"",
+                "at `hosts[1].ipv6`: fd00:22::10 is used twice",
+            ),
+            (
+                "ipv6 = \"fd00:22::10\"",
+                "ipv6 = \"fd00:22:x::10\"",
+                "at `hosts[0].ipv6`",
+            ),
+            (
+                "address = \"fd00:22::1\"",
+                "address = \"fd00:22::1\"\nlease_secs = 0",
+                "at `provisioning.ipv6.lease_secs`",
+            ),
+            (
+                "address = \"fd00:22::1\"",
+                "address = \"fd00:22::1\"\npool = []",
+                "pool",
+            ),
         ] {
             check(&set(from, to), error);
         }

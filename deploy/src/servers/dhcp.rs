@@ -114,7 +114,7 @@ impl Component for Dhcp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Artifacts, Generation};
+    use crate::Artifacts;
 
     #[test]
     fn the_subnet_is_named_by_its_network_address_on_every_server() {

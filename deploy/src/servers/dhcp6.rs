@@ -123,7 +123,7 @@ impl Component for Dhcp6 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Artifacts, Generation};
+    use crate::Artifacts;
 
     fn plan(family: &str) -> Plan {
         let v4 = if family == "ipv6" {

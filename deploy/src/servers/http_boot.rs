@@ -49,7 +49,7 @@ mod tests {
     use std::io::{Read, Write};
 
     use super::*;
-    use crate::{Artifacts, Generation, Layout, Plan};
+    use crate::{Artifacts, Layout, Plan};
 
     #[tokio::test]
     async fn the_http_boot_url_serves_the_efi_binary() {

@@ -234,7 +234,7 @@ mod tests {
 
     use super::*;
     use crate::servers::Component;
-    use crate::{Artifacts, Generation, Plan};
+    use crate::{Artifacts, Plan};
 
     #[test]
     fn inventory_is_for_admins_and_the_host_itself() {

@@ -201,7 +201,8 @@ mod tests {
             &Artifacts {
                 rootfs: Some("/r".into()),
                 image: Some("/m".into()),
-                ..Artifacts::for_tests("/var/cache/rhcos-metal")            },
+                ..Artifacts::for_tests("/var/cache/rhcos-metal")
+            },
         )
     }
 

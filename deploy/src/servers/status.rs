@@ -177,7 +177,8 @@ mod tests {
         .unwrap();
         let artifacts = crate::artifacts::Artifacts {
             image: Some("/img".into()),
-            ..crate::artifacts::Artifacts::for_tests("/nonexistent")        };
+            ..crate::artifacts::Artifacts::for_tests("/nonexistent")
+        };
         Status::new(&plan, &artifacts)
     }
 

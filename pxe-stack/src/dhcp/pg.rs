@@ -17,8 +17,8 @@ use tokio_postgres::{Client, NoTls, Row};
 
 use super::error::Error;
 use super::leases::{Lease, State};
-use crate::pg::{MakeRustls, chain};
 use crate::Mac;
+use crate::pg::{MakeRustls, chain};
 use crate::store::{Commit, LeaseStore, RefusedBinding, StoreFuture, StoredLease};
 
 /// The migrations, in order: (name, SQL), recorded in `pxe_stack_migrations`.
@@ -330,8 +330,8 @@ impl PgLeaseStore {
                 c.query(
                     &sql,
                     &[
-                        &server, &now, &subnet, &address, &put, &mac, &key, &*own1, &*own2,
-                        &state, &expires,
+                        &server, &now, &subnet, &address, &put, &mac, &key, &*own1, &*own2, &state,
+                        &expires,
                     ],
                 )
                 .await
@@ -341,7 +341,10 @@ impl PgLeaseStore {
             .iter()
             .map(|r| {
                 let addr = L::addr_of(r.get(0)).ok_or_else(|| {
-                    self.error(format!("{} refused an address of the other family", L::COMMIT))
+                    self.error(format!(
+                        "{} refused an address of the other family",
+                        L::COMMIT
+                    ))
                 })?;
                 let holder = r.get::<_, Option<IpAddr>>(1).map(|_| self.lease_of(r, 1));
                 Ok(RefusedBinding {
@@ -409,8 +412,12 @@ trait PgRow: StoredLease + Sized {
     /// The family's own two column arrays for `leases`.
     fn own_columns(leases: &[&Self]) -> [Box<dyn ToSql + Sync + Send>; 2];
     /// The lease from its address, the shared columns, and its own two at `at` in `row`.
-    fn from_row(addr: Self::Addr, common: Common, row: &Row, at: usize)
-    -> Result<Self, &'static str>;
+    fn from_row(
+        addr: Self::Addr,
+        common: Common,
+        row: &Row,
+        at: usize,
+    ) -> Result<Self, &'static str>;
 }
 
 impl PgRow for Lease {

@@ -381,7 +381,10 @@ impl Running {
         replies.retain(|r| r.2.is_some());
         if persist && let Some(store) = &self.store {
             let now = unix_secs(SystemTime::now());
-            match store.commit_changes(&self.leases, self.subnets(), now).await {
+            match store
+                .commit_changes(&self.leases, self.subnets(), now)
+                .await
+            {
                 Committed::Stored { refused, .. } => {
                     if !refused.is_empty() {
                         self.decide_again(refused, &mut replies);

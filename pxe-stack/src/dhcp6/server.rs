@@ -242,7 +242,10 @@ impl Server {
         replies.retain(|r| r.1.is_some());
         if persist && let Some(store) = &self.store {
             let now = unix_secs(SystemTime::now());
-            match store.commit_changes(&self.leases, self.subnets(), now).await {
+            match store
+                .commit_changes(&self.leases, self.subnets(), now)
+                .await
+            {
                 Committed::Stored { refused, changes } => {
                     if !refused.is_empty() {
                         self.decide_again(refused, &changes, &mut replies);

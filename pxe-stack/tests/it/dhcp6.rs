@@ -792,7 +792,12 @@ fn rebinds(relayed: bool, mac: &str) {
     assert_eq!(second.leases.snapshot().len(), 1);
 }
 
-direct_and_relayed!(rebinds, netns_dhclient6_rebinds_with_another_server, netns_dhclient6_rebinds_with_another_server_through_dhcrelay, "71");
+direct_and_relayed!(
+    rebinds,
+    netns_dhclient6_rebinds_with_another_server,
+    netns_dhclient6_rebinds_with_another_server_through_dhcrelay,
+    "71"
+);
 
 /// Decline: the client's script exits 3 for the first BOUND6, which ISC dhclient 4.4 takes as
 /// a failed duplicate address detection (`start_bound` in dhc6.c): it sends a Decline for the
@@ -834,7 +839,12 @@ fn declines(relayed: bool, mac: &str) {
     server.wait_for_step(pxe_stack::DhcpStep::Decline, net.mac);
 }
 
-direct_and_relayed!(declines, netns_dhclient6_declines_an_address, netns_dhclient6_declines_an_address_through_dhcrelay, "81");
+direct_and_relayed!(
+    declines,
+    netns_dhclient6_declines_an_address,
+    netns_dhclient6_declines_an_address_through_dhcrelay,
+    "81"
+);
 
 /// Information-request (`dhclient -6 -S`): the DNS servers, no address, no lease.
 fn information_request(relayed: bool, mac: &str) {
@@ -895,7 +905,12 @@ fn information_request(relayed: bool, mac: &str) {
     server.wait_for_step(pxe_stack::DhcpStep::Inform, net.mac);
 }
 
-direct_and_relayed!(information_request, netns_dhclient6_information_request, netns_dhclient6_information_request_through_dhcrelay, "31");
+direct_and_relayed!(
+    information_request,
+    netns_dhclient6_information_request,
+    netns_dhclient6_information_request_through_dhcrelay,
+    "31"
+);
 
 /// Rapid Commit: two messages, Solicit with Rapid Commit and a Reply; no Advertise, no
 /// Request.
@@ -931,7 +946,12 @@ fn rapid_commit(relayed: bool, mac: &str) {
     );
 }
 
-direct_and_relayed!(rapid_commit, netns_dhclient6_rapid_commit, netns_dhclient6_rapid_commit_through_dhcrelay, "41");
+direct_and_relayed!(
+    rapid_commit,
+    netns_dhclient6_rapid_commit,
+    netns_dhclient6_rapid_commit_through_dhcrelay,
+    "41"
+);
 
 /// Confirm: dhclient -6 started again with the lease file of a run that was killed (no
 /// Release) confirms its address (RFC 8415 18.2.3) instead of soliciting; the server says
@@ -960,7 +980,12 @@ fn confirms(relayed: bool, mac: &str) {
     assert_eq!(server.leases.addr_for(net.mac), Some(net.first.into()));
 }
 
-direct_and_relayed!(confirms, netns_dhclient6_confirms_its_address, netns_dhclient6_confirms_its_address_through_dhcrelay, "91");
+direct_and_relayed!(
+    confirms,
+    netns_dhclient6_confirms_its_address,
+    netns_dhclient6_confirms_its_address_through_dhcrelay,
+    "91"
+);
 
 /// The router advertisement for a DHCPv6 link, as a host reads it (rdisc6): managed and other
 /// set, the prefix on-link and not autonomous.
