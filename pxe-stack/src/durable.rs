@@ -11,7 +11,17 @@ use crate::store::{Change, StoredLease};
 
 /// Writes `body` to `<path>.tmp` beside `path`, fsyncs it, renames it over `path` and fsyncs the
 /// directory.
+#[cfg(test)]
 pub(crate) fn replace(path: &Path, body: &[u8]) -> io::Result<()> {
+    replace_with(path, |w| w.write_all(body))
+}
+
+/// [`replace`] with the content `write` streams (through a buffer) instead of a body held whole
+/// in memory: a lease table of 50 000 entries is several megabytes of JSON.
+pub(crate) fn replace_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -19,8 +29,9 @@ pub(crate) fn replace(path: &Path, body: &[u8]) -> io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    let mut f = File::create(&tmp)?;
-    f.write_all(body)?;
+    let mut out = io::BufWriter::with_capacity(64 << 10, File::create(&tmp)?);
+    write(&mut out)?;
+    let f = out.into_inner().map_err(io::IntoInnerError::into_error)?;
     f.sync_all()?;
     drop(f);
     fs::rename(&tmp, path)?;
@@ -118,8 +129,9 @@ pub(crate) fn save_leases<T: serde::Serialize>(
     version: u32,
     leases: &[T],
 ) -> io::Result<()> {
-    let body = serde_json::to_vec(&OnDiskRef { version, leases })?;
-    replace(path, &body)?;
+    replace_with(path, |w| {
+        serde_json::to_writer(w, &OnDiskRef { version, leases }).map_err(io::Error::from)
+    })?;
     match fs::remove_file(journal_path(path)) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
