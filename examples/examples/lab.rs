@@ -48,6 +48,9 @@ struct Args {
     /// IPv6 only: one UEFI VM, no IPv4 address in the hosts' namespace (`--vms` ignored).
     #[arg(long, conflicts_with_all = ["secure_boot", "dual_stack"])]
     ipv6: bool,
+    /// With `--ipv6`: the VM's firmware uses UEFI HTTP boot (over IPv6) instead of PXE.
+    #[arg(long, requires = "ipv6")]
+    http_boot: bool,
     /// Dual-stack: DHCPv4 and DHCPv6 for every host, UEFI hosts booting over IPv6.
     #[arg(long, conflicts_with = "secure_boot")]
     dual_stack: bool,
@@ -65,7 +68,11 @@ fn config(args: &Args) -> LabConfig {
         return config;
     }
     if args.ipv6 {
-        let mut config = LabConfig::ipv6_only(args.work_dir.clone());
+        let mut config = if args.http_boot {
+            LabConfig::ipv6_only_http_boot(args.work_dir.clone())
+        } else {
+            LabConfig::ipv6_only(args.work_dir.clone())
+        };
         config.image_mib = args.image_mib;
         config.keep_files = args.keep;
         config.status_port = (args.status_port != 0).then_some(args.status_port);

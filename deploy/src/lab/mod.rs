@@ -263,11 +263,29 @@ impl LabConfig {
         config
     }
 
-    /// The default two hosts (a BIOS host with a fixed role, an introspected UEFI host) on a
-    /// dual-stack network: DHCPv4 and DHCPv6 for both, the UEFI host booting over IPv6.
+    /// [`ipv6_only`](Self::ipv6_only) with the host set to UEFI HTTP boot
+    /// ([`Firmware::UefiHttp`]): OVMF's HTTP boot over IPv4 finds no DHCPv4 server, then over
+    /// IPv6 it takes DHCPv6 (vendor class `HTTPClient`) and fetches iPXE from
+    /// `http://[addr]/snponly.efi`; from there on as with PXE.
+    pub fn ipv6_only_http_boot(work_dir: PathBuf) -> Self {
+        let mut config = LabConfig::ipv6_only(work_dir);
+        config.hosts[0].vm.firmware = Firmware::UefiHttp;
+        config
+    }
+
+    /// The default two hosts (a BIOS host with a fixed role, an introspected UEFI host whose
+    /// OVMF PXE-boots over IPv6) and a third, a worker set to UEFI HTTP boot (which OVMF tries
+    /// over IPv4 first), on a dual-stack network: DHCPv4 and DHCPv6 for all three.
     pub fn dual_stack(work_dir: PathBuf) -> Self {
         let mut config = LabConfig::two_hosts(work_dir);
         config.family = crate::plan::NetworkFamily::DualStack;
+        let mut http = config.hosts[1].clone();
+        http.vm.name = "node2".into();
+        http.vm.mac = pxe_stack::Mac([0x52, 0x54, 0x00, 0x7e, 0x60, 3]);
+        http.vm.firmware = Firmware::UefiHttp;
+        http.vm.sector_size = 512;
+        http.role = Some("worker".into());
+        config.hosts.push(http);
         config
     }
 }

@@ -27,6 +27,11 @@ pub enum Firmware {
     Bios,
     /// OVMF with no NIC option ROM: the firmware's own PXE fetches snponly.efi over TFTP.
     Uefi,
+    /// OVMF with its PXE switched off, so its UEFI HTTP boot runs: DHCP (v4, then v6) with
+    /// the `HTTPClient` vendor class, then the boot file over HTTP (the URL the DHCP server
+    /// gives it), as a rack's servers set to HTTP boot do.
+    #[serde(rename = "uefi-http")]
+    UefiHttp,
     /// OVMF's Secure Boot build with Microsoft's keys enrolled (q35, SMM, secure pflash):
     /// the firmware runs only signed binaries, so the host boots shim → GRUB → signed kernel.
     #[serde(rename = "uefi-secure-boot")]
@@ -37,7 +42,7 @@ pub enum Firmware {
 pub(crate) fn ovmf(firmware: Firmware) -> Option<(&'static str, &'static str, &'static str)> {
     match firmware {
         Firmware::Bios => None,
-        Firmware::Uefi => Some((
+        Firmware::Uefi | Firmware::UefiHttp => Some((
             "/usr/share/OVMF/OVMF_CODE_4M.fd",
             "/usr/share/OVMF/OVMF_VARS_4M.fd",
             "-M q35",
@@ -146,10 +151,12 @@ impl Vm {
                 source,
             })?;
             // OVMF's PXE runs over one family: IPv4 on an IPv4 lab, else IPv6 only, so a host
-            // never waits out the other family's DHCP timeout first.
-            let (v4, v6) = match family.has_ipv6() {
-                false => ("y", "n"),
-                true => ("n", "y"),
+            // never waits out the other family's DHCP timeout first. An HTTP boot host has no
+            // PXE at all (OVMF tries HTTP over IPv4, then over IPv6).
+            let (v4, v6) = match (spec.firmware, family.has_ipv6()) {
+                (Firmware::UefiHttp, _) => ("n", "n"),
+                (_, false) => ("y", "n"),
+                (_, true) => ("n", "y"),
             };
             firmware_args = format!(
                 "{machine} -drive if=pflash,format=raw,readonly=on,file={code} \

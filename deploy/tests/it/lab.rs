@@ -955,8 +955,43 @@ fn root_lab_ipv6_only_uefi_installs_over_dhcpv6_tftp_http() {
     );
 }
 
-/// The default two hosts on a dual-stack network: the BIOS host's iPXE ROM on DHCPv4, the
-/// introspected UEFI host's OVMF over IPv6, both installers with `ip=dhcp,dhcp6` (udhcpc and
+/// The IPv6-only lab with the host set to UEFI HTTP boot instead of PXE: OVMF's HTTP boot
+/// over IPv4 finds nothing, then over IPv6 it solicits with the `HTTPClient` vendor class, takes
+/// the `http://[addr]/snponly.efi` our DHCPv6 server gives such a client, downloads it from our
+/// HTTP server, and the install goes on as with PXE.
+#[test]
+fn root_lab_ipv6_only_uefi_http_boot_installs() {
+    if !prerequisites() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let base = lab_config("6h", work.path());
+    let mut config = LabConfig::ipv6_only_http_boot(base.work_dir.clone());
+    config.netns = base.netns;
+    config.keep_files = base.keep_files;
+    let lab = Lab::build(&config).expect("lab builds");
+    assert!(lab.hosts_netns().ipv4_addresses().unwrap().is_empty());
+    let report = lab
+        .deploy(|_| {}, std::future::pending())
+        .expect("deployment runs");
+    print_report(&report);
+    assert!(report.success(), "the HTTP-booted host installed");
+    assert_installed_by_coreos_installer(&report);
+    let console = lab.vms[0].serial_log();
+    assert!(console.contains("Start HTTP Boot over IPv6"), "{console}");
+    assert!(
+        console.contains("URI: http://[fd00:126::1]:8080/snponly.efi"),
+        "{console}"
+    );
+    assert!(!console.contains("PXE over"), "no PXE at all: {console}");
+    assert!(
+        console.contains("LIVE: dhcp6 bound ip6=fd00:126::10"),
+        "the installer kept the host's reservation across the firmware's, iPXE's and its own DUIDs"
+    );
+}
+
+/// The dual-stack lab: the BIOS host's iPXE ROM on DHCPv4, the introspected UEFI host's OVMF
+/// PXE over IPv6, a third host's OVMF HTTP boot over IPv4; every installer with `ip=dhcp,dhcp6` (udhcpc and
 /// dhclient -6), each holding a DHCPv4 and a DHCPv6 address.
 #[test]
 fn root_lab_dual_stack_installs() {
@@ -973,7 +1008,7 @@ fn root_lab_dual_stack_installs() {
         .deploy(|_| {}, std::future::pending())
         .expect("deployment runs");
     print_report(&report);
-    assert!(report.success(), "both hosts installed and checked out");
+    assert!(report.success(), "every host installed and checked out");
     assert_installed_by_coreos_installer(&report);
     for vm in &lab.vms {
         let console = vm.serial_log();
@@ -985,6 +1020,14 @@ fn root_lab_dual_stack_installs() {
         );
     }
     // The UEFI host's OVMF booted over IPv6 (its IPv4 PXE off), the BIOS host's iPXE ROM over
-    // DHCPv4.
+    // DHCPv4, and the HTTP boot host's OVMF over IPv4: DHCPv4 with the `HTTPClient` vendor
+    // class, then the URL our server gave it.
     assert!(lab.vms[1].serial_log().contains("Start PXE over IPv6"));
+    let http = lab.vms[2].serial_log();
+    assert!(http.contains("Start HTTP Boot over IPv4"), "{http}");
+    assert!(
+        http.contains("URI: http://192.168.126.1:8080/snponly.efi"),
+        "{http}"
+    );
+    assert!(!http.contains("PXE over"), "no PXE at all: {http}");
 }
