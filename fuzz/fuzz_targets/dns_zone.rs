@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(zone) = Zone::new(&Config {
         origin: "ocp.example.com".into(),
         subnets: vec![(Ipv4Addr::new(172, 22, 0, 0), 24)],
+        subnets6: vec![("fd00:126::".parse().unwrap(), 64)],
         entries,
         upstream: vec!["192.0.2.53:53".parse().unwrap()],
         ..Config::default()
@@ -49,9 +50,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let inside = IpAddr::from([172, 22, 0, 9]);
     let outside = IpAddr::from([10, 0, 0, 9]);
+    let inside6: IpAddr = "fd00:126::9".parse().unwrap();
+    let outside6: IpAddr = "2001:db8::9".parse().unwrap();
     for name in &names {
         for code in [1u16, 2, 5, 6, 12, 16, 28, 33, 255, 99] {
-            for client in [inside, outside] {
+            for client in [inside, outside, inside6, outside6] {
                 match zone.answer(name, Qtype::from(code), client, &NoLookup) {
                     Decision::Answer { rcode, records, soa } => {
                         // A negative answer carries the SOA; a positive one does not.
@@ -59,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
                         assert!(rcode == Rcode::NoError || records.is_empty());
                     }
                     // Never an open resolver.
-                    Decision::Forward => assert_eq!(client, inside),
+                    Decision::Forward => assert!(client == inside || client == inside6),
                     Decision::Refuse => {}
                 }
             }

@@ -346,7 +346,7 @@ impl Lab {
             .map(str::to_owned);
         check.result = self
             .check_dhcp6(vm, ip6.as_deref())
-            .and_then(|()| self.check_dns(vm, ip.as_deref(), &check.dns))
+            .and_then(|()| self.check_dns(vm, ip.as_deref(), ip6.as_deref(), &check.dns))
             .and_then(|()| self.check_disk_contents(vm, fixed, image, &mut check));
         check
     }
@@ -379,28 +379,27 @@ impl Lab {
     }
 
     /// The installer resolved `api-int` to the API VIP, its own address to its own name and
-    /// that name back to its address, through the resolver DHCP handed it. IPv6-only: `api-int`
-    /// through the resolver DHCPv6 named (option 23), over IPv6, when it was asked.
-    fn check_dns(&self, vm: &Vm, ip: Option<&str>, dns: &[String]) -> Result<(), String> {
+    /// that name back to its address, through the resolver DHCP (or DHCPv6, option 23) handed
+    /// it: the DHCPv4 address with PTR and A on a network with IPv4, the DHCPv6 address with
+    /// PTR (`ip6.arpa`) and AAAA on a network with IPv6, both on a dual-stack one.
+    fn check_dns(
+        &self,
+        vm: &Vm,
+        ip: Option<&str>,
+        ip6: Option<&str>,
+        dns: &[String],
+    ) -> Result<(), String> {
         let zone = self.zone();
-        if !self.family.has_ipv4() {
-            // DHCPv6 names the resolver (option 23) and the zone (option 24): the installer
-            // resolves api-int through our DNS over IPv6.
-            let w = format!("api-int.{zone} -> {}", self.api_vip());
-            return match dns.contains(&w) {
-                true => Ok(()),
-                false => Err(format!(
-                    "the installer did not resolve `{w}` through the cluster DNS: {dns:?}"
-                )),
-            };
-        }
-        let ip = ip.ok_or("the installer never reported its DHCP address")?;
         let own = format!("{}.{zone}", vm.spec.name);
-        let want = [
-            format!("api-int.{zone} -> {}", self.api_vip()),
-            format!("{ip} -> {own}"),
-            format!("{own} -> {ip}"),
-        ];
+        let mut want = vec![format!("api-int.{zone} -> {}", self.api_vip())];
+        if self.family.has_ipv4() {
+            let ip = ip.ok_or("the installer never reported its DHCP address")?;
+            want.extend([format!("{ip} -> {own}"), format!("{own} -> {ip}")]);
+        }
+        if self.family.has_ipv6() {
+            let ip6 = ip6.ok_or("the installer never reported its DHCPv6 address")?;
+            want.extend([format!("{ip6} -> {own}"), format!("{own} -> {ip6}")]);
+        }
         for w in &want {
             if !dns.iter().any(|d| d == w) {
                 return Err(format!(

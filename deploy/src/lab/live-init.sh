@@ -131,7 +131,7 @@ fi
 # The names a node needs from the cluster DNS, asked (busybox nslookup) of the resolver DHCP
 # handed out: api-int, this host's own address and the name that comes back. Each answer is
 # a console line the lab's disk check reads, and goes with the installed report.
-resolve() { # a|ptr name-or-address -> the answers, space-separated ("-" for none)
+resolve() { # a|aaaa|ptr name-or-address -> the answers, space-separated ("-" for none)
     # busybox nslookup turns an address into its in-addr.arpa name only without -type.
     if [ "$1" = ptr ]; then set -- "$2"; else set -- -type="$1" "$2"; fi
     got=$(nslookup "$@" 2>/dev/null |
@@ -152,6 +152,12 @@ if [ -n "$IP" ]; then
     dns ptr "$IP"
     OWN=$(resolve ptr "$IP")
     [ "$OWN" != - ] && dns a "${OWN%% *}"
+fi
+if [ -n "$IP6" ]; then
+    # The same over IPv6: the ip6.arpa name of the DHCPv6 address, and the name's AAAA.
+    dns ptr "$IP6"
+    OWN6=$(resolve ptr "$IP6")
+    [ "$OWN6" != - ] && dns aaaa "${OWN6%% *}"
 fi
 
 if [ -n "$ROOTFS" ]; then

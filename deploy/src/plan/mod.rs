@@ -1202,15 +1202,17 @@ impl Plan {
                 true,
             ));
         }
-        // Forwarding is for clients in the IPv4 subnets only (IPv6 clients get the zone).
+        // The reverse zones the server answers, and the clients it forwards for.
         let mut subnets: Vec<(Ipv4Addr, u8)> =
             p.address.map(|a| (a, p.prefix)).into_iter().collect();
         if let Some(b) = &self.bootstrap {
             subnets.push((b.network_address, b.network_prefix));
         }
+        let subnets6 = p.ipv6.iter().map(|v6| (v6.address, v6.prefix)).collect();
         let config = dns::Config {
             origin: format!("{}.{}", self.cluster.name, self.cluster.base_domain),
             subnets,
+            subnets6,
             upstream: d.upstream.iter().map(|a| SocketAddr::new(*a, 53)).collect(),
             ttl: d.ttl,
             entries: entries.iter().map(|(e, _, _)| e.clone()).collect(),

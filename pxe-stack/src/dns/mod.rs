@@ -5,7 +5,8 @@
 //! address and a [`HostLookup`](crate::HostLookup) (the DHCP lease table), so host records follow leases without
 //! being rebuilt. Host records answer A from the host's IPv4 reservation or lease and AAAA
 //! from its IPv6 reservation or DHCPv6 lease ([`HostLookup::addr6_for`](crate::HostLookup::addr6_for)). Names outside the zone and its reverse zones are [`Decision::Forward`]ed for
-//! clients inside [`Config::subnets`] when there are upstream resolvers, and refused otherwise:
+//! clients inside [`Config::subnets`] (or [`Config::subnets6`]) when there are upstream
+//! resolvers, and refused otherwise:
 //! the server is never an open resolver.
 //!
 //! `Server` (feature `dns`) puts the zone on the wire with hickory-server: UDP and TCP on
@@ -39,7 +40,7 @@
 //!
 //! # What it does not do
 //! No DNSSEC, zone transfers or dynamic updates; AAAA only for host records (no fixed AAAA
-//! entries) and no `ip6.arpa` reverse zone; no NS records (the SOA names
+//! entries), and `ip6.arpa` PTR only for hosts (no fixed PTR entries there); no NS records (the SOA names
 //! the zone apex); forwarding caches nothing. It asks upstream over UDP, and over TCP again
 //! when the UDP answer is truncated (TC), so a TCP client gets every record.
 
@@ -48,7 +49,7 @@ mod name;
 mod server;
 mod zone;
 
-pub use name::{absolute, in_zone, reverse_name};
+pub use name::{absolute, in_zone, reverse_name, reverse_name6};
 #[cfg(feature = "dns")]
 pub use server::Server;
 pub use zone::{Config, Decision, Entry, HostAddr, Qtype, Rcode, Rdata, Resolved, Value, Zone};
@@ -88,6 +89,14 @@ pub enum Error {
     Subnet {
         /// The network.
         network: Ipv4Addr,
+        /// The prefix length.
+        prefix: u8,
+    },
+    /// An IPv6 subnet whose prefix length is not 1 to 128.
+    #[error("subnet {network}/{prefix} is not a usable IPv6 subnet")]
+    Subnet6 {
+        /// The network.
+        network: std::net::Ipv6Addr,
         /// The prefix length.
         prefix: u8,
     },

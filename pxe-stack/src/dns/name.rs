@@ -1,6 +1,6 @@
 //! Domain names as the zone keeps them: lowercase, absolute, without the trailing dot.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::Error;
 
@@ -105,9 +105,78 @@ pub(super) fn reverse_octets(name: &str) -> Option<Vec<u8>> {
     Some(octets)
 }
 
+/// The reverse name of an IPv6 address: its 32 nibbles, lowest first, under `ip6.arpa`.
+pub fn reverse_name6(addr: Ipv6Addr) -> String {
+    let mut name = String::with_capacity(72);
+    for nibble in nibbles(addr).iter().rev() {
+        name.push(char::from_digit(u32::from(*nibble), 16).expect("a nibble"));
+        name.push('.');
+    }
+    name.push_str("ip6.arpa");
+    name
+}
+
+/// The 32 nibbles of `addr`, highest first.
+fn nibbles(addr: Ipv6Addr) -> [u8; 32] {
+    let bits = u128::from(addr);
+    std::array::from_fn(|i| ((bits >> (124 - 4 * i)) & 0xf) as u8)
+}
+
+/// The leading nibbles a name under `ip6.arpa` stands for (`2.2.0.0.0.0.d.f.ip6.arpa` is
+/// `[0xf, 0xd, 0, 0, 0, 0, 2, 2]`); `None` for a name outside it or with a label that is not
+/// one lowercase hex digit. The apex `ip6.arpa` itself is an empty list.
+pub(super) fn reverse_nibbles(name: &str) -> Option<Vec<u8>> {
+    let labels = name.strip_suffix("ip6.arpa")?;
+    if labels.is_empty() {
+        return Some(Vec::new());
+    }
+    let labels = labels.strip_suffix('.')?;
+    let mut nibbles = Vec::with_capacity(32);
+    for label in labels.rsplit('.') {
+        let &[digit] = label.as_bytes() else {
+            return None;
+        };
+        nibbles.push(char::from(digit).to_digit(16)? as u8);
+        if nibbles.len() > 32 {
+            return None;
+        }
+    }
+    Some(nibbles)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_reverse_names_round_trip() {
+        let addr: Ipv6Addr = "fd00:126::10".parse().unwrap();
+        let name = reverse_name6(addr);
+        assert_eq!(
+            name,
+            "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.2.1.0.0.0.d.f.ip6.arpa"
+        );
+        let n = reverse_nibbles(&name).unwrap();
+        assert_eq!(n.len(), 32);
+        let back = n.iter().fold(0u128, |a, &d| (a << 4) | u128::from(d));
+        assert_eq!(Ipv6Addr::from(back), addr);
+        assert_eq!(reverse_nibbles("ip6.arpa"), Some(vec![]));
+        assert_eq!(
+            reverse_nibbles("6.2.1.0.0.0.d.f.ip6.arpa").unwrap().len(),
+            8
+        );
+        for bad in [
+            "10.ip6.arpa",
+            "g.ip6.arpa",
+            ".ip6.arpa",
+            "xip6.arpa",
+            "0..ip6.arpa",
+        ] {
+            assert_eq!(reverse_nibbles(bad), None, "{bad}");
+        }
+        let too_long = format!("0.{name}");
+        assert_eq!(reverse_nibbles(&too_long), None);
+    }
 
     fn check(name: &str, expected: Result<&str, &str>) {
         let got = absolute(name, "ocp.example.com");

@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
-use super::name::{absolute, in_zone, parent, reverse_name, reverse_octets};
+use super::name::{
+    absolute, in_zone, parent, reverse_name, reverse_name6, reverse_nibbles, reverse_octets,
+};
 use crate::{HostLookup, Mac};
 
 /// The server's configuration: plain data, checked by [`Zone::new`].
@@ -18,6 +20,9 @@ pub struct Config {
     /// The subnets (network, prefix length) whose reverse names the server answers, and the
     /// only clients it forwards for.
     pub subnets: Vec<(Ipv4Addr, u8)>,
+    /// The IPv6 subnets (prefix, length) whose `ip6.arpa` names the server answers (from the
+    /// hosts' DHCPv6 leases and v6 reservations), and whose clients it forwards for.
+    pub subnets6: Vec<(Ipv6Addr, u8)>,
     /// The zone's records.
     pub entries: Vec<Entry>,
     /// Where names outside the zones go, for clients inside `subnets`; none: refused.
@@ -35,6 +40,7 @@ impl Default for Config {
         Config {
             origin: String::new(),
             subnets: Vec::new(),
+            subnets6: Vec::new(),
             entries: Vec::new(),
             upstream: Vec::new(),
             ttl: 30,
@@ -287,11 +293,15 @@ pub enum Decision {
 pub struct Zone {
     origin: String,
     subnets: Vec<(u32, u32)>,
+    /// The IPv6 subnets, as (network, mask).
+    subnets6: Vec<(u128, u128)>,
     nodes: HashMap<String, Vec<Value>>,
     /// Names that exist only because something below them does (`_tcp.<zone>`).
     between: HashSet<String>,
     /// Fixed reverse records by address.
     ptr: HashMap<Ipv4Addr, String>,
+    /// Reverse records of the hosts' IPv6 reservations.
+    ptr6: HashMap<Ipv6Addr, String>,
     /// Host names by MAC, for leased addresses.
     hosts: HashMap<Mac, String>,
     ttl: u32,
@@ -308,6 +318,19 @@ fn reverse_apex(net: u32, mask: u32) -> (String, usize) {
         .collect::<Vec<_>>()
         .join(".");
     (apex, zone_octets)
+}
+
+/// The `ip6.arpa` zone of an IPv6 subnet, cut at the nibble boundary at or above its prefix,
+/// and how many nibbles that zone's names have.
+fn reverse_apex6(net: u128, mask: u128) -> (String, usize) {
+    let zone_nibbles = (mask.count_ones() as usize / 4).max(1);
+    let name = reverse_name6(Ipv6Addr::from(net));
+    let apex = name
+        .split('.')
+        .skip(32 - zone_nibbles)
+        .collect::<Vec<_>>()
+        .join(".");
+    (apex, zone_nibbles)
 }
 
 /// How many CNAMEs inside the zone an answer follows.
@@ -337,12 +360,22 @@ impl Zone {
             let mask = u32::MAX << (32 - u32::from(prefix));
             subnets.push((u32::from(network) & mask, mask));
         }
+        let mut subnets6 = Vec::new();
+        for &(network, prefix) in &config.subnets6 {
+            if prefix == 0 || prefix > 128 {
+                return Err(Error::Subnet6 { network, prefix });
+            }
+            let mask = u128::MAX << (128 - u32::from(prefix));
+            subnets6.push((u128::from(network) & mask, mask));
+        }
         let mut zone = Zone {
             origin,
             subnets,
+            subnets6,
             nodes: HashMap::new(),
             between: HashSet::new(),
             ptr: HashMap::new(),
+            ptr6: HashMap::new(),
             hosts: HashMap::new(),
             ttl: config.ttl,
             forwarding: !config.upstream.is_empty(),
@@ -414,6 +447,12 @@ impl Zone {
             {
                 return Err(("value", format!("{addr} has a reverse name already")));
             }
+            if let Some(addr) = h.reserved6
+                && self.in_subnets6(addr)
+                && self.ptr6.insert(addr, name.clone()).is_some()
+            {
+                return Err(("value", format!("{addr} has a reverse name already")));
+            }
         }
         if matches!(value, Value::Cname(_)) && name == self.origin {
             return Err(("name", "the zone apex cannot be an alias".into()));
@@ -447,6 +486,11 @@ impl Zone {
         self.subnets.iter().any(|&(net, mask)| a & mask == net)
     }
 
+    fn in_subnets6(&self, addr: Ipv6Addr) -> bool {
+        let a = u128::from(addr);
+        self.subnets6.iter().any(|&(net, mask)| a & mask == net)
+    }
+
     /// The forward zone's name.
     pub fn origin(&self) -> &str {
         &self.origin
@@ -477,6 +521,11 @@ impl Zone {
                 .iter()
                 .map(|&(net, mask)| reverse_apex(net, mask).0),
         );
+        names.extend(
+            self.subnets6
+                .iter()
+                .map(|&(net, mask)| reverse_apex6(net, mask).0),
+        );
         names.sort();
         names.dedup();
         names
@@ -484,16 +533,15 @@ impl Zone {
 
     /// Whether `client` may have names outside the zones resolved through us.
     pub fn may_forward(&self, client: IpAddr) -> bool {
-        let IpAddr::V4(v4) = client else {
-            // An IPv4-mapped IPv6 peer (a dual-stack socket) is the IPv4 client it maps.
-            return match client {
-                IpAddr::V6(v6) => v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|a| self.may_forward(a.into())),
-                IpAddr::V4(_) => false,
-            };
-        };
-        self.forwarding && self.in_subnets(v4)
+        self.forwarding
+            && match client {
+                IpAddr::V4(v4) => self.in_subnets(v4),
+                // An IPv4-mapped IPv6 peer (a dual-stack socket) is the IPv4 client it maps.
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => self.in_subnets(v4),
+                    None => self.in_subnets6(v6),
+                },
+            }
     }
 
     /// Decides the answer to `qname` (any case, with or without the trailing dot) of type
@@ -516,6 +564,11 @@ impl Zone {
         }
         if let Some(octets) = reverse_octets(name)
             && let Some(decision) = self.reverse_zone(name, &octets, qtype, lookup)
+        {
+            return decision;
+        }
+        if let Some(nibbles) = reverse_nibbles(name)
+            && let Some(decision) = self.reverse_zone6(name, &nibbles, qtype, lookup)
         {
             return decision;
         }
@@ -690,6 +743,54 @@ impl Zone {
         }
         let target = self.ptr.get(&addr).cloned().or_else(|| {
             let mac = lookup.mac_for(IpAddr::V4(addr))?;
+            self.hosts.get(&mac).cloned()
+        });
+        let Some(target) = target else {
+            return Some(self.answer_with(Rcode::NxDomain, Vec::new(), &apex));
+        };
+        let mut records = Vec::new();
+        if matches!(qtype, Qtype::Ptr | Qtype::Any) {
+            records.push(self.rr(qname, Rdata::Ptr(target)));
+        }
+        Some(self.answer_with(Rcode::NoError, records, &apex))
+    }
+
+    /// [`reverse_zone`](Self::reverse_zone) for `ip6.arpa`: `None` when the name is outside
+    /// every served IPv6 subnet's reverse zone.
+    fn reverse_zone6(
+        &self,
+        qname: &str,
+        nibbles: &[u8],
+        qtype: Qtype,
+        lookup: &dyn HostLookup,
+    ) -> Option<Decision> {
+        let partial = nibbles
+            .iter()
+            .fold(0u128, |a, &d| (a << 4) | u128::from(d))
+            .checked_shl(128 - 4 * nibbles.len() as u32)
+            .unwrap_or(0);
+        let bits = 4 * nibbles.len() as u32;
+        let &(net, mask) = self.subnets6.iter().find(|&&(net, mask)| {
+            let common = mask & u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            bits >= 4 && partial & common == net & common
+        })?;
+        let (apex, zone_nibbles) = reverse_apex6(net, mask);
+        if nibbles.len() < zone_nibbles {
+            return None;
+        }
+        if nibbles.len() < 32 {
+            let mut records = Vec::new();
+            if qname == apex && matches!(qtype, Qtype::Soa | Qtype::Any) {
+                records.push(self.soa(&apex));
+            }
+            return Some(self.answer_with(Rcode::NoError, records, &apex));
+        }
+        let addr = Ipv6Addr::from(partial);
+        if partial & mask != net {
+            return Some(self.answer_with(Rcode::NxDomain, Vec::new(), &apex));
+        }
+        let target = self.ptr6.get(&addr).cloned().or_else(|| {
+            let mac = lookup.mac_for(IpAddr::V6(addr))?;
             self.hosts.get(&mac).cloned()
         });
         let Some(target) = target else {
@@ -1170,5 +1271,97 @@ mod tests {
         assert!(bad("0.22.172.in-addr.arpa", 24));
         assert!(bad("ocp.example.com", 0));
         assert!(bad("ocp.example.com", 33));
+    }
+
+    /// A lease table with one host on one IPv6 address.
+    struct OneLease6(Mac, Ipv6Addr);
+
+    impl HostLookup for OneLease6 {
+        fn mac_for(&self, addr: IpAddr) -> Option<Mac> {
+            (addr == IpAddr::V6(self.1)).then_some(self.0)
+        }
+        fn addr_for(&self, _: Mac) -> Option<IpAddr> {
+            None
+        }
+        fn addr6_for(&self, mac: Mac) -> Option<Ipv6Addr> {
+            (mac == self.0).then_some(self.1)
+        }
+    }
+
+    #[test]
+    fn ipv6_reverse_names_come_from_reservations_and_leases() {
+        let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let z = Zone::new(&Config {
+            origin: "ocp.example.com".into(),
+            subnets6: vec![(v6("fd00:126::"), 64)],
+            upstream: vec!["[fd00:126::53]:53".parse().unwrap()],
+            entries: vec![
+                Entry::new(
+                    "master-0",
+                    Value::Host(HostAddr {
+                        mac: mac(1),
+                        reserved: None,
+                        reserved6: Some(v6("fd00:126::10")),
+                    }),
+                ),
+                Entry::new(
+                    "worker-0",
+                    Value::Host(HostAddr {
+                        mac: mac(2),
+                        reserved: None,
+                        reserved6: None,
+                    }),
+                ),
+            ],
+            ..Config::default()
+        })
+        .unwrap();
+        let lease = OneLease6(mac(2), v6("fd00:126::1:7"));
+        let client = IpAddr::V6(v6("fd00:126::99"));
+        let c = |q: &str, t, e: &str| check(&z, &lease, client, q, t, e);
+        let rev = |a: &str| reverse_name6(v6(a));
+        c(
+            &rev("fd00:126::10"),
+            Qtype::Ptr,
+            &format!(
+                "NOERROR {}:ptr=master-0.ocp.example.com",
+                rev("fd00:126::10")
+            ),
+        );
+        // The lease's holder, found by its MAC.
+        c(
+            &rev("fd00:126::1:7"),
+            Qtype::Ptr,
+            &format!(
+                "NOERROR {}:ptr=worker-0.ocp.example.com",
+                rev("fd00:126::1:7")
+            ),
+        );
+        c(&rev("fd00:126::1:8"), Qtype::Ptr, "NXDOMAIN");
+        // The zone's apex (16 nibbles for a /64) and the names between it and an address.
+        let apex = "0.0.0.0.0.0.0.0.6.2.1.0.0.0.d.f.ip6.arpa";
+        c(apex, Qtype::Soa, &format!("NOERROR {apex}:soa"));
+        c(&format!("1.{apex}"), Qtype::Ptr, "NOERROR");
+        // Above the cut, or another prefix: not ours; a v6 client of the subnet may forward.
+        c("6.2.1.0.0.0.d.f.ip6.arpa", Qtype::Ptr, "FORWARD");
+        c(&rev("fd00:127::10"), Qtype::Ptr, "FORWARD");
+        check(
+            &z,
+            &lease,
+            IpAddr::V6(v6("2001:db8::1")),
+            &rev("fd00:127::10"),
+            Qtype::Ptr,
+            "REFUSED",
+        );
+        c("example.org", Qtype::Aaaa, "FORWARD");
+        assert!(z.names().contains(&apex.to_owned()));
+        assert!(matches!(
+            Zone::new(&Config {
+                origin: "ocp.example.com".into(),
+                subnets6: vec![(v6("fd00::"), 129)],
+                ..Config::default()
+            }),
+            Err(Error::Subnet6 { prefix: 129, .. })
+        ));
     }
 }
