@@ -3,7 +3,7 @@
 //! through `ip netns exec`, from an address inside the served subnet (172.22.0.1) or outside
 //! it (10.9.9.9).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,6 +50,11 @@ impl Netns {
 
     /// `dig` from `src` at our server: the status and the answer lines as `name type data`.
     fn dig(&self, port: u16, src: &str, args: &[&str]) -> (String, Vec<String>) {
+        self.dig_at(INSIDE, port, src, args)
+    }
+
+    /// [`dig`](Self::dig) at the server on `server`.
+    fn dig_at(&self, server: &str, port: u16, src: &str, args: &[&str]) -> (String, Vec<String>) {
         let port = port.to_string();
         let mut v = vec![
             "dig",
@@ -63,7 +68,7 @@ impl Netns {
             "-b",
             src,
         ];
-        let server = format!("@{INSIDE}");
+        let server = format!("@{server}");
         v.push(&server);
         v.extend_from_slice(args);
         let out = self.exec(&v);
@@ -319,6 +324,96 @@ fn netns_dig_sees_every_record_kind_both_ways_following_leases() {
         dig(&["-x", "172.22.0.121"]),
         ok(&["121.0.22.172.in-addr.arpa. PTR worker-0.ocp.example.com."])
     );
+}
+
+/// One host's DHCPv6 lease, as `Leases6` would answer for it.
+struct OneLease6(Mutex<Option<(Mac, Ipv6Addr)>>);
+
+impl HostLookup for OneLease6 {
+    fn mac_for(&self, addr: IpAddr) -> Option<Mac> {
+        let l = *self.0.lock().unwrap();
+        l.filter(|(_, a)| IpAddr::V6(*a) == addr).map(|(m, _)| m)
+    }
+    fn addr_for(&self, _: Mac) -> Option<IpAddr> {
+        None
+    }
+    fn addr6_for(&self, mac: Mac) -> Option<Ipv6Addr> {
+        let l = *self.0.lock().unwrap();
+        l.filter(|(m, _)| *m == mac).map(|(_, a)| a)
+    }
+}
+
+/// IPv6: `dig -x` over IPv6 reads the `ip6.arpa` zone of the server's IPv6 subnet (a host's v6
+/// reservation, then the holder of a DHCPv6 lease), AAAA the same addresses, over UDP and TCP.
+#[test]
+fn netns_dig_reverse_names_over_ipv6() {
+    if !have(&["root", "ip", "dig"]) {
+        return;
+    }
+    let ns = Netns::new();
+    for a in ["fd00:22::1/64", "fd00:22::9/64", "2001:db8::9/64"] {
+        ns.exec(&["ip", "-6", "addr", "add", a, "dev", "lo", "nodad"]);
+    }
+    let rt = runtime();
+    let lease = Arc::new(OneLease6(Mutex::new(None)));
+    let (udp, tcp, port) = rt.block_on(async { ns.bind("fd00:22::1") });
+    let mut config = cluster(vec![]);
+    config.subnets6 = vec![("fd00:22::".parse().unwrap(), 64)];
+    config.entries.push(Entry::new(
+        "bootstrap",
+        Value::Host(HostAddr {
+            mac: mac(7),
+            reserved: None,
+            reserved6: Some("fd00:22::10".parse().unwrap()),
+        }),
+    ));
+    let server = Server::new(config).unwrap().with_lookup(lease.clone());
+    let _stop = spawn(server, udp, tcp, &rt);
+    let dig = |args: &[&str]| ns.dig_at("fd00:22::1", port, "fd00:22::9", args);
+    let ok = |answers: &[&str]| {
+        (
+            "NOERROR".to_owned(),
+            answers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    let rev10 = "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.2.0.0.0.0.d.f.ip6.arpa.";
+    assert_eq!(
+        dig(&["-x", "fd00:22::10"]),
+        ok(&[&format!("{rev10} PTR bootstrap.ocp.example.com.")])
+    );
+    assert_eq!(
+        dig(&["bootstrap.ocp.example.com", "AAAA"]),
+        ok(&["bootstrap.ocp.example.com. AAAA fd00:22::10"])
+    );
+    // The worker: no lease, no reverse name; its DHCPv6 lease gives it one both ways.
+    assert_eq!(dig(&["-x", "fd00:22::1:20"]).0, "NXDOMAIN");
+    *lease.0.lock().unwrap() = Some((mac(2), "fd00:22::1:20".parse().unwrap()));
+    let rev = "0.2.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.2.0.0.0.0.d.f.ip6.arpa.";
+    for tcp in [false, true] {
+        let mut args = vec!["-x", "fd00:22::1:20"];
+        if tcp {
+            args.insert(0, "+tcp");
+        }
+        assert_eq!(
+            dig(&args),
+            ok(&[&format!("{rev} PTR worker-0.ocp.example.com.")])
+        );
+    }
+    assert_eq!(
+        dig(&["worker-0.ocp.example.com", "AAAA"]),
+        ok(&["worker-0.ocp.example.com. AAAA fd00:22::1:20"])
+    );
+    // The zone's apex answers its SOA; another prefix is not ours, and with no upstream
+    // nothing is forwarded, for a client of the subnet or not.
+    assert_eq!(
+        dig(&["0.0.0.0.0.0.0.0.2.2.0.0.0.0.d.f.ip6.arpa", "SOA"])
+            .1
+            .len(),
+        1
+    );
+    assert_eq!(dig(&["-x", "fd00:23::10"]).0, "REFUSED");
+    let outside = ns.dig_at("fd00:22::1", port, "2001:db8::9", &["-x", "fd00:23::10"]);
+    assert_eq!(outside.0, "REFUSED");
 }
 
 #[test]
