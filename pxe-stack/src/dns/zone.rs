@@ -333,6 +333,17 @@ fn reverse_apex6(net: u128, mask: u128) -> (String, usize) {
     (apex, zone_nibbles)
 }
 
+/// What a name inside a reverse zone stands for.
+enum ReverseName {
+    /// A name between the zone's apex and the addresses: it exists, without data of its own
+    /// (the apex has the SOA).
+    Between,
+    /// An address outside the subnet, or one no host holds.
+    Nobody,
+    /// An address and its host name.
+    Host(String),
+}
+
 /// How many CNAMEs inside the zone an answer follows.
 const MAX_CHAIN: usize = 8;
 
@@ -730,29 +741,44 @@ impl Zone {
             // Above the zone cut: not ours after all.
             return None;
         }
-        if octets.len() < 4 {
-            let mut records = Vec::new();
-            if qname == apex && matches!(qtype, Qtype::Soa | Qtype::Any) {
-                records.push(self.soa(&apex));
-            }
-            return Some(self.answer_with(Rcode::NoError, records, &apex));
-        }
-        let addr = Ipv4Addr::from(partial);
-        if partial & mask != net {
-            return Some(self.answer_with(Rcode::NxDomain, Vec::new(), &apex));
-        }
-        let target = self.ptr.get(&addr).cloned().or_else(|| {
-            let mac = lookup.mac_for(IpAddr::V4(addr))?;
+        let name = if octets.len() < 4 {
+            ReverseName::Between
+        } else if partial & mask != net {
+            ReverseName::Nobody
+        } else {
+            let addr = Ipv4Addr::from(partial);
+            self.holder(self.ptr.get(&addr), IpAddr::V4(addr), lookup)
+        };
+        Some(self.reverse_answer(qname, qtype, &apex, name))
+    }
+
+    /// The host name of `addr` inside a served subnet: its fixed reverse record, else the name
+    /// of the host whose lease holds it.
+    fn holder(&self, fixed: Option<&String>, addr: IpAddr, lookup: &dyn HostLookup) -> ReverseName {
+        let target = fixed.cloned().or_else(|| {
+            let mac = lookup.mac_for(addr)?;
             self.hosts.get(&mac).cloned()
         });
-        let Some(target) = target else {
-            return Some(self.answer_with(Rcode::NxDomain, Vec::new(), &apex));
-        };
+        target.map_or(ReverseName::Nobody, ReverseName::Host)
+    }
+
+    /// The answer for `qname` inside the reverse zone at `apex`, of either family.
+    fn reverse_answer(&self, qname: &str, qtype: Qtype, apex: &str, name: ReverseName) -> Decision {
         let mut records = Vec::new();
-        if matches!(qtype, Qtype::Ptr | Qtype::Any) {
-            records.push(self.rr(qname, Rdata::Ptr(target)));
+        match name {
+            ReverseName::Between => {
+                if qname == apex && matches!(qtype, Qtype::Soa | Qtype::Any) {
+                    records.push(self.soa(apex));
+                }
+            }
+            ReverseName::Nobody => return self.answer_with(Rcode::NxDomain, Vec::new(), apex),
+            ReverseName::Host(target) => {
+                if matches!(qtype, Qtype::Ptr | Qtype::Any) {
+                    records.push(self.rr(qname, Rdata::Ptr(target)));
+                }
+            }
         }
-        Some(self.answer_with(Rcode::NoError, records, &apex))
+        self.answer_with(Rcode::NoError, records, apex)
     }
 
     /// [`reverse_zone`](Self::reverse_zone) for `ip6.arpa`: `None` when the name is outside
@@ -778,29 +804,15 @@ impl Zone {
         if nibbles.len() < zone_nibbles {
             return None;
         }
-        if nibbles.len() < 32 {
-            let mut records = Vec::new();
-            if qname == apex && matches!(qtype, Qtype::Soa | Qtype::Any) {
-                records.push(self.soa(&apex));
-            }
-            return Some(self.answer_with(Rcode::NoError, records, &apex));
-        }
-        let addr = Ipv6Addr::from(partial);
-        if partial & mask != net {
-            return Some(self.answer_with(Rcode::NxDomain, Vec::new(), &apex));
-        }
-        let target = self.ptr6.get(&addr).cloned().or_else(|| {
-            let mac = lookup.mac_for(IpAddr::V6(addr))?;
-            self.hosts.get(&mac).cloned()
-        });
-        let Some(target) = target else {
-            return Some(self.answer_with(Rcode::NxDomain, Vec::new(), &apex));
+        let name = if nibbles.len() < 32 {
+            ReverseName::Between
+        } else if partial & mask != net {
+            ReverseName::Nobody
+        } else {
+            let addr = Ipv6Addr::from(partial);
+            self.holder(self.ptr6.get(&addr), IpAddr::V6(addr), lookup)
         };
-        let mut records = Vec::new();
-        if matches!(qtype, Qtype::Ptr | Qtype::Any) {
-            records.push(self.rr(qname, Rdata::Ptr(target)));
-        }
-        Some(self.answer_with(Rcode::NoError, records, &apex))
+        Some(self.reverse_answer(qname, qtype, &apex, name))
     }
 }
 
